@@ -1,0 +1,282 @@
+import {
+  CARD_KEY_BYTES,
+  DOMAIN,
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  EVENT_ID_BYTES,
+  MAX_ACK_BYTES,
+  MAX_ACKS,
+  MAX_EVENT_BYTES,
+  MAX_REASON_LENGTH,
+  MAX_VENUE_ID_LENGTH,
+  NULLIFIER_BYTES,
+} from './constants.js'
+import { concatBytes, toHex, utf8 } from './bytes.js'
+import { CURRENCY_PATTERN, MAX_AMOUNT_MINOR, PAYMENT_METHODS, type PaymentMethod } from './codes.js'
+import {
+  asArray,
+  asBool,
+  asBytes,
+  asString,
+  asUint,
+  decodeVersioned,
+  encodeCbor,
+  encodeVersioned,
+  FieldError,
+} from './encoding.js'
+import { fail, ok, type Result } from './errors.js'
+import { type KeyPair, sha256, signBytes, verifyBytes } from './keys.js'
+
+export const VENUE_ID_PATTERN = /^[a-zA-Z0-9._-]{1,64}$/
+
+/** Fields every log event carries. (origin, seq) is unique and monotonic per origin, from 1. */
+export interface EventHeader {
+  venue: string
+  /** origin terminal's Ed25519 public key (its libp2p identity) */
+  origin: Uint8Array
+  seq: number
+  /** origin wall-clock time, ms since the epoch */
+  ts: number
+}
+
+/** A terminal's claim on a card credential use and on cap headroom, pending the barrier. */
+export interface Reservation extends EventHeader {
+  type: 'reservation'
+  nullifier: Uint8Array
+  cardKey: Uint8Array
+  amountMinor: number
+  currency: string
+  method: PaymentMethod
+  policyVersion: number
+}
+
+export type CommitMode = 'quorum' | 'isolated'
+
+/** The approved reservation plus its quorum certificate (or marked as an isolated-mode approval). */
+export interface Commit extends EventHeader {
+  type: 'commit'
+  reservation: SignedEvent<Reservation>
+  mode: CommitMode
+  acks: SignedAck[]
+}
+
+/** A reservation abandoned (refused, timed out, or found unanswered after a crash). */
+export interface Release extends EventHeader {
+  type: 'release'
+  reservationId: Uint8Array
+  reason: string
+}
+
+export type NullmeshEvent = Reservation | Commit | Release
+export type EventType = NullmeshEvent['type']
+
+export interface SignedEvent<T extends NullmeshEvent = NullmeshEvent> {
+  event: T
+  signature: Uint8Array
+  /** the exact wire bytes */
+  bytes: Uint8Array
+  /** content address: sha256 of the wire bytes (signature included, so a forged copy has another id) */
+  id: Uint8Array
+  idHex: string
+}
+
+/**
+ * A terminal's signed statement about a reservation: "durably recorded, no conflict" (ok) or a
+ * refusal with a reason code. Acks are not log events (they have no seq and are not gossiped):
+ * they travel to the origin over the barrier protocol and live on inside the Commit.
+ */
+export interface Ack {
+  venue: string
+  acker: Uint8Array
+  reservationId: Uint8Array
+  ok: boolean
+  reason: string
+  ts: number
+}
+
+export interface SignedAck {
+  ack: Ack
+  signature: Uint8Array
+  bytes: Uint8Array
+}
+
+const TYPE_CODES = { reservation: 0, commit: 1, release: 2 } as const
+const MODE_CODES = { quorum: 0, isolated: 1 } as const
+
+type EventFields<T extends NullmeshEvent> = T extends Commit
+  ? Omit<Commit, 'type' | 'venue' | 'origin' | 'seq' | 'ts'>
+  : Omit<T, 'type' | 'venue' | 'origin' | 'seq' | 'ts'>
+
+function headerArray(e: EventHeader): unknown[] {
+  return [e.venue, e.origin, e.seq, e.ts]
+}
+
+function bodyArray(e: NullmeshEvent): unknown[] {
+  switch (e.type) {
+    case 'reservation':
+      return [
+        TYPE_CODES.reservation,
+        ...headerArray(e),
+        e.nullifier,
+        e.cardKey,
+        e.amountMinor,
+        e.currency,
+        PAYMENT_METHODS.indexOf(e.method),
+        e.policyVersion,
+      ]
+    case 'commit':
+      return [TYPE_CODES.commit, ...headerArray(e), e.reservation.bytes, MODE_CODES[e.mode], e.acks.map((a) => a.bytes)]
+    case 'release':
+      return [TYPE_CODES.release, ...headerArray(e), e.reservationId, e.reason]
+  }
+}
+
+function eventSigningBytes(body: unknown[]): Uint8Array {
+  return concatBytes(utf8(DOMAIN.event), new Uint8Array([0]), encodeCbor(body))
+}
+
+/** Sign and encode an event. Throws only on programmer error (invalid fields). */
+export function signEvent<T extends NullmeshEvent>(key: KeyPair, event: T): SignedEvent<T> {
+  const body = bodyArray(event)
+  const signature = signBytes(key.privateKey, eventSigningBytes(body))
+  const bytes = encodeVersioned([body, signature])
+  const decoded = decodeEvent(bytes)
+  if (!decoded.ok) throw new TypeError(`cannot encode event: ${decoded.error.message}`)
+  const id = sha256(bytes)
+  return { event, signature, bytes, id, idHex: toHex(id) }
+}
+
+export function eventId(bytes: Uint8Array): Uint8Array {
+  return sha256(bytes)
+}
+
+function readHeader(body: unknown[]): EventHeader {
+  return {
+    venue: asString(body[1], 'venue', MAX_VENUE_ID_LENGTH, VENUE_ID_PATTERN),
+    origin: asBytes(body[2], 'origin', ED25519_PUBLIC_KEY_BYTES),
+    seq: asUint(body[3], 'seq', 2 ** 40),
+    ts: asUint(body[4], 'ts', 2 ** 48 - 1),
+  }
+}
+
+function readEvent(body: unknown): NullmeshEvent {
+  if (!Array.isArray(body) || body.length < 5) throw new FieldError('event: expected an array')
+  const type = body[0]
+  switch (type) {
+    case TYPE_CODES.reservation: {
+      asArray(body, 11, 'reservation')
+      const methodIndex = asUint(body[9], 'method', PAYMENT_METHODS.length - 1)
+      return {
+        type: 'reservation',
+        ...readHeader(body),
+        nullifier: asBytes(body[5], 'nullifier', NULLIFIER_BYTES),
+        cardKey: asBytes(body[6], 'cardKey', CARD_KEY_BYTES),
+        amountMinor: asUint(body[7], 'amountMinor', MAX_AMOUNT_MINOR),
+        currency: asString(body[8], 'currency', 3, CURRENCY_PATTERN),
+        method: PAYMENT_METHODS[methodIndex]!,
+        policyVersion: asUint(body[10], 'policyVersion', 0xffff),
+      }
+    }
+    case TYPE_CODES.commit: {
+      asArray(body, 8, 'commit')
+      const header = readHeader(body)
+      const inner = decodeEvent(asBytes(body[5], 'reservation', undefined, MAX_EVENT_BYTES))
+      if (!inner.ok) throw new FieldError(`reservation: ${inner.error.message}`)
+      if (inner.value.event.type !== 'reservation') throw new FieldError('reservation: not a reservation')
+      const modeCode = asUint(body[6], 'mode', 1)
+      const rawAcks = body[7]
+      if (!Array.isArray(rawAcks) || rawAcks.length > MAX_ACKS) throw new FieldError(`acks: expected at most ${MAX_ACKS}`)
+      const acks = rawAcks.map((a, i) => {
+        const r = decodeAck(asBytes(a, `acks[${i}]`, undefined, MAX_ACK_BYTES))
+        if (!r.ok) throw new FieldError(`acks[${i}]: ${r.error.message}`)
+        return r.value
+      })
+      return {
+        type: 'commit',
+        ...header,
+        reservation: inner.value as SignedEvent<Reservation>,
+        mode: modeCode === 0 ? 'quorum' : 'isolated',
+        acks,
+      }
+    }
+    case TYPE_CODES.release:
+      asArray(body, 7, 'release')
+      return {
+        type: 'release',
+        ...readHeader(body),
+        reservationId: asBytes(body[5], 'reservationId', EVENT_ID_BYTES),
+        reason: asString(body[6], 'reason', MAX_REASON_LENGTH),
+      }
+    default:
+      throw new FieldError(`unknown event type ${String(type)}`)
+  }
+}
+
+/**
+ * Decode an event from hostile bytes: size limit, version, canonical CBOR, field types and
+ * ranges. Does not check the signature (see verifyEventSignature) so that validation can tag
+ * each rule separately.
+ */
+export function decodeEvent(bytes: Uint8Array): Result<SignedEvent> {
+  const decoded = decodeVersioned(bytes, MAX_EVENT_BYTES)
+  if (!decoded.ok) return decoded
+  try {
+    const outer = asArray(decoded.value, 2, 'signed event')
+    const event = readEvent(outer[0])
+    const signature = asBytes(outer[1], 'signature', ED25519_SIGNATURE_BYTES)
+    const id = sha256(bytes)
+    return ok({ event, signature, bytes, id, idHex: toHex(id) })
+  } catch (err: unknown) {
+    if (err instanceof FieldError) return fail('ERR_BAD_FIELD', err.message)
+    return fail('ERR_MALFORMED', err instanceof Error ? err.message : String(err))
+  }
+}
+
+export function verifyEventSignature(signed: SignedEvent): boolean {
+  return verifyBytes(signed.event.origin, eventSigningBytes(bodyArray(signed.event)), signed.signature)
+}
+
+function ackArray(a: Ack): unknown[] {
+  return [a.venue, a.acker, a.reservationId, a.ok, a.reason, a.ts]
+}
+
+function ackSigningBytes(a: Ack): Uint8Array {
+  return concatBytes(utf8(DOMAIN.ack), new Uint8Array([0]), encodeCbor(ackArray(a)))
+}
+
+export function signAck(key: KeyPair, ack: Ack): SignedAck {
+  const signature = signBytes(key.privateKey, ackSigningBytes(ack))
+  return { ack, signature, bytes: encodeVersioned([ackArray(ack), signature]) }
+}
+
+export function decodeAck(bytes: Uint8Array): Result<SignedAck> {
+  const decoded = decodeVersioned(bytes, MAX_ACK_BYTES)
+  if (!decoded.ok) return decoded
+  try {
+    const outer = asArray(decoded.value, 2, 'signed ack')
+    const a = asArray(outer[0], 6, 'ack')
+    const ack: Ack = {
+      venue: asString(a[0], 'venue', MAX_VENUE_ID_LENGTH, VENUE_ID_PATTERN),
+      acker: asBytes(a[1], 'acker', ED25519_PUBLIC_KEY_BYTES),
+      reservationId: asBytes(a[2], 'reservationId', EVENT_ID_BYTES),
+      ok: asBool(a[3], 'ok'),
+      reason: asString(a[4], 'reason', MAX_REASON_LENGTH),
+      ts: asUint(a[5], 'ts', 2 ** 48 - 1),
+    }
+    return ok({ ack, signature: asBytes(outer[1], 'signature', ED25519_SIGNATURE_BYTES), bytes })
+  } catch (err: unknown) {
+    if (err instanceof FieldError) return fail('ERR_BAD_FIELD', err.message)
+    return fail('ERR_MALFORMED', err instanceof Error ? err.message : String(err))
+  }
+}
+
+export function verifyAckSignature(signed: SignedAck): boolean {
+  return verifyBytes(signed.ack.acker, ackSigningBytes(signed.ack), signed.signature)
+}
+
+/** Convenience for callers that only need the common header of any event. */
+export function describeEvent(e: NullmeshEvent): string {
+  return `${e.type} ${toHex(e.origin).slice(0, 8)}#${e.seq}`
+}
+
+export type { EventFields }

@@ -1,0 +1,106 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto'
+import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './constants.js'
+import { fromBase64url, toBase64url, toHex } from './bytes.js'
+
+/**
+ * An Ed25519 identity. The same key is a terminal's libp2p peer id, so anything it signs
+ * (events, acks, proofs) can be verified from the peer id alone. Signing uses node:crypto
+ * (OpenSSL) — several times faster than a JS implementation, and signing is on the barrier path.
+ */
+export interface KeyPair {
+  /** 32-byte raw public key */
+  publicKey: Uint8Array
+  /** 32-byte private seed */
+  privateKey: Uint8Array
+}
+
+export function generateKeyPair(): KeyPair {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  return keyPairFromSeed(fromBase64url(privateKey.export({ format: 'jwk' }).d as string))
+}
+
+export function keyPairFromSeed(seed: Uint8Array): KeyPair {
+  if (seed.byteLength !== 32) throw new TypeError('an Ed25519 seed is 32 bytes')
+  const key = privateKeyObject(seed)
+  const jwk = createPublicKey(key).export({ format: 'jwk' })
+  return { publicKey: fromBase64url(jwk.x as string), privateKey: new Uint8Array(seed) }
+}
+
+// PKCS#8 DER header for a raw 32-byte Ed25519 seed (RFC 8410).
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const privateCache = new WeakMap<Uint8Array, KeyObject>()
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  let key = privateCache.get(seed)
+  if (key === undefined) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+    privateCache.set(seed, key)
+  }
+  return key
+}
+
+// Public keys arrive as fresh Uint8Arrays from the wire, so cache by hex, bounded.
+const publicCache = new Map<string, KeyObject>()
+const PUBLIC_CACHE_MAX = 4096
+function publicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
+  const hex = toHex(publicKey)
+  let key = publicCache.get(hex)
+  if (key === undefined) {
+    try {
+      key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64url(publicKey) }, format: 'jwk' })
+    } catch {
+      return undefined
+    }
+    if (publicCache.size >= PUBLIC_CACHE_MAX) publicCache.delete(publicCache.keys().next().value as string)
+    publicCache.set(hex, key)
+  }
+  return key
+}
+
+export function signBytes(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, privateKeyObject(privateKey)))
+}
+
+/** Never throws: a malformed key or signature is simply not valid. */
+export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES) return false
+  const key = publicKeyObject(publicKey)
+  if (key === undefined) return false
+  try {
+    return verify(null, message, key, signature)
+  } catch {
+    return false
+  }
+}
+
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p)
+  return new Uint8Array(h.digest())
+}
+
+/** The 64-byte private key layout libp2p uses for Ed25519 (seed ‖ public key). */
+export function toLibp2pPrivateKeyBytes(pair: KeyPair): Uint8Array {
+  const out = new Uint8Array(64)
+  out.set(pair.privateKey, 0)
+  out.set(pair.publicKey, 32)
+  return out
+}
+
+/** A JSON-friendly key file. The private seed stays base64url; the public key is also hex for humans. */
+export interface KeyFile {
+  type: 'ed25519'
+  publicKey: string
+  privateKey: string
+}
+
+export function keyPairToFile(pair: KeyPair): KeyFile {
+  return { type: 'ed25519', publicKey: toHex(pair.publicKey), privateKey: toBase64url(pair.privateKey) }
+}
+
+export function keyPairFromFile(file: unknown): KeyPair {
+  const f = file as Partial<KeyFile> | null
+  if (f === null || typeof f !== 'object' || f.type !== 'ed25519' || typeof f.privateKey !== 'string') {
+    throw new TypeError('not an ed25519 key file (expected { type: "ed25519", privateKey })')
+  }
+  return keyPairFromSeed(fromBase64url(f.privateKey))
+}
