@@ -50,7 +50,8 @@ export interface Reservation extends EventHeader {
   policyVersion: number
 }
 
-export type CommitMode = 'quorum' | 'isolated'
+/** quorum: barrier met; isolated: no quorum reachable, approved within isolated limits; online: authorised by central. */
+export type CommitMode = 'quorum' | 'isolated' | 'online'
 
 /** The approved reservation plus its quorum certificate (or marked as an isolated-mode approval). */
 export interface Commit extends EventHeader {
@@ -101,7 +102,8 @@ export interface SignedAck {
 }
 
 const TYPE_CODES = { reservation: 0, commit: 1, release: 2 } as const
-const MODE_CODES = { quorum: 0, isolated: 1 } as const
+const MODE_CODES = { quorum: 0, isolated: 1, online: 2 } as const
+const MODES = ['quorum', 'isolated', 'online'] as const
 
 type EventFields<T extends NullmeshEvent> = T extends Commit
   ? Omit<Commit, 'type' | 'venue' | 'origin' | 'seq' | 'ts'>
@@ -183,7 +185,7 @@ function readEvent(body: unknown): NullmeshEvent {
       const inner = decodeEvent(asBytes(body[5], 'reservation', undefined, MAX_EVENT_BYTES))
       if (!inner.ok) throw new FieldError(`reservation: ${inner.error.message}`)
       if (inner.value.event.type !== 'reservation') throw new FieldError('reservation: not a reservation')
-      const modeCode = asUint(body[6], 'mode', 1)
+      const modeCode = asUint(body[6], 'mode', 2)
       const rawAcks = body[7]
       if (!Array.isArray(rawAcks) || rawAcks.length > MAX_ACKS) throw new FieldError(`acks: expected at most ${MAX_ACKS}`)
       const acks = rawAcks.map((a, i) => {
@@ -195,7 +197,7 @@ function readEvent(body: unknown): NullmeshEvent {
         type: 'commit',
         ...header,
         reservation: inner.value as SignedEvent<Reservation>,
-        mode: modeCode === 0 ? 'quorum' : 'isolated',
+        mode: MODES[modeCode]!,
         acks,
       }
     }
