@@ -1,0 +1,45 @@
+/** Defaults of the central service. Every one can be overridden through the factory's Init. */
+
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PORT = 0
+
+/** Upper bound of events in one POST /v1/sync request. */
+export const MAX_SYNC_EVENTS = 500
+/** Enough for MAX_SYNC_EVENTS events of the protocol's maximum size, base64url-encoded, plus JSON. */
+export const MAX_BODY_BYTES = 12 * 1024 * 1024
+/** Longest base64url string one event may take (MAX_EVENT_BYTES = 16 KiB → 21,846 chars). */
+export const MAX_EVENT_BASE64_LENGTH = 21_846
+
+/** How often the settlement loop looks for queued payments, besides being woken by ingest. */
+export const DEFAULT_SETTLE_INTERVAL_MS = 1_000
+/** A payment whose issuer call failed (threw, timed out) is retried after this long at the earliest. */
+export const DEFAULT_ISSUER_RETRY_MS = 2_000
+/** One issuer call may take at most this long. */
+export const DEFAULT_ISSUER_TIMEOUT_MS = 10_000
+/** Issuer calls in flight at once during settlement. */
+export const DEFAULT_SETTLE_CONCURRENCY = 4
+
+export const DEFAULT_WEBHOOK_RETRY = {
+  /** delay before the second attempt; doubled after every failure */
+  initialDelayMs: 500,
+  maxDelayMs: 5 * 60_000,
+  /** after this many failed attempts a delivery moves to the dead-letter store */
+  maxAttempts: 15,
+  /** one delivery attempt (connect, send, response) may take at most this long */
+  timeoutMs: 10_000,
+} as const
+
+/** How far the receiver's clock may be from the signature's timestamp. */
+export const DEFAULT_WEBHOOK_TOLERANCE_MS = 5 * 60_000
+export const WEBHOOK_SIGNATURE_HEADER = 'nullmesh-signature'
+
+export const DEFAULT_PAYMENTS_LIMIT = 100
+export const MAX_PAYMENTS_LIMIT = 1_000
+
+/** The decline code every failed offline payment carries; the reason is in syncDeclineCode. */
+export const OFFLINE_SYNC_FAILURE = 'offline_sync_failure'
+
+export const LEDGER_EXPORT_FORMAT = 'nullmesh-ledger-export'
+export const LEDGER_EXPORT_VERSION = 1
+
+export const DENYLIST_DOMAIN = 'nullmesh/denylist/v1'

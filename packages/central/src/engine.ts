@@ -1,0 +1,587 @@
+import {
+  type Commit,
+  decodeEvent,
+  eventId,
+  type Release,
+  type Reservation,
+  type SignedEvent,
+  toBase64url,
+  toHex,
+  verifyEventSignature,
+  verifyQuorumCertificate,
+} from '@nullmesh/protocol'
+import { DEFAULT_ISSUER_TIMEOUT_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
+import { CentralError, type RejectCode } from './errors.js'
+import type { IssuerAdapter } from './issuer.js'
+import type { Logger } from './logger.js'
+import type { Mutex } from './mutex.js'
+import type { CentralStore, StoreOp } from './store.js'
+import {
+  type AbortOptions,
+  type PaymentRecord,
+  type PaymentStatusView,
+  type PendingRelease,
+  type StoredEvent,
+  type SyncDeclineCode,
+  toStatusView,
+  type WebhookEndpoint,
+} from './types.js'
+import type { VenueContext, VenueRegistry } from './venues.js'
+import { outboxOpsFor } from './webhooks.js'
+
+export interface EventResult {
+  /** hex sha256 of the event's wire bytes */
+  id: string
+  status: 'stored' | 'duplicate' | 'rejected'
+  code?: RejectCode
+  message?: string
+}
+
+export interface IngestResult {
+  results: EventResult[]
+  /** the payments this batch touched, as they stand after it */
+  payments: PaymentStatusView[]
+}
+
+export interface OnlineAuthorization {
+  paymentId: string
+  status: 'approved' | 'declined'
+  declineCode?: string
+}
+
+const SYNC_CODES: ReadonlySet<string> = new Set([
+  'insufficient_funds',
+  'lost_or_stolen',
+  'expired',
+  'issuer_declined',
+])
+
+class Rejection extends Error {
+  readonly code: RejectCode
+  constructor(code: RejectCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/**
+ * A unit of work: reads see its own writes, and everything it wrote is applied as one atomic
+ * batch at the end, so a crash mid-request leaves the store as it was before the request.
+ */
+class Tx {
+  readonly ops: StoreOp[] = []
+  private readonly events = new Map<string, StoredEvent>()
+  private readonly eventIds = new Map<string, StoredEvent>()
+  private readonly payments = new Map<string, PaymentRecord>()
+  private readonly nullifiers = new Map<string, string>()
+  private readonly releases = new Map<string, PendingRelease | null>()
+  private endpoints: WebhookEndpoint[] | undefined
+  /** transitions with a webhook, applied with the batch */
+  private readonly notify: PaymentRecord[] = []
+
+  constructor(
+    private readonly store: CentralStore,
+    readonly now: number,
+  ) {}
+
+  async getEvent(origin: string, seq: number): Promise<StoredEvent | undefined> {
+    return this.events.get(`${origin}!${seq}`) ?? (await this.store.getEvent(origin, seq))
+  }
+
+  async getEventById(id: string): Promise<StoredEvent | undefined> {
+    return this.eventIds.get(id) ?? (await this.store.getEventById(id))
+  }
+
+  putEvent(signed: SignedEvent): void {
+    const e = signed.event
+    const stored: StoredEvent = {
+      id: signed.idHex,
+      origin: toHex(e.origin),
+      seq: e.seq,
+      venue: e.venue,
+      type: e.type,
+      bytes: toBase64url(signed.bytes),
+      receivedAt: this.now,
+    }
+    this.events.set(`${stored.origin}!${stored.seq}`, stored)
+    this.eventIds.set(stored.id, stored)
+    this.ops.push({ op: 'putEvent', event: stored })
+  }
+
+  async getPayment(id: string): Promise<PaymentRecord | undefined> {
+    return this.payments.get(id) ?? (await this.store.getPayment(id))
+  }
+
+  /** Record a payment; a status change with a webhook type also queues its deliveries. */
+  putPayment(p: PaymentRecord, previous: PaymentRecord['status'] | undefined): void {
+    const record = { ...p, updatedAt: this.now }
+    this.payments.set(p.paymentId, record)
+    this.ops.push({ op: 'putPayment', payment: record })
+    if (previous !== record.status) this.notify.push(record)
+  }
+
+  async getNullifier(n: string): Promise<string | undefined> {
+    return this.nullifiers.get(n) ?? (await this.store.getNullifier(n))
+  }
+
+  claimNullifier(nullifier: string, paymentId: string): void {
+    this.nullifiers.set(nullifier, paymentId)
+    this.ops.push({ op: 'claimNullifier', nullifier, paymentId })
+  }
+
+  async getRelease(reservationId: string): Promise<PendingRelease | undefined> {
+    const local = this.releases.get(reservationId)
+    if (local === null) return undefined
+    return local ?? (await this.store.getPendingRelease(reservationId))
+  }
+
+  putRelease(release: PendingRelease): void {
+    this.releases.set(release.reservationId, release)
+    this.ops.push({ op: 'putRelease', release })
+  }
+
+  delRelease(reservationId: string): void {
+    this.releases.set(reservationId, null)
+    this.ops.push({ op: 'delRelease', reservationId })
+  }
+
+  payment(id: string): PaymentRecord | undefined {
+    return this.payments.get(id)
+  }
+
+  /** The full batch: writes, then one outbox entry per endpoint for each payment transition. */
+  async finish(): Promise<StoreOp[]> {
+    if (this.notify.length > 0) {
+      this.endpoints ??= await this.store.listWebhooks()
+      for (const p of this.notify) {
+        // only the state it ends in: a payment created and failed in one batch notifies 'failed'
+        if (this.payments.get(p.paymentId) !== p) continue
+        this.ops.push(...outboxOpsFor(p, this.endpoints, this.now))
+      }
+    }
+    return this.ops
+  }
+}
+
+export interface EngineInit {
+  store: CentralStore
+  venues: VenueRegistry
+  issuer: IssuerAdapter
+  mutex: Mutex
+  now: () => number
+  log: Logger
+  issuerTimeoutMs?: number
+  /** a transition was written: wake the webhook dispatcher */
+  onOutbox: () => void
+  /** payments were queued: wake the settlement loop */
+  onQueued: () => void
+}
+
+export type SettleOutcome = 'completed' | 'failed' | 'pending' | 'skipped'
+
+/** Verification, dedup, the payment state machine and settlement steps. Transport-free. */
+export class Engine {
+  private readonly store: CentralStore
+  private readonly venues: VenueRegistry
+  private readonly issuer: IssuerAdapter
+  private readonly mutex: Mutex
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly issuerTimeoutMs: number
+  private readonly onOutbox: () => void
+  private readonly onQueued: () => void
+
+  constructor(init: EngineInit) {
+    this.store = init.store
+    this.venues = init.venues
+    this.issuer = init.issuer
+    this.mutex = init.mutex
+    this.now = init.now
+    this.log = init.log
+    this.issuerTimeoutMs = init.issuerTimeoutMs ?? DEFAULT_ISSUER_TIMEOUT_MS
+    this.onOutbox = init.onOutbox
+    this.onQueued = init.onQueued
+  }
+
+  private async commit(tx: Tx, opts: AbortOptions): Promise<void> {
+    const ops = await tx.finish()
+    if (ops.length === 0) return
+    opts.signal?.throwIfAborted()
+    await this.store.apply(ops)
+    if (ops.some((o) => o.op === 'putOutbox')) this.onOutbox()
+    if (ops.some((o) => o.op === 'putPayment' && o.payment.status === 'queued')) this.onQueued()
+  }
+
+  /** Verify, store and apply a batch of wire events. All of it is written atomically, or none. */
+  async ingest(batch: Uint8Array[], opts: AbortOptions = {}): Promise<IngestResult> {
+    return this.mutex.run(async () => {
+      opts.signal?.throwIfAborted()
+      const tx = new Tx(this.store, this.now())
+      const results: EventResult[] = []
+      const touched = new Set<string>()
+      for (const bytes of batch) {
+        const id = toHex(eventId(bytes))
+        try {
+          const existing = await tx.getEventById(id)
+          if (existing !== undefined) {
+            results.push({ id, status: 'duplicate' })
+            const pid = await this.paymentIdOf(tx, existing)
+            if (pid !== undefined) touched.add(pid)
+            continue
+          }
+          const { signed, venue } = this.verify(bytes, tx.now)
+          const pid = await this.apply(tx, signed, venue)
+          results.push({ id, status: 'stored' })
+          if (pid !== undefined) touched.add(pid)
+        } catch (err: unknown) {
+          if (!(err instanceof Rejection)) throw err
+          results.push({ id, status: 'rejected', code: err.code, message: err.message })
+        }
+      }
+      await this.commit(tx, opts)
+      const payments: PaymentStatusView[] = []
+      for (const pid of touched) {
+        const p = tx.payment(pid) ?? (await this.store.getPayment(pid))
+        if (p !== undefined) payments.push(toStatusView(p))
+      }
+      const stored = results.filter((r) => r.status === 'stored').length
+      this.log(
+        'ingested %d events: %d stored, %d rejected',
+        batch.length,
+        stored,
+        results.filter((r) => r.status === 'rejected').length,
+      )
+      return { results, payments }
+    })
+  }
+
+  private async paymentIdOf(tx: Tx, e: StoredEvent): Promise<string | undefined> {
+    if (e.type === 'reservation') return e.id
+    const d = decodeEvent(Buffer.from(e.bytes, 'base64url'))
+    if (!d.ok) return undefined
+    const ev = d.value.event
+    if (ev.type === 'commit') return ev.reservation.idHex
+    if (ev.type === 'release') {
+      const rid = toHex(ev.reservationId)
+      return (await tx.getPayment(rid)) !== undefined ? rid : undefined
+    }
+    return undefined
+  }
+
+  /** Decode and check an event against the venue's roster and policy. Throws Rejection. */
+  private verify(bytes: Uint8Array, now: number): { signed: SignedEvent; venue: VenueContext } {
+    const decoded = decodeEvent(bytes)
+    if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
+    const signed = decoded.value
+    const e = signed.event
+    const venue = this.venues.get(e.venue)
+    if (venue === undefined) throw new Rejection('ERR_UNKNOWN_VENUE', `venue ${e.venue} is not served here`)
+    const originHex = toHex(e.origin)
+    if (!this.venues.isEnrolled(venue, originHex, now)) {
+      throw new Rejection(
+        'ERR_NOT_ENROLLED',
+        `origin ${originHex.slice(0, 16)}… holds no valid enrollment certificate of ${e.venue}`,
+      )
+    }
+    if (!verifyEventSignature(signed)) throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
+    if (e.type === 'commit') {
+      if (!verifyEventSignature(e.reservation)) {
+        throw new Rejection('ERR_BAD_SIGNATURE', 'signature of the committed reservation invalid')
+      }
+      const q = verifyQuorumCertificate(e, {
+        isEnrolled: (hex) => this.venues.isEnrolled(venue, hex, now),
+        quorum: venue.quorum,
+      })
+      if (!q.ok) throw new Rejection('ERR_QUORUM', q.error.message)
+    }
+    return { signed, venue }
+  }
+
+  /** Apply one verified, not yet stored event. Returns the payment it concerns. */
+  private async apply(tx: Tx, signed: SignedEvent, venue: VenueContext): Promise<string | undefined> {
+    const e = signed.event
+    const origin = toHex(e.origin)
+    const clash = await tx.getEvent(origin, e.seq)
+    if (clash !== undefined) {
+      throw new Rejection(
+        'ERR_SEQ_CONFLICT',
+        `origin already has another event at seq ${e.seq} (${clash.id.slice(0, 16)}…)`,
+      )
+    }
+    switch (e.type) {
+      case 'reservation':
+        tx.putEvent(signed)
+        await this.onReservation(tx, signed as SignedEvent<Reservation>)
+        return signed.idHex
+      case 'commit':
+        return this.onCommit(tx, signed as SignedEvent<Commit>, venue)
+      case 'release':
+        return this.onRelease(tx, signed as SignedEvent<Release>)
+    }
+  }
+
+  private async onReservation(tx: Tx, signed: SignedEvent<Reservation>): Promise<PaymentRecord> {
+    const existing = await tx.getPayment(signed.idHex)
+    if (existing !== undefined) return existing
+    const r = signed.event
+    const origin = toHex(r.origin)
+    const release = await tx.getRelease(signed.idHex)
+    const released = release !== undefined && release.origin === origin
+    if (release !== undefined) tx.delRelease(signed.idHex)
+    const p: PaymentRecord = {
+      paymentId: signed.idHex,
+      venue: r.venue,
+      origin,
+      seq: r.seq,
+      nullifier: toHex(r.nullifier),
+      cardKey: toHex(r.cardKey),
+      amountMinor: r.amountMinor,
+      currency: r.currency,
+      method: r.method,
+      policyVersion: r.policyVersion,
+      queuedAt: r.ts,
+      status: released ? 'released' : 'created',
+      flags: [],
+      createdAt: tx.now,
+      updatedAt: tx.now,
+    }
+    tx.putPayment(p, undefined)
+    return p
+  }
+
+  private async onCommit(tx: Tx, signed: SignedEvent<Commit>, venue: VenueContext): Promise<string> {
+    const c = signed.event
+    const res = c.reservation
+    const origin = toHex(c.origin)
+    // the Commit carries its reservation: store it too, so arrival order never matters
+    const stored = await tx.getEvent(origin, res.event.seq)
+    if (stored !== undefined && stored.id !== res.idHex) {
+      throw new Rejection(
+        'ERR_SEQ_CONFLICT',
+        `origin has another event at the reservation's seq ${res.event.seq}`,
+      )
+    }
+    if (stored === undefined) tx.putEvent(res)
+    tx.putEvent(signed)
+    const p = await this.onReservation(tx, res)
+    if (p.commitId !== undefined || (p.status !== 'created' && p.status !== 'released')) {
+      // already committed, or authorised online: never a second settlement
+      if (p.commitId === undefined)
+        tx.putPayment({ ...p, commitId: signed.idHex, mode: p.mode ?? c.mode }, p.status)
+      return p.paymentId
+    }
+    const flags = [...p.flags]
+    if (c.mode === 'isolated') flags.push('isolated')
+    if (c.mode === 'online') flags.push('online_unverified')
+    const committed: PaymentRecord = { ...p, commitId: signed.idHex, mode: c.mode, flags }
+    const holder = await tx.getNullifier(p.nullifier)
+    if (holder !== undefined && holder !== p.paymentId) {
+      this.log(
+        'partition loss at %s: nullifier %s already committed by %s',
+        venue.id,
+        p.nullifier.slice(0, 16),
+        holder,
+      )
+      tx.putPayment(
+        {
+          ...committed,
+          status: 'failed',
+          declineCode: OFFLINE_SYNC_FAILURE,
+          syncDeclineCode: 'duplicate_nullifier',
+          partitionLoss: true,
+          completedAt: tx.now,
+        },
+        p.status,
+      )
+    } else {
+      tx.claimNullifier(p.nullifier, p.paymentId)
+      tx.putPayment({ ...committed, status: 'queued' }, p.status)
+    }
+    return p.paymentId
+  }
+
+  private async onRelease(tx: Tx, signed: SignedEvent<Release>): Promise<string | undefined> {
+    const r = signed.event
+    const origin = toHex(r.origin)
+    const rid = toHex(r.reservationId)
+    const p = await tx.getPayment(rid)
+    if (p !== undefined && p.origin !== origin) {
+      throw new Rejection('ERR_NOT_ORIGIN', 'only the origin of a reservation can release it')
+    }
+    tx.putEvent(signed)
+    if (p === undefined) {
+      tx.putRelease({ reservationId: rid, origin, eventId: signed.idHex })
+      return undefined
+    }
+    // a Commit is final: releasing a committed reservation changes nothing
+    if (p.status === 'created') tx.putPayment({ ...p, status: 'released' }, p.status)
+    return rid
+  }
+
+  /** The online path: verify a reservation, dedup its nullifier, authorise it with the issuer now. */
+  async authorize(bytes: Uint8Array, opts: AbortOptions = {}): Promise<OnlineAuthorization> {
+    const { paymentId, settle } = await this.mutex.run(async () => {
+      opts.signal?.throwIfAborted()
+      const tx = new Tx(this.store, this.now())
+      const id = toHex(eventId(bytes))
+      let signed: SignedEvent
+      try {
+        signed =
+          (await tx.getEventById(id)) !== undefined ? decodeOk(bytes) : this.verify(bytes, tx.now).signed
+        if (signed.event.type !== 'reservation')
+          throw new Rejection('ERR_WRONG_TYPE', 'reservation: expected a signed Reservation')
+        if ((await tx.getEventById(id)) === undefined) {
+          const clash = await tx.getEvent(toHex(signed.event.origin), signed.event.seq)
+          if (clash !== undefined)
+            throw new Rejection(
+              'ERR_SEQ_CONFLICT',
+              `origin already has another event at seq ${signed.event.seq}`,
+            )
+          tx.putEvent(signed)
+        }
+      } catch (err: unknown) {
+        if (err instanceof Rejection) throw new CentralError(err.code, `reservation: ${err.message}`, 422)
+        throw err
+      }
+      const p = await this.onReservation(tx, signed as SignedEvent<Reservation>)
+      let settle = p.status === 'queued' || p.status === 'processing'
+      if (p.status === 'created' || p.status === 'released') {
+        const holder = await tx.getNullifier(p.nullifier)
+        if (holder !== undefined && holder !== p.paymentId) {
+          tx.putPayment(
+            {
+              ...p,
+              mode: 'online',
+              status: 'failed',
+              declineCode: 'duplicate_nullifier',
+              completedAt: tx.now,
+            },
+            p.status,
+          )
+        } else {
+          tx.claimNullifier(p.nullifier, p.paymentId)
+          tx.putPayment({ ...p, mode: 'online', status: 'processing' }, p.status)
+          settle = true
+        }
+      }
+      await this.commit(tx, opts)
+      return { paymentId: p.paymentId, settle }
+    })
+    if (settle) {
+      const outcome = await this.settleOne(paymentId, opts)
+      if (outcome === 'pending')
+        throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the issuer could not be reached; retry', 503)
+    }
+    const p = await this.store.getPayment(paymentId)
+    if (p === undefined) throw new CentralError('ERR_STORE', 'payment vanished', 500)
+    if (p.status === 'completed') return { paymentId, status: 'approved' }
+    if (p.status === 'failed')
+      return { paymentId, status: 'declined', declineCode: p.syncDeclineCode ?? p.declineCode ?? 'other' }
+    throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the payment is still being settled; retry', 503)
+  }
+
+  /**
+   * Drive one payment a step further: queued → processing (or failed/expired), then the issuer call
+   * (idempotent by paymentId, so re-driving a `processing` payment after a crash never charges twice),
+   * then completed or failed.
+   */
+  async settleOne(paymentId: string, opts: AbortOptions = {}): Promise<SettleOutcome> {
+    const started = await this.mutex.run(async () => {
+      const tx = new Tx(this.store, this.now())
+      const p = await tx.getPayment(paymentId)
+      if (p === undefined) return undefined
+      if (p.status === 'processing') return p
+      if (p.status !== 'queued') return undefined
+      const venue = this.venues.get(p.venue)
+      if (venue === undefined) {
+        this.log.error('payment %s: venue %s is no longer configured; left queued', paymentId, p.venue)
+        return undefined
+      }
+      if (tx.now - p.queuedAt > venue.policy.queueDurationMs) {
+        tx.putPayment(
+          {
+            ...p,
+            status: 'failed',
+            declineCode: OFFLINE_SYNC_FAILURE,
+            syncDeclineCode: 'expired',
+            completedAt: tx.now,
+          },
+          p.status,
+        )
+        await this.commit(tx, opts)
+        return 'expired' as const
+      }
+      const next: PaymentRecord = { ...p, status: 'processing' }
+      tx.putPayment(next, p.status)
+      await this.commit(tx, opts)
+      return next
+    })
+    if (started === undefined) return 'skipped'
+    if (started === 'expired') return 'failed'
+    const p = started
+    const timeout = AbortSignal.timeout(this.issuerTimeoutMs)
+    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+    let result: Awaited<ReturnType<IssuerAdapter['authorize']>>
+    try {
+      result = await this.issuer.authorize(
+        {
+          paymentId: p.paymentId,
+          venue: p.venue,
+          cardKey: p.cardKey,
+          nullifier: p.nullifier,
+          amountMinor: p.amountMinor,
+          currency: p.currency,
+        },
+        { signal },
+      )
+    } catch (err: unknown) {
+      this.log(
+        'issuer call for %s failed, will retry: %s',
+        paymentId,
+        err instanceof Error ? err.message : String(err),
+      )
+      return 'pending'
+    }
+    return this.mutex.run(async () => {
+      const tx = new Tx(this.store, this.now())
+      const current = await tx.getPayment(paymentId)
+      if (current === undefined || current.status !== 'processing') return 'skipped'
+      const online = current.mode === 'online' && !current.flags.includes('online_unverified')
+      if (result.approved) {
+        tx.putPayment(
+          {
+            ...current,
+            status: 'completed',
+            authorizationCode: result.authorizationCode,
+            completedAt: tx.now,
+          },
+          current.status,
+        )
+      } else {
+        const code: SyncDeclineCode = SYNC_CODES.has(result.code)
+          ? (result.code as SyncDeclineCode)
+          : 'issuer_declined'
+        const failed: PaymentRecord = { ...current, status: 'failed', completedAt: tx.now }
+        if (online) failed.declineCode = code
+        else {
+          failed.declineCode = OFFLINE_SYNC_FAILURE
+          failed.syncDeclineCode = code
+        }
+        tx.putPayment(failed, current.status)
+      }
+      await this.commit(tx, {})
+      return result.approved ? 'completed' : 'failed'
+    })
+  }
+
+  /** Write something outside the payment flow (webhook endpoints, deny lists) in turn with everything else. */
+  write(ops: StoreOp[]): Promise<void> {
+    return this.mutex.run(() => this.store.apply(ops))
+  }
+}
+
+function decodeOk(bytes: Uint8Array): SignedEvent {
+  const d = decodeEvent(bytes)
+  if (!d.ok) throw new Rejection(d.error.code as RejectCode, d.error.message)
+  return d.value
+}

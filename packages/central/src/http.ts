@@ -1,0 +1,206 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { fromBase64url, toBase64url } from '@nullmesh/protocol'
+import { Type } from '@sinclair/typebox'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { MAX_BODY_BYTES, MAX_EVENT_BASE64_LENGTH, MAX_PAYMENTS_LIMIT, MAX_SYNC_EVENTS } from './constants.js'
+import { CentralError } from './errors.js'
+import type { Logger } from './logger.js'
+import type { CentralService } from './service.js'
+import { PAYMENT_STATUSES } from './types.js'
+
+export interface HttpAppInit {
+  service: CentralService
+  adminToken: string | undefined
+  log: Logger
+}
+
+const Base64url = Type.String({
+  pattern: '^[A-Za-z0-9_-]+$',
+  minLength: 2,
+  maxLength: MAX_EVENT_BASE64_LENGTH,
+})
+const VenueParams = Type.Object({ id: Type.String({ pattern: '^[a-zA-Z0-9._-]{1,64}$' }) })
+
+function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest()
+}
+
+/** The HTTP API. Bad input → 4xx `{ code, message }` naming the field; nothing is recorded then. */
+export function buildHttpApp(init: HttpAppInit): FastifyInstance {
+  const { service, log } = init
+  const app = Fastify({
+    logger: false,
+    bodyLimit: MAX_BODY_BYTES,
+    forceCloseConnections: true,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  const admin = init.adminToken === undefined ? undefined : hashToken(init.adminToken)
+
+  app.setErrorHandler(
+    (err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
+      if (err instanceof CentralError)
+        return reply.code(err.status).send({ code: err.code, message: err.message })
+      if (err.validation !== undefined)
+        return reply.code(400).send({ code: 'ERR_INVALID_REQUEST', message: err.message })
+      if (err.name === 'AbortError')
+        return reply.code(503).send({ code: 'ERR_ABORTED', message: 'the service is stopping' })
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+        return reply
+          .code(err.statusCode)
+          .send({ code: err.code ?? 'ERR_INVALID_REQUEST', message: err.message })
+      }
+      log.error('request failed: %o', err)
+      return reply.code(500).send({ code: 'ERR_INTERNAL', message: 'internal error' })
+    },
+  )
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .code(404)
+      .send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` })
+  })
+
+  const requireAdmin = async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (admin === undefined) throw new CentralError('ERR_ADMIN_DISABLED', 'no admin token is configured', 403)
+    const header = req.headers.authorization
+    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined
+    if (token === undefined || !timingSafeEqual(hashToken(token), admin)) {
+      throw new CentralError('ERR_UNAUTHORIZED', 'authorization: a valid admin bearer token is required', 401)
+    }
+  }
+
+  app.get('/healthz', async () => ({ ok: true }))
+
+  app.post(
+    '/v1/sync',
+    { schema: { body: Type.Object({ events: Type.Array(Base64url, { maxItems: MAX_SYNC_EVENTS }) }) } },
+    async (req) => service.ingest(req.body.events.map(fromBase64url)),
+  )
+
+  app.post('/v1/authorize', { schema: { body: Type.Object({ reservation: Base64url }) } }, async (req) =>
+    service.authorize(fromBase64url(req.body.reservation)),
+  )
+
+  app.get('/v1/venues/:id/policy', { schema: { params: VenueParams } }, async (req) => {
+    const bundle = service.venue(req.params.id)
+    if (bundle === undefined)
+      throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${req.params.id} is not served here`, 404)
+    return bundle.policyDocument
+  })
+
+  app.get('/v1/venues/:id/roster', { schema: { params: VenueParams } }, async (req) => {
+    const bundle = service.venue(req.params.id)
+    if (bundle === undefined)
+      throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${req.params.id} is not served here`, 404)
+    return {
+      venueId: bundle.venueId,
+      operatorPublicKey: Buffer.from(bundle.operatorPublicKey).toString('hex'),
+      terminals: bundle.roster.map((r) => ({
+        id: r.id,
+        publicKey: r.publicKeyHex,
+        certificate: toBase64url(r.certificate),
+      })),
+    }
+  })
+
+  app.get('/v1/venues/:id/denylist', { schema: { params: VenueParams } }, async (req) =>
+    service.getDenylist(req.params.id),
+  )
+
+  app.post(
+    '/v1/venues/:id/denylist',
+    {
+      preHandler: requireAdmin,
+      schema: {
+        params: VenueParams,
+        body: Type.Object(
+          {
+            blockedBins: Type.Optional(
+              Type.Array(Type.String({ pattern: '^[0-9]{1,8}$' }), { maxItems: 10_000 }),
+            ),
+            denylistCardKeys: Type.Optional(
+              Type.Array(Type.String({ pattern: '^[0-9a-f]{32}$' }), { maxItems: 100_000 }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => service.updateDenylist(req.params.id, req.body),
+  )
+
+  app.get('/v1/venues/:id/summary', { schema: { params: VenueParams } }, async (req) =>
+    service.summary(req.params.id),
+  )
+
+  app.get(
+    '/v1/payments',
+    {
+      schema: {
+        querystring: Type.Object({
+          venue: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9._-]{1,64}$' })),
+          status: Type.Optional(Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s)))),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAYMENTS_LIMIT })),
+        }),
+      },
+    },
+    async (req) => {
+      const { venue, status, limit } = req.query
+      return {
+        payments: await service.listPayments({
+          ...(venue === undefined ? {} : { venue }),
+          ...(status === undefined ? {} : { status }),
+          ...(limit === undefined ? {} : { limit }),
+        }),
+      }
+    },
+  )
+
+  app.get(
+    '/v1/payments/:id',
+    { schema: { params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{64}$' }) }) } },
+    async (req) => {
+      const p = await service.getPayment(req.params.id)
+      if (p === undefined)
+        throw new CentralError('ERR_NOT_FOUND', `payment ${req.params.id} is not known`, 404)
+      return p
+    },
+  )
+
+  app.post(
+    '/v1/webhooks',
+    {
+      preHandler: requireAdmin,
+      schema: {
+        body: Type.Object(
+          {
+            url: Type.String({ minLength: 1, maxLength: 2048 }),
+            secret: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      const { url, secret } = req.body
+      const registration = await service.addWebhook(secret === undefined ? { url } : { url, secret })
+      return reply.code(201).send(registration)
+    },
+  )
+
+  app.get('/v1/webhooks', { preHandler: requireAdmin }, async () => ({
+    webhooks: await service.listWebhooks(),
+  }))
+
+  app.delete(
+    '/v1/webhooks/:id',
+    { preHandler: requireAdmin, schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
+    async (req, reply) => {
+      if (!(await service.removeWebhook(req.params.id))) {
+        throw new CentralError('ERR_NOT_FOUND', `webhook ${req.params.id} is not registered`, 404)
+      }
+      return reply.code(204).send()
+    },
+  )
+
+  return app as unknown as FastifyInstance
+}

@@ -1,0 +1,53 @@
+export {
+  DEFAULT_WEBHOOK_TOLERANCE_MS,
+  LEDGER_EXPORT_FORMAT,
+  LEDGER_EXPORT_VERSION,
+  MAX_SYNC_EVENTS,
+  OFFLINE_SYNC_FAILURE,
+  WEBHOOK_SIGNATURE_HEADER,
+} from './constants.js'
+export type { EventResult, IngestResult, OnlineAuthorization } from './engine.js'
+export type { CentralErrorCode, RejectCode } from './errors.js'
+export { CentralError } from './errors.js'
+export type {
+  AuthorizeRequest,
+  AuthorizeResult,
+  IssuerAdapter,
+  SimulatedCharge,
+  SimulatedIssuer,
+  SimulatedIssuerInit,
+} from './issuer.js'
+export { createSimulatedIssuer } from './issuer.js'
+export type { LedgerExport, LedgerExportHeader, LedgerExportMeta } from './ledger-export.js'
+export { readLedgerExport, writeLedgerExport } from './ledger-export.js'
+export type { LevelStoreInit } from './level-store.js'
+export { createLevelStore } from './level-store.js'
+export type {
+  CentralService,
+  CentralServiceInit,
+  DenylistPayload,
+  DenylistUpdate,
+  ImportResult,
+  VenueSummary,
+  WebhookRegistration,
+} from './service.js'
+export { createCentralService } from './service.js'
+export type { SettleSummary } from './settlement.js'
+export type { CentralStore, PaymentFilter, StoreOp } from './store.js'
+export type {
+  AbortOptions,
+  DenylistState,
+  OutboxEntry,
+  PaymentRecord,
+  PaymentStatus,
+  PaymentStatusView,
+  PaymentView,
+  PendingRelease,
+  StoredEvent,
+  SyncDeclineCode,
+  WebhookEndpoint,
+  WebhookEvent,
+  WebhookEventType,
+} from './types.js'
+export type { VerifyWebhookOptions, WebhookRetryOptions } from './webhooks.js'
+export { signWebhookPayload, verifyWebhookSignature } from './webhooks.js'

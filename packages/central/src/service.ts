@@ -1,0 +1,469 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import type { VenueBundle } from '@nullmesh/policy'
+import { type SignedDocument, signDocument } from '@nullmesh/protocol'
+import type { FastifyInstance } from 'fastify'
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  DEFAULT_SETTLE_INTERVAL_MS,
+  DENYLIST_DOMAIN,
+  MAX_SYNC_EVENTS,
+} from './constants.js'
+import { Engine, type EventResult, type IngestResult, type OnlineAuthorization } from './engine.js'
+import { CentralError } from './errors.js'
+import { buildHttpApp } from './http.js'
+import { createSimulatedIssuer, type IssuerAdapter } from './issuer.js'
+import { type LedgerExportHeader, readLedgerExport } from './ledger-export.js'
+import { createLevelStore } from './level-store.js'
+import { createLogger } from './logger.js'
+import { Mutex } from './mutex.js'
+import { Settler, type SettleSummary } from './settlement.js'
+import type { CentralStore, PaymentFilter } from './store.js'
+import {
+  type AbortOptions,
+  type DenylistState,
+  type PaymentStatus,
+  type PaymentView,
+  type SyncDeclineCode,
+  toPaymentView,
+  type WebhookEndpoint,
+} from './types.js'
+import { VenueRegistry } from './venues.js'
+import { newWebhookSecret, WebhookDispatcher, type WebhookRetryOptions } from './webhooks.js'
+
+const log = createLogger('nullmesh:central')
+
+export interface CentralServiceInit {
+  /** where the LevelDB store (and the default simulated issuer's journal) live */
+  dataDir: string
+  /** the venues served: their rosters, policies and operator keys */
+  venues: VenueBundle[]
+  /** default 127.0.0.1, port 0 (any free port) */
+  listen?: { host: string; port: number }
+  /** the payment processor; default a simulated issuer journaled in dataDir */
+  issuer?: IssuerAdapter
+  /** bearer token for admin endpoints (webhooks, deny-list updates); without one they answer 403 */
+  adminToken?: string
+  webhookRetry?: WebhookRetryOptions
+  /** how often the settlement loop runs besides being woken by ingest; 0 disables the timer */
+  settleIntervalMs?: number
+  /** the clock, ms since the epoch (certificate validity, expiry, timestamps) */
+  now?: () => number
+  /** another storage backend; default LevelDB in `<dataDir>/central.db` */
+  store?: CentralStore
+  /** one issuer call may take at most this long (default 10 s) */
+  issuerTimeoutMs?: number
+  /** a failed issuer call is retried after this long at the earliest (default 2 s) */
+  issuerRetryMs?: number
+}
+
+export interface DenylistPayload {
+  venueId: string
+  version: number
+  blockedBins: string[]
+  denylistCardKeys: string[]
+}
+
+export interface DenylistUpdate {
+  /** replaces the list when given */
+  blockedBins?: string[]
+  denylistCardKeys?: string[]
+}
+
+export interface VenueSummary {
+  venueId: string
+  /** payments known (reservations seen), whatever their state */
+  payments: number
+  byStatus: Record<PaymentStatus, number>
+  settled: { completed: number; failed: number }
+  /** failed payments by syncDeclineCode (offline) or declineCode (online) */
+  failedByCode: Record<string, number>
+  /** approved offline (committed) but not yet settled, by currency: money at risk */
+  offlineExposureMinor: Record<string, number>
+  /** committed offline and then failed, by currency: money lost */
+  offlineLossMinor: Record<string, number>
+  /** second Commits of an already committed nullifier (the mesh was partitioned) */
+  partitionLosses: number
+  partitionLossMinor: Record<string, number>
+}
+
+export interface WebhookRegistration {
+  id: string
+  url: string
+  secret: string
+}
+
+export interface ImportResult extends IngestResult {
+  header: LedgerExportHeader
+}
+
+export interface CentralService {
+  /** Open the store, listen, start settlement and webhook delivery. Idempotent. */
+  start(opts?: AbortOptions): Promise<void>
+  /** Stop everything and close the store; in-flight work is left to be re-driven next start. Idempotent. */
+  stop(opts?: AbortOptions): Promise<void>
+  /** base URL once started, e.g. http://127.0.0.1:41234 */
+  readonly url: string
+  readonly store: CentralStore
+  readonly issuer: IssuerAdapter
+  /** Merge wire events (a terminal's sync); at most 500 per call is advisable for latency, not enforced. */
+  ingest(events: Uint8Array[], opts?: AbortOptions): Promise<IngestResult>
+  /** Merge a ledger export file exactly like a sync (in batches of 500). */
+  importFile(path: string, opts?: AbortOptions): Promise<ImportResult>
+  /** The online path: authorise a signed reservation now. */
+  authorize(reservation: Uint8Array, opts?: AbortOptions): Promise<OnlineAuthorization>
+  /** Settle everything queued (or left processing) now. */
+  settleNow(opts?: AbortOptions): Promise<SettleSummary>
+  /** Attempt every webhook delivery that is due now. */
+  flushWebhooks(opts?: AbortOptions): Promise<void>
+  getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentView | undefined>
+  listPayments(filter: PaymentFilter, opts?: AbortOptions): Promise<PaymentView[]>
+  summary(venueId: string, opts?: AbortOptions): Promise<VenueSummary>
+  addWebhook(endpoint: { url: string; secret?: string }, opts?: AbortOptions): Promise<WebhookRegistration>
+  removeWebhook(id: string, opts?: AbortOptions): Promise<boolean>
+  listWebhooks(opts?: AbortOptions): Promise<Array<{ id: string; url: string; createdAt: number }>>
+  /** The venue's current deny list, signed by its operator key. */
+  getDenylist(venueId: string, opts?: AbortOptions): Promise<SignedDocument<DenylistPayload>>
+  /** Replace the venue's blocked BINs and/or card keys; the version increments. */
+  updateDenylist(
+    venueId: string,
+    update: DenylistUpdate,
+    opts?: AbortOptions,
+  ): Promise<SignedDocument<DenylistPayload>>
+  /** The venue's signed policy document and roster, as loaded. */
+  venue(venueId: string): VenueBundle | undefined
+}
+
+class DefaultCentralService implements CentralService {
+  readonly store: CentralStore
+  readonly issuer: IssuerAdapter
+  private readonly init: CentralServiceInit
+  private readonly now: () => number
+  private readonly venues: VenueRegistry
+  private readonly mutex = new Mutex()
+  private readonly engine: Engine
+  private readonly settler: Settler
+  private readonly dispatcher: WebhookDispatcher
+  private app: FastifyInstance | undefined
+  private address = ''
+  private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
+  private transition: Promise<void> | undefined
+
+  constructor(init: CentralServiceInit) {
+    this.init = init
+    this.now = init.now ?? Date.now
+    this.venues = new VenueRegistry(init.venues)
+    this.store = init.store ?? createLevelStore({ path: join(init.dataDir, 'central.db') })
+    this.issuer =
+      init.issuer ??
+      createSimulatedIssuer({ seed: 'nullmesh', journalPath: join(init.dataDir, 'simulated-issuer.jsonl') })
+    this.dispatcher = new WebhookDispatcher({
+      store: this.store,
+      write: (ops) => this.engine.write(ops),
+      now: this.now,
+      ...(init.webhookRetry === undefined ? {} : { retry: init.webhookRetry }),
+      log: log.extend('webhooks'),
+    })
+    this.engine = new Engine({
+      store: this.store,
+      venues: this.venues,
+      issuer: this.issuer,
+      mutex: this.mutex,
+      now: this.now,
+      log,
+      ...(init.issuerTimeoutMs === undefined ? {} : { issuerTimeoutMs: init.issuerTimeoutMs }),
+      onOutbox: () => this.dispatcher.kick(),
+      onQueued: () => this.settler.kick(),
+    })
+    this.settler = new Settler({
+      engine: this.engine,
+      store: this.store,
+      now: this.now,
+      intervalMs: init.settleIntervalMs ?? DEFAULT_SETTLE_INTERVAL_MS,
+      log: log.extend('settle'),
+      ...(init.issuerRetryMs === undefined ? {} : { issuerRetryMs: init.issuerRetryMs }),
+    })
+  }
+
+  get url(): string {
+    return this.address
+  }
+
+  async start(opts: AbortOptions = {}): Promise<void> {
+    if (this.state === 'started') return
+    if (this.state === 'starting') return this.transition
+    if (this.state === 'stopping') await this.transition
+    opts.signal?.throwIfAborted()
+    this.state = 'starting'
+    this.transition = this.doStart().then(
+      () => {
+        this.state = 'started'
+      },
+      async (err: unknown) => {
+        this.state = 'stopped'
+        await this.app?.close().catch(() => {})
+        this.app = undefined
+        await this.store.close().catch(() => {})
+        throw err
+      },
+    )
+    return this.transition
+  }
+
+  private async doStart(): Promise<void> {
+    await mkdir(this.init.dataDir, { recursive: true })
+    await this.store.open()
+    const app = buildHttpApp({ service: this, adminToken: this.init.adminToken, log })
+    this.app = app
+    const listen = this.init.listen ?? { host: DEFAULT_HOST, port: DEFAULT_PORT }
+    await app.listen({ host: listen.host, port: listen.port })
+    const addr = app.server.address() as AddressInfo
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+    this.address = `http://${host}:${addr.port}`
+    this.settler.start()
+    this.dispatcher.start()
+    log('central listening on %s, venues %o', this.address, this.venues.ids())
+  }
+
+  async stop(_opts: AbortOptions = {}): Promise<void> {
+    if (this.state === 'stopped') return
+    if (this.state === 'stopping') return this.transition
+    if (this.state === 'starting') await this.transition?.catch(() => {})
+    this.state = 'stopping'
+    this.transition = (async () => {
+      try {
+        await this.app?.close()
+        this.app = undefined
+        await this.settler.stop()
+        await this.dispatcher.stop()
+        await this.mutex.run(async () => {})
+        await this.store.close()
+        log('central stopped')
+      } finally {
+        this.state = 'stopped'
+        this.address = ''
+      }
+    })()
+    return this.transition
+  }
+
+  private assertStarted(): void {
+    if (this.state !== 'started' && this.state !== 'starting') {
+      throw new CentralError('ERR_NOT_STARTED', 'the central service is not started', 503)
+    }
+  }
+
+  async ingest(events: Uint8Array[], opts: AbortOptions = {}): Promise<IngestResult> {
+    this.assertStarted()
+    return this.engine.ingest(events, opts)
+  }
+
+  async importFile(path: string, opts: AbortOptions = {}): Promise<ImportResult> {
+    this.assertStarted()
+    const file = await readLedgerExport(path)
+    const results: EventResult[] = []
+    const payments = new Map<string, IngestResult['payments'][number]>()
+    for (let i = 0; i < file.events.length; i += MAX_SYNC_EVENTS) {
+      const r = await this.engine.ingest(file.events.slice(i, i + MAX_SYNC_EVENTS), opts)
+      results.push(...r.results)
+      for (const p of r.payments) payments.set(p.paymentId, p)
+    }
+    log('imported %s (%s/%s): %d events', path, file.header.venue, file.header.terminal, file.events.length)
+    return { header: file.header, results, payments: [...payments.values()] }
+  }
+
+  async authorize(reservation: Uint8Array, opts: AbortOptions = {}): Promise<OnlineAuthorization> {
+    this.assertStarted()
+    return this.engine.authorize(reservation, opts)
+  }
+
+  async settleNow(opts: AbortOptions = {}): Promise<SettleSummary> {
+    this.assertStarted()
+    return this.settler.drain(opts)
+  }
+
+  async flushWebhooks(opts: AbortOptions = {}): Promise<void> {
+    this.assertStarted()
+    opts.signal?.throwIfAborted()
+    await this.dispatcher.flush()
+  }
+
+  async getPayment(paymentId: string, opts: AbortOptions = {}): Promise<PaymentView | undefined> {
+    this.assertStarted()
+    const p = await this.store.getPayment(paymentId, opts)
+    return p === undefined ? undefined : toPaymentView(p)
+  }
+
+  async listPayments(filter: PaymentFilter, opts: AbortOptions = {}): Promise<PaymentView[]> {
+    this.assertStarted()
+    return (await this.store.listPayments(filter, opts)).map(toPaymentView)
+  }
+
+  async summary(venueId: string, opts: AbortOptions = {}): Promise<VenueSummary> {
+    this.assertStarted()
+    this.requireVenue(venueId)
+    const s: VenueSummary = {
+      venueId,
+      payments: 0,
+      byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0 },
+      settled: { completed: 0, failed: 0 },
+      failedByCode: {},
+      offlineExposureMinor: {},
+      offlineLossMinor: {},
+      partitionLosses: 0,
+      partitionLossMinor: {},
+    }
+    const add = (m: Record<string, number>, k: string, v: number): void => {
+      m[k] = (m[k] ?? 0) + v
+    }
+    for await (const p of this.store.scanPayments({ venue: venueId }, opts)) {
+      s.payments++
+      s.byStatus[p.status]++
+      const offline =
+        p.commitId !== undefined && !(p.mode === 'online' && !p.flags.includes('online_unverified'))
+      if (p.status === 'completed') s.settled.completed++
+      if (p.status === 'failed') {
+        s.settled.failed++
+        add(s.failedByCode, p.syncDeclineCode ?? p.declineCode ?? 'other', 1)
+        if (offline) add(s.offlineLossMinor, p.currency, p.amountMinor)
+      }
+      if (offline && (p.status === 'queued' || p.status === 'processing')) {
+        add(s.offlineExposureMinor, p.currency, p.amountMinor)
+      }
+      if (p.partitionLoss === true) {
+        s.partitionLosses++
+        add(s.partitionLossMinor, p.currency, p.amountMinor)
+      }
+    }
+    return s
+  }
+
+  async addWebhook(
+    endpoint: { url: string; secret?: string },
+    opts: AbortOptions = {},
+  ): Promise<WebhookRegistration> {
+    this.assertStarted()
+    let url: URL
+    try {
+      url = new URL(endpoint.url)
+    } catch {
+      throw new CentralError('ERR_INVALID_REQUEST', 'url: not a valid URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new CentralError('ERR_INVALID_REQUEST', 'url: must be http or https')
+    }
+    const record: WebhookEndpoint = {
+      id: `wh_${randomBytes(12).toString('hex')}`,
+      url: url.toString(),
+      secret: endpoint.secret ?? newWebhookSecret(),
+      createdAt: this.now(),
+    }
+    opts.signal?.throwIfAborted()
+    await this.engine.write([{ op: 'putWebhook', endpoint: record }])
+    log('webhook %s → %s registered', record.id, record.url)
+    return { id: record.id, url: record.url, secret: record.secret }
+  }
+
+  async removeWebhook(id: string, opts: AbortOptions = {}): Promise<boolean> {
+    this.assertStarted()
+    if ((await this.store.getWebhook(id, opts)) === undefined) return false
+    await this.engine.write([{ op: 'delWebhook', id }])
+    return true
+  }
+
+  async listWebhooks(
+    opts: AbortOptions = {},
+  ): Promise<Array<{ id: string; url: string; createdAt: number }>> {
+    this.assertStarted()
+    return (await this.store.listWebhooks(opts)).map(({ id, url, createdAt }) => ({ id, url, createdAt }))
+  }
+
+  private requireVenue(venueId: string): ReturnType<VenueRegistry['get']> & {} {
+    const venue = this.venues.get(venueId)
+    if (venue === undefined)
+      throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${venueId} is not served here`, 404)
+    return venue
+  }
+
+  private async denylistState(venueId: string, opts: AbortOptions): Promise<DenylistState> {
+    const venue = this.requireVenue(venueId)
+    const stored = await this.store.getDenylist(venueId, opts)
+    if (stored !== undefined) return stored
+    return {
+      venueId,
+      version: 1,
+      blockedBins: [...(venue.policy.blockedBins ?? [])],
+      denylistCardKeys: [...(venue.policy.denylistCardKeys ?? [])],
+      updatedAt: 0,
+    }
+  }
+
+  private async signDenylist(state: DenylistState): Promise<SignedDocument<DenylistPayload>> {
+    const venue = this.requireVenue(state.venueId)
+    const key = await this.venues.operatorKey(venue)
+    return signDocument<DenylistPayload>(DENYLIST_DOMAIN, key, {
+      venueId: state.venueId,
+      version: state.version,
+      blockedBins: state.blockedBins,
+      denylistCardKeys: state.denylistCardKeys,
+    })
+  }
+
+  async getDenylist(venueId: string, opts: AbortOptions = {}): Promise<SignedDocument<DenylistPayload>> {
+    this.assertStarted()
+    return this.signDenylist(await this.denylistState(venueId, opts))
+  }
+
+  async updateDenylist(
+    venueId: string,
+    update: DenylistUpdate,
+    opts: AbortOptions = {},
+  ): Promise<SignedDocument<DenylistPayload>> {
+    this.assertStarted()
+    this.requireVenue(venueId)
+    if (update.blockedBins !== undefined) {
+      const bad = update.blockedBins.findIndex((b) => !/^\d{1,8}$/.test(b))
+      if (bad >= 0)
+        throw new CentralError('ERR_INVALID_REQUEST', `blockedBins[${bad}]: a BIN prefix is 1 to 8 digits`)
+    }
+    if (update.denylistCardKeys !== undefined) {
+      const bad = update.denylistCardKeys.findIndex((k) => !/^[0-9a-f]{32}$/.test(k))
+      if (bad >= 0)
+        throw new CentralError(
+          'ERR_INVALID_REQUEST',
+          `denylistCardKeys[${bad}]: a card key is 32 lowercase hex digits`,
+        )
+    }
+    // the operator key must be readable before anything is recorded
+    await this.venues.operatorKey(this.requireVenue(venueId))
+    const next = await this.mutex.run(async () => {
+      const current = await this.denylistState(venueId, opts)
+      const state: DenylistState = {
+        venueId,
+        version: current.version + 1,
+        blockedBins: [...new Set(update.blockedBins ?? current.blockedBins)].sort(),
+        denylistCardKeys: [...new Set(update.denylistCardKeys ?? current.denylistCardKeys)].sort(),
+        updatedAt: this.now(),
+      }
+      opts.signal?.throwIfAborted()
+      await this.store.apply([{ op: 'putDenylist', denylist: state }])
+      return state
+    })
+    log('deny list of %s is now version %d', venueId, next.version)
+    return this.signDenylist(next)
+  }
+
+  venue(venueId: string): VenueBundle | undefined {
+    return this.venues.get(venueId)?.bundle
+  }
+}
+
+/** The central dedup and settlement service. */
+export function createCentralService(init: CentralServiceInit): CentralService {
+  return new DefaultCentralService(init)
+}
+
+export type { SyncDeclineCode }

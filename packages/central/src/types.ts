@@ -1,0 +1,178 @@
+import type { CommitMode, PaymentMethod } from '@nullmesh/protocol'
+
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * created: reservation seen, no Commit yet (never settled). released: abandoned by its origin
+ * without a Commit (never settled). queued → processing → completed | failed: settlement.
+ */
+export type PaymentStatus = 'created' | 'released' | 'queued' | 'processing' | 'completed' | 'failed'
+
+export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
+  'created',
+  'released',
+  'queued',
+  'processing',
+  'completed',
+  'failed',
+]
+
+export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['completed', 'failed'])
+
+/** Why a committed payment was not settled (payment.syncDeclineCode). */
+export type SyncDeclineCode =
+  | 'insufficient_funds'
+  | 'lost_or_stolen'
+  | 'expired'
+  | 'duplicate_nullifier'
+  | 'issuer_declined'
+
+/** One payment as central records it. Card data is only ever the terminal's keyed hashes. */
+export interface PaymentRecord {
+  /** the Reservation's event id (hex) */
+  paymentId: string
+  venue: string
+  /** origin terminal public key, hex */
+  origin: string
+  seq: number
+  nullifier: string
+  cardKey: string
+  amountMinor: number
+  currency: string
+  method: PaymentMethod
+  policyVersion: number
+  /** when the card was presented: the reservation's ts (ms since the epoch) */
+  queuedAt: number
+  status: PaymentStatus
+  /** how it was approved, once a Commit (or an online authorisation) is known */
+  mode?: CommitMode
+  /** id (hex) of the Commit event, when one was merged */
+  commitId?: string
+  /** e.g. 'isolated' (approved without quorum), 'online_unverified' (online commit central never authorised) */
+  flags: string[]
+  declineCode?: string
+  syncDeclineCode?: SyncDeclineCode
+  authorizationCode?: string
+  /** a second Commit of an already committed nullifier: money handed out twice across a partition */
+  partitionLoss?: boolean
+  createdAt: number
+  updatedAt: number
+  completedAt?: number
+}
+
+export interface StoredEvent {
+  /** hex sha256 of the wire bytes */
+  id: string
+  origin: string
+  seq: number
+  venue: string
+  type: 'reservation' | 'commit' | 'release'
+  /** base64url wire bytes */
+  bytes: string
+  receivedAt: number
+}
+
+/** A Release that arrived before the reservation it releases. */
+export interface PendingRelease {
+  reservationId: string
+  origin: string
+  eventId: string
+}
+
+export interface WebhookEndpoint {
+  id: string
+  url: string
+  secret: string
+  createdAt: number
+}
+
+export type WebhookEventType =
+  | 'payment.queued'
+  | 'payment.processing'
+  | 'payment.completed'
+  | 'payment.failed'
+
+/** The payment as webhooks and reports show it. */
+export interface PaymentView {
+  paymentId: string
+  venue: string
+  origin: string
+  amountMinor: number
+  currency: string
+  status: PaymentStatus
+  declineCode?: string
+  syncDeclineCode?: SyncDeclineCode
+  queuedAt: number
+  completedAt?: number
+  mode?: CommitMode
+  flags: string[]
+  authorizationCode?: string
+}
+
+/** The compact status a sync response carries. */
+export interface PaymentStatusView {
+  paymentId: string
+  status: PaymentStatus
+  declineCode?: string
+  syncDeclineCode?: SyncDeclineCode
+  queuedAt: number
+  completedAt?: number
+}
+
+export interface WebhookEvent {
+  /** stable per (payment, status): a redelivery carries the same id */
+  id: string
+  type: WebhookEventType
+  createdAt: number
+  data: { payment: PaymentView }
+}
+
+/** A webhook delivery waiting to be made (the durable outbox). */
+export interface OutboxEntry {
+  /** sortable: creation time then a counter */
+  id: string
+  endpointId: string
+  /** the exact JSON body to POST */
+  body: string
+  attempts: number
+  nextAttemptAt: number
+  createdAt: number
+  lastError?: string
+}
+
+export interface DenylistState {
+  venueId: string
+  version: number
+  blockedBins: string[]
+  denylistCardKeys: string[]
+  updatedAt: number
+}
+
+export function toPaymentView(p: PaymentRecord): PaymentView {
+  const view: PaymentView = {
+    paymentId: p.paymentId,
+    venue: p.venue,
+    origin: p.origin,
+    amountMinor: p.amountMinor,
+    currency: p.currency,
+    status: p.status,
+    queuedAt: p.queuedAt,
+    flags: p.flags,
+  }
+  if (p.declineCode !== undefined) view.declineCode = p.declineCode
+  if (p.syncDeclineCode !== undefined) view.syncDeclineCode = p.syncDeclineCode
+  if (p.completedAt !== undefined) view.completedAt = p.completedAt
+  if (p.mode !== undefined) view.mode = p.mode
+  if (p.authorizationCode !== undefined) view.authorizationCode = p.authorizationCode
+  return view
+}
+
+export function toStatusView(p: PaymentRecord): PaymentStatusView {
+  const view: PaymentStatusView = { paymentId: p.paymentId, status: p.status, queuedAt: p.queuedAt }
+  if (p.declineCode !== undefined) view.declineCode = p.declineCode
+  if (p.syncDeclineCode !== undefined) view.syncDeclineCode = p.syncDeclineCode
+  if (p.completedAt !== undefined) view.completedAt = p.completedAt
+  return view
+}

@@ -1,0 +1,93 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { quorumSize, type VenueBundle, type VenuePolicy } from '@nullmesh/policy'
+import { decodeCertificate, type KeyPair, keyPairFromFile, verifyCertificate } from '@nullmesh/protocol'
+
+export interface VenueContext {
+  id: string
+  bundle: VenueBundle
+  policy: VenuePolicy
+  /** acks a quorum Commit needs, the origin's own included */
+  quorum: number
+}
+
+interface Enrollment {
+  notBefore: number
+  notAfter: number
+}
+
+/** The venues central serves, with their rosters' certificates checked once and cached. */
+export class VenueRegistry {
+  private readonly venues = new Map<string, VenueContext>()
+  /** venue → terminal public key hex → validity window of its (verified) certificate, null if invalid */
+  private readonly enrollments = new Map<string, Map<string, Enrollment | null>>()
+  private readonly operatorKeys = new Map<string, Promise<KeyPair>>()
+
+  constructor(bundles: VenueBundle[]) {
+    for (const bundle of bundles) {
+      if (this.venues.has(bundle.venueId)) throw new TypeError(`venue ${bundle.venueId} given twice`)
+      this.venues.set(bundle.venueId, {
+        id: bundle.venueId,
+        bundle,
+        policy: bundle.policy,
+        quorum: quorumSize(bundle.policy, bundle.roster.length),
+      })
+    }
+  }
+
+  get(venueId: string): VenueContext | undefined {
+    return this.venues.get(venueId)
+  }
+
+  ids(): string[] {
+    return [...this.venues.keys()]
+  }
+
+  /** Does this key hold a valid enrollment certificate of the venue, issued by its operator, at `now`? */
+  isEnrolled(venue: VenueContext, publicKeyHex: string, now: number): boolean {
+    let cache = this.enrollments.get(venue.id)
+    if (cache === undefined) {
+      cache = new Map()
+      this.enrollments.set(venue.id, cache)
+    }
+    let enrollment = cache.get(publicKeyHex)
+    if (enrollment === undefined) {
+      enrollment = this.checkCertificate(venue, publicKeyHex)
+      cache.set(publicKeyHex, enrollment)
+    }
+    return enrollment !== null && now >= enrollment.notBefore && now <= enrollment.notAfter
+  }
+
+  /** Signature, issuer, venue, subject and role do not change with time: check them once, keep the window. */
+  private checkCertificate(venue: VenueContext, publicKeyHex: string): Enrollment | null {
+    const entry = venue.bundle.roster.find((r) => r.publicKeyHex === publicKeyHex)
+    if (entry === undefined) return null
+    const decoded = decodeCertificate(entry.certificate)
+    if (!decoded.ok) return null
+    const window = {
+      notBefore: decoded.value.certificate.notBefore,
+      notAfter: decoded.value.certificate.notAfter,
+    }
+    const r = verifyCertificate(decoded.value, {
+      operatorPublicKey: venue.bundle.operatorPublicKey,
+      venue: venue.id,
+      subject: entry.publicKey,
+      role: 'terminal',
+      now: window.notBefore,
+    })
+    return r.ok ? window : null
+  }
+
+  /** The venue operator's signing key, from `<bundle.dir>/operator.key.json`. */
+  operatorKey(venue: VenueContext): Promise<KeyPair> {
+    let key = this.operatorKeys.get(venue.id)
+    if (key === undefined) {
+      key = readFile(join(venue.bundle.dir, 'operator.key.json'), 'utf8').then((text) =>
+        keyPairFromFile(JSON.parse(text)),
+      )
+      key.catch(() => this.operatorKeys.delete(venue.id))
+      this.operatorKeys.set(venue.id, key)
+    }
+    return key
+  }
+}
