@@ -1,0 +1,43 @@
+/** Debug namespace of the ledger's logger (`DEBUG=nullmesh:ledger*`). */
+export const LOG_NAMESPACE = 'nullmesh:ledger'
+
+/** Separator between the parts of a composite key ('!' sorts before every hex digit and digit). */
+export const KEY_SEPARATOR = '!'
+/** The character right after KEY_SEPARATOR: `prefix + KEY_END` is the exclusive upper bound of a prefix range. */
+export const KEY_END = '"'
+
+/** Digits of the zero-padded seq in event keys (originHex!seq). */
+export const SEQ_DIGITS = 12
+/** Largest seq the key layout can order correctly. */
+export const MAX_SEQ = 10 ** SEQ_DIGITS - 1
+/** Digits of the zero-padded timestamp in card exposure keys (ts < 2^48 has 15 digits). */
+export const TS_DIGITS = 15
+
+/** recordEvent, recordEvents and putPayment write with fsync unless told otherwise: they precede approvals. */
+export const DEFAULT_EVENT_SYNC = true
+export const DEFAULT_PAYMENT_SYNC = true
+/** Cursors, confirmations and pruning can be redone after a crash, so they do not wait for fsync by default. */
+export const DEFAULT_CURSOR_SYNC = false
+export const DEFAULT_CONFIRM_SYNC = false
+export const DEFAULT_PRUNE_SYNC = false
+
+/** Events deleted per batch while pruning (each batch holds that origin's write lock). */
+export const PRUNE_BATCH_SIZE = 500
+
+/** Sublevel names, one per keyspace. */
+export const SUBLEVELS = {
+  events: 'events',
+  ids: 'ids',
+  nullifiers: 'nullifiers',
+  reservations: 'reservations',
+  pending: 'pending',
+  cards: 'cards',
+  acks: 'acks',
+  payments: 'payments',
+  idem: 'idem',
+  payStatus: 'payStatus',
+  hwm: 'hwm',
+  confirmed: 'confirmed',
+  pruned: 'pruned',
+  cursors: 'cursors',
+} as const

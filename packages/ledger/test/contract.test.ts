@@ -1,0 +1,4 @@
+import { ledgerContract } from './contract.js'
+
+ledgerContract('memory')
+ledgerContract('level')
