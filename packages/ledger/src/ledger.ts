@@ -132,23 +132,34 @@ export class NullmeshLedger implements Ledger {
 
   async open(opts: AbortOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted()
-    while (this.#status === 'opening' || this.#status === 'closing') await this.#transition
+    while (this.#transition !== undefined) await this.#transition.catch(() => {})
     if (this.#status === 'open') return
-    this.#status = 'opening'
-    this.#transition = this.#open().then(
+    await this.#transit('opening', () => this.#open(), 'open')
+  }
+
+  /**
+   * Run an open or close. The status and `#transition` change together, in one synchronous
+   * step at each end, so a caller that sees a transitional status always has a promise to await.
+   */
+  #transit(
+    during: 'opening' | 'closing',
+    work: () => Promise<void>,
+    after: 'open' | 'closed',
+  ): Promise<void> {
+    this.#status = during
+    const transition = work().then(
       () => {
-        this.#status = 'open'
+        this.#status = after
+        this.#transition = undefined
       },
       (err: unknown) => {
         this.#status = 'closed'
+        this.#transition = undefined
         throw err
       },
     )
-    try {
-      await this.#transition
-    } finally {
-      this.#transition = undefined
-    }
+    this.#transition = transition
+    return transition
   }
 
   async #open(): Promise<void> {
@@ -203,27 +214,22 @@ export class NullmeshLedger implements Ledger {
   }
 
   async close(_opts: AbortOptions = {}): Promise<void> {
-    while (this.#status === 'opening' || this.#status === 'closing') {
-      await this.#transition?.catch(() => {})
-    }
+    while (this.#transition !== undefined) await this.#transition.catch(() => {})
     if (this.#status === 'closed') return
-    this.#status = 'closing'
-    this.#transition = (async () => {
-      try {
-        await Promise.allSettled([...this.#inflight])
-        await this.#db.close()
-      } finally {
-        this.#store = undefined
-        this.#origins.clear()
-        this.#status = 'closed'
-        log('closed %s', this.path)
-      }
-    })()
-    try {
-      await this.#transition
-    } finally {
-      this.#transition = undefined
-    }
+    await this.#transit(
+      'closing',
+      async () => {
+        try {
+          await Promise.allSettled([...this.#inflight])
+          await this.#db.close()
+        } finally {
+          this.#store = undefined
+          this.#origins.clear()
+          log('closed %s', this.path)
+        }
+      },
+      'closed',
+    )
   }
 
   /** Run a call against the open store, so that close() waits for it. */

@@ -22,11 +22,6 @@ export class KeyedLocks {
     return releaseAll
   }
 
-  /** Resolves once every lock taken so far is released. */
-  async idle(): Promise<void> {
-    while (this.#tails.size > 0) await Promise.all(this.#tails.values())
-  }
-
   async #acquireOne(key: string, signal?: AbortSignal): Promise<() => void> {
     signal?.throwIfAborted()
     const previous = this.#tails.get(key)

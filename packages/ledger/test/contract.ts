@@ -40,6 +40,18 @@ export function ledgerContract(backend: Backend): void {
         expect(await ledger.stats()).toEqual({ events: 0, payments: 0, origins: 0 })
       })
 
+      it('settles interleaved open and close calls', async () => {
+        const calls = [ledger.close(), ledger.open(), ledger.close(), ledger.open(), ledger.open()]
+        await Promise.all(calls)
+        expect(await ledger.stats()).toEqual({ events: 0, payments: 0, origins: 0 })
+        const a = new Origin()
+        const writes = Array.from({ length: 20 }, () => ledger.recordEvent(a.reservation()))
+        await ledger.close() // waits for the writes already under way
+        expect((await Promise.allSettled(writes)).every((r) => r.status === 'fulfilled')).toBe(true)
+        await ledger.open()
+        expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 20 })
+      })
+
       it('keeps everything across a reopen', async () => {
         const a = new Origin()
         const r = a.reservation()
@@ -123,6 +135,28 @@ export function ledgerContract(backend: Backend): void {
         expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 2 })
         expect(await ledger.recordEvent(r)).toEqual({ inserted: false })
         expect(await ledger.reservationState(r.idHex)).toBe('committed')
+      })
+
+      it('indexes a committed reservation whose (origin, seq) holds another event', async () => {
+        const a = new Origin()
+        const first = a.reservation({ seq: 1 })
+        const other = a.reservation({ seq: 1 })
+        await ledger.recordEvent(first)
+        const commit = a.commit(other, 'isolated', 2)
+        expect(await ledger.recordEvent(commit)).toEqual({ inserted: true })
+        // the first event keeps the slot; the Commit still proves the other nullifier was used
+        expect((await ledger.getEventAt(a.hex, 1))?.idHex).toBe(first.idHex)
+        expect(await ledger.getEvent(other.idHex)).toBeUndefined()
+        expect(await ledger.reservationState(other.idHex)).toBe('committed')
+        expect(await ledger.nullifier(toHex(other.event.nullifier))).toEqual([
+          { reservationId: other.idHex, state: 'committed' },
+        ])
+        expect(await ledger.cardExposure(toHex(other.event.cardKey), 'EUR', 0)).toEqual({
+          amountMinor: 1000,
+          count: 1,
+        })
+        expect((await ledger.pendingReservations(a.hex)).map((e) => e.idHex)).toEqual([first.idHex])
+        expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 2 })
       })
 
       it('records many events in one batch, with dependencies and duplicates inside it', async () => {
