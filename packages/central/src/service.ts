@@ -48,7 +48,10 @@ export interface CentralServiceInit {
   /** bearer token for admin endpoints (webhooks, deny-list updates); without one they answer 403 */
   adminToken?: string
   webhookRetry?: WebhookRetryOptions
-  /** how often the settlement loop runs besides being woken by ingest; 0 disables the timer */
+  /**
+   * how often the settlement loop runs besides being woken by ingest (default 1 s); 0 turns automatic
+   * settlement off: payments then settle only in settleNow()
+   */
   settleIntervalMs?: number
   /** the clock, ms since the epoch (certificate validity, expiry, timestamps) */
   now?: () => number

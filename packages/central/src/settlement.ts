@@ -74,7 +74,8 @@ export class Settler {
   }
 
   kick(): void {
-    if (!this.running) return
+    // intervalMs 0: manual mode, settlement only runs in drain() (settleNow)
+    if (!this.running || this.intervalMs <= 0) return
     if (this.pass !== undefined) {
       this.again = true
       return
