@@ -63,6 +63,8 @@ describe('online authorisation and venue data', () => {
     await central.settleNow()
 
     expect(issuer.decisions()).toHaveLength(1)
+    // central never asked the issuer again: not for the retried request, not for the forwarded ledger
+    expect(issuer.calls).toBe(1)
     expect(issuer.balance(toHex(reservation.event.cardKey), 'EUR')).toBe(100_000_000 - 4200)
     expect(await central.getPayment(reservation.idHex)).toMatchObject({
       status: 'completed',
