@@ -1,0 +1,307 @@
+import type { CommitMode, PaymentMethod } from '@nullmesh/protocol'
+import { WindowIndex, type WindowTotal } from './window.js'
+
+/** What the exposure state needs from a signed Reservation, as hex strings. */
+export interface ReservationFacts {
+  /** event id (hex) */
+  id: string
+  /** origin terminal public key (hex) */
+  origin: string
+  nullifier: string
+  cardKey: string
+  amountMinor: number
+  currency: string
+  method: PaymentMethod
+  /** origin time, ms since the epoch */
+  ts: number
+}
+
+/** Everything known about one reservation id. */
+export interface ExposureRecord {
+  id: string
+  /** undefined while only a hold or release for the id has been seen */
+  facts: ReservationFacts | undefined
+  /** originated or acked by this terminal (or by a terminal whose state was merged in) */
+  held: boolean
+  released: boolean
+  /** commit modes seen for it, sorted */
+  commitModes: CommitMode[]
+}
+
+export interface ExposureSnapshot {
+  records: ExposureRecord[]
+}
+
+/**
+ * A grow-only set of facts from signed events. Merge is set union, so it is commutative,
+ * associative and idempotent: terminals that saw the same events agree, in whatever order.
+ *
+ * A reservation is active when committed, or held and not released. Active reservations hold
+ * their nullifier; active offline ones (not only committed online) count toward the caps.
+ */
+export interface ExposureState {
+  /** held = originated by me or acked by me */
+  addReservation(r: ReservationFacts, held: boolean): void
+  /** mark as held (e.g. I acked it after first seeing it by gossip) */
+  hold(reservationId: string): void
+  /** commits always hold the nullifier and count, even if a release is also seen */
+  addCommit(r: ReservationFacts, mode: CommitMode): void
+  addRelease(reservationId: string): void
+  merge(other: ExposureState): void
+  isActive(reservationId: string): boolean
+  /** id of an active reservation with this nullifier (other than `excludeId`), smallest id first */
+  nullifierHolder(nullifier: string, excludeId?: string): string | undefined
+  cardExposure(cardKey: string, currency: string, sinceTs: number): WindowTotal
+  deviceExposure(origin: string, currency: string, sinceTs: number): WindowTotal
+  venueExposure(currency: string, sinceTs: number): number
+  /** offline approvals of this origin since sinceTs, all currencies */
+  deviceQueued(origin: string, sinceTs: number): number
+  /** isolated-mode commits of this origin (since sinceTs, default all) */
+  isolatedExposure(origin: string, currency: string, sinceTs?: number): WindowTotal
+  isolatedCardCount(origin: string, cardKey: string, sinceTs?: number): number
+  /** ids of the active offline reservations of a card since sinceTs, sorted by (ts, id) */
+  cardReservations(cardKey: string, currency: string, sinceTs: number): string[]
+  get(reservationId: string): ExposureRecord | undefined
+  records(): IterableIterator<ExposureRecord>
+  readonly size: number
+  /** canonical summary (sorted by id) for equality tests */
+  snapshot(): ExposureSnapshot
+}
+
+const MODE_BITS: Record<CommitMode, number> = { quorum: 1, isolated: 2, online: 4 }
+const MODES: CommitMode[] = ['isolated', 'online', 'quorum']
+
+interface Entry {
+  id: string
+  facts: ReservationFacts | undefined
+  held: boolean
+  released: boolean
+  modes: number
+  /** indexed by nullifier */
+  active: boolean
+  /** indexed in the cap windows */
+  counted: boolean
+  /** indexed in the isolated-mode windows */
+  isolated: boolean
+}
+
+function total(index: WindowIndex | undefined, sinceTs: number): WindowTotal {
+  return index === undefined ? { amountMinor: 0, count: 0 } : index.since(sinceTs)
+}
+
+class MemoryExposureState implements ExposureState {
+  private readonly entries = new Map<string, Entry>()
+  private readonly byNullifier = new Map<string, Set<string>>()
+  // keys join hex strings and currency codes with '|', which neither contains
+  private readonly cards = new Map<string, WindowIndex>()
+  private readonly devices = new Map<string, WindowIndex>()
+  private readonly queues = new Map<string, WindowIndex>()
+  private readonly venue = new Map<string, WindowIndex>()
+  private readonly isolatedDevices = new Map<string, WindowIndex>()
+  private readonly isolatedCards = new Map<string, WindowIndex>()
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  private entry(id: string): Entry {
+    let e = this.entries.get(id)
+    if (e === undefined) {
+      e = {
+        id,
+        facts: undefined,
+        held: false,
+        released: false,
+        modes: 0,
+        active: false,
+        counted: false,
+        isolated: false,
+      }
+      this.entries.set(id, e)
+    }
+    return e
+  }
+
+  private static index(map: Map<string, WindowIndex>, key: string): WindowIndex {
+    let index = map.get(key)
+    if (index === undefined) {
+      index = new WindowIndex()
+      map.set(key, index)
+    }
+    return index
+  }
+
+  private static unindex(map: Map<string, WindowIndex>, key: string, f: ReservationFacts): void {
+    const index = map.get(key)
+    if (index === undefined) return
+    index.remove(f.ts, f.id)
+    if (index.size === 0) map.delete(key)
+  }
+
+  /** bring the indexes in line with the entry's flags */
+  private update(e: Entry): void {
+    const f = e.facts
+    if (f === undefined) return
+    const active = e.modes !== 0 || (e.held && !e.released)
+    // approved online only: the issuer took the risk, so no offline exposure
+    const counted = active && e.modes !== MODE_BITS.online
+    if (active !== e.active) {
+      e.active = active
+      let ids = this.byNullifier.get(f.nullifier)
+      if (active) {
+        if (ids === undefined) {
+          ids = new Set()
+          this.byNullifier.set(f.nullifier, ids)
+        }
+        ids.add(f.id)
+      } else if (ids !== undefined) {
+        ids.delete(f.id)
+        if (ids.size === 0) this.byNullifier.delete(f.nullifier)
+      }
+    }
+    if (counted !== e.counted) {
+      e.counted = counted
+      const keys: Array<[Map<string, WindowIndex>, string]> = [
+        [this.cards, `${f.cardKey}|${f.currency}`],
+        [this.devices, `${f.origin}|${f.currency}`],
+        [this.queues, f.origin],
+        [this.venue, f.currency],
+      ]
+      for (const [map, key] of keys) {
+        if (counted) MemoryExposureState.index(map, key).add(f.ts, f.id, f.amountMinor)
+        else MemoryExposureState.unindex(map, key, f)
+      }
+    }
+    if (!e.isolated && (e.modes & MODE_BITS.isolated) !== 0) {
+      // commits are permanent, so this index only grows
+      e.isolated = true
+      MemoryExposureState.index(this.isolatedDevices, `${f.origin}|${f.currency}`).add(
+        f.ts,
+        f.id,
+        f.amountMinor,
+      )
+      MemoryExposureState.index(this.isolatedCards, `${f.origin}|${f.cardKey}`).add(f.ts, f.id, f.amountMinor)
+    }
+  }
+
+  private setFacts(e: Entry, r: ReservationFacts): void {
+    // an id is the hash of the signed event, so its facts never change: the first copy stays
+    if (e.facts !== undefined) return
+    e.facts = {
+      id: r.id,
+      origin: r.origin,
+      nullifier: r.nullifier,
+      cardKey: r.cardKey,
+      amountMinor: r.amountMinor,
+      currency: r.currency,
+      method: r.method,
+      ts: r.ts,
+    }
+  }
+
+  addReservation(r: ReservationFacts, held: boolean): void {
+    const e = this.entry(r.id)
+    this.setFacts(e, r)
+    if (held) e.held = true
+    this.update(e)
+  }
+
+  hold(reservationId: string): void {
+    const e = this.entry(reservationId)
+    e.held = true
+    this.update(e)
+  }
+
+  addCommit(r: ReservationFacts, mode: CommitMode): void {
+    const e = this.entry(r.id)
+    this.setFacts(e, r)
+    e.modes |= MODE_BITS[mode]
+    this.update(e)
+  }
+
+  addRelease(reservationId: string): void {
+    const e = this.entry(reservationId)
+    e.released = true
+    this.update(e)
+  }
+
+  merge(other: ExposureState): void {
+    if (other === this) return
+    for (const r of other.records()) {
+      const e = this.entry(r.id)
+      if (r.facts !== undefined) this.setFacts(e, r.facts)
+      if (r.held) e.held = true
+      if (r.released) e.released = true
+      for (const m of r.commitModes) e.modes |= MODE_BITS[m]
+      this.update(e)
+    }
+  }
+
+  isActive(reservationId: string): boolean {
+    return this.entries.get(reservationId)?.active ?? false
+  }
+
+  nullifierHolder(nullifier: string, excludeId?: string): string | undefined {
+    const ids = this.byNullifier.get(nullifier)
+    if (ids === undefined) return undefined
+    let best: string | undefined
+    for (const id of ids) if (id !== excludeId && (best === undefined || id < best)) best = id
+    return best
+  }
+
+  cardExposure(cardKey: string, currency: string, sinceTs: number): WindowTotal {
+    return total(this.cards.get(`${cardKey}|${currency}`), sinceTs)
+  }
+
+  deviceExposure(origin: string, currency: string, sinceTs: number): WindowTotal {
+    return total(this.devices.get(`${origin}|${currency}`), sinceTs)
+  }
+
+  venueExposure(currency: string, sinceTs: number): number {
+    return total(this.venue.get(currency), sinceTs).amountMinor
+  }
+
+  deviceQueued(origin: string, sinceTs: number): number {
+    return total(this.queues.get(origin), sinceTs).count
+  }
+
+  isolatedExposure(origin: string, currency: string, sinceTs = Number.NEGATIVE_INFINITY): WindowTotal {
+    return total(this.isolatedDevices.get(`${origin}|${currency}`), sinceTs)
+  }
+
+  isolatedCardCount(origin: string, cardKey: string, sinceTs = Number.NEGATIVE_INFINITY): number {
+    return total(this.isolatedCards.get(`${origin}|${cardKey}`), sinceTs).count
+  }
+
+  cardReservations(cardKey: string, currency: string, sinceTs: number): string[] {
+    return this.cards.get(`${cardKey}|${currency}`)?.idsSince(sinceTs) ?? []
+  }
+
+  private static record(e: Entry): ExposureRecord {
+    return {
+      id: e.id,
+      facts: e.facts === undefined ? undefined : { ...e.facts },
+      held: e.held,
+      released: e.released,
+      commitModes: MODES.filter((m) => (e.modes & MODE_BITS[m]) !== 0),
+    }
+  }
+
+  get(reservationId: string): ExposureRecord | undefined {
+    const e = this.entries.get(reservationId)
+    return e === undefined ? undefined : MemoryExposureState.record(e)
+  }
+
+  *records(): IterableIterator<ExposureRecord> {
+    for (const e of this.entries.values()) yield MemoryExposureState.record(e)
+  }
+
+  snapshot(): ExposureSnapshot {
+    const ids = [...this.entries.keys()].sort()
+    return { records: ids.map((id) => MemoryExposureState.record(this.entries.get(id)!)) }
+  }
+}
+
+export function createExposureState(): ExposureState {
+  return new MemoryExposureState()
+}

@@ -1,0 +1,44 @@
+export * from './constants.js'
+export {
+  type AckContext,
+  type Decision,
+  type DecisionContext,
+  decideAck,
+  decideOffline,
+  type OfflineCandidate,
+  originView,
+} from './decide.js'
+export * from './errors.js'
+export {
+  createExposureState,
+  type ExposureRecord,
+  type ExposureSnapshot,
+  type ExposureState,
+  type ReservationFacts,
+} from './exposure.js'
+export {
+  currencyLimits,
+  defaultPolicy,
+  type ParsePolicyResult,
+  parsePolicy,
+  partitionExposureBound,
+  quorumSize,
+  signPolicy,
+  type VerifyPolicyResult,
+  verifySignedPolicy,
+} from './policy.js'
+export { CurrencyLimitsSchema, VenuePolicySchema } from './schema.js'
+export * from './types.js'
+export {
+  BUNDLE_FILES,
+  type CreateVenueBundleOptions,
+  createVenueBundle,
+  decodeSwarmKey,
+  encodeSwarmKey,
+  type LoadVenueBundleOptions,
+  loadTerminalKey,
+  loadVenueBundle,
+  type RosterEntry,
+  type VenueBundle,
+} from './venue-bundle.js'
+export type { WindowTotal } from './window.js'

@@ -1,0 +1,161 @@
+import { DOMAIN, type KeyPair, type SignedDocument, signDocument, verifyDocument } from '@nullmesh/protocol'
+import {
+  DEFAULT_ALLOWED_METHODS_OFFLINE,
+  DEFAULT_BARRIER_QUORUM,
+  DEFAULT_BARRIER_RETRIES,
+  DEFAULT_BARRIER_RETRY_JITTER_MS,
+  DEFAULT_BARRIER_TIMEOUT_MS,
+  DEFAULT_CARD_CAP_COUNT,
+  DEFAULT_CARD_WINDOW_MS,
+  DEFAULT_CURRENCIES,
+  DEFAULT_CURRENCY_LIMITS,
+  DEFAULT_DEVICE_MAX_QUEUED,
+  DEFAULT_ISOLATED_ENABLED,
+  DEFAULT_ISOLATED_MAX_APPROVALS_PER_CARD,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+  DEFAULT_POLICY_VERSION,
+  DEFAULT_QUEUE_DURATION_MS,
+} from './constants.js'
+import { PolicyError } from './errors.js'
+import { schemaIssues } from './schema.js'
+import type { CurrencyLimits, PolicyIssue, PolicyOverrides, VenuePolicy } from './types.js'
+
+/**
+ * The default policy for a venue, with `overrides` applied. `currencies` in the overrides replaces
+ * the currency set (limits not given take the defaults); `barrier` and `isolated` merge field by
+ * field. Not validated: parsePolicy / signPolicy do that.
+ */
+export function defaultPolicy(venueId: string, overrides: PolicyOverrides = {}): VenuePolicy {
+  const currencies: Record<string, CurrencyLimits> = {}
+  const requested = overrides.currencies ?? Object.fromEntries(DEFAULT_CURRENCIES.map((c) => [c, {}]))
+  for (const [code, limits] of Object.entries(requested))
+    currencies[code] = { ...DEFAULT_CURRENCY_LIMITS, ...limits }
+  return {
+    venueId,
+    version: overrides.version ?? DEFAULT_POLICY_VERSION,
+    currencies,
+    allowedMethodsOffline: [...(overrides.allowedMethodsOffline ?? DEFAULT_ALLOWED_METHODS_OFFLINE)],
+    cardWindowMs: overrides.cardWindowMs ?? DEFAULT_CARD_WINDOW_MS,
+    cardCapCount: overrides.cardCapCount ?? DEFAULT_CARD_CAP_COUNT,
+    deviceMaxQueued: overrides.deviceMaxQueued ?? DEFAULT_DEVICE_MAX_QUEUED,
+    queueDurationMs: overrides.queueDurationMs ?? DEFAULT_QUEUE_DURATION_MS,
+    blockedBins: [...(overrides.blockedBins ?? [])],
+    denylistCardKeys: [...(overrides.denylistCardKeys ?? [])],
+    barrier: {
+      quorum: overrides.barrier?.quorum ?? DEFAULT_BARRIER_QUORUM,
+      timeoutMs: overrides.barrier?.timeoutMs ?? DEFAULT_BARRIER_TIMEOUT_MS,
+      retries: overrides.barrier?.retries ?? DEFAULT_BARRIER_RETRIES,
+      retryJitterMs: overrides.barrier?.retryJitterMs ?? DEFAULT_BARRIER_RETRY_JITTER_MS,
+    },
+    isolated: {
+      enabled: overrides.isolated?.enabled ?? DEFAULT_ISOLATED_ENABLED,
+      maxApprovalsPerCard: overrides.isolated?.maxApprovalsPerCard ?? DEFAULT_ISOLATED_MAX_APPROVALS_PER_CARD,
+    },
+    maxClockSkewMs: overrides.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
+  }
+}
+
+export type ParsePolicyResult = { ok: true; policy: VenuePolicy } | { ok: false; errors: PolicyIssue[] }
+
+function issue(path: string, problem: string): PolicyIssue {
+  return { path, message: `${path}: ${problem}` }
+}
+
+/** Rules across fields, on a value that already matches the schema. */
+function semanticIssues(p: VenuePolicy): PolicyIssue[] {
+  const issues: PolicyIssue[] = []
+  for (const [code, l] of Object.entries(p.currencies)) {
+    const at = `/currencies/${code}`
+    if (l.isolatedFloorLimitMinor > l.floorLimitMinor) {
+      issues.push(issue(`${at}/isolatedFloorLimitMinor`, `must be ≤ floorLimitMinor (${l.floorLimitMinor})`))
+    }
+    if (l.isolatedDeviceCapMinor > l.deviceCapMinor) {
+      issues.push(issue(`${at}/isolatedDeviceCapMinor`, `must be ≤ deviceCapMinor (${l.deviceCapMinor})`))
+    }
+  }
+  if (p.isolated.enabled && p.isolated.maxApprovalsPerCard < 1) {
+    issues.push(
+      issue('/isolated/maxApprovalsPerCard', 'must be ≥ 1 when isolated mode is enabled (or disable it)'),
+    )
+  }
+  return issues
+}
+
+/**
+ * Validate untrusted JSON as a VenuePolicy: schema (TypeBox) then cross-field rules. Never throws.
+ * On success returns a fresh copy (card keys lowercased), safe to keep while the input changes.
+ */
+export function parsePolicy(json: unknown): ParsePolicyResult {
+  const errors = schemaIssues(json)
+  if (errors.length > 0) return { ok: false, errors }
+  const policy = structuredClone(json) as VenuePolicy
+  policy.denylistCardKeys = policy.denylistCardKeys.map((k) => k.toLowerCase())
+  const semantic = semanticIssues(policy)
+  if (semantic.length > 0) return { ok: false, errors: semantic }
+  return { ok: true, policy }
+}
+
+function invalid(errors: PolicyIssue[]): PolicyError {
+  return new PolicyError(
+    'ERR_INVALID_POLICY',
+    `invalid policy: ${errors.map((e) => e.message).join('; ')}`,
+    errors,
+  )
+}
+
+/**
+ * Sign a policy as the venue operator. Throws PolicyError (ERR_INVALID_POLICY) rather than sign a
+ * policy no terminal would accept. The signed payload is the validated copy, so it survives a JSON
+ * round trip byte for byte (no undefined fields).
+ */
+export function signPolicy(operatorKey: KeyPair, policy: VenuePolicy): SignedDocument<VenuePolicy> {
+  const parsed = parsePolicy(policy)
+  if (!parsed.ok) throw invalid(parsed.errors)
+  return signDocument(DOMAIN.policy, operatorKey, parsed.policy)
+}
+
+export type VerifyPolicyResult =
+  | { ok: true; policy: VenuePolicy; document: SignedDocument<VenuePolicy> }
+  | { ok: false; error: PolicyError }
+
+/** Check a signed policy document: operator signature, then schema and rules. Never throws. */
+export function verifySignedPolicy(doc: unknown, operatorPublicKey: Uint8Array): VerifyPolicyResult {
+  const verified = verifyDocument<unknown>(DOMAIN.policy, doc, operatorPublicKey)
+  if (!verified.ok) {
+    const code = verified.error.code
+    const mapped = code === 'ERR_WRONG_ISSUER' || code === 'ERR_BAD_SIGNATURE' ? code : 'ERR_MALFORMED'
+    return { ok: false, error: new PolicyError(mapped, verified.error.message) }
+  }
+  const parsed = parsePolicy(verified.value.payload)
+  if (!parsed.ok) return { ok: false, error: invalid(parsed.errors) }
+  return { ok: true, policy: parsed.policy, document: verified.value as SignedDocument<VenuePolicy> }
+}
+
+/**
+ * Acks a commit needs out of `rosterSize` terminals, the origin's own included. A majority is
+ * floor(n/2)+1; a fixed number is clamped to [1, n]. Only a majority (or more) guarantees that two
+ * quorums share a terminal, which is what makes a double spend impossible.
+ */
+export function quorumSize(policy: VenuePolicy, rosterSize: number): number {
+  if (!Number.isSafeInteger(rosterSize) || rosterSize < 1)
+    throw new RangeError(`roster size must be a positive integer, got ${rosterSize}`)
+  const q = policy.barrier.quorum
+  if (q === 'majority') return Math.floor(rosterSize / 2) + 1
+  return Math.min(Math.max(Math.trunc(q), 1), rosterSize)
+}
+
+/**
+ * Worst case a partition can approve in `currency` with no quorum anywhere: every terminal
+ * isolated and each filling its isolated-mode cap. 0 when isolated mode is disabled or the
+ * currency is not accepted offline.
+ */
+export function partitionExposureBound(policy: VenuePolicy, rosterSize: number, currency: string): number {
+  const limits = currencyLimits(policy, currency)
+  if (!policy.isolated.enabled || limits === undefined) return 0
+  return Math.max(0, rosterSize) * limits.isolatedDeviceCapMinor
+}
+
+/** The limits for a currency, or undefined when it is not accepted offline. */
+export function currencyLimits(policy: VenuePolicy, currency: string): CurrencyLimits | undefined {
+  return Object.hasOwn(policy.currencies, currency) ? policy.currencies[currency] : undefined
+}

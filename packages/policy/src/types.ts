@@ -1,0 +1,69 @@
+import type { PaymentMethod } from '@nullmesh/protocol'
+
+/** Limits for one currency, all in integer minor units. */
+export interface CurrencyLimits {
+  /** max single offline payment (quorum mode) */
+  floorLimitMinor: number
+  /** per card, per cardWindowMs, approved offline total */
+  cardCapMinor: number
+  /** per terminal (origin) total within queueDurationMs */
+  deviceCapMinor: number
+  /** venue-wide offline exposure within queueDurationMs */
+  venueCapMinor: number
+  /** max single payment while isolated */
+  isolatedFloorLimitMinor: number
+  /** per-terminal total approved while isolated, within queueDurationMs */
+  isolatedDeviceCapMinor: number
+}
+
+export interface BarrierPolicy {
+  /** acks a commit needs, the origin's own included: a majority of the roster, or a fixed number clamped to [1, n] */
+  quorum: 'majority' | number
+  timeoutMs: number
+  retries: number
+  retryJitterMs: number
+}
+
+export interface IsolatedPolicy {
+  enabled: boolean
+  maxApprovalsPerCard: number
+}
+
+/** A venue's offline payment policy. Signed by the operator; every terminal runs the same version. */
+export interface VenuePolicy {
+  venueId: string
+  /** uint16, carried in every reservation and proof */
+  version: number
+  /** ISO 4217 keys; other currencies are declined currency_not_supported */
+  currencies: Record<string, CurrencyLimits>
+  allowedMethodsOffline: PaymentMethod[]
+  cardWindowMs: number
+  /** per-card count cap per card window */
+  cardCapCount: number
+  deviceMaxQueued: number
+  /** max age of an offline approval before it is voided; window of device and venue caps */
+  queueDurationMs: number
+  /** BIN prefixes (digits) */
+  blockedBins: string[]
+  /** card keys (lowercase hex) */
+  denylistCardKeys: string[]
+  barrier: BarrierPolicy
+  isolated: IsolatedPolicy
+  maxClockSkewMs: number
+}
+
+/** What defaultPolicy and createVenueBundle accept: any field, nested objects partially. */
+export interface PolicyOverrides extends Partial<Omit<VenuePolicy, 'currencies' | 'barrier' | 'isolated'>> {
+  /** replaces the currency set; missing limits of a listed currency take the defaults */
+  currencies?: Record<string, Partial<CurrencyLimits>>
+  barrier?: Partial<BarrierPolicy>
+  isolated?: Partial<IsolatedPolicy>
+}
+
+/** One problem found in a policy, naming the field by JSON pointer. */
+export interface PolicyIssue {
+  /** JSON pointer of the field, e.g. /currencies/EUR/floorLimitMinor ('' for the whole document) */
+  path: string
+  /** the path and the problem, e.g. "/currencies/EUR/floorLimitMinor: expected integer ≥ 0" */
+  message: string
+}

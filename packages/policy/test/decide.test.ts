@@ -1,0 +1,369 @@
+import {
+  createExposureState,
+  type Decision,
+  decideAck,
+  decideOffline,
+  defaultPolicy,
+  type ExposureState,
+  type OfflineCandidate,
+  originView,
+  type PolicyOverrides,
+  type VenuePolicy,
+} from '@nullmesh/policy'
+import { DECLINE_CODES } from '@nullmesh/protocol'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { CARD_1, CARD_2, facts, hex, ORIGIN_B, T0 } from './helpers.js'
+
+function policy(over: PolicyOverrides = {}): VenuePolicy {
+  return defaultPolicy('venue-1', over)
+}
+
+function candidate(over: Partial<OfflineCandidate> = {}): OfflineCandidate {
+  const f = facts()
+  return { ...f, id: undefined, ...over }
+}
+
+function code(d: Decision): string | undefined {
+  return d.approve ? undefined : d.code
+}
+
+const quorum = { mode: 'quorum' as const, now: T0 }
+const isolated = { mode: 'isolated' as const, now: T0 }
+
+describe('decideOffline: one test per decline code', () => {
+  let state: ExposureState
+  beforeEach(() => {
+    state = createExposureState()
+  })
+
+  it('approves a plain payment on an empty state, in both modes', () => {
+    expect(decideOffline(policy(), state, candidate(), quorum)).toEqual({ approve: true })
+    expect(decideOffline(policy(), state, candidate(), isolated)).toEqual({ approve: true })
+  })
+
+  it('every decline code it returns is a protocol DeclineCode with a message', () => {
+    const d = decideOffline(policy(), state, candidate({ currency: 'JPY' }), quorum)
+    expect(d.approve).toBe(false)
+    if (d.approve) return
+    expect(DECLINE_CODES).toContain(d.code)
+    expect(d.message).toMatch(/JPY/)
+  })
+
+  it('currency_not_supported', () => {
+    expect(code(decideOffline(policy(), state, candidate({ currency: 'JPY' }), quorum))).toBe(
+      'currency_not_supported',
+    )
+    // prototype keys are not currencies
+    expect(code(decideOffline(policy(), state, candidate({ currency: 'constructor' }), quorum))).toBe(
+      'currency_not_supported',
+    )
+  })
+
+  it('method_not_allowed_offline (swipe by default)', () => {
+    expect(code(decideOffline(policy(), state, candidate({ method: 'swipe' }), quorum))).toBe(
+      'method_not_allowed_offline',
+    )
+    const p = policy({ allowedMethodsOffline: ['chip'] })
+    expect(code(decideOffline(p, state, candidate({ method: 'contactless' }), quorum))).toBe(
+      'method_not_allowed_offline',
+    )
+    expect(code(decideOffline(p, state, candidate({ method: 'chip' }), quorum))).toBeUndefined()
+  })
+
+  it('denylisted_card (case-insensitive card key)', () => {
+    const p = policy({ denylistCardKeys: [CARD_1] })
+    expect(code(decideOffline(p, state, candidate({ cardKey: CARD_1 }), quorum))).toBe('denylisted_card')
+    expect(code(decideOffline(p, state, candidate({ cardKey: CARD_1.toUpperCase() }), quorum))).toBe(
+      'denylisted_card',
+    )
+    expect(code(decideOffline(p, state, candidate({ cardKey: CARD_2 }), quorum))).toBeUndefined()
+  })
+
+  it('blocked_bin only when a BIN is given', () => {
+    const p = policy({ blockedBins: ['4111', '55'] })
+    expect(code(decideOffline(p, state, candidate({ bin: '41111111' }), quorum))).toBe('blocked_bin')
+    expect(code(decideOffline(p, state, candidate({ bin: '55000000' }), quorum))).toBe('blocked_bin')
+    expect(code(decideOffline(p, state, candidate({ bin: '41211111' }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ bin: undefined }), quorum))).toBeUndefined()
+  })
+
+  it('floor_limit_exceeded in quorum mode, isolated_limit_exceeded in isolated mode', () => {
+    const p = policy()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 5000 }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 5001 }), quorum))).toBe(
+      'floor_limit_exceeded',
+    )
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 2500 }), isolated))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 2501 }), isolated))).toBe(
+      'isolated_limit_exceeded',
+    )
+  })
+
+  it('nullifier_seen: held, committed; not when released or not held', () => {
+    const p = policy()
+    const r = facts()
+    const c = candidate({ nullifier: r.nullifier })
+    state.addReservation(r, false)
+    expect(code(decideOffline(p, state, c, quorum))).toBeUndefined()
+    state.hold(r.id)
+    expect(code(decideOffline(p, state, c, quorum))).toBe('nullifier_seen')
+    state.addRelease(r.id)
+    expect(code(decideOffline(p, state, c, quorum))).toBeUndefined()
+    state.addCommit(r, 'quorum') // a commit counts even after a release
+    expect(code(decideOffline(p, state, c, quorum))).toBe('nullifier_seen')
+    // the same reservation deciding about itself is not a conflict
+    expect(code(decideOffline(p, state, { ...c, id: r.id }, quorum))).toBeUndefined()
+  })
+
+  it('nullifier_seen for an online commit too', () => {
+    const r = facts()
+    state.addCommit(r, 'online')
+    expect(code(decideOffline(policy(), state, candidate({ nullifier: r.nullifier }), quorum))).toBe(
+      'nullifier_seen',
+    )
+  })
+
+  it('card_cap_exceeded within the card window only', () => {
+    const p = policy({ currencies: { EUR: { cardCapMinor: 3000 } } })
+    state.addReservation(facts({ amountMinor: 2000, ts: T0 - 1000 }), true)
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1000 }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1001 }), quorum))).toBe('card_cap_exceeded')
+    // another card, another currency: separate caps
+    expect(
+      code(decideOffline(p, state, candidate({ amountMinor: 1001, cardKey: CARD_2 }), quorum)),
+    ).toBeUndefined()
+    // outside the window (1 h) it no longer counts
+    const late = T0 + 60 * 60 * 1000
+    expect(
+      code(decideOffline(p, state, candidate({ amountMinor: 1001, ts: late }), { ...quorum, now: late })),
+    ).toBeUndefined()
+  })
+
+  it('card_count_exceeded', () => {
+    const p = policy({ cardCapCount: 2, currencies: { EUR: { cardCapMinor: 100_000 } } })
+    state.addReservation(facts({ amountMinor: 1 }), true)
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1 }), quorum))).toBeUndefined()
+    state.addCommit(facts({ amountMinor: 1 }), 'quorum')
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1 }), quorum))).toBe('card_count_exceeded')
+  })
+
+  it('device_cap_exceeded counts this origin only', () => {
+    const p = policy({ currencies: { EUR: { deviceCapMinor: 2500 } } })
+    state.addCommit(facts({ amountMinor: 2000, cardKey: hex('x', 16) }), 'quorum')
+    state.addCommit(facts({ amountMinor: 1000, cardKey: hex('y', 16), origin: ORIGIN_B }), 'quorum')
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 500 }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 501 }), quorum))).toBe('device_cap_exceeded')
+    expect(
+      code(decideOffline(p, state, candidate({ amountMinor: 501, origin: ORIGIN_B }), quorum)),
+    ).toBeUndefined()
+  })
+
+  it('queue_full counts this origin across currencies', () => {
+    const p = policy({ deviceMaxQueued: 2 })
+    state.addCommit(facts({ cardKey: hex('a', 16) }), 'quorum')
+    state.addCommit(facts({ cardKey: hex('b', 16), currency: 'USD' }), 'quorum')
+    expect(code(decideOffline(p, state, candidate(), quorum))).toBe('queue_full')
+    expect(code(decideOffline(p, state, candidate({ origin: ORIGIN_B }), quorum))).toBeUndefined()
+    // older than the queue duration: settled or voided, no longer queued
+    const later = T0 + 24 * 60 * 60 * 1000 + 1
+    expect(code(decideOffline(p, state, candidate({ ts: later }), { ...quorum, now: later }))).toBeUndefined()
+  })
+
+  it('venue_cap_exceeded counts every origin', () => {
+    const p = policy({ currencies: { EUR: { venueCapMinor: 3000 } } })
+    state.addCommit(facts({ amountMinor: 1500, cardKey: hex('a', 16), origin: ORIGIN_B }), 'quorum')
+    state.addReservation(facts({ amountMinor: 1000, cardKey: hex('b', 16), origin: hex('origin-c') }), true)
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 500 }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 501 }), quorum))).toBe('venue_cap_exceeded')
+  })
+
+  it('isolated_limit_exceeded: the isolated device cap counts isolated commits of this origin', () => {
+    const p = policy({ currencies: { EUR: { isolatedDeviceCapMinor: 3000 } } })
+    state.addCommit(facts({ amountMinor: 2000, cardKey: hex('a', 16) }), 'isolated')
+    // quorum-mode commits and other origins' isolated commits do not use this terminal's isolated cap
+    state.addCommit(facts({ amountMinor: 2000, cardKey: hex('b', 16) }), 'quorum')
+    state.addCommit(facts({ amountMinor: 2000, cardKey: hex('c', 16), origin: ORIGIN_B }), 'isolated')
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1000 }), isolated))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1001 }), isolated))).toBe(
+      'isolated_limit_exceeded',
+    )
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1001 }), quorum))).toBeUndefined()
+  })
+
+  it('isolated_card_used', () => {
+    const p = policy()
+    state.addCommit(facts({ amountMinor: 100 }), 'isolated')
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 100 }), isolated))).toBe(
+      'isolated_card_used',
+    )
+    expect(
+      code(decideOffline(p, state, candidate({ amountMinor: 100, cardKey: CARD_2 }), isolated)),
+    ).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 100 }), quorum))).toBeUndefined()
+    const two = policy({ isolated: { maxApprovalsPerCard: 2 } })
+    expect(code(decideOffline(two, state, candidate({ amountMinor: 100 }), isolated))).toBeUndefined()
+  })
+
+  it('quorum_unavailable in isolated mode when it is disabled', () => {
+    const p = policy({ isolated: { enabled: false } })
+    expect(code(decideOffline(p, state, candidate(), isolated))).toBe('quorum_unavailable')
+    expect(code(decideOffline(p, state, candidate(), quorum))).toBeUndefined()
+  })
+
+  it('stale_reservation when the payment time is too far from now, either way', () => {
+    const p = policy()
+    expect(code(decideOffline(p, state, candidate({ ts: T0 - 30_000 }), quorum))).toBeUndefined()
+    expect(code(decideOffline(p, state, candidate({ ts: T0 - 30_001 }), quorum))).toBe('stale_reservation')
+    expect(code(decideOffline(p, state, candidate({ ts: T0 + 30_001 }), quorum))).toBe('stale_reservation')
+  })
+
+  it('invalid amounts are declined, not thrown', () => {
+    expect(code(decideOffline(policy(), state, candidate({ amountMinor: -1 }), quorum))).toBe('other')
+    expect(code(decideOffline(policy(), state, candidate({ amountMinor: 1.5 }), quorum))).toBe('other')
+    expect(code(decideOffline(policy(), state, candidate({ amountMinor: 2 ** 48 }), quorum))).toBe(
+      'max_amount_exceeded',
+    )
+  })
+})
+
+describe('decideOffline: order and self-exclusion', () => {
+  it('checks run in the documented order', () => {
+    const state = createExposureState()
+    const p = policy({
+      denylistCardKeys: [CARD_1],
+      blockedBins: ['4'],
+      isolated: { enabled: false },
+      currencies: { EUR: { cardCapMinor: 10 } },
+    })
+    const all = candidate({ currency: 'JPY', method: 'swipe', bin: '41111111', amountMinor: 999_999 })
+    const steps: Array<[Partial<OfflineCandidate>, string]> = [
+      [{}, 'currency_not_supported'],
+      [{ currency: 'EUR' }, 'method_not_allowed_offline'],
+      [{ currency: 'EUR', method: 'chip' }, 'denylisted_card'],
+      [{ currency: 'EUR', method: 'chip', cardKey: CARD_2 }, 'blocked_bin'],
+    ]
+    for (const [over, expected] of steps)
+      expect(code(decideOffline(p, state, { ...all, ...over }, isolated))).toBe(expected)
+    const clean = { ...all, currency: 'EUR', method: 'chip' as const, cardKey: CARD_2, bin: undefined }
+    expect(code(decideOffline(p, state, clean, isolated))).toBe('quorum_unavailable')
+    expect(code(decideOffline(p, state, clean, quorum))).toBe('floor_limit_exceeded')
+    const held = facts({ cardKey: CARD_2 })
+    state.addReservation(held, true)
+    expect(
+      code(decideOffline(p, state, { ...clean, amountMinor: 5000, nullifier: held.nullifier }, quorum)),
+    ).toBe('nullifier_seen')
+    expect(code(decideOffline(p, state, { ...clean, amountMinor: 5000 }, quorum))).toBe('card_cap_exceeded')
+  })
+
+  it('a reservation already in the state is not counted against itself', () => {
+    const p = policy({
+      cardCapCount: 1,
+      deviceMaxQueued: 1,
+      currencies: {
+        EUR: {
+          cardCapMinor: 1000,
+          deviceCapMinor: 1000,
+          venueCapMinor: 1000,
+          isolatedDeviceCapMinor: 1000,
+          isolatedFloorLimitMinor: 1000,
+        },
+      },
+    })
+    const state = createExposureState()
+    const r = facts({ amountMinor: 1000 })
+    state.addReservation(r, true)
+    expect(decideOffline(p, state, r, quorum)).toEqual({ approve: true })
+    state.addCommit(r, 'isolated')
+    expect(decideOffline(p, state, r, isolated)).toEqual({ approve: true })
+    // without its id it is another payment, and every cap is full
+    expect(code(decideOffline(p, state, { ...r, id: undefined, nullifier: hex('n2') }, quorum))).toBe(
+      'card_cap_exceeded',
+    )
+  })
+
+  it('is pure: deciding does not change the state', () => {
+    const state = createExposureState()
+    state.addReservation(facts(), true)
+    const before = state.snapshot()
+    decideOffline(policy(), state, candidate(), quorum)
+    decideOffline(policy(), state, candidate(), isolated)
+    expect(state.snapshot()).toEqual(before)
+  })
+
+  it('an online-only commit does not use offline caps', () => {
+    const p = policy({ currencies: { EUR: { cardCapMinor: 1000 } } })
+    const state = createExposureState()
+    state.addCommit(facts({ amountMinor: 1000 }), 'online')
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1000 }), quorum))).toBeUndefined()
+  })
+})
+
+describe('decideAck', () => {
+  it('is decideOffline in quorum mode from the peer view, the reservation excluded', () => {
+    const p = policy({ currencies: { EUR: { cardCapMinor: 2000 } } })
+    const peer = createExposureState()
+    const r = facts({ amountMinor: 1500 })
+    expect(decideAck(p, peer, r, { now: T0 })).toEqual({ approve: true })
+    peer.addReservation(r, true) // acked: held
+    // asked again (a retransmission): same answer
+    expect(decideAck(p, peer, r, { now: T0 })).toEqual({ approve: true })
+    // another reservation for the same card now exceeds the cap at this peer
+    expect(code(decideAck(p, peer, facts({ amountMinor: 600 }), { now: T0 }))).toBe('card_cap_exceeded')
+    // and the same credential use is refused
+    expect(
+      code(
+        decideAck(p, peer, facts({ amountMinor: 1, nullifier: r.nullifier, cardKey: CARD_2 }), { now: T0 }),
+      ),
+    ).toBe('nullifier_seen')
+  })
+
+  it('refuses stale and future reservations', () => {
+    const p = policy()
+    const peer = createExposureState()
+    expect(code(decideAck(p, peer, facts({ ts: T0 - 31_000 }), { now: T0 }))).toBe('stale_reservation')
+    expect(code(decideAck(p, peer, facts({ ts: T0 + 31_000 }), { now: T0 }))).toBe('stale_reservation')
+  })
+
+  it('ignores the BIN (peers never see it) but applies every other rule', () => {
+    const p = policy({ blockedBins: ['4'], allowedMethodsOffline: ['chip'] })
+    const peer = createExposureState()
+    expect(decideAck(p, peer, facts({ method: 'chip' }), { now: T0 })).toEqual({ approve: true })
+    expect(code(decideAck(p, peer, facts({ method: 'nfc' }), { now: T0 }))).toBe('method_not_allowed_offline')
+  })
+
+  it('with an origin view: conflict when the peer holds a card reservation the origin has not seen', () => {
+    const p = policy()
+    const origin = createExposureState()
+    const peer = createExposureState()
+    const seenByBoth = facts({ amountMinor: 100 })
+    const onlyPeer = facts({ amountMinor: 100, origin: ORIGIN_B })
+    origin.addCommit(seenByBoth, 'quorum')
+    peer.addCommit(seenByBoth, 'quorum')
+    const r = facts({ amountMinor: 100 })
+    const view = originView(p, origin, r)
+    expect(view).toEqual([seenByBoth.id])
+    expect(decideAck(p, peer, r, { now: T0, originView: view })).toEqual({ approve: true })
+    peer.addReservation(onlyPeer, true)
+    expect(code(decideAck(p, peer, r, { now: T0, originView: view }))).toBe('conflict')
+    // not held by the peer (only gossiped): does not count, no conflict
+    const other = createExposureState()
+    other.addReservation(onlyPeer, false)
+    expect(decideAck(p, other, r, { now: T0, originView: view })).toEqual({ approve: true })
+    // without a view there is no such check
+    expect(decideAck(p, peer, r, { now: T0 })).toEqual({ approve: true })
+  })
+
+  it('originView lists the active card reservations in the window, the candidate excluded', () => {
+    const p = policy()
+    const s = createExposureState()
+    const old = facts({ ts: T0 - 2 * 60 * 60 * 1000 })
+    const a = facts({ ts: T0 - 10 })
+    const b = facts({ ts: T0 - 5 })
+    const released = facts({ ts: T0 - 1 })
+    const otherCard = facts({ cardKey: CARD_2 })
+    for (const f of [old, a, b, released, otherCard]) s.addReservation(f, true)
+    s.addRelease(released.id)
+    expect(originView(p, s, { ...b, ts: T0 })).toEqual([a.id])
+    expect(originView(p, s, { cardKey: CARD_1, currency: 'EUR', ts: T0 })).toEqual([a.id, b.id])
+  })
+})
