@@ -26,6 +26,55 @@ function hashToken(token: string): Buffer {
   return createHash('sha256').update(token).digest()
 }
 
+interface JsonSchema {
+  properties?: Record<string, unknown>
+  required?: string[]
+}
+
+interface RouteDoc {
+  method: string
+  url: string
+  schema: { body?: unknown; params?: JsonSchema; querystring?: JsonSchema }
+  admin: boolean
+}
+
+/** A minimal OpenAPI 3.1 document built from the routes' own validation schemas. */
+function openApi(routes: RouteDoc[]): unknown {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const r of routes) {
+    const path = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+    const parameters: unknown[] = []
+    for (const [where, schema] of [
+      ['path', r.schema.params],
+      ['query', r.schema.querystring],
+    ] as const) {
+      for (const [name, s] of Object.entries(schema?.properties ?? {})) {
+        parameters.push({
+          name,
+          in: where,
+          required: where === 'path' || (schema?.required ?? []).includes(name),
+          schema: s,
+        })
+      }
+    }
+    const op: Record<string, unknown> = {
+      responses: { default: { description: 'JSON; errors are { code, message }' } },
+    }
+    if (parameters.length > 0) op.parameters = parameters
+    if (r.schema.body !== undefined)
+      op.requestBody = { required: true, content: { 'application/json': { schema: r.schema.body } } }
+    if (r.admin) op.security = [{ admin: [] }]
+    paths[path] ??= {}
+    paths[path][r.method] = op
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'nullmesh central', version: '1' },
+    components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } },
+    paths,
+  }
+}
+
 /** The HTTP API. Bad input → 4xx `{ code, message }` naming the field; nothing is recorded then. */
 export function buildHttpApp(init: HttpAppInit): FastifyInstance {
   const { service, log } = init
@@ -67,6 +116,21 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
       throw new CentralError('ERR_UNAUTHORIZED', 'authorization: a valid admin bearer token is required', 401)
     }
   }
+
+  const routes: RouteDoc[] = []
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    for (const method of methods) {
+      if (method === 'HEAD' || route.url === '/openapi.json') continue
+      routes.push({
+        method: method.toLowerCase(),
+        url: route.url,
+        schema: (route.schema ?? {}) as RouteDoc['schema'],
+        admin: route.preHandler !== undefined,
+      })
+    }
+  })
+  app.get('/openapi.json', async () => openApi(routes))
 
   app.get('/healthz', async () => ({ ok: true }))
 

@@ -166,5 +166,11 @@ describe('online authorisation and venue data', () => {
     expect(verifyDocument('nullmesh/denylist/v1', d2, venue.bundle.operatorPublicKey).ok).toBe(true)
     expect((await api(central.url, 'GET', '/v1/venues/nope/denylist')).body.code).toBe('ERR_UNKNOWN_VENUE')
     expect((await api(central.url, 'GET', '/healthz')).body).toEqual({ ok: true })
+    const openapi = (await api(central.url, 'GET', '/openapi.json')).body
+    expect(
+      openapi.paths['/v1/sync'].post.requestBody.content['application/json'].schema.properties.events
+        .maxItems,
+    ).toBe(500)
+    expect(openapi.paths['/v1/venues/{id}/denylist'].post.security).toEqual([{ admin: [] }])
   })
 })
