@@ -1,0 +1,35 @@
+/**
+ * @packageDocumentation
+ *
+ * TypeScript SDK for point-of-sale apps talking to a nullmesh terminal's local HTTP API. No
+ * dependencies (global fetch). See the README for an example.
+ */
+
+export type { CallOptions, EventsOptions, TerminalClientInit } from './client.js'
+export { TerminalClient } from './client.js'
+export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from './constants.js'
+export { TerminalApiError } from './errors.js'
+export type { SseMessage } from './sse.js'
+export { SseParser } from './sse.js'
+export type {
+  ApiErrorBody,
+  BarrierInfo,
+  ConnectivityEventData,
+  DecisionMode,
+  MeshModeEventData,
+  OfflineBehavior,
+  Payment,
+  PaymentContext,
+  PaymentEventData,
+  PaymentMethod,
+  PaymentRequest,
+  PaymentResponse,
+  PaymentStatus,
+  Settlement,
+  SettlementStatus,
+  TerminalEvent,
+  TerminalEventMap,
+  TerminalEventType,
+  TerminalStatus,
+} from './types.js'
+export { TERMINAL_EVENT_TYPES } from './types.js'

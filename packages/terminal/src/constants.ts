@@ -1,0 +1,78 @@
+/** Debug namespace of the terminal's logger (`DEBUG=nullmesh:terminal*`). */
+export const LOG_NAMESPACE = 'nullmesh:terminal'
+
+/** The local API listens on loopback only unless told otherwise. */
+export const DEFAULT_API_HOST = '127.0.0.1'
+/** 0: a free port chosen by the OS (read it back from `terminal.apiUrl`). */
+export const DEFAULT_API_PORT = 0
+/** Environment variable read for the API bearer token when none is given. */
+export const API_TOKEN_ENV = 'NULLMESH_API_TOKEN'
+/** File in the data directory holding the generated API token (mode 0600). */
+export const API_TOKEN_FILE = 'api-token'
+/** Sub-directory of the data directory holding the LevelDB ledger. */
+export const LEDGER_DIR = 'ledger'
+/** Largest accepted request body. A payment request is a few hundred bytes. */
+export const API_BODY_LIMIT_BYTES = 16 * 1024
+/** SSE comment lines sent this often so that proxies and clients keep an idle stream open. */
+export const SSE_KEEPALIVE_MS = 15_000
+/** SSE `retry:` hint for reconnecting clients. */
+export const SSE_RETRY_MS = 2_000
+
+/** Connectivity monitor of the central link. */
+export const CONNECTIVITY_DEFAULTS = Object.freeze({
+  /** first retry after a failure: within ~100 ms (jittered down to half) */
+  initialDelayMs: 100,
+  /** backoff doubles up to this cap */
+  maxDelayMs: 5_000,
+  factor: 2,
+  /** fraction of each delay that is randomised: delay × (1 − jitter × random) */
+  jitter: 0.5,
+  /** while online, a health probe this often notices a lost link */
+  probeIntervalMs: 2_000,
+  /** one health probe may take at most this long */
+  probeTimeoutMs: 1_000,
+})
+
+/** An online authorisation may take this long before the payment falls back to the offline path. */
+export const DEFAULT_ONLINE_TIMEOUT_MS = 3_000
+/** Any other request to central (sync batches, deny list, payment status). */
+export const DEFAULT_CENTRAL_TIMEOUT_MS = 10_000
+
+/** Sync agent. */
+export const SYNC_DEFAULTS = Object.freeze({
+  /** events per POST /v1/sync (central accepts at most 500) */
+  batchSize: 50,
+  /** while online, look for new events and settlement updates this often (also woken by each payment) */
+  intervalMs: 1_000,
+  /** own payments whose settlement status is asked for per round */
+  statusPollLimit: 100,
+  /** concurrent GET /v1/payments/:id */
+  statusPollConcurrency: 4,
+  /** deny list refresh interval while online */
+  denylistRefreshMs: 30_000,
+  /** delete event bodies central confirmed (off: the mesh rebuilds its caps from the events at start) */
+  prune: false,
+})
+
+/** Ledger cursor names used by the terminal. */
+export const CURSORS = Object.freeze({
+  /** the last deny list document accepted from central (JSON) */
+  denylist: 'terminal/denylist',
+  /** events central rejected for good and that the agent moved past (JSON list, bounded) */
+  syncRejected: 'terminal/sync-rejected',
+})
+/** How many permanently rejected event ids are remembered in the cursor. */
+export const MAX_REMEMBERED_REJECTIONS = 1_000
+
+/** Barrier latency histogram buckets, in seconds. */
+export const BARRIER_BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
+/** Whole-decision latency histogram buckets, in seconds. */
+export const PAY_BUCKETS_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
+
+/** Payment request limits (also in the OpenAPI document). */
+export const LIMITS = Object.freeze({
+  idempotencyKeyMaxLength: 128,
+  cardTokenMaxLength: 64,
+  contextFieldMaxLength: 128,
+  maxCredentialCounter: 2 ** 32 - 1,
+})
