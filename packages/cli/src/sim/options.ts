@@ -1,0 +1,20 @@
+export const SCENARIOS = ['normal', 'double-tap', 'partition'] as const
+export type Scenario = (typeof SCENARIOS)[number]
+
+export interface SimOptions {
+  terminals: number
+  cards: number
+  payments: number
+  /** payments per second */
+  rate: number
+  scenario: Scenario
+  seed: string
+  /** share of the load (from the start) during which no terminal can reach central */
+  offline: number
+  settleTimeoutMs: number
+  json: boolean
+  keep: boolean
+  /** parent of the temporary directory */
+  dir?: string | undefined
+  progress: boolean
+}

@@ -1,0 +1,119 @@
+import type { Scenario } from './options.js'
+
+/** The sim's result. `--json` prints it as the last line of stdout. */
+export interface SimSummary {
+  scenario: Scenario
+  terminals: number
+  cards: number
+  /** distinct payments made (POS retries not counted) */
+  payments: number
+  approved: number
+  declined: number
+  /** requests that got no decision (terminal unreachable, timeout) */
+  errors: number
+  errorsByCode: Record<string, number>
+  byStatus: Record<string, number>
+  /** decision mode as answered: online | quorum | isolated | floor_limit */
+  byMode: Record<string, number>
+  /** payments and approvals per generated kind (ordinary, over_floor, replay, double_tap, denylisted, blocked_bin) */
+  byKind: Record<string, { payments: number; approved: number }>
+  /** declines by code */
+  declines: Record<string, number>
+  /** cards whose quorum + isolated approvals within one card window exceed cardCapMinor (union of ledgers) */
+  overCapCards: number
+  maxOverCapMinor: number
+  maxCardWindowTotalMinor: number
+  cardCapMinor: number
+  /** nullifiers committed for more than one reservation across the union of ledgers */
+  duplicateApprovals: number
+  duplicateApprovedMinor: number
+  barrierMs: { p50: number; p99: number; max: number; count: number }
+  /** client-side decision latency */
+  latencyMs: { p50: number; p99: number }
+  proofBytesMax: number
+  /** proofs that did not verify with the deciding terminal's key */
+  proofsInvalid: number
+  /** isolated-mode commits in the union of ledgers */
+  isolatedApprovals: number
+  commitsByMode: { quorum: number; isolated: number; online: number }
+  /** partitionExposureBound(policy, terminals, currency) */
+  exposureBoundMinor: number
+  currency: string
+  doubleTaps: { groups: number; maxApprovalsPerGroup: number }
+  replays: { total: number; approved: number }
+  retries: { total: number; mismatches: number }
+  /** central's settlement outcome */
+  settled: { completed: number; failed: number }
+  failedByCode: Record<string, number>
+  partitionLosses: number
+  /** payments a client saw approved that central does not hold as committed */
+  lost: number
+  syncTimedOut: boolean
+  ledgers: { perTerminal: Record<string, number>; unionEvents: number; byType: Record<string, number> }
+  /** processes that exited unexpectedly or had to be killed */
+  crashed: string[]
+  /** invariants this run broke (exit code 3) */
+  violations: string[]
+  seed: string | number
+  /** the load phase alone */
+  loadMs: number
+  /** the whole run */
+  durationMs: number
+  /** with --keep: where the venue, data directories and logs are */
+  dataDir: string | null
+}
+
+const money = (minor: number): string => (minor / 100).toFixed(2)
+const list = (m: Record<string, number>): string =>
+  Object.entries(m)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(' · ') || 'none'
+
+/** The readable summary. */
+export function formatSummary(s: SimSummary): string {
+  const ok = (cond: boolean): string => (cond ? '✔' : '✘')
+  const partition = s.scenario === 'partition'
+  const rate = s.loadMs > 0 ? (s.payments / (s.loadMs / 1000)).toFixed(1) : '–'
+  const online = s.byStatus.approved_online ?? 0
+  const offline = s.byStatus.approved_offline ?? 0
+  const kinds = Object.entries(s.byKind)
+    .map(([k, v]) => `${k} ${v.approved}/${v.payments}`)
+    .join(' · ')
+  const lines = [
+    '',
+    `nullmesh sim — scenario ${s.scenario}, ${s.terminals} terminals, ${s.cards} cards, seed ${s.seed}`,
+    `  payments     ${s.payments} in ${(s.loadMs / 1000).toFixed(1)} s (${rate}/s): ${s.approved} approved (online ${online}, offline ${offline}), ${s.declined} declined${s.errors > 0 ? `, ${s.errors} without answer (${list(s.errorsByCode)})` : ''}`,
+    `  approved by  ${kinds}`,
+    `  declines     ${list(s.declines)}`,
+    `  barrier      p50 ${s.barrierMs.p50} ms · p99 ${s.barrierMs.p99} ms · max ${s.barrierMs.max} ms over ${s.barrierMs.count} offline decisions; request latency p50 ${s.latencyMs.p50} ms · p99 ${s.latencyMs.p99} ms`,
+    `  proofs       ≤ ${s.proofBytesMax} bytes, ${s.proofsInvalid === 0 ? 'every one verified with its terminal’s key' : `${s.proofsInvalid} FAILED verification`}`,
+    `  ledgers      ${Object.entries(s.ledgers.perTerminal)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(
+        ' · ',
+      )} events; union ${s.ledgers.unionEvents} · commits quorum ${s.commitsByMode.quorum} · isolated ${s.commitsByMode.isolated} · online ${s.commitsByMode.online}`,
+  ]
+  if (s.doubleTaps.groups > 0) {
+    lines.push(
+      `  double taps  ${s.doubleTaps.groups} cards tapped at every terminal at once: at most ${s.doubleTaps.maxApprovalsPerGroup} approval per card`,
+    )
+  }
+  lines.push(
+    `  replays      ${s.replays.total} credential replays at another terminal, ${s.replays.approved} approved · ${s.retries.total} POS retries, ${s.retries.mismatches === 0 ? 'all got the first decision' : `${s.retries.mismatches} got another decision`}`,
+    `  caps         ${ok(s.overCapCards === 0)} ${s.overCapCards} card(s) over the offline cap (worst card window ${money(s.maxCardWindowTotalMinor)} of ${money(s.cardCapMinor)} ${s.currency}${s.maxOverCapMinor > 0 ? `, over by ${money(s.maxOverCapMinor)}` : ''})`,
+    `  double spend ${ok(s.duplicateApprovals === 0)} ${s.duplicateApprovals} nullifier(s) approved twice${s.duplicateApprovals > 0 ? ` (${money(s.duplicateApprovedMinor)} ${s.currency}${partition ? ', partition loss' : ''})` : ''}`,
+    `  exposure     partition bound ${money(s.exposureBoundMinor)} ${s.currency}; ${s.isolatedApprovals} isolated approval(s)${s.partitionLosses > 0 ? `; central counted ${s.partitionLosses} partition loss(es)` : ''}`,
+    `  settlement   ${s.settled.completed} completed, ${s.settled.failed} failed (${list(s.failedByCode)})${s.syncTimedOut ? ' — sync did NOT complete in time' : ''}`,
+    `  lost         ${ok(s.lost === 0)} ${s.lost} approved payment(s) missing at central`,
+    `  processes    ${s.crashed.length === 0 ? `central + ${s.terminals} terminals stopped cleanly` : `CRASHED: ${s.crashed.join(', ')}`}`,
+    `  run          ${(s.durationMs / 1000).toFixed(1)} s${s.dataDir === null ? '' : `; data kept in ${s.dataDir}`}`,
+  )
+  if (s.violations.length > 0) lines.push(`  VIOLATIONS   ${s.violations.join('; ')}`)
+  if (s.crashed.length > 0) lines.push(`  result       ${ok(false)} ${s.crashed.length} process(es) crashed`)
+  else if (s.violations.length === 0)
+    lines.push(
+      `  result       ${ok(true)} all invariants held${partition ? ' (a partition may approve within the exposure bound)' : ''}`,
+    )
+  return lines.join('\n')
+}
