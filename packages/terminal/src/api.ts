@@ -87,6 +87,8 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
   // plain JSON.stringify: the schemas document them, they never reshape them.
   app.setValidatorCompiler(() => () => true)
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+  // JSON only: any other body is 415 (Fastify would parse text/plain as a string)
+  app.removeContentTypeParser('text/plain')
 
   await app.register(swagger, {
     openapi: {

@@ -1,0 +1,141 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createVenueBundle, type PolicyOverrides, type VenueBundle } from '@nullmesh/policy'
+import { createTerminal, type Terminal, type TerminalInit } from '@nullmesh/terminal'
+
+export const TOKEN = 'test-token-0123456789'
+
+export interface TestVenue {
+  dir: string
+  bundle: VenueBundle
+  terminals: Terminal[]
+  /** init used for each terminal, by index, to restart it */
+  inits: TerminalInit[]
+  /** stop terminal i and start a new instance on the same data directory, peers given */
+  restart(i: number): Promise<Terminal>
+  cleanup(): Promise<void>
+}
+
+export async function makeVenueDir(terminals: number, policy: PolicyOverrides = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'nullmesh-terminal-'))
+  const bundle = await createVenueBundle({
+    outDir: join(dir, 'venue'),
+    terminals,
+    venueId: 'test-venue',
+    policy,
+  })
+  return { dir, bundle }
+}
+
+/** N terminals in this process on 127.0.0.1, static peers (each is given the ones started before it). */
+export async function startVenue(
+  n: number,
+  opts: { policy?: PolicyOverrides; init?: (i: number) => Partial<TerminalInit>; waitQuorum?: boolean } = {},
+): Promise<TestVenue> {
+  const { dir, bundle } = await makeVenueDir(n, opts.policy)
+  const terminals: Terminal[] = []
+  const inits: TerminalInit[] = []
+  for (let i = 0; i < n; i++) {
+    const init: TerminalInit = {
+      venueDir: bundle.dir,
+      id: `T${i + 1}`,
+      dataDir: join(dir, `data-T${i + 1}`),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      token: TOKEN,
+      discovery: { mdns: false, peers: terminals.flatMap((t) => t.multiaddrs()) },
+      ...opts.init?.(i),
+    }
+    const t = createTerminal(init)
+    await t.start()
+    terminals.push(t)
+    inits.push(init)
+  }
+  if (opts.waitQuorum !== false && n > 1) {
+    await waitFor(
+      () => terminals.every((t) => t.status().mesh.mode === 'quorum' && t.status().mesh.peers === n - 1),
+      20_000,
+    )
+  }
+  return {
+    dir,
+    bundle,
+    terminals,
+    inits,
+    async restart(i: number) {
+      await terminals[i]!.stop()
+      const peers = terminals.filter((_, j) => j !== i).flatMap((t) => t.multiaddrs())
+      const init = { ...inits[i]!, discovery: { mdns: false, peers } }
+      const t = createTerminal(init)
+      await t.start()
+      terminals[i] = t
+      inits[i] = init
+      return t
+    },
+    async cleanup() {
+      await Promise.all(terminals.map((t) => t.stop().catch(() => {})))
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  stepMs = 25,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await cond()) return
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, stepMs))
+  }
+}
+
+let counter = 0
+/** A PAN-shaped test card token (never a real card). */
+export function card(n = ++counter): string {
+  return `4000${String(n).padStart(12, '0')}`
+}
+
+export function payment(overrides: Record<string, unknown> = {}) {
+  return {
+    idempotencyKey: `key-${Date.now()}-${++counter}`,
+    cardToken: card(),
+    amountMinor: 1250,
+    currency: 'EUR',
+    method: 'contactless',
+    ...overrides,
+  }
+}
+
+export async function http(
+  url: string,
+  opts: {
+    method?: string
+    token?: string | null
+    body?: unknown
+    rawBody?: string
+    contentType?: string
+  } = {},
+) {
+  const headers: Record<string, string> = {}
+  if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`
+  let body: string | undefined
+  if (opts.rawBody !== undefined) body = opts.rawBody
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body)
+  if (body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json'
+  const res = await fetch(url, {
+    method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
+    headers,
+    body,
+  })
+  const text = await res.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: res.status, headers: res.headers, text, json: json as Record<string, unknown> }
+}
