@@ -1,0 +1,32 @@
+/** Protocol ids are venue-scoped so that two venues on one LAN never speak to each other by mistake. */
+export const protocolIds = (venue: string) => ({
+  hello: `/nullmesh/${venue}/hello/1.0.0`,
+  barrier: `/nullmesh/${venue}/barrier/1.0.0`,
+  catchup: `/nullmesh/${venue}/catchup/1.0.0`,
+})
+export const gossipTopic = (venue: string) => `/nullmesh/${venue}/events/1`
+/** mDNS service tag: venue specific, so strangers' mDNS answers are never dialled. */
+export const mdnsServiceTag = (venue: string) =>
+  `_nullmesh-${venue.toLowerCase().replace(/[^a-z0-9-]/g, '-')}._udp.local`
+
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/** mDNS query interval: ~1 s so that a returning terminal is found within a second or two. */
+export const MDNS_INTERVAL_MS = 1000
+/** Connection liveness pings: a cut is noticed in 2–4 s instead of ~13 s. */
+export const PING_INTERVAL_MS = 2000
+/** How often static peers and known enrolled peers we are not connected to are redialled. */
+export const REDIAL_INTERVAL_MS = 1000
+/** Periodic anti-entropy with one random peer, repairing anything gossip dropped. */
+export const ANTI_ENTROPY_INTERVAL_MS = 5000
+/** Events per catch-up response frame. */
+export const CATCHUP_BATCH = 256
+/** ...and at most this many bytes per frame (well under MAX_FRAME_BYTES). */
+export const CATCHUP_FRAME_BYTES = 48 * 1024
+/** Upper bound on a catch-up answer; a peer that needs more asks again. */
+export const CATCHUP_MAX_EVENTS = 200_000
+export const HELLO_TIMEOUT_MS = 3000
+export const DIAL_TIMEOUT_MS = 2000
+/** Max bytes of one frame on our request/response protocols. */
+export const MAX_FRAME_BYTES = 64 * 1024
+/** Size limit of one gossip message: an event can never be larger. */
+export const MAX_GOSSIP_BYTES = 16 * 1024

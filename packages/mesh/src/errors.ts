@@ -1,0 +1,43 @@
+/**
+ * Stable validation codes. Each carries the gossipsub outcome it maps to: REJECT (the sender
+ * relayed something invalid and is penalised by peer scoring) or IGNORE (harmless: duplicate,
+ * not for us now).
+ */
+export const VALIDATION_CODES = {
+  ERR_TOO_LARGE: 'REJECT',
+  ERR_DECODE: 'REJECT',
+  ERR_WRONG_VENUE: 'REJECT',
+  ERR_NOT_ENROLLED: 'REJECT',
+  ERR_BAD_SIGNATURE: 'REJECT',
+  ERR_FUTURE_TIMESTAMP: 'REJECT',
+  ERR_BAD_QUORUM_CERTIFICATE: 'REJECT',
+  ERR_FOREIGN_RELEASE: 'REJECT',
+  ERR_EQUIVOCATION: 'REJECT',
+  ERR_UNEXPECTED_TYPE: 'REJECT',
+  ERR_ALREADY_KNOWN: 'IGNORE',
+} as const
+
+export type ValidationCode = keyof typeof VALIDATION_CODES
+export type ValidationAction = (typeof VALIDATION_CODES)[ValidationCode]
+
+export class EventValidationError extends Error {
+  readonly code: ValidationCode
+  readonly action: ValidationAction
+  constructor(code: ValidationCode, message: string) {
+    super(message)
+    this.name = 'EventValidationError'
+    this.code = code
+    this.action = VALIDATION_CODES[code]
+  }
+}
+
+export type MeshErrorCode = 'ERR_NOT_STARTED' | 'ERR_ABORTED' | 'ERR_NOT_ENROLLED' | 'ERR_BAD_CONFIG'
+
+export class MeshError extends Error {
+  readonly code: MeshErrorCode
+  constructor(code: MeshErrorCode, message: string) {
+    super(message)
+    this.name = 'MeshError'
+    this.code = code
+  }
+}

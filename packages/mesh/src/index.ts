@@ -1,0 +1,17 @@
+export { gossipTopic, mdnsServiceTag, protocolIds } from './constants.js'
+export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
+export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
+export { toGossipVerdict } from './gossip-adapter.js'
+export type {
+  BarrierStats,
+  MeshEvents,
+  MeshInit,
+  MeshMode,
+  MeshNode,
+  MeshStatus,
+  OfflineCandidate,
+  OfflineDecision,
+} from './node.js'
+export { createMeshNode } from './node.js'
+export type { ValidationContext } from './validation.js'
+export { validateCommit, validateEventBytes, validateRelease, validateReservation } from './validation.js'

@@ -1,0 +1,1279 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { type GossipSub, gossipsub, StrictNoSign } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Ledger } from '@nullmesh/ledger'
+import {
+  createExposureState,
+  decideAck,
+  decideOffline,
+  type ExposureState,
+  originView,
+  partitionExposureBound,
+  quorumSize,
+  type ReservationFacts,
+  type VenueBundle,
+  type VenuePolicy,
+} from '@nullmesh/policy'
+import {
+  type Commit,
+  type CommitMode,
+  createProof,
+  type DeclineCode,
+  decodeAck,
+  decodeCertificate,
+  decodeEvent,
+  equalBytes,
+  isDeclineCode,
+  type KeyPair,
+  MAX_EVENT_BYTES,
+  type NullmeshEvent,
+  type PaymentMethod,
+  type ProofDecision,
+  type Release,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  sha256,
+  signAck,
+  signEvent,
+  toHex,
+  verifyAckSignature,
+  verifyCertificate,
+} from '@nullmesh/protocol'
+import debug from 'debug'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { TypedEventEmitter, type TypedEventTarget } from 'main-event'
+import {
+  ANTI_ENTROPY_INTERVAL_MS,
+  CATCHUP_BATCH,
+  CATCHUP_FRAME_BYTES,
+  CATCHUP_MAX_EVENTS,
+  DEFAULT_LISTEN,
+  DIAL_TIMEOUT_MS,
+  gossipTopic,
+  HELLO_TIMEOUT_MS,
+  MAX_GOSSIP_BYTES,
+  MDNS_INTERVAL_MS,
+  mdnsServiceTag,
+  PING_INTERVAL_MS,
+  protocolIds,
+  REDIAL_INTERVAL_MS,
+} from './constants.js'
+import { EventValidationError, MeshError } from './errors.js'
+import { FramedStream } from './framing.js'
+import { toGossipVerdict } from './gossip-adapter.js'
+import { Membership } from './membership.js'
+import { type ValidationContext, validateEventBytes } from './validation.js'
+
+const log = debug('nullmesh:mesh')
+
+export interface MeshInit {
+  bundle: VenueBundle
+  key: KeyPair
+  /** an open ledger; the mesh records into it but does not own it */
+  ledger: Ledger
+  /** libp2p listen multiaddrs (default 127.0.0.1, random port) */
+  listen?: string[]
+  discovery?: {
+    /** mDNS on the LAN (only inside a namespace on shared machines) */
+    mdns?: boolean | { interval?: number }
+    /** static peers: multiaddrs ending in /p2p/<peer id> */
+    peers?: string[]
+  }
+  /** clock, for tests */
+  now?: () => number
+}
+
+export interface OfflineCandidate {
+  nullifier: Uint8Array
+  cardKey: Uint8Array
+  amountMinor: number
+  currency: string
+  method: PaymentMethod
+  /** issuer identification number, checked at the origin only (never leaves the terminal) */
+  bin?: string | undefined
+}
+
+export interface BarrierStats {
+  acks: number
+  quorum: number
+  ms: number
+  attempts: number
+}
+
+export interface OfflineDecision {
+  approved: boolean
+  decision: ProofDecision
+  declineCode?: DeclineCode | undefined
+  message?: string | undefined
+  mode: 'quorum' | 'isolated'
+  /** the reservation's content id: the payment id of an offline payment */
+  reservationId?: string | undefined
+  commitId?: string | undefined
+  seq: number
+  ts: number
+  proof: Uint8Array
+  barrier: BarrierStats
+}
+
+export type MeshMode = 'quorum' | 'isolated'
+
+export interface MeshStatus {
+  peerId: string
+  mode: MeshMode
+  /** enrolled peers connected, verified and caught up */
+  peers: number
+  connections: number
+  roster: number
+  quorum: number
+  partitioned: boolean
+  /** worst case all terminals could approve in isolated mode, per currency */
+  exposureBounds: Record<string, number>
+  /** the same for the policy's first currency */
+  exposureBoundMinor: number
+  events: number
+}
+
+export interface MeshEvents {
+  mode: CustomEvent<{ mode: MeshMode }>
+  peer: CustomEvent<{ peerId: string; id: string; state: 'ready' | 'disconnected' }>
+  event: CustomEvent<{ event: SignedEvent; source: 'self' | 'gossip' | 'catchup' | 'barrier' }>
+}
+
+export interface MeshNode extends TypedEventTarget<MeshEvents> {
+  readonly peerId: string
+  readonly publicKeyHex: string
+  readonly policy: VenuePolicy
+  readonly exposure: ExposureState
+  start(opts?: { signal?: AbortSignal }): Promise<void>
+  stop(opts?: { signal?: AbortSignal }): Promise<void>
+  multiaddrs(): string[]
+  status(): MeshStatus
+  /** the offline decision path: policy → durable reservation → barrier → durable commit → proof */
+  authorize(candidate: OfflineCandidate, opts?: { signal?: AbortSignal }): Promise<OfflineDecision>
+  /** online path: a signed reservation to send to central (recorded durably first, not counted in offline caps) */
+  reserveOnline(
+    candidate: OfflineCandidate,
+    opts?: { signal?: AbortSignal },
+  ): Promise<SignedEvent<Reservation>>
+  /** online outcome: Commit (mode online) or Release, recorded and gossiped */
+  completeOnline(
+    reservation: SignedEvent<Reservation>,
+    approved: boolean,
+    reason?: string,
+    opts?: { signal?: AbortSignal },
+  ): Promise<{ event: SignedEvent; proof: Uint8Array }>
+  /** cut this node off at the mesh layer (simulation of a partition) or heal it */
+  setPartitioned(partitioned: boolean): Promise<void>
+  /** pull what we miss from every ready peer now */
+  catchUp(opts?: { signal?: AbortSignal }): Promise<{ received: number }>
+}
+
+interface PeerState {
+  peerId: PeerId
+  id: string
+  keyHex: string
+  verified: boolean
+  caughtUp: boolean
+  channel?: BarrierChannel | undefined
+  opening?: Promise<BarrierChannel | undefined> | undefined
+}
+
+interface PendingRequest {
+  resolve: (ack: SignedAck | undefined) => void
+}
+
+/** Origin side of the barrier protocol: one reused stream per peer, requests matched by id. */
+class BarrierChannel {
+  private readonly pending = new Map<number, PendingRequest>()
+  private nextId = 1
+  constructor(readonly framed: FramedStream) {}
+
+  static open(stream: Stream): BarrierChannel {
+    let channel: BarrierChannel | undefined
+    const framed = new FramedStream(
+      stream,
+      (frame) => channel?.onFrame(frame),
+      () => channel?.failAll(),
+    )
+    channel = new BarrierChannel(framed)
+    return channel
+  }
+
+  private onFrame(frame: unknown): void {
+    if (!Array.isArray(frame) || typeof frame[0] !== 'number') return
+    const p = this.pending.get(frame[0])
+    if (p === undefined) return
+    this.pending.delete(frame[0])
+    const ack = frame[1] instanceof Uint8Array ? decodeAck(frame[1]) : undefined
+    p.resolve(ack?.ok === true ? ack.value : undefined)
+  }
+
+  failAll(): void {
+    for (const p of this.pending.values()) p.resolve(undefined)
+    this.pending.clear()
+  }
+
+  /** resolves with the peer's signed ack or refusal, or undefined if the stream failed */
+  request(reservation: Uint8Array, view: string[]): Promise<SignedAck | undefined> {
+    const id = this.nextId++
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve })
+      this.framed.send([id, reservation, view]).catch(() => {
+        this.pending.delete(id)
+        resolve(undefined)
+      })
+    })
+  }
+}
+
+type Services = {
+  pubsub: GossipSub
+  identify: ReturnType<ReturnType<typeof identify>>
+  ping: unknown
+  mdns?: unknown
+}
+
+const RETRYABLE: ReadonlySet<string> = new Set([
+  'nullifier_seen',
+  'card_cap_exceeded',
+  'card_count_exceeded',
+  'device_cap_exceeded',
+  'venue_cap_exceeded',
+  'conflict',
+])
+
+function facts(signed: SignedEvent<Reservation>): ReservationFacts {
+  const r = signed.event
+  return {
+    id: signed.idHex,
+    origin: toHex(r.origin),
+    nullifier: toHex(r.nullifier),
+    cardKey: toHex(r.cardKey),
+    amountMinor: r.amountMinor,
+    currency: r.currency,
+    method: r.method,
+    ts: r.ts,
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
+  readonly policy: VenuePolicy
+  readonly exposure: ExposureState = createExposureState()
+  readonly publicKeyHex: string
+  peerId = ''
+  private readonly bundle: VenueBundle
+  private readonly key: KeyPair
+  private readonly ledger: Ledger
+  private readonly init: MeshInit
+  private readonly now: () => number
+  private readonly membership: Membership
+  private readonly quorum: number
+  private readonly protocols: ReturnType<typeof protocolIds>
+  private readonly topic: string
+  private libp2p?: Libp2p<Services> | undefined
+  private readonly peers = new Map<string, PeerState>()
+  private readonly known = new Set<string>()
+  private readonly idsAt = new Map<string, string>()
+  private readonly reservationOrigin = new Map<string, string>()
+  private readonly onlineReservations = new Set<string>()
+  private readonly acksGiven = new Map<string, SignedAck>()
+  private readonly catchups = new Set<Promise<unknown>>()
+  /** reservations neither committed nor released yet (any origin) */
+  private readonly inflight = new Set<string>()
+  /** reservations with a known Commit or Release */
+  private readonly settled = new Set<string>()
+  private nextSeq = 1
+  private appendChain: Promise<unknown> = Promise.resolve()
+  private mode: MeshMode = 'isolated'
+  private partitioned = false
+  private started = false
+  private starting?: Promise<void> | undefined
+  private timers: NodeJS.Timeout[] = []
+  private readonly staticPeers: { peerId: string; addr: string }[]
+
+  constructor(init: MeshInit) {
+    super()
+    this.init = init
+    this.bundle = init.bundle
+    this.key = init.key
+    this.ledger = init.ledger
+    this.policy = init.bundle.policy
+    this.now = init.now ?? Date.now
+    this.publicKeyHex = toHex(init.key.publicKey)
+    this.membership = new Membership(init.bundle)
+    if (!this.membership.isEnrolled(this.publicKeyHex, this.now())) {
+      throw new MeshError(
+        'ERR_NOT_ENROLLED',
+        'this terminal key is not enrolled (or its certificate is not valid now) in the venue roster',
+      )
+    }
+    this.quorum = quorumSize(this.policy, this.membership.size)
+    this.protocols = protocolIds(this.bundle.venueId)
+    this.topic = gossipTopic(this.bundle.venueId)
+    this.staticPeers = (init.discovery?.peers ?? []).flatMap((addr) => {
+      const peerId = multiaddr(addr)
+        .getComponents()
+        .find((c) => c.name === 'p2p')?.value
+      return peerId === undefined ? [] : [{ peerId, addr }]
+    })
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  async start(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.started) return
+    this.starting ??= this.doStart(opts)
+    await this.starting
+  }
+
+  private async doStart(opts: { signal?: AbortSignal }): Promise<void> {
+    await this.rebuildState(opts)
+    this.nextSeq = await this.ledger.nextSeq(this.publicKeyHex)
+    // [restart] our own reservations without Commit or Release were never answered "approved"
+    for (const pending of await this.ledger.pendingReservations(this.publicKeyHex)) {
+      if (this.onlineReservations.has(pending.idHex)) continue
+      await this.appendOwn({ type: 'release', reservationId: pending.id, reason: 'recovered_after_restart' })
+    }
+    const privateKey = await generateKeyPairFromSeed('Ed25519', this.key.privateKey)
+    const mdnsOpt = this.init.discovery?.mdns
+    const services: Record<string, unknown> = {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        // Events carry their origin's signature already: a second, per-relay gossipsub signature
+        // would cost a sign + verify per hop and prove nothing more. StrictNoSign drops from/seqno,
+        // so the message id must come from content: the sha256 of the event bytes, which is also
+        // the event id — one event, one id, however many peers relay it.
+        globalSignaturePolicy: StrictNoSign,
+        msgIdFn: (msg) => sha256(msg.data),
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        // A venue is a small full mesh: flood our own events to every subscriber for latency.
+        floodPublish: true,
+        emitSelf: false,
+        maxInboundDataLength: MAX_GOSSIP_BYTES + 1024,
+        heartbeatInterval: 700,
+      }),
+    }
+    if (mdnsOpt) {
+      services.mdns = mdns({
+        interval: typeof mdnsOpt === 'object' ? (mdnsOpt.interval ?? MDNS_INTERVAL_MS) : MDNS_INTERVAL_MS,
+        serviceTag: mdnsServiceTag(this.bundle.venueId),
+      })
+    }
+    const node = (await createLibp2p({
+      privateKey,
+      addresses: { listen: this.init.listen ?? DEFAULT_LISTEN },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      // the venue pre-shared key: outsiders cannot even complete a handshake
+      connectionProtector: preSharedKey({ psk: this.bundle.psk }),
+      connectionMonitor: { pingInterval: PING_INTERVAL_MS },
+      connectionGater: {
+        denyDialPeer: async () => this.partitioned,
+        denyInboundConnection: async () => this.partitioned,
+        // only enrolled terminals of this venue may keep a connection
+        denyInboundEncryptedConnection: async (peerId: PeerId) =>
+          this.membership.memberForPeer(peerId.toString(), this.now()) === undefined,
+        denyOutboundEncryptedConnection: async (peerId: PeerId) =>
+          this.membership.memberForPeer(peerId.toString(), this.now()) === undefined,
+      },
+      services: services as never,
+    })) as unknown as Libp2p<Services>
+    this.libp2p = node
+    this.peerId = node.peerId.toString()
+
+    await node.handle(this.protocols.hello, (stream, conn) => this.handleHello(stream, conn), {
+      runOnLimitedConnection: false,
+    })
+    await node.handle(this.protocols.barrier, (stream, conn) => this.handleBarrier(stream, conn), {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 4,
+    })
+    await node.handle(this.protocols.catchup, (stream, conn) => this.handleCatchup(stream, conn), {
+      maxInboundStreams: 8,
+    })
+
+    const pubsub = node.services.pubsub
+    pubsub.topicValidators.set(this.topic, (_peer, msg) => {
+      try {
+        const signed = validateEventBytes(this.validationContext(), msg.data, MAX_GOSSIP_BYTES)
+        this.applyRemote(signed, 'gossip')
+        return toGossipVerdict(undefined)
+      } catch (err: unknown) {
+        if (err instanceof EventValidationError && err.action === 'REJECT')
+          log('gossip reject %s: %s', err.code, err.message)
+        return toGossipVerdict(err)
+      }
+    })
+    pubsub.subscribe(this.topic)
+
+    node.addEventListener('peer:connect', (evt) => this.onConnect(evt.detail))
+    node.addEventListener('peer:disconnect', (evt) => this.onDisconnect(evt.detail))
+    if (services.mdns !== undefined) {
+      const discovery = (node.services as Record<string, unknown>).mdns as EventTarget
+      discovery.addEventListener('peer', (evt) => {
+        const info = (
+          evt as CustomEvent<{ id: PeerId; multiaddrs: import('@multiformats/multiaddr').Multiaddr[] }>
+        ).detail
+        // libp2p 3 never redials by itself: dial on every sighting of an enrolled peer we miss
+        this.dialIfMissing(info.id.toString(), info.multiaddrs)
+      })
+    }
+    await node.start()
+    this.started = true
+    this.timers.push(setInterval(() => this.redial(), REDIAL_INTERVAL_MS))
+    this.timers.push(setInterval(() => this.antiEntropy(), ANTI_ENTROPY_INTERVAL_MS))
+    for (const t of this.timers) t.unref()
+    this.redial()
+    this.updateMode()
+    log(
+      'started %s as %s, roster %d, quorum %d',
+      this.peerId,
+      this.bundle.venueId,
+      this.membership.size,
+      this.quorum,
+    )
+  }
+
+  async stop(): Promise<void> {
+    if (this.starting !== undefined) await this.starting.catch(() => {})
+    if (!this.started) return
+    this.started = false
+    this.starting = undefined
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    for (const p of this.peers.values()) p.channel?.failAll()
+    this.peers.clear()
+    const node = this.libp2p
+    this.libp2p = undefined
+    await node?.stop()
+    // our own appends must be durable before the caller closes the ledger
+    await this.appendChain.catch(() => {})
+    log('stopped %s', this.peerId)
+  }
+
+  multiaddrs(): string[] {
+    return this.libp2p?.getMultiaddrs().map((m) => m.toString()) ?? []
+  }
+
+  status(): MeshStatus {
+    const currencies = Object.keys(this.policy.currencies)
+    const exposureBounds: Record<string, number> = {}
+    for (const c of currencies)
+      exposureBounds[c] = partitionExposureBound(this.policy, this.membership.size, c)
+    return {
+      peerId: this.peerId,
+      mode: this.mode,
+      peers: this.readyPeers().length,
+      connections: this.peers.size,
+      roster: this.membership.size,
+      quorum: this.quorum,
+      partitioned: this.partitioned,
+      exposureBounds,
+      exposureBoundMinor: currencies[0] === undefined ? 0 : (exposureBounds[currencies[0]] ?? 0),
+      events: this.known.size,
+    }
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  private async rebuildState(opts: { signal?: AbortSignal }): Promise<void> {
+    for await (const signed of this.ledger.events({ signal: opts.signal })) {
+      let held = false
+      if (signed.event.type === 'reservation') {
+        held = toHex(signed.event.origin) === this.publicKeyHex || (await this.ledger.isHeld(signed.idHex))
+        const ack = held ? await this.ledger.ackGiven(signed.idHex) : undefined
+        if (ack !== undefined) this.acksGiven.set(signed.idHex, ack)
+      }
+      this.applyToState(signed, held)
+    }
+    // online reservations never count toward offline caps: find them from their commits
+    log('rebuilt state from %d events', this.known.size)
+  }
+
+  /** Apply a recorded or about-to-be-recorded event to the in-memory view. Synchronous, so a
+   * decision and the state change it implies happen atomically on the event loop. */
+  private applyToState(signed: SignedEvent, held: boolean): void {
+    const e = signed.event
+    this.known.add(signed.idHex)
+    this.idsAt.set(`${toHex(e.origin)}:${e.seq}`, signed.idHex)
+    switch (e.type) {
+      case 'reservation':
+        this.reservationOrigin.set(signed.idHex, toHex(e.origin))
+        if (!this.settled.has(signed.idHex)) this.inflight.add(signed.idHex)
+        if (!this.onlineReservations.has(signed.idHex))
+          this.exposure.addReservation(facts(signed as SignedEvent<Reservation>), held)
+        break
+      case 'commit': {
+        const inner = e.reservation
+        if (!this.known.has(inner.idHex)) this.applyToState(inner, false)
+        this.inflight.delete(inner.idHex)
+        this.settled.add(inner.idHex)
+        if (e.mode === 'online') {
+          this.onlineReservations.add(inner.idHex)
+          this.exposure.addRelease(inner.idHex)
+        } else {
+          this.exposure.addCommit(facts(inner), e.mode)
+        }
+        break
+      }
+      case 'release':
+        this.inflight.delete(toHex(e.reservationId))
+        this.settled.add(toHex(e.reservationId))
+        this.exposure.addRelease(toHex(e.reservationId))
+        break
+    }
+  }
+
+  private validationContext(): ValidationContext {
+    return {
+      venue: this.bundle.venueId,
+      now: this.now(),
+      maxClockSkewMs: this.policy.maxClockSkewMs,
+      quorum: this.quorum,
+      isEnrolled: (k) => this.membership.isEnrolled(k, this.now()),
+      isKnown: (id) => this.known.has(id),
+      idAt: (origin, seq) => this.idsAt.get(`${origin}:${seq}`),
+      reservationOrigin: (id) => this.reservationOrigin.get(id),
+    }
+  }
+
+  /** a validated event from a peer: into the view now, into the ledger soon (not on an approval path) */
+  private applyRemote(signed: SignedEvent, source: 'gossip' | 'catchup'): void {
+    if (this.known.has(signed.idHex)) return
+    this.applyToState(signed, false)
+    this.ledger
+      .recordEvent(signed, { sync: false })
+      .catch((err: unknown) => log('record %s failed: %o', source, err))
+    this.emit('event', { event: signed, source })
+  }
+
+  private emit<K extends keyof MeshEvents>(type: K, detail: MeshEvents[K]['detail']): void {
+    this.safeDispatchEvent(type, { detail })
+  }
+
+  /**
+   * Append one of our own events: seq assigned and state updated synchronously (so concurrent
+   * decisions see it at once), the durable write serialised behind earlier ones so our log has no
+   * gaps even if we crash mid-write.
+   */
+  private appendOwn(
+    fields:
+      | Omit<Reservation, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<Commit, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>,
+    opts: { held?: boolean; online?: boolean } = {},
+  ): { signed: SignedEvent; durable: Promise<void> } {
+    const event = {
+      ...fields,
+      venue: this.bundle.venueId,
+      origin: this.key.publicKey,
+      seq: this.nextSeq++,
+      ts: this.now(),
+    } as NullmeshEvent
+    const signed = signEvent(this.key, event)
+    if (opts.online === true) this.onlineReservations.add(signed.idHex)
+    this.applyToState(signed, opts.held ?? true)
+    const durable = this.appendChain
+      .then(() => this.ledger.recordEvent(signed, { sync: true, held: opts.held ?? true }))
+      .then(() => {})
+    this.appendChain = durable.catch(() => {})
+    this.emit('event', { event: signed, source: 'self' })
+    return { signed, durable }
+  }
+
+  private publish(signed: SignedEvent): void {
+    this.libp2p?.services.pubsub
+      .publish(this.topic, signed.bytes)
+      .catch((err: unknown) => log('publish failed: %o', err))
+  }
+
+  // ---- peers -------------------------------------------------------------------------------
+
+  private readyPeers(): PeerState[] {
+    return [...this.peers.values()].filter((p) => p.verified && p.caughtUp)
+  }
+
+  private updateMode(): void {
+    const mode: MeshMode =
+      !this.partitioned && this.readyPeers().length + 1 >= this.quorum ? 'quorum' : 'isolated'
+    if (mode !== this.mode) {
+      this.mode = mode
+      log('mode %s (%d ready peers, quorum %d)', mode, this.readyPeers().length, this.quorum)
+      this.emit('mode', { mode })
+    }
+  }
+
+  private dialIfMissing(peerId: string, addrs: import('@multiformats/multiaddr').Multiaddr[] | string): void {
+    const node = this.libp2p
+    if (node === undefined || this.partitioned || peerId === this.peerId) return
+    if (this.membership.memberForPeer(peerId, this.now()) === undefined) return
+    if (node.getConnections().some((c) => c.remotePeer.toString() === peerId)) return
+    const target = typeof addrs === 'string' ? multiaddr(addrs) : addrs
+    node
+      .dial(target as never, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      .catch((err: unknown) =>
+        log.extend('dial')('dial %s failed: %s', peerId.slice(-8), (err as Error).message),
+      )
+  }
+
+  private redial(): void {
+    if (!this.started || this.partitioned) return
+    for (const p of this.staticPeers) this.dialIfMissing(p.peerId, p.addr)
+  }
+
+  private onConnect(peerId: PeerId): void {
+    const id = peerId.toString()
+    const member = this.membership.memberForPeer(id, this.now())
+    if (member === undefined || this.peers.has(id)) return
+    const state: PeerState = {
+      peerId,
+      id: member.id,
+      keyHex: member.publicKeyHex,
+      verified: false,
+      caughtUp: false,
+    }
+    this.peers.set(id, state)
+    this.sayHello(state).catch((err: unknown) =>
+      log('hello to %s failed: %s', member.id, (err as Error).message),
+    )
+  }
+
+  private onDisconnect(peerId: PeerId): void {
+    const id = peerId.toString()
+    const state = this.peers.get(id)
+    if (state === undefined) return
+    // the connection manager may still hold another connection to this peer
+    if (this.libp2p?.getConnections(peerId).length) return
+    state.channel?.failAll()
+    this.peers.delete(id)
+    this.emit('peer', { peerId: id, id: state.id, state: 'disconnected' })
+    this.updateMode()
+  }
+
+  /** hello: each side presents its enrollment certificate and policy version */
+  private helloFrame(): unknown[] {
+    const me = this.membership.byKey.get(this.publicKeyHex)!
+    return [me.certificate.bytes, this.policy.version]
+  }
+
+  private checkHello(peer: PeerState, frame: unknown): boolean {
+    if (!Array.isArray(frame) || !(frame[0] instanceof Uint8Array)) return false
+    const cert = decodeCertificate(frame[0])
+    if (!cert.ok) return false
+    const verified = verifyCertificate(cert.value, {
+      operatorPublicKey: this.bundle.operatorPublicKey,
+      venue: this.bundle.venueId,
+      now: this.now(),
+      role: 'terminal',
+    })
+    if (!verified.ok || toHex(verified.value.certificate.subject) !== peer.keyHex) return false
+    if (frame[1] !== this.policy.version)
+      log('peer %s runs policy v%s, we run v%d', peer.id, String(frame[1]), this.policy.version)
+    return true
+  }
+
+  private async sayHello(peer: PeerState): Promise<void> {
+    const node = this.libp2p
+    if (node === undefined) return
+    const stream = await node.dialProtocol(peer.peerId, this.protocols.hello, {
+      signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
+    })
+    const reply = await new Promise<unknown>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), HELLO_TIMEOUT_MS)
+      const framed = new FramedStream(
+        stream,
+        (frame) => {
+          clearTimeout(timer)
+          resolve(frame)
+          void framed.close()
+        },
+        () => resolve(undefined),
+      )
+      framed.send(this.helloFrame()).catch(() => resolve(undefined))
+    })
+    if (!this.checkHello(peer, reply)) {
+      log('peer %s presented no valid certificate: hanging up', peer.id)
+      await node.hangUp(peer.peerId).catch(() => {})
+      return
+    }
+    peer.verified = true
+    await this.trackCatchup(this.catchUpFrom(peer), true)
+    peer.caughtUp = true
+    this.emit('peer', { peerId: peer.peerId.toString(), id: peer.id, state: 'ready' })
+    this.updateMode()
+  }
+
+  private handleHello(stream: Stream, conn: Connection): void {
+    const peer = this.peers.get(conn.remotePeer.toString())
+    const framed = new FramedStream(
+      stream,
+      (frame) => {
+        if (peer === undefined || !this.checkHello(peer, frame)) {
+          framed.abort(new Error('invalid hello'))
+          return
+        }
+        framed.send(this.helloFrame()).then(
+          () => framed.close(),
+          () => {},
+        )
+      },
+      () => {},
+    )
+  }
+
+  // ---- catch-up (anti-entropy) ------------------------------------------------------------------
+
+  /** `initial`: the catch-up that follows a (re)connection; acks wait for these, not for periodic ones */
+  private async trackCatchup<T>(p: Promise<T>, initial = false): Promise<T | undefined> {
+    if (initial) this.catchups.add(p)
+    try {
+      return await p
+    } catch (err: unknown) {
+      log('catch-up failed: %s', (err as Error).message)
+      return undefined
+    } finally {
+      this.catchups.delete(p)
+    }
+  }
+
+  /** Send our per-origin high-water marks; receive exactly what we miss, validated like gossip. */
+  private async catchUpFrom(peer: PeerState): Promise<number> {
+    const node = this.libp2p
+    if (node === undefined) return 0
+    const marks = await this.ledger.highWaterMarks()
+    const stream = await node.dialProtocol(peer.peerId, this.protocols.catchup, {
+      signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
+    })
+    let received = 0
+    const batches: SignedEvent[][] = []
+    await new Promise<void>((resolve, reject) => {
+      const framed = new FramedStream(
+        stream,
+        (frame) => {
+          if (!Array.isArray(frame)) return
+          if (frame.length === 0) {
+            resolve()
+            void framed.close()
+            return
+          }
+          const valid: SignedEvent[] = []
+          const ctx = this.validationContext()
+          for (const bytes of frame) {
+            if (!(bytes instanceof Uint8Array)) continue
+            try {
+              const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
+              this.applyToState(signed, false)
+              valid.push(signed)
+            } catch (err: unknown) {
+              if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
+                log('catch-up event rejected: %s', (err as Error).message)
+            }
+          }
+          received += valid.length
+          if (valid.length > 0) batches.push(valid)
+        },
+        (err) => (err === undefined ? resolve() : reject(err)),
+      )
+      framed.send([Object.entries(marks)]).catch(reject)
+    })
+    for (const batch of batches) {
+      await this.ledger.recordEvents(batch, { sync: false })
+      for (const e of batch) this.emit('event', { event: e, source: 'catchup' })
+    }
+    if (received > 0) log('caught up %d events from %s', received, peer.id)
+    return received
+  }
+
+  private handleCatchup(stream: Stream, conn: Connection): void {
+    if (this.membership.memberForPeer(conn.remotePeer.toString(), this.now()) === undefined) {
+      stream.abort(new Error('not enrolled'))
+      return
+    }
+    const framed = new FramedStream(
+      stream,
+      (frame) => {
+        const marks: Record<string, number> = {}
+        if (Array.isArray(frame) && Array.isArray(frame[0])) {
+          for (const entry of frame[0] as unknown[]) {
+            if (Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number')
+              marks[entry[0]] = entry[1]
+          }
+        }
+        void (async () => {
+          let batch: Uint8Array[] = []
+          let bytes = 0
+          for await (const e of this.ledger.eventsAfter(marks, { limit: CATCHUP_MAX_EVENTS })) {
+            batch.push(e.bytes)
+            bytes += e.bytes.byteLength
+            if (batch.length >= CATCHUP_BATCH || bytes >= CATCHUP_FRAME_BYTES) {
+              await framed.send(batch)
+              batch = []
+              bytes = 0
+            }
+          }
+          if (batch.length > 0) await framed.send(batch)
+          await framed.send([])
+          await framed.close()
+        })().catch((err: unknown) => framed.abort(err as Error))
+      },
+      () => {},
+    )
+  }
+
+  async catchUp(_opts: { signal?: AbortSignal } = {}): Promise<{ received: number }> {
+    let received = 0
+    for (const peer of this.readyPeers()) received += (await this.trackCatchup(this.catchUpFrom(peer))) ?? 0
+    return { received }
+  }
+
+  private antiEntropy(): void {
+    const ready = this.readyPeers()
+    if (ready.length === 0) return
+    const peer = ready[Math.floor(Math.random() * ready.length)]!
+    void this.trackCatchup(this.catchUpFrom(peer))
+  }
+
+  // ---- barrier: peer side -----------------------------------------------------------------------
+
+  private handleBarrier(stream: Stream, conn: Connection): void {
+    const remote = conn.remotePeer.toString()
+    const framed = new FramedStream(
+      stream,
+      (frame) => {
+        if (!Array.isArray(frame) || typeof frame[0] !== 'number' || !(frame[1] instanceof Uint8Array)) {
+          framed.abort(new Error('malformed barrier frame'))
+          return
+        }
+        const id = frame[0]
+        const view = Array.isArray(frame[2])
+          ? frame[2].filter((v): v is string => typeof v === 'string').slice(0, 4096)
+          : []
+        this.answerReservation(remote, frame[1], view)
+          .then((ack) => framed.send([id, ack?.bytes ?? null]))
+          .catch((err: unknown) => log('barrier answer failed: %o', err))
+      },
+      () => {},
+    )
+  }
+
+  private refuse(reservationId: Uint8Array, reason: string): SignedAck {
+    return signAck(this.key, {
+      venue: this.bundle.venueId,
+      acker: this.key.publicKey,
+      reservationId,
+      ok: false,
+      reason,
+      ts: this.now(),
+    })
+  }
+
+  /** A peer asks us to ack its reservation. The same policy function the origin used decides. */
+  private async answerReservation(
+    remotePeer: string,
+    bytes: Uint8Array,
+    originView: string[],
+  ): Promise<SignedAck | undefined> {
+    const member = this.membership.memberForPeer(remotePeer, this.now())
+    if (member === undefined) return undefined
+    let signed: SignedEvent
+    try {
+      signed = validateEventBytes(this.validationContext(), bytes, MAX_EVENT_BYTES)
+    } catch (err: unknown) {
+      if (!(err instanceof EventValidationError) || err.code !== 'ERR_ALREADY_KNOWN') {
+        log('barrier request from %s invalid: %s', member.id, (err as Error).message)
+        return undefined
+      }
+      const d = decodeEvent(bytes)
+      if (!d.ok) return undefined
+      signed = d.value
+      const previous = this.acksGiven.get(signed.idHex)
+      if (previous !== undefined) return previous // a retransmission gets the same answer
+    }
+    if (signed.event.type !== 'reservation') return undefined
+    const reservation = signed as SignedEvent<Reservation>
+    // the requester must be the origin of what it asks us to hold
+    if (toHex(reservation.event.origin) !== member.publicKeyHex) return undefined
+    if (reservation.event.policyVersion !== this.policy.version)
+      return this.refuse(reservation.id, 'policy_mismatch')
+    // a terminal that is still catching up must not ack against a stale view
+    if (this.catchups.size > 0) {
+      await Promise.race([Promise.allSettled([...this.catchups]), sleep(this.policy.barrier.timeoutMs / 2)])
+    }
+    const f = facts(reservation)
+    if (this.partitioned) return undefined
+    // originView: the card's reservations the origin counted; a peer holding one it did not see
+    // refuses (`conflict`), which makes card caps exact and not just pairwise (see docs/protocol.md)
+    const verdict = decideAck(this.policy, this.exposure, f, { now: this.now(), originView })
+    if (!verdict.approve) {
+      if (!this.known.has(reservation.idHex)) this.applyRemote(reservation, 'gossip')
+      return this.refuse(reservation.id, verdict.code)
+    }
+    // hold it in our view now (synchronously, so no concurrent request can double-book), durable before we ack
+    if (this.known.has(reservation.idHex)) this.exposure.hold(reservation.idHex)
+    else this.applyToState(reservation, true)
+    const ack = signAck(this.key, {
+      venue: this.bundle.venueId,
+      acker: this.key.publicKey,
+      reservationId: reservation.id,
+      ok: true,
+      reason: '',
+      ts: this.now(),
+    })
+    this.acksGiven.set(reservation.idHex, ack)
+    await this.ledger.recordEvent(reservation, { sync: true, held: true, ackGiven: ack })
+    return ack
+  }
+
+  // ---- barrier: origin side ----------------------------------------------------------------------
+
+  /** One reused stream per peer; concurrent callers share the dial of a new one. */
+  private channelFor(peer: PeerState): Promise<BarrierChannel | undefined> {
+    if (peer.channel !== undefined && !peer.channel.framed.closed) return Promise.resolve(peer.channel)
+    const node = this.libp2p
+    if (node === undefined) return Promise.resolve(undefined)
+    peer.opening ??= node
+      .dialProtocol(peer.peerId, this.protocols.barrier, {
+        signal: AbortSignal.timeout(this.policy.barrier.timeoutMs),
+      })
+      .then((stream) => {
+        peer.channel = BarrierChannel.open(stream)
+        return peer.channel
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        peer.opening = undefined
+      })
+    return peer.opening
+  }
+
+  /** Collect acks until the quorum is met, a peer refuses, or the timeout passes. */
+  private async collect(
+    reservation: SignedEvent<Reservation>,
+    view: string[],
+  ): Promise<
+    | { kind: 'quorum'; acks: SignedAck[] }
+    | { kind: 'refused'; code: string; acks: number }
+    | { kind: 'unreachable' | 'timeout'; acks: number }
+  > {
+    const self = signAck(this.key, {
+      venue: this.bundle.venueId,
+      acker: this.key.publicKey,
+      reservationId: reservation.id,
+      ok: true,
+      reason: '',
+      ts: this.now(),
+    })
+    const acks: SignedAck[] = [self]
+    const targets = this.readyPeers()
+    if (targets.length + 1 < this.quorum) return { kind: 'unreachable', acks: 1 }
+    return await new Promise((resolve) => {
+      let outstanding = targets.length
+      let refusal: string | undefined
+      let done = false
+      const finish = (r: Parameters<typeof resolve>[0]) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        resolve(r)
+      }
+      const timer = setTimeout(
+        () => finish({ kind: 'timeout', acks: acks.length }),
+        this.policy.barrier.timeoutMs,
+      )
+      for (const peer of targets) {
+        void this.channelFor(peer)
+          .then((ch) => ch?.request(reservation.bytes, view))
+          .then((ack) => {
+            outstanding--
+            if (done) return
+            const valid =
+              ack !== undefined &&
+              equalBytes(ack.ack.reservationId, reservation.id) &&
+              toHex(ack.ack.acker) === peer.keyHex &&
+              verifyAckSignature(ack)
+            if (valid && ack.ack.ok) {
+              acks.push(ack)
+              if (acks.length >= this.quorum) finish({ kind: 'quorum', acks })
+            } else if (valid) {
+              // a refusal does not end the barrier while a quorum is still possible: safety comes
+              // from quorum intersection, and stopping at the first "no" turns contention into livelock
+              refusal ??= ack.ack.reason
+            }
+            if (!done && acks.length + outstanding < this.quorum) {
+              finish(
+                refusal !== undefined
+                  ? { kind: 'refused', code: refusal, acks: acks.length }
+                  : { kind: 'unreachable', acks: acks.length },
+              )
+            }
+          })
+      }
+    })
+  }
+
+  private proofFor(
+    candidate: OfflineCandidate,
+    decision: ProofDecision,
+    seq: number,
+    ts: number,
+    declineCode?: DeclineCode,
+  ): Uint8Array {
+    return createProof(this.key, {
+      nullifier: candidate.nullifier,
+      amountMinor: candidate.amountMinor,
+      currency: candidate.currency,
+      decision,
+      declineCode,
+      ts,
+      seq,
+      policyVersion: this.policy.version,
+    })
+  }
+
+  /** randomised exponential backoff: contenders for one card spread out instead of colliding again */
+  private backoff(attempt: number): Promise<void> {
+    return sleep(2 + Math.random() * this.policy.barrier.retryJitterMs * 2 ** (attempt - 1))
+  }
+
+  async authorize(
+    candidate: OfflineCandidate,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<OfflineDecision> {
+    if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
+    const t0 = performance.now()
+    const retries = this.policy.barrier.retries
+    let lastAcks = 0
+    let attempts = 0
+    const stats = () => ({
+      acks: lastAcks,
+      quorum: this.quorum,
+      ms: Math.round((performance.now() - t0) * 1000) / 1000,
+      attempts,
+    })
+    const decline = (mode: MeshMode, code: string, message?: string, seq = 0): OfflineDecision => {
+      const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
+      const ts = this.now()
+      return {
+        approved: false,
+        decision: 'declined_offline',
+        declineCode,
+        message,
+        mode,
+        seq,
+        ts,
+        proof: this.proofFor(candidate, 'declined_offline', seq, ts, declineCode),
+        barrier: stats(),
+      }
+    }
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      attempts++
+      const now = this.now()
+      const base = {
+        origin: this.publicKeyHex,
+        nullifier: toHex(candidate.nullifier),
+        cardKey: toHex(candidate.cardKey),
+        amountMinor: candidate.amountMinor,
+        currency: candidate.currency,
+        method: candidate.method,
+        bin: candidate.bin,
+        ts: now,
+      }
+      if (this.mode === 'isolated') return this.authorizeIsolated(candidate, base, stats)
+      const verdict = decideOffline(this.policy, this.exposure, base, { mode: 'quorum', now })
+      if (!verdict.approve) {
+        // the conflict may be a reservation still in flight that is about to be released
+        if (RETRYABLE.has(verdict.code) && this.inflight.size > 0 && attempts <= retries) {
+          await this.backoff(attempts)
+          continue
+        }
+        return decline('quorum', verdict.code, verdict.message)
+      }
+      const { signed: reservation, durable } = this.appendOwn({
+        type: 'reservation',
+        nullifier: candidate.nullifier,
+        cardKey: candidate.cardKey,
+        amountMinor: candidate.amountMinor,
+        currency: candidate.currency,
+        method: candidate.method,
+        policyVersion: this.policy.version,
+      })
+      const res = reservation as SignedEvent<Reservation>
+      // the reservation goes out while it is being fsynced; we count our own ack only once durable
+      const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
+      const [outcome] = await Promise.all([this.collect(res, view), durable])
+      if (outcome.kind === 'quorum') {
+        lastAcks = outcome.acks.length
+        const { signed: commit, durable: committed } = this.appendOwn({
+          type: 'commit',
+          reservation: res,
+          mode: 'quorum',
+          acks: outcome.acks,
+        })
+        await committed
+        this.publish(commit)
+        return {
+          approved: true,
+          decision: 'approved_offline',
+          mode: 'quorum',
+          reservationId: res.idHex,
+          commitId: commit.idHex,
+          seq: commit.event.seq,
+          ts: commit.event.ts,
+          proof: this.proofFor(candidate, 'approved_offline', commit.event.seq, commit.event.ts),
+          barrier: stats(),
+        }
+      }
+      lastAcks = outcome.acks
+      const reason =
+        outcome.kind === 'refused'
+          ? outcome.code
+          : outcome.kind === 'timeout'
+            ? 'barrier_timeout'
+            : 'quorum_unavailable'
+      const { signed: release } = this.appendOwn({ type: 'release', reservationId: res.id, reason })
+      this.publish(release)
+      if (outcome.kind === 'refused') {
+        if (RETRYABLE.has(outcome.code) && attempts <= retries) {
+          await this.backoff(attempts)
+          continue
+        }
+        return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, release.event.seq)
+      }
+      // no quorum reachable in time: the isolated-mode policy decides
+      if (!this.policy.isolated.enabled)
+        return decline('quorum', 'quorum_unavailable', undefined, release.event.seq)
+      return this.authorizeIsolated(candidate, { ...base, ts: this.now() }, stats)
+    }
+  }
+
+  private async authorizeIsolated(
+    candidate: OfflineCandidate,
+    base: Parameters<typeof decideOffline>[2],
+    stats: () => BarrierStats,
+  ): Promise<OfflineDecision> {
+    const now = this.now()
+    const verdict = decideOffline(this.policy, this.exposure, { ...base, ts: now }, { mode: 'isolated', now })
+    if (!verdict.approve) {
+      const declineCode: DeclineCode = isDeclineCode(verdict.code) ? verdict.code : 'other'
+      return {
+        approved: false,
+        decision: 'declined_offline',
+        declineCode,
+        message: verdict.message,
+        mode: 'isolated',
+        seq: 0,
+        ts: now,
+        proof: this.proofFor(candidate, 'declined_offline', 0, now, declineCode),
+        barrier: stats(),
+      }
+    }
+    const { signed: reservation } = this.appendOwn({
+      type: 'reservation',
+      nullifier: candidate.nullifier,
+      cardKey: candidate.cardKey,
+      amountMinor: candidate.amountMinor,
+      currency: candidate.currency,
+      method: candidate.method,
+      policyVersion: this.policy.version,
+    })
+    const res = reservation as SignedEvent<Reservation>
+    const { signed: commit, durable } = this.appendOwn({
+      type: 'commit',
+      reservation: res,
+      mode: 'isolated',
+      acks: [],
+    })
+    await durable
+    this.publish(commit)
+    return {
+      approved: true,
+      decision: 'approved_offline_isolated',
+      mode: 'isolated',
+      reservationId: res.idHex,
+      commitId: commit.idHex,
+      seq: commit.event.seq,
+      ts: commit.event.ts,
+      proof: this.proofFor(candidate, 'approved_offline_isolated', commit.event.seq, commit.event.ts),
+      barrier: stats(),
+    }
+  }
+
+  // ---- online path ------------------------------------------------------------------------------
+
+  async reserveOnline(candidate: OfflineCandidate): Promise<SignedEvent<Reservation>> {
+    if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
+    const { signed, durable } = this.appendOwn(
+      {
+        type: 'reservation',
+        nullifier: candidate.nullifier,
+        cardKey: candidate.cardKey,
+        amountMinor: candidate.amountMinor,
+        currency: candidate.currency,
+        method: candidate.method,
+        policyVersion: this.policy.version,
+      },
+      { held: false, online: true },
+    )
+    await durable
+    return signed as SignedEvent<Reservation>
+  }
+
+  async completeOnline(
+    reservation: SignedEvent<Reservation>,
+    approved: boolean,
+    reason = 'declined_online',
+  ): Promise<{ event: SignedEvent; proof: Uint8Array }> {
+    const mode: CommitMode = 'online'
+    const { signed, durable } = approved
+      ? this.appendOwn({ type: 'commit', reservation, mode, acks: [] })
+      : this.appendOwn({ type: 'release', reservationId: reservation.id, reason })
+    await durable
+    this.publish(signed)
+    const r = reservation.event
+    const declineCode = isDeclineCode(reason) ? reason : 'issuer_declined'
+    const proof = createProof(this.key, {
+      nullifier: r.nullifier,
+      amountMinor: r.amountMinor,
+      currency: r.currency,
+      decision: approved ? 'approved_online' : 'declined_online',
+      declineCode: approved ? undefined : declineCode,
+      ts: signed.event.ts,
+      seq: signed.event.seq,
+      policyVersion: this.policy.version,
+    })
+    return { event: signed, proof }
+  }
+
+  // ---- partitions -------------------------------------------------------------------------------
+
+  async setPartitioned(partitioned: boolean): Promise<void> {
+    this.partitioned = partitioned
+    const node = this.libp2p
+    if (partitioned && node !== undefined) {
+      await Promise.all(
+        node.getConnections().map((c) => c.close().catch(() => c.abort(new Error('partitioned')))),
+      )
+    }
+    this.updateMode()
+    if (!partitioned) this.redial()
+  }
+}
+
+export function createMeshNode(init: MeshInit): MeshNode {
+  return new NullmeshNode(init)
+}

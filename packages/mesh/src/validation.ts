@@ -1,0 +1,103 @@
+import {
+  type Commit,
+  decodeEvent,
+  type Release,
+  type Reservation,
+  type SignedEvent,
+  toHex,
+  verifyEventSignature,
+  verifyQuorumCertificate,
+} from '@nullmesh/protocol'
+import { EventValidationError } from './errors.js'
+
+/** What validation needs to know about the node's view; narrow and synchronous (hot path). */
+export interface ValidationContext {
+  venue: string
+  now: number
+  maxClockSkewMs: number
+  quorum: number
+  isEnrolled(publicKeyHex: string): boolean
+  /** is an event with this id already recorded? */
+  isKnown(idHex: string): boolean
+  /** id of the event already recorded at (origin, seq), if any */
+  idAt(originHex: string, seq: number): string | undefined
+  /** origin of a known reservation, if known */
+  reservationOrigin(reservationIdHex: string): string | undefined
+}
+
+function reject(code: ConstructorParameters<typeof EventValidationError>[0], message: string): never {
+  throw new EventValidationError(code, message)
+}
+
+/** Checks every event type shares. Order: cheap and stateless first, signature last. */
+function validateCommon(ctx: ValidationContext, signed: SignedEvent): void {
+  const e = signed.event
+  // [IGNORE] already recorded (same content hash)
+  if (ctx.isKnown(signed.idHex))
+    throw new EventValidationError('ERR_ALREADY_KNOWN', `${signed.idHex.slice(0, 12)} already known`)
+  // [REJECT] event of another venue
+  if (e.venue !== ctx.venue) reject('ERR_WRONG_VENUE', `event of venue ${e.venue}`)
+  const origin = toHex(e.origin)
+  // [REJECT] origin holds no valid, unexpired enrollment certificate for this venue
+  if (!ctx.isEnrolled(origin)) reject('ERR_NOT_ENROLLED', `origin ${origin.slice(0, 16)}… is not enrolled`)
+  // [REJECT] timestamp too far in the future (configurable skew)
+  if (e.ts > ctx.now + ctx.maxClockSkewMs)
+    reject('ERR_FUTURE_TIMESTAMP', `timestamp ${e.ts - ctx.now} ms in the future`)
+  // [REJECT] origin signed two different events with one (origin, seq): equivocation
+  const existing = ctx.idAt(origin, e.seq)
+  if (existing !== undefined && existing !== signed.idHex)
+    reject('ERR_EQUIVOCATION', `origin ${origin.slice(0, 16)}… reused seq ${e.seq}`)
+  // [REJECT] signature invalid
+  if (!verifyEventSignature(signed)) reject('ERR_BAD_SIGNATURE', 'origin signature invalid')
+}
+
+export function validateReservation(ctx: ValidationContext, signed: SignedEvent<Reservation>): void {
+  validateCommon(ctx, signed)
+}
+
+export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commit>): void {
+  validateCommon(ctx, signed)
+  const commit = signed.event
+  const inner = commit.reservation
+  // [REJECT] embedded reservation invalid (venue, enrollment, signature) — validated as its own event
+  if (!ctx.isKnown(inner.idHex)) {
+    try {
+      validateReservation(ctx, inner)
+    } catch (err: unknown) {
+      if (!(err instanceof EventValidationError) || err.action !== 'IGNORE') throw err
+    }
+  }
+  // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks (quorum mode)
+  const qc = verifyQuorumCertificate(commit, { isEnrolled: (k) => ctx.isEnrolled(k), quorum: ctx.quorum })
+  if (!qc.ok) reject('ERR_BAD_QUORUM_CERTIFICATE', qc.error.message)
+}
+
+export function validateRelease(ctx: ValidationContext, signed: SignedEvent<Release>): void {
+  validateCommon(ctx, signed)
+  // [REJECT] a terminal may only release its own reservations
+  const owner = ctx.reservationOrigin(toHex(signed.event.reservationId))
+  if (owner !== undefined && owner !== toHex(signed.event.origin))
+    reject('ERR_FOREIGN_RELEASE', 'release of another terminal’s reservation')
+}
+
+/** Decode and validate an event from untrusted bytes (gossip, catch-up, barrier requests). */
+export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, maxBytes: number): SignedEvent {
+  // [REJECT] oversized
+  if (bytes.byteLength > maxBytes) reject('ERR_TOO_LARGE', `${bytes.byteLength} bytes`)
+  const decoded = decodeEvent(bytes)
+  // [REJECT] not a canonical, well-formed event
+  if (!decoded.ok) reject('ERR_DECODE', decoded.error.message)
+  const signed = decoded.value
+  switch (signed.event.type) {
+    case 'reservation':
+      validateReservation(ctx, signed as SignedEvent<Reservation>)
+      break
+    case 'commit':
+      validateCommit(ctx, signed as SignedEvent<Commit>)
+      break
+    case 'release':
+      validateRelease(ctx, signed as SignedEvent<Release>)
+      break
+  }
+  return signed
+}

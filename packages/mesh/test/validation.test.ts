@@ -1,0 +1,257 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import {
+  EventValidationError,
+  toGossipVerdict,
+  VALIDATION_CODES,
+  type ValidationContext,
+  validateEventBytes,
+} from '@nullmesh/mesh'
+import {
+  generateKeyPair,
+  type KeyPair,
+  type Reservation,
+  type SignedEvent,
+  signAck,
+  signEvent,
+  toHex,
+} from '@nullmesh/protocol'
+import { describe, expect, it } from 'vitest'
+
+const venue = 'venue-a'
+const NOW = 1_800_000_000_000
+const terminals = [generateKeyPair(), generateKeyPair(), generateKeyPair()]
+const stranger = generateKeyPair()
+
+function ctx(over: Partial<ValidationContext> = {}): ValidationContext {
+  const enrolled = new Set(terminals.map((k) => toHex(k.publicKey)))
+  return {
+    venue,
+    now: NOW,
+    maxClockSkewMs: 30_000,
+    quorum: 2,
+    isEnrolled: (k) => enrolled.has(k),
+    isKnown: () => false,
+    idAt: () => undefined,
+    reservationOrigin: () => undefined,
+    ...over,
+  }
+}
+
+function reservation(key: KeyPair, over: Partial<Reservation> = {}): SignedEvent<Reservation> {
+  return signEvent(key, {
+    type: 'reservation',
+    venue,
+    origin: key.publicKey,
+    seq: 1,
+    ts: NOW,
+    nullifier: new Uint8Array(32).fill(1),
+    cardKey: new Uint8Array(16).fill(2),
+    amountMinor: 1000,
+    currency: 'EUR',
+    method: 'contactless',
+    policyVersion: 1,
+    ...over,
+  })
+}
+
+function ack(key: KeyPair, r: SignedEvent<Reservation>, ok = true) {
+  return signAck(key, {
+    venue,
+    acker: key.publicKey,
+    reservationId: r.id,
+    ok,
+    reason: ok ? '' : 'card_cap_exceeded',
+    ts: NOW,
+  })
+}
+
+function expectCode(fn: () => unknown, code: keyof typeof VALIDATION_CODES) {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(EventValidationError)
+    expect((err as EventValidationError).code).toBe(code)
+    expect((err as EventValidationError).action).toBe(VALIDATION_CODES[code])
+    return
+  }
+  throw new Error(`expected ${code}`)
+}
+
+describe('gossip validation rules', () => {
+  const [a, b, c] = terminals as [KeyPair, KeyPair, KeyPair]
+
+  it('accepts a valid reservation, quorum commit and release', () => {
+    const r = reservation(a)
+    expect(validateEventBytes(ctx(), r.bytes, 16384).idHex).toBe(r.idHex)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r), ack(b, r)],
+    })
+    expect(validateEventBytes(ctx(), commit.bytes, 16384).event.type).toBe('commit')
+    const release = signEvent(a, {
+      type: 'release',
+      venue,
+      origin: a.publicKey,
+      seq: 3,
+      ts: NOW,
+      reservationId: r.id,
+      reason: 'barrier_timeout',
+    })
+    expect(
+      validateEventBytes(ctx({ reservationOrigin: () => toHex(a.publicKey) }), release.bytes, 16384).event
+        .type,
+    ).toBe('release')
+  })
+
+  it('[REJECT] oversized', () =>
+    expectCode(() => validateEventBytes(ctx(), reservation(a).bytes, 100), 'ERR_TOO_LARGE'))
+  it('[REJECT] undecodable bytes', () =>
+    expectCode(() => validateEventBytes(ctx(), new Uint8Array([1, 2, 3, 4]), 16384), 'ERR_DECODE'))
+  it('[IGNORE] already known', () => {
+    const r = reservation(a)
+    expectCode(
+      () => validateEventBytes(ctx({ isKnown: (id) => id === r.idHex }), r.bytes, 16384),
+      'ERR_ALREADY_KNOWN',
+    )
+  })
+  it('[REJECT] another venue', () =>
+    expectCode(
+      () => validateEventBytes(ctx(), reservation(a, { venue: 'venue-b' }).bytes, 16384),
+      'ERR_WRONG_VENUE',
+    ))
+  it('[REJECT] origin not enrolled', () =>
+    expectCode(
+      () => validateEventBytes(ctx(), reservation(stranger, { origin: stranger.publicKey }).bytes, 16384),
+      'ERR_NOT_ENROLLED',
+    ))
+  it('[REJECT] timestamp too far in the future', () =>
+    expectCode(
+      () => validateEventBytes(ctx(), reservation(a, { ts: NOW + 60_000 }).bytes, 16384),
+      'ERR_FUTURE_TIMESTAMP',
+    ))
+  it('[REJECT] forged signature (signed by another enrolled key)', () => {
+    const forged = signEvent(b, { ...reservation(a).event })
+    expectCode(() => validateEventBytes(ctx(), forged.bytes, 16384), 'ERR_BAD_SIGNATURE')
+  })
+  it('[REJECT] equivocation: same (origin, seq), different content', () => {
+    const r1 = reservation(a)
+    const r2 = reservation(a, { amountMinor: 999 })
+    expectCode(() => validateEventBytes(ctx({ idAt: () => r1.idHex }), r2.bytes, 16384), 'ERR_EQUIVOCATION')
+  })
+  it('[REJECT] commit with too few acks', () => {
+    const r = reservation(a)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r)],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit whose certificate counts one acker twice', () => {
+    const r = reservation(a)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r), ack(a, r)],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit with an ack from a non-enrolled key', () => {
+    const r = reservation(a)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r), ack(stranger, r)],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit containing a refusal', () => {
+    const r = reservation(a)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r), ack(b, r, false), ack(c, r)],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit of another terminal’s reservation', () => {
+    const r = reservation(b)
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: r,
+      mode: 'quorum',
+      acks: [ack(a, r), ack(b, r)],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit embedding a reservation with a bad signature', () => {
+    const forged = signEvent(b, { ...reservation(a).event }) as SignedEvent<Reservation>
+    const commit = signEvent(a, {
+      type: 'commit',
+      venue,
+      origin: a.publicKey,
+      seq: 2,
+      ts: NOW,
+      reservation: forged,
+      mode: 'isolated',
+      acks: [],
+    })
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_SIGNATURE')
+  })
+  it('[REJECT] release of another terminal’s reservation', () => {
+    const r = reservation(b)
+    const release = signEvent(a, {
+      type: 'release',
+      venue,
+      origin: a.publicKey,
+      seq: 3,
+      ts: NOW,
+      reservationId: r.id,
+      reason: 'x',
+    })
+    expectCode(
+      () => validateEventBytes(ctx({ reservationOrigin: () => toHex(b.publicKey) }), release.bytes, 16384),
+      'ERR_FOREIGN_RELEASE',
+    )
+  })
+  it('maps outcomes to gossipsub verdicts in one place', () => {
+    expect(toGossipVerdict(undefined)).toBe(TopicValidatorResult.Accept)
+    expect(toGossipVerdict(new EventValidationError('ERR_ALREADY_KNOWN', ''))).toBe(
+      TopicValidatorResult.Ignore,
+    )
+    expect(toGossipVerdict(new EventValidationError('ERR_BAD_SIGNATURE', ''))).toBe(
+      TopicValidatorResult.Reject,
+    )
+    expect(toGossipVerdict(new Error('internal'))).toBe(TopicValidatorResult.Ignore)
+  })
+})
