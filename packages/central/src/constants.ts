@@ -17,7 +17,9 @@ export const DEFAULT_ISSUER_RETRY_MS = 2_000
 /** One issuer call may take at most this long. */
 export const DEFAULT_ISSUER_TIMEOUT_MS = 10_000
 /** Issuer calls in flight at once during settlement. */
-export const DEFAULT_SETTLE_CONCURRENCY = 4
+export const DEFAULT_SETTLE_CONCURRENCY = 8
+/** Payments moved through one settlement step together (each step is one atomic, fsynced batch). */
+export const DEFAULT_SETTLE_BATCH = 64
 
 export const DEFAULT_WEBHOOK_RETRY = {
   /** delay before the second attempt; doubled after every failure */

@@ -12,7 +12,7 @@ import {
 } from '@nullmesh/protocol'
 import { DEFAULT_ISSUER_TIMEOUT_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
-import type { IssuerAdapter } from './issuer.js'
+import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
 import type { CentralStore, StoreOp } from './store.js'
@@ -480,98 +480,130 @@ export class Engine {
     throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the payment is still being settled; retry', 503)
   }
 
-  /**
-   * Drive one payment a step further: queued → processing (or failed/expired), then the issuer call
-   * (idempotent by paymentId, so re-driving a `processing` payment after a crash never charges twice),
-   * then completed or failed.
-   */
+  /** Settle one payment (see settleMany). */
   async settleOne(paymentId: string, opts: AbortOptions = {}): Promise<SettleOutcome> {
-    const started = await this.mutex.run(async () => {
+    const outcomes = await this.settleMany([paymentId], opts)
+    return outcomes.get(paymentId) ?? 'skipped'
+  }
+
+  /**
+   * Drive payments a step further: queued → processing (or failed/expired), then the issuer calls
+   * (idempotent by paymentId, so re-driving a `processing` payment after a crash never charges twice),
+   * then completed or failed. Each of the two transitions is one atomic batch for all the payments.
+   */
+  async settleMany(
+    paymentIds: string[],
+    opts: AbortOptions & { concurrency?: number } = {},
+  ): Promise<Map<string, SettleOutcome>> {
+    const outcomes = new Map<string, SettleOutcome>()
+    const toCall = await this.mutex.run(async () => {
       const tx = new Tx(this.store, this.now())
-      const p = await tx.getPayment(paymentId)
-      if (p === undefined) return undefined
-      if (p.status === 'processing') return p
-      if (p.status !== 'queued') return undefined
-      const venue = this.venues.get(p.venue)
-      if (venue === undefined) {
-        this.log.error('payment %s: venue %s is no longer configured; left queued', paymentId, p.venue)
-        return undefined
-      }
-      if (tx.now - p.queuedAt > venue.policy.queueDurationMs) {
-        tx.putPayment(
-          {
-            ...p,
-            status: 'failed',
-            declineCode: OFFLINE_SYNC_FAILURE,
-            syncDeclineCode: 'expired',
-            completedAt: tx.now,
-          },
-          p.status,
-        )
-        await this.commit(tx, opts)
-        return 'expired' as const
-      }
-      const next: PaymentRecord = { ...p, status: 'processing' }
-      tx.putPayment(next, p.status)
-      await this.commit(tx, opts)
-      return next
-    })
-    if (started === undefined) return 'skipped'
-    if (started === 'expired') return 'failed'
-    const p = started
-    const timeout = AbortSignal.timeout(this.issuerTimeoutMs)
-    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
-    let result: Awaited<ReturnType<IssuerAdapter['authorize']>>
-    try {
-      result = await this.issuer.authorize(
-        {
-          paymentId: p.paymentId,
-          venue: p.venue,
-          cardKey: p.cardKey,
-          nullifier: p.nullifier,
-          amountMinor: p.amountMinor,
-          currency: p.currency,
-        },
-        { signal },
-      )
-    } catch (err: unknown) {
-      this.log(
-        'issuer call for %s failed, will retry: %s',
-        paymentId,
-        err instanceof Error ? err.message : String(err),
-      )
-      return 'pending'
-    }
-    return this.mutex.run(async () => {
-      const tx = new Tx(this.store, this.now())
-      const current = await tx.getPayment(paymentId)
-      if (current === undefined || current.status !== 'processing') return 'skipped'
-      const online = current.mode === 'online' && !current.flags.includes('online_unverified')
-      if (result.approved) {
-        tx.putPayment(
-          {
-            ...current,
-            status: 'completed',
-            authorizationCode: result.authorizationCode,
-            completedAt: tx.now,
-          },
-          current.status,
-        )
-      } else {
-        const code: SyncDeclineCode = SYNC_CODES.has(result.code)
-          ? (result.code as SyncDeclineCode)
-          : 'issuer_declined'
-        const failed: PaymentRecord = { ...current, status: 'failed', completedAt: tx.now }
-        if (online) failed.declineCode = code
-        else {
-          failed.declineCode = OFFLINE_SYNC_FAILURE
-          failed.syncDeclineCode = code
+      const calls: PaymentRecord[] = []
+      for (const id of paymentIds) {
+        const p = await tx.getPayment(id)
+        if (p === undefined || (p.status !== 'queued' && p.status !== 'processing')) {
+          outcomes.set(id, 'skipped')
+          continue
         }
-        tx.putPayment(failed, current.status)
+        if (p.status === 'processing') {
+          calls.push(p)
+          continue
+        }
+        const venue = this.venues.get(p.venue)
+        if (venue === undefined) {
+          this.log.error('payment %s: venue %s is no longer configured; left queued', id, p.venue)
+          outcomes.set(id, 'skipped')
+          continue
+        }
+        if (tx.now - p.queuedAt > venue.policy.queueDurationMs) {
+          tx.putPayment(
+            {
+              ...p,
+              status: 'failed',
+              declineCode: OFFLINE_SYNC_FAILURE,
+              syncDeclineCode: 'expired',
+              completedAt: tx.now,
+            },
+            p.status,
+          )
+          outcomes.set(id, 'failed')
+          continue
+        }
+        const next: PaymentRecord = { ...p, status: 'processing' }
+        tx.putPayment(next, p.status)
+        calls.push(next)
+      }
+      await this.commit(tx, opts)
+      return calls
+    })
+    const results = new Map<string, AuthorizeResult>()
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < toCall.length) {
+        const p = toCall[next++]!
+        const timeout = AbortSignal.timeout(this.issuerTimeoutMs)
+        const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+        try {
+          const result = await this.issuer.authorize(
+            {
+              paymentId: p.paymentId,
+              venue: p.venue,
+              cardKey: p.cardKey,
+              nullifier: p.nullifier,
+              amountMinor: p.amountMinor,
+              currency: p.currency,
+            },
+            { signal },
+          )
+          results.set(p.paymentId, result)
+        } catch (err: unknown) {
+          this.log(
+            'issuer call for %s failed, will retry: %s',
+            p.paymentId,
+            err instanceof Error ? err.message : String(err),
+          )
+          outcomes.set(p.paymentId, 'pending')
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 8, toCall.length) }, worker))
+    if (results.size === 0) return outcomes
+    await this.mutex.run(async () => {
+      const tx = new Tx(this.store, this.now())
+      for (const [id, result] of results) {
+        const current = await tx.getPayment(id)
+        if (current === undefined || current.status !== 'processing') {
+          outcomes.set(id, 'skipped')
+          continue
+        }
+        const online = current.mode === 'online' && !current.flags.includes('online_unverified')
+        if (result.approved) {
+          tx.putPayment(
+            {
+              ...current,
+              status: 'completed',
+              authorizationCode: result.authorizationCode,
+              completedAt: tx.now,
+            },
+            current.status,
+          )
+        } else {
+          const code: SyncDeclineCode = SYNC_CODES.has(result.code)
+            ? (result.code as SyncDeclineCode)
+            : 'issuer_declined'
+          const failed: PaymentRecord = { ...current, status: 'failed', completedAt: tx.now }
+          if (online) failed.declineCode = code
+          else {
+            failed.declineCode = OFFLINE_SYNC_FAILURE
+            failed.syncDeclineCode = code
+          }
+          tx.putPayment(failed, current.status)
+        }
+        outcomes.set(id, result.approved ? 'completed' : 'failed')
       }
       await this.commit(tx, {})
-      return result.approved ? 'completed' : 'failed'
     })
+    return outcomes
   }
 
   /** Write something outside the payment flow (webhook endpoints, deny lists) in turn with everything else. */

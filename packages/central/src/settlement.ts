@@ -1,4 +1,4 @@
-import { DEFAULT_ISSUER_RETRY_MS, DEFAULT_SETTLE_CONCURRENCY } from './constants.js'
+import { DEFAULT_ISSUER_RETRY_MS, DEFAULT_SETTLE_BATCH, DEFAULT_SETTLE_CONCURRENCY } from './constants.js'
 import type { Engine, SettleOutcome } from './engine.js'
 import type { Logger } from './logger.js'
 import type { CentralStore } from './store.js'
@@ -18,8 +18,11 @@ export interface SettlerInit {
   now: () => number
   intervalMs: number
   log: Logger
+  /** issuer calls in flight at once */
   concurrency?: number
   issuerRetryMs?: number
+  /** payments moved per transition batch (one fsync each) */
+  batchSize?: number
 }
 
 /** The settlement loop: drives every queued or processing payment to completed or failed. */
@@ -31,6 +34,7 @@ export class Settler {
   private readonly log: Logger
   private readonly concurrency: number
   private readonly retryMs: number
+  private readonly batchSize: number
   /** paymentId → not before (after an issuer failure) */
   private readonly backoff = new Map<string, number>()
   private readonly inflight = new Set<string>()
@@ -50,6 +54,7 @@ export class Settler {
     this.log = init.log
     this.concurrency = init.concurrency ?? DEFAULT_SETTLE_CONCURRENCY
     this.retryMs = init.issuerRetryMs ?? DEFAULT_ISSUER_RETRY_MS
+    this.batchSize = init.batchSize ?? DEFAULT_SETTLE_BATCH
   }
 
   start(): void {
@@ -137,20 +142,22 @@ export class Settler {
       (id) => !this.inflight.has(id) && (ignoreBackoff || (this.backoff.get(id) ?? 0) <= now),
     )
     summary.pending = ids.length - todo.length
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < todo.length && signal?.aborted !== true) {
-        const id = todo[next++]!
-        this.inflight.add(id)
-        let outcome: SettleOutcome
-        try {
-          outcome = await this.engine.settleOne(id, signal === undefined ? {} : { signal })
-        } catch (err: unknown) {
-          this.log.error('settling %s failed: %o', id, err)
-          outcome = 'pending'
-        } finally {
-          this.inflight.delete(id)
-        }
+    for (let i = 0; i < todo.length && signal?.aborted !== true; i += this.batchSize) {
+      const chunk = todo.slice(i, i + this.batchSize)
+      for (const id of chunk) this.inflight.add(id)
+      let outcomes: Map<string, SettleOutcome>
+      try {
+        outcomes = await this.engine.settleMany(chunk, {
+          concurrency: this.concurrency,
+          ...(signal === undefined ? {} : { signal }),
+        })
+      } catch (err: unknown) {
+        this.log.error('settling %d payments failed: %o', chunk.length, err)
+        outcomes = new Map(chunk.map((id) => [id, 'pending' as const]))
+      } finally {
+        for (const id of chunk) this.inflight.delete(id)
+      }
+      for (const [id, outcome] of outcomes) {
         if (outcome === 'pending') {
           this.backoff.set(id, this.now() + this.retryMs)
           summary.pending++
@@ -161,7 +168,6 @@ export class Settler {
         }
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker))
     if (summary.completed + summary.failed > 0)
       this.log('settled %d completed, %d failed', summary.completed, summary.failed)
     return summary

@@ -134,6 +134,8 @@ export interface OutboxEntry {
   /** sortable: creation time then a counter */
   id: string
   endpointId: string
+  /** ordering key (the payment id): an entry waits while an older one with its key is undelivered */
+  key?: string
   /** the exact JSON body to POST */
   body: string
   attempts: number

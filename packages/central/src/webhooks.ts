@@ -98,6 +98,7 @@ export function outboxOpsFor(payment: PaymentRecord, endpoints: WebhookEndpoint[
     const entry: OutboxEntry = {
       id: `${String(now).padStart(16, '0')}-${String(outboxCounter).padStart(6, '0')}-${randomBytes(4).toString('hex')}`,
       endpointId: endpoint.id,
+      key: payment.paymentId,
       body,
       attempts: 0,
       nextAttemptAt: now,
@@ -185,25 +186,35 @@ export class WebhookDispatcher {
     const entries = await this.store.listOutbox()
     const now = this.now()
     const byEndpoint = new Map<string, OutboxEntry[]>()
+    // one payment's notifications go out in order: nothing overtakes an undelivered older one
+    const waiting = new Set<string>()
+    const orderKey = (e: OutboxEntry): string => `${e.endpointId}/${e.key ?? e.id}`
     let nextDue = Number.POSITIVE_INFINITY
     for (const e of entries) {
+      if (waiting.has(orderKey(e))) continue
       if (e.nextAttemptAt > now) {
         nextDue = Math.min(nextDue, e.nextAttemptAt)
+        waiting.add(orderKey(e))
         continue
       }
       const list = byEndpoint.get(e.endpointId) ?? []
       list.push(e)
       byEndpoint.set(e.endpointId, list)
     }
-    // endpoints in parallel, each endpoint's deliveries in order
+    // endpoints in parallel, each endpoint's deliveries one at a time, oldest first
     const results = await Promise.all(
       [...byEndpoint].map(async ([endpointId, list]) => {
         const endpoint = await this.store.getWebhook(endpointId)
+        const failed = new Set<string>()
         let next = Number.POSITIVE_INFINITY
         for (const entry of list) {
           if (signal?.aborted === true || !this.running) break
+          if (failed.has(orderKey(entry))) continue
           const retryAt = await this.deliver(entry, endpoint, signal)
-          if (retryAt !== undefined) next = Math.min(next, retryAt)
+          if (retryAt !== undefined) {
+            next = Math.min(next, retryAt)
+            failed.add(orderKey(entry))
+          }
         }
         return next
       }),
