@@ -52,6 +52,8 @@ export interface SimSummary {
   ledgers: { perTerminal: Record<string, number>; unionEvents: number; byType: Record<string, number> }
   /** processes that exited unexpectedly or had to be killed */
   crashed: string[]
+  /** process ids of central and the terminals (all stopped when the sim returns) */
+  pids: Record<string, number | null>
   /** invariants this run broke (exit code 3) */
   violations: string[]
   seed: string | number

@@ -794,6 +794,9 @@ function buildSummary(x: SummaryInput): SimSummary {
     syncTimedOut: x.syncTimedOut,
     ledgers: { perTerminal: x.perLedger, unionEvents: x.union.eventIds.size, byType: { ...x.union.byType } },
     crashed,
+    pids: Object.fromEntries(
+      [x.central, ...x.terminals.map((t) => t.child)].map((c) => [c.name, c.pid ?? null]),
+    ),
     violations: [],
     seed: /^\d+$/.test(opts.seed) && Number.isSafeInteger(Number(opts.seed)) ? Number(opts.seed) : opts.seed,
     loadMs: x.loadMs,

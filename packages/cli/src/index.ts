@@ -1,0 +1,28 @@
+/**
+ * @packageDocumentation
+ *
+ * The `nullmesh` command (see bin.ts) and the pieces of it that are useful as a library: the sim's
+ * deterministic load plan and its ledger analysis, the CLI program itself, and peer ids from
+ * roster keys.
+ */
+
+export { parseHostPort } from './args.js'
+export { UserError } from './errors.js'
+export { findLedgerDir } from './ledger-dir.js'
+export { buildProgram, main, VERSION } from './main.js'
+export { base58btc, peerIdFromEd25519 } from './peer-id.js'
+export type { DuplicateReport, OverCapReport } from './sim/analyze.js'
+export {
+  type CommitFact,
+  duplicateApprovals,
+  LedgerUnion,
+  overCapCards,
+  uniqueReservations,
+} from './sim/analyze.js'
+export { SCENARIOS, type Scenario, type SimOptions } from './sim/options.js'
+export type { CardKind, PaymentKind, Plan, PlanInput, PlannedPayment, SimCard, Step } from './sim/plan.js'
+export { makePlan } from './sim/plan.js'
+export { LinkProxy } from './sim/proxy.js'
+export { Random } from './sim/random.js'
+export type { SimSummary } from './sim/report.js'
+export { formatSummary } from './sim/report.js'
