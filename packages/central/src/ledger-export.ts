@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline'
 import { fromBase64url, MAX_EVENT_BYTES, toBase64url } from '@nullmesh/protocol'
 import { LEDGER_EXPORT_FORMAT, LEDGER_EXPORT_VERSION } from './constants.js'
 import { CentralError } from './errors.js'
+import type { AbortOptions } from './types.js'
 
 export interface LedgerExportMeta {
   venue: string
@@ -33,7 +34,9 @@ export async function writeLedgerExport(
   path: string,
   meta: LedgerExportMeta,
   events: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts: AbortOptions = {},
 ): Promise<number> {
+  opts.signal?.throwIfAborted()
   const header: LedgerExportHeader = {
     format: LEDGER_EXPORT_FORMAT,
     version: LEDGER_EXPORT_VERSION,
@@ -47,6 +50,7 @@ export async function writeLedgerExport(
   try {
     let chunk = `${JSON.stringify(header)}\n`
     for await (const bytes of events) {
+      opts.signal?.throwIfAborted()
       chunk += `${toBase64url(bytes)}\n`
       count++
       if (chunk.length > 64 * 1024) {
@@ -70,7 +74,8 @@ const LINE_PATTERN = /^[A-Za-z0-9_-]+$/
 const MAX_LINE = Math.ceil((MAX_EVENT_BYTES * 4) / 3) + 4
 
 /** Read and check a ledger export file. Throws CentralError ERR_INVALID_EXPORT naming the line. */
-export async function readLedgerExport(path: string): Promise<LedgerExport> {
+export async function readLedgerExport(path: string, opts: AbortOptions = {}): Promise<LedgerExport> {
+  opts.signal?.throwIfAborted()
   const lines = createInterface({
     input: createReadStream(path, { encoding: 'utf8' }),
     crlfDelay: Number.POSITIVE_INFINITY,
@@ -80,6 +85,7 @@ export async function readLedgerExport(path: string): Promise<LedgerExport> {
   let n = 0
   try {
     for await (const raw of lines) {
+      opts.signal?.throwIfAborted()
       n++
       const line = raw.trim()
       if (header === undefined) {
@@ -93,7 +99,7 @@ export async function readLedgerExport(path: string): Promise<LedgerExport> {
       events.push(fromBase64url(line))
     }
   } catch (err: unknown) {
-    if (err instanceof CentralError) throw err
+    if (err instanceof CentralError || (err instanceof Error && err.name === 'AbortError')) throw err
     const code = (err as NodeJS.ErrnoException).code
     throw new CentralError(
       code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_INVALID_EXPORT',

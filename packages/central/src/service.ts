@@ -266,7 +266,7 @@ class DefaultCentralService implements CentralService {
 
   async importFile(path: string, opts: AbortOptions = {}): Promise<ImportResult> {
     this.assertStarted()
-    const file = await readLedgerExport(path)
+    const file = await readLedgerExport(path, opts)
     const results: EventResult[] = []
     const payments = new Map<string, IngestResult['payments'][number]>()
     for (let i = 0; i < file.events.length; i += MAX_SYNC_EVENTS) {
