@@ -46,6 +46,8 @@ export const SYNC_DEFAULTS = Object.freeze({
   intervalMs: 1_000,
   /** own payments whose settlement status is asked for per round */
   statusPollLimit: 100,
+  /** one payment's settlement status is asked for at most this often */
+  statusPollMinIntervalMs: 1_000,
   /** concurrent GET /v1/payments/:id */
   statusPollConcurrency: 4,
   /** deny list refresh interval while online */

@@ -15,6 +15,7 @@ export interface SyncOptions {
   /** pause between rounds while online (each payment also wakes the agent) */
   intervalMs: number
   statusPollLimit: number
+  statusPollMinIntervalMs: number
   statusPollConcurrency: number
   denylistRefreshMs: number
   /** delete event bodies central confirmed (default off) */
@@ -326,9 +327,12 @@ export class SyncAgent {
       candidates.push({ id: p.id, at: this.#polledAt.get(p.id) ?? 0 })
     }
     for (const id of this.#polledAt.keys()) if (!live.has(id)) this.#polledAt.delete(id)
-    if (candidates.length === 0) return 0
-    candidates.sort((a, b) => a.at - b.at)
-    const pick = candidates.slice(0, this.#opts.statusPollLimit)
+    const due = Date.now() - this.#opts.statusPollMinIntervalMs
+    const pick = candidates
+      .filter((c) => c.at <= due)
+      .sort((a, b) => a.at - b.at)
+      .slice(0, this.#opts.statusPollLimit)
+    if (pick.length === 0) return 0
     const statuses: CentralPaymentStatus[] = []
     let index = 0
     const worker = async (): Promise<void> => {

@@ -139,3 +139,13 @@ export async function http(
   }
   return { status: res.status, headers: res.headers, text, json: json as Record<string, unknown> }
 }
+
+/** A free TCP port on 127.0.0.1 (for a service that starts later on a known address). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as { port: number }).port
+  await new Promise((r) => server.close(r))
+  return port
+}

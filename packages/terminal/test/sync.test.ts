@@ -1,0 +1,251 @@
+import { join } from 'node:path'
+import { type CentralService, createCentralService } from '@nullmesh/central'
+import { fromBase64url, fromHex, toHex, verifyProof } from '@nullmesh/protocol'
+import {
+  type CentralLink,
+  type CentralSyncResult,
+  createHttpCentralLink,
+  type Terminal,
+  TerminalError,
+  type TerminalEvent,
+} from '@nullmesh/terminal'
+import { afterEach, describe, expect, test } from 'vitest'
+import { card, freePort, payment, startVenue, type TestVenue, waitFor } from './helpers.js'
+
+const FAST = {
+  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
+  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
+}
+
+interface Recorded {
+  batches: Uint8Array[][]
+}
+
+/** The HTTP link, recording every sync batch it sends. */
+function recordingLink(url: string, rec: Recorded): CentralLink {
+  const inner = createHttpCentralLink({ url })
+  return {
+    url,
+    health: (o) => inner.health(o),
+    authorize: (r, o) => inner.authorize(r, o),
+    payment: (id, o) => inner.payment(id, o),
+    denylist: (v, o) => inner.denylist(v, o),
+    async sync(events, o): Promise<CentralSyncResult> {
+      rec.batches.push(events)
+      return inner.sync(events, o)
+    },
+  }
+}
+
+let venue: TestVenue | undefined
+let central: CentralService | undefined
+afterEach(async () => {
+  await venue?.cleanup()
+  await central?.stop()
+  venue = undefined
+  central = undefined
+})
+
+async function startCentral(v: TestVenue, port = 0, name = 'central'): Promise<CentralService> {
+  const c = createCentralService({
+    dataDir: join(v.dir, name),
+    venues: [v.bundle],
+    listen: { host: '127.0.0.1', port },
+    settleIntervalMs: 50,
+    adminToken: 'admin-token',
+  })
+  await c.start()
+  return c
+}
+
+function collect(t: Terminal): TerminalEvent[] {
+  const events: TerminalEvent[] = []
+  t.addEventListener('event', (e) => events.push(e.detail))
+  return events
+}
+
+describe('sync agent against the real central service', () => {
+  test('offline approvals settle exactly once when central comes back, in ordered batches of ≤ 50', async () => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const recs: Recorded[] = [{ batches: [] }, { batches: [] }, { batches: [] }]
+    venue = await startVenue(3, { init: (i) => ({ central: recordingLink(url, recs[i]!), ...FAST }) })
+    const [t1] = venue.terminals
+    const events = collect(t1!)
+    expect(t1!.online).toBe(false)
+
+    // central is down: prefer_online payments take the offline path and queue
+    const approved: { terminal: number; paymentId: string }[] = []
+    for (let i = 0; i < 36; i++) {
+      const r = await venue.terminals[i % 3]!.pay(payment({ amountMinor: 100 + i }))
+      expect(r.status).toBe('approved_offline')
+      approved.push({ terminal: i % 3, paymentId: r.paymentId })
+    }
+    expect(t1!.status().queue).toEqual({ count: 12, amountsByCurrency: { EUR: expect.any(Number) } })
+
+    central = await startCentral(venue, port)
+    await waitFor(async () => {
+      for (const a of approved) {
+        const p = await venue!.terminals[a.terminal]!.payment(a.paymentId)
+        if (p?.settlement.status !== 'completed') return false
+      }
+      return true
+    }, 20_000)
+
+    // each approval is settled once at central
+    const atCentral = await central.listPayments({ venue: 'test-venue', limit: 1000 })
+    const byId = new Map(atCentral.map((p) => [p.paymentId, p]))
+    for (const a of approved) expect(byId.get(a.paymentId)?.status).toBe('completed')
+    expect(atCentral.filter((p) => p.status === 'completed')).toHaveLength(approved.length)
+
+    // batches of at most 50, each origin's events in seq order, the terminal's own first
+    for (const [i, rec] of recs.entries()) {
+      expect(rec.batches.length).toBeGreaterThanOrEqual(2)
+      const lastSeq = new Map<string, number>()
+      for (const batch of rec.batches) {
+        expect(batch.length).toBeLessThanOrEqual(50)
+        for (const bytes of batch) {
+          const { decodeEvent } = await import('@nullmesh/protocol')
+          const d = decodeEvent(bytes)
+          if (!d.ok) throw d.error
+          const origin = toHex(d.value.event.origin)
+          expect(d.value.event.seq).toBeGreaterThan(lastSeq.get(origin) ?? 0)
+          lastSeq.set(origin, d.value.event.seq)
+        }
+      }
+      const first = (await import('@nullmesh/protocol')).decodeEvent(rec.batches[0]![0]!)
+      expect(first.ok && toHex(first.value.event.origin)).toBe(venue.bundle.roster[i]!.publicKeyHex)
+      // the cursor reached the end of every origin's log
+      const t = venue.terminals[i]!
+      expect(await t.ledger.confirmedMarks()).toEqual(await t.ledger.highWaterMarks())
+      expect(t.status().queue.count).toBe(0)
+    }
+
+    // the statuses were surfaced as events
+    expect(events.some((e) => e.type === 'connectivity' && e.data.online === true)).toBe(true)
+    const types = new Set(events.map((e) => e.type))
+    expect(types).toContain('payment.forwarded')
+    expect(types).toContain('payment.completed')
+  })
+
+  test('interrupted batches: nothing lost, nothing settled twice', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    central = await startCentral(venue)
+    const url = central.url
+    // T1 restarts with a link that fails: before sending, after central stored (answer lost), twice each
+    const inner = createHttpCentralLink({ url })
+    let calls = 0
+    const flaky: CentralLink = {
+      url,
+      health: (o) => inner.health(o),
+      authorize: (r, o) => inner.authorize(r, o),
+      payment: (id, o) => inner.payment(id, o),
+      denylist: (v, o) => inner.denylist(v, o),
+      async sync(events, o) {
+        calls++
+        if (calls === 1 || calls === 3)
+          throw new TerminalError('central_unavailable', 'connection reset before the request')
+        const answer = await inner.sync(events.slice(0, calls === 2 ? events.length : events.length), o)
+        if (calls === 2 || calls === 4)
+          throw new TerminalError('central_unavailable', 'connection reset before the answer')
+        return answer
+      },
+    }
+    // payments while T1 has no link at all: they queue
+    const paid: string[] = []
+    for (let i = 0; i < 30; i++)
+      paid.push((await venue.terminals[0]!.pay(payment({ amountMinor: 200 + i }))).paymentId)
+    await venue.terminals[0]!.stop()
+    venue.inits[0] = { ...venue.inits[0]!, central: flaky, ...FAST }
+    const t1 = await venue.restart(0)
+    await waitFor(async () => {
+      for (const id of paid) if ((await t1.payment(id))?.settlement.status !== 'completed') return false
+      return true
+    }, 20_000)
+    expect(calls).toBeGreaterThan(4)
+
+    // nothing lost: every event of T1's ledger is already at central
+    const all = []
+    for await (const e of t1.ledger.events()) all.push(e.bytes)
+    const again = await central.ingest(all)
+    expect(again.results.every((r) => r.status === 'duplicate')).toBe(true)
+    // nothing settled twice
+    const issuer = central.issuer as unknown as { decisions(): { paymentId: string }[] }
+    const charged = issuer.decisions().map((d) => d.paymentId)
+    expect(new Set(charged).size).toBe(charged.length)
+    for (const id of paid) expect(charged.filter((c) => c === id)).toHaveLength(1)
+  })
+
+  test('online path, force_offline while online, and the deny list', async () => {
+    venue = await startVenue(3)
+    central = await startCentral(venue)
+    // restart T1 with the central link
+    await venue.terminals[0]!.stop()
+    venue.inits[0] = { ...venue.inits[0]!, centralUrl: central.url, ...FAST }
+    const t1 = await venue.restart(0)
+    await waitFor(() => t1.online, 5_000)
+
+    const online = await t1.pay(payment({ amountMinor: 12_345 }))
+    expect(online).toMatchObject({ status: 'approved_online', mode: 'online', queued: false })
+    const proof = verifyProof(
+      fromBase64url(online.proof),
+      fromHex(online.nullifier),
+      venue.bundle.roster[0]!.publicKey,
+    )
+    expect(proof.ok && proof.value.decision).toBe('approved_online')
+    expect((await central.getPayment(online.paymentId))?.status).toBe('completed')
+    expect((await t1.payment(online.paymentId))?.settlement.status).toBe('completed')
+
+    const required = await t1.pay(payment({ offlineBehavior: 'require_online' }))
+    expect(required.status).toBe('approved_online')
+
+    const forced = await t1.pay(payment({ offlineBehavior: 'force_offline' }))
+    expect(forced).toMatchObject({ status: 'approved_offline', queued: true })
+    await waitFor(async () => (await t1.payment(forced.paymentId))?.settlement.status === 'completed', 10_000)
+
+    // the deny list: central signs it, the terminal verifies it and applies it offline
+    const blockedCard = card()
+    const { computeCardKey } = await import('@nullmesh/protocol')
+    await central.updateDenylist('test-venue', {
+      blockedBins: ['55554444'],
+      denylistCardKeys: [toHex(computeCardKey(venue.bundle.hashingKey, blockedCard))],
+    })
+    await t1.syncNow()
+    const denied = await t1.pay(payment({ cardToken: blockedCard, offlineBehavior: 'force_offline' }))
+    expect(denied).toMatchObject({ status: 'declined_offline', declineCode: 'denylisted_card' })
+    const bin = await t1.pay(payment({ cardToken: '5555444412345678', offlineBehavior: 'force_offline' }))
+    expect(bin).toMatchObject({ status: 'declined_offline', declineCode: 'blocked_bin' })
+    // and it survives a restart (kept in the ledger)
+    const again = await venue.restart(0)
+    const stillDenied = await again.pay(payment({ cardToken: blockedCard, offlineBehavior: 'force_offline' }))
+    expect(stillDenied.declineCode).toBe('denylisted_card')
+  })
+
+  test('central goes away: offline at once, back online with backoff, queue flushed', async () => {
+    venue = await startVenue(3)
+    const port = await freePort()
+    central = await startCentral(venue, port, 'central-a')
+    await venue.terminals[0]!.stop()
+    venue.inits[0] = { ...venue.inits[0]!, centralUrl: `http://127.0.0.1:${port}`, ...FAST }
+    const t1 = await venue.restart(0)
+    const events = collect(t1)
+    await waitFor(() => t1.online, 5_000)
+
+    await central.stop()
+    central = undefined
+    const during = await t1.pay(payment())
+    expect(during).toMatchObject({ status: 'approved_offline', queued: true })
+    expect(t1.online).toBe(false)
+    const refused = await t1.pay(payment({ offlineBehavior: 'require_online' }))
+    expect(refused).toMatchObject({ status: 'declined_offline', declineCode: 'offline_not_allowed' })
+    expect(events.some((e) => e.type === 'connectivity' && e.data.online === false)).toBe(true)
+
+    const t0 = Date.now()
+    central = await startCentral(venue, port, 'central-a')
+    await waitFor(() => t1.online, 5_000)
+    // backoff capped at 250 ms in this test (5 s by default)
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    await waitFor(async () => (await t1.payment(during.paymentId))?.settlement.status === 'completed', 10_000)
+    expect(t1.status().queue.count).toBe(0)
+  })
+})
