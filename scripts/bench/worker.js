@@ -1,0 +1,199 @@
+// One benchmark process: a nullmesh terminal (its own process, like `nullmesh terminal`), driven
+// by scripts/bench.js over IPC. It also answers a raw echo protocol on the terminal's own libp2p
+// node (the physical floor: one reused stream, request/response), measures LevelDB sync puts,
+// and reports its RSS.
+import '@nullmesh/protocol/shim'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+
+const init = JSON.parse(process.argv[2] ?? '{}')
+const ECHO = '/nullmesh-bench/echo/1.0.0'
+
+let terminal
+let framedStats = { frames: 0, bytes: 0 }
+
+function reply(id, result) {
+  process.send?.({ id, result })
+}
+function fail(id, err) {
+  process.send?.({ id, error: err instanceof Error ? `${err.message}\n${err.stack}` : String(err) })
+}
+
+/** The terminal's libp2p node (a private field of the mesh node; reached at runtime for the floor). */
+function libp2pOf(t) {
+  const node = t.mesh.libp2p
+  if (node === undefined) throw new Error('no libp2p node')
+  return node
+}
+
+async function countFrames() {
+  // wrap the mesh's framing so catch-up frames sent by this process can be counted
+  const url = pathToFileURL(join(process.cwd(), 'packages/mesh/dist/framing.js')).href
+  const { FramedStream } = await import(url)
+  const send = FramedStream.prototype.send
+  FramedStream.prototype.send = function (frame) {
+    framedStats.frames++
+    return send.call(this, frame)
+  }
+}
+
+async function start() {
+  if (init.countFrames) await countFrames()
+  const { createTerminal } = await import('@nullmesh/terminal')
+  await mkdir(init.dataDir, { recursive: true })
+  terminal = createTerminal({
+    venueDir: init.venueDir,
+    id: init.id,
+    dataDir: init.dataDir,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    api: init.api === false ? false : { host: '127.0.0.1', port: 0 },
+    token: 'bench-token-0123456789',
+    discovery: { mdns: false, peers: init.peers ?? [] },
+    mode: init.mode ?? 'mesh',
+  })
+  const t0 = performance.now()
+  await terminal.start()
+  const startMs = performance.now() - t0
+  const node = libp2pOf(terminal)
+  await node.handle(
+    ECHO,
+    (stream) => {
+      stream.addEventListener('message', (evt) => {
+        const data = evt.data.subarray ? evt.data.subarray() : evt.data
+        stream.send(data)
+      })
+    },
+    { maxInboundStreams: 4 },
+  )
+  const addrs = terminal.multiaddrs()
+  const addr0 = addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? addrs[0]
+  const addr = addr0.includes('/p2p/') ? addr0 : `${addr0}/p2p/${terminal.peerId}`
+  process.send?.({
+    ready: true,
+    id: init.id,
+    peerId: terminal.peerId,
+    addr,
+    api: terminal.apiUrl,
+    token: terminal.token,
+    pid: process.pid,
+    startMs,
+  })
+}
+
+/** n sequential request/response round trips of `size` bytes on ONE reused stream to `peerId`. */
+async function rtt({ peerId, n, warmup, size }) {
+  const node = libp2pOf(terminal)
+  const conn = node.getConnections().find((c) => c.remotePeer.toString() === peerId)
+  if (conn === undefined) throw new Error(`not connected to ${peerId}`)
+  const stream = await conn.newStream(ECHO)
+  let want = 0
+  let got = 0
+  let done
+  stream.addEventListener('message', (evt) => {
+    got += evt.data.byteLength
+    if (got >= want && done !== undefined) {
+      const d = done
+      done = undefined
+      d()
+    }
+  })
+  const payload = new Uint8Array(size).fill(7)
+  const samples = []
+  for (let i = 0; i < warmup + n; i++) {
+    got = 0
+    want = size
+    const t0 = performance.now()
+    await new Promise((resolve) => {
+      done = resolve
+      stream.send(payload)
+    })
+    const ms = performance.now() - t0
+    if (i >= warmup) samples.push(ms)
+  }
+  await stream.close().catch(() => stream.abort(new Error('done')))
+  return samples
+}
+
+/** n sequential LevelDB puts with sync: true (200 B values) in a scratch database of this process. */
+async function fsync({ n, warmup, size, dir }) {
+  const { Level } = await import('level')
+  const db = new Level(dir ?? join(init.dataDir, 'fsync-scratch'), { valueEncoding: 'view' })
+  await db.open()
+  const value = new Uint8Array(size ?? 200).fill(3)
+  const samples = []
+  for (let i = 0; i < warmup + n; i++) {
+    const t0 = performance.now()
+    await db.put(`k${i}`, value, { sync: true })
+    const ms = performance.now() - t0
+    if (i >= warmup) samples.push(ms)
+  }
+  await db.close()
+  return samples
+}
+
+async function pay({ body }) {
+  const t0 = performance.now()
+  const response = await terminal.pay(body)
+  return { ms: performance.now() - t0, response }
+}
+
+const handlers = {
+  status: () => terminal.status(),
+  pay,
+  rtt,
+  fsync,
+  rss: () => {
+    globalThis.gc?.()
+    return process.memoryUsage()
+  },
+  events: () => terminal.mesh.status().events,
+  frames: () => ({ ...framedStats }),
+  resetFrames: () => {
+    framedStats = { frames: 0, bytes: 0 }
+    return true
+  },
+  dial: async ({ addr }) => {
+    const { multiaddr } = await import(
+      pathToFileURL(join(process.cwd(), 'node_modules/@multiformats/multiaddr/dist/src/index.js')).href
+    )
+    await libp2pOf(terminal).dial(multiaddr(addr))
+    return true
+  },
+  waitEvents: async ({ count, timeoutMs }) => {
+    const t0 = performance.now()
+    for (;;) {
+      const n = terminal.mesh.status().events
+      if (n >= count) return { ms: performance.now() - t0, events: n }
+      if (performance.now() - t0 > timeoutMs) return { ms: null, events: n }
+      await new Promise((r) => setTimeout(r, 2))
+    }
+  },
+  stop: async () => {
+    await terminal?.stop()
+    setTimeout(() => process.exit(0), 20)
+    return true
+  },
+}
+
+process.on('message', (m) => {
+  const h = handlers[m.cmd]
+  if (h === undefined) return fail(m.id, `unknown command ${m.cmd}`)
+  Promise.resolve()
+    .then(() => h(m.args ?? {}))
+    .then(
+      (r) => reply(m.id, r),
+      (e) => fail(m.id, e),
+    )
+})
+process.on('disconnect', () => {
+  // the bench died: do not linger
+  Promise.resolve(terminal?.stop())
+    .catch(() => {})
+    .finally(() => process.exit(0))
+})
+
+start().catch((err) => {
+  process.send?.({ error: err instanceof Error ? `${err.message}\n${err.stack}` : String(err) })
+  setTimeout(() => process.exit(1), 50)
+})
