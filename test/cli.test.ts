@@ -97,7 +97,13 @@ describe('nullmesh sim', () => {
         dir,
         '--json',
       ])
-      const s = lastJsonLine(r.stdout)
+      let s: Record<string, unknown>
+      try {
+        s = lastJsonLine(r.stdout)
+      } catch {
+        throw new Error(`no JSON summary (exit ${r.code}):\n${r.stderr.slice(-3000)}`)
+      }
+      expect(s.error, r.stderr.slice(-3000)).toBeUndefined()
       const failure = `exit ${r.code}; violations ${JSON.stringify(s.violations)}; crashed ${JSON.stringify(s.crashed)}\n${r.stderr.slice(-3000)}`
       expect(s.terminals, failure).toBe(3)
       expect(s.payments, failure).toBe(100)

@@ -16,6 +16,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
     .exitOverride()
+    // parent options only before a subcommand: `central import FILE --data D` is import's --data
+    .enablePositionalOptions()
     .configureOutput({
       writeErr: (str) => process.stderr.write(str.startsWith('error:') ? `nullmesh: ${str}` : str),
     })

@@ -78,47 +78,69 @@ export class Progress {
     if (!this.tty) {
       if (!force && now - this.lastPlain < 2_000) return
       this.lastPlain = now
-      this.stream.write(`${this.line()} | ${this.terminalsLine()}\n`)
+      this.stream.write(`${this.head()} · ${this.counts()} | ${this.terminalItems().join('  ')}\n`)
       return
     }
-    const width = Math.max(40, (this.stream.columns ?? 100) - 1)
-    const lines = [this.line(), this.terminalsLine()].map((l) => truncate(l, width))
+    const width = Math.max(40, (this.stream.columns ?? 80) - 1)
+    const lines = [this.head(), this.counts(), ...pack(this.terminalItems(), width)].map((l) =>
+      truncate(l, width),
+    )
     this.clear()
     this.stream.write(`${lines.join('\n')}\n`)
     this.drawnLines = lines.length
   }
 
-  private line(): string {
+  private head(): string {
     const s = this.stats
     const pct = s.planned === 0 ? 0 : Math.floor((100 * s.answered) / s.planned)
-    const barWidth = 20
+    const barWidth = 24
     const filled = Math.round((pct / 100) * barWidth)
     const bar = `${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}`
     const elapsed = ((Date.now() - s.startedAt) / 1000).toFixed(1)
+    return `${s.phase.padEnd(8)} ${bar} ${String(pct).padStart(3)}% ${s.answered}/${s.planned} payments · ${elapsed} s`
+  }
+
+  private counts(): string {
+    const s = this.stats
     const b =
       s.barrier.totalCount > 0
-        ? `barrier p50 ${s.barrier.getValueAtPercentile(50)} ms p99 ${s.barrier.getValueAtPercentile(99)} ms`
+        ? `barrier p50 ${s.barrier.getValueAtPercentile(50)} / p99 ${s.barrier.getValueAtPercentile(99)} ms`
         : 'barrier –'
     const approved = s.approvedOnline + s.approvedOffline
     return (
-      `${s.phase.padEnd(8)} ${bar} ${String(pct).padStart(3)}% ${s.answered}/${s.planned}` +
-      ` · ✔ ${approved} (online ${s.approvedOnline}, offline ${s.approvedOffline}) ✘ ${s.declined}` +
-      (s.errors > 0 ? ` ! ${s.errors} errors` : '') +
-      ` · ${b} · ${elapsed}s`
+      `✔ ${approved} approved (${s.approvedOnline} online, ${s.approvedOffline} offline) · ✘ ${s.declined} declined` +
+      (s.errors > 0 ? ` · ! ${s.errors} no answer` : '') +
+      ` · ${b}`
     )
   }
 
-  private terminalsLine(): string {
-    return this.stats.terminals
-      .map((t) => {
-        if (!t.alive) return `${t.id}:down`
-        const mode = t.partitioned ? 'cut' : (t.mode ?? '?')
-        const link = t.online === undefined ? '' : t.online ? '↑' : '×'
-        const q = t.queue !== undefined && t.queue > 0 ? ` q${t.queue}` : ''
-        return `${t.id}:${mode}${t.peers !== undefined ? `/${t.peers}p` : ''}${link}${q}`
-      })
-      .join('  ')
+  /** per terminal: mesh mode (or cut), ready peers, central link ↑ / ×, queue */
+  private terminalItems(): string[] {
+    return this.stats.terminals.map((t) => {
+      if (!t.alive) return `${t.id} down`
+      const mode = t.partitioned ? 'cut' : (t.mode ?? '?')
+      const link = t.online === undefined ? '' : t.online ? ' ↑' : ' ×'
+      const q = t.queue !== undefined && t.queue > 0 ? ` q${t.queue}` : ''
+      return `${t.id} ${mode}${t.peers !== undefined ? ` ${t.peers}p` : ''}${link}${q}`
+    })
   }
+}
+
+/** items joined by two spaces, in as few lines of `width` as they fit */
+function pack(items: string[], width: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const item of items) {
+    const next = line === '' ? item : `${line}  ${item}`
+    if ([...next].length > width && line !== '') {
+      lines.push(line)
+      line = item
+    } else {
+      line = next
+    }
+  }
+  if (line !== '') lines.push(line)
+  return lines
 }
 
 function truncate(text: string, width: number): string {

@@ -60,7 +60,11 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     dir: raw.dir,
     progress: raw.progress !== false,
   }
-  const { summary, exitCode } = await runSim(opts)
+  const { summary, exitCode, error } = await runSim(opts)
+  if (summary === undefined && opts.json) {
+    // scripts parse the last line: say what happened there too
+    process.stdout.write(`${JSON.stringify({ error: error ?? 'interrupted', exitCode, seed: opts.seed })}\n`)
+  }
   if (summary !== undefined) {
     if (opts.json) {
       process.stderr.write(`${formatSummary(summary)}\n`)
@@ -114,7 +118,9 @@ interface CentralPayment {
 }
 
 /** Run the whole simulation. Never throws for a failed run: returns what it could gather. */
-export async function runSim(opts: SimOptions): Promise<{ summary?: SimSummary; exitCode: number }> {
+export async function runSim(
+  opts: SimOptions,
+): Promise<{ summary?: SimSummary; exitCode: number; error?: string }> {
   const t0 = Date.now()
   const say = (msg: string): void => {
     if (progress !== undefined) progress.note(msg)
@@ -538,7 +544,7 @@ export async function runSim(opts: SimOptions): Promise<{ summary?: SimSummary; 
   }
   if (failure !== undefined || summary === undefined) {
     process.stderr.write(`sim: failed: ${failure ?? 'no summary'}${opts.keep ? ` (kept ${root})` : ''}\n`)
-    return { exitCode: 1 }
+    return { exitCode: 1, error: (failure ?? 'no summary').split('\n')[0]! }
   }
   const exitCode = summary.crashed.length > 0 ? 1 : summary.violations.length > 0 ? 3 : 0
   return { summary, exitCode }
