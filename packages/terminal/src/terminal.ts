@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLedger, type Ledger, type PaymentRecord } from '@nullmesh/ledger'
-import { createMeshNode, type MeshNode, type OfflineCandidate, type OfflineDecision } from '@nullmesh/mesh'
+import {
+  createMeshNode,
+  MeshError,
+  type MeshNode,
+  type OfflineCandidate,
+  type OfflineDecision,
+} from '@nullmesh/mesh'
 import {
   createExposureState,
   decideOffline,
@@ -720,7 +726,14 @@ class NullmeshTerminal implements Terminal {
 
   /** The online path. undefined: central could not decide (unreachable or refused) → offline path. */
   async #payOnline(c: Candidate): Promise<Outcome | undefined> {
-    const reservation = await this.#mesh!.reserveOnline(c)
+    let reservation: SignedEvent<Reservation>
+    try {
+      reservation = await this.#mesh!.reserveOnline(c)
+    } catch (err: unknown) {
+      // the mesh holds this credential already: the offline path gives the precise decline
+      if (err instanceof MeshError && err.code === 'ERR_REFUSED') return undefined
+      throw err
+    }
     return this.#authorizeOnline(reservation)
   }
 
