@@ -298,7 +298,8 @@ EOF
 
 cmd_down() {
   if [ -z "${P:-}" ]; then
-    if [ -n "${NM_PREFIX:-}" ] && [ -z "${NM_STATE:-}" ] && [ ! -f "$ROOT_DIR/current" ]; then P=$NM_PREFIX
+    if [ -n "${NM_STATE:-}" ] && [ -f "$NM_STATE/env" ]; then load_state
+    elif [ -n "${NM_PREFIX:-}" ]; then P=$NM_PREFIX # a failed `up` before its state was written
     else load_state; fi
   fi
   [ -n "${P:-}" ] || die "no prefix"

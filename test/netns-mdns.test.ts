@@ -1,0 +1,129 @@
+// Real mDNS discovery across network namespaces, and a real cable cut: 3 terminals, each in its
+// own namespace on a bridge (scripts/netns-mesh.sh), no static peers. Multicast never leaves the
+// namespaces this test creates. Skipped (with a note) where namespaces cannot be created.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { inspectLedger, NetnsMesh, netnsUnsupported } from './netns-helpers.js'
+
+const unsupported = netnsUnsupported()
+if (unsupported !== undefined)
+  console.warn(`[netns-mdns] SKIPPED: ${unsupported} — the mDNS/partition tests in namespaces did not run`)
+
+interface PayResponse {
+  paymentId: string
+  status: string
+  declineCode?: string
+  mode: string
+  terminal: string
+}
+
+let n = 0
+function payment(amountMinor: number, card = `4000001234${String(100000 + n).slice(-6)}`) {
+  n++
+  return {
+    idempotencyKey: `netns-mdns-${process.pid}-${n}`,
+    cardToken: card,
+    amountMinor,
+    currency: 'EUR',
+    method: 'contactless',
+    offlineBehavior: 'force_offline',
+  }
+}
+
+describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real mDNS)', () => {
+  let mesh: NetnsMesh
+
+  beforeAll(async () => {
+    mesh = await NetnsMesh.up(3, { wait: false })
+  }, 120_000)
+
+  afterAll(async () => {
+    if (mesh === undefined) return
+    await mesh.down(true)
+    expect(mesh.leftoverNamespaces()).toEqual([])
+  }, 60_000)
+
+  it('three terminals find each other by mDNS alone and reach quorum mode', async () => {
+    const ms = await mesh.waitFor(
+      'every terminal in quorum mode with 2 peers',
+      () => Promise.all([1, 2, 3].map((i) => mesh.status(i))),
+      (all) => all.every((s) => s?.mesh.mode === 'quorum' && s.mesh.peers === 2),
+      40_000,
+    )
+    console.log(`[netns-mdns] mesh formed by mDNS ${ms} ms after the terminals were ready`)
+    const s = (await mesh.status(1))!
+    expect(s.mesh.roster).toBe(3)
+    expect(s.mesh.quorum).toBe(2)
+    expect(s.exposureBoundMinor).toBeGreaterThan(0)
+    // a payment over the barrier: approved by a quorum
+    const r = await mesh.api<PayResponse>(1, '/v1/payments', payment(1_500))
+    expect(r.status).toBe('approved_offline')
+    expect(r.mode).toBe('quorum')
+  }, 60_000)
+
+  it('a cut terminal goes isolated and obeys isolated limits; healed, it rejoins and catches up', async () => {
+    await mesh.sh('cut', '3')
+    const detectMs = await mesh.waitFor(
+      'T3 isolated',
+      () => mesh.status(3),
+      (s) => s?.mesh.mode === 'isolated',
+      20_000,
+    )
+    console.log(`[netns-mdns] cut noticed after ${detectMs} ms`)
+
+    // isolated: over the isolated floor limit (25.00 by default) declined, a small one approved
+    const big = await mesh.api<PayResponse>(3, '/v1/payments', payment(4_000))
+    expect(big.status).toBe('declined_offline')
+    expect(big.mode).toBe('isolated')
+    expect(big.declineCode).toBe('isolated_limit_exceeded')
+    const small = await mesh.api<PayResponse>(3, '/v1/payments', payment(1_000))
+    expect(small.status).toBe('approved_offline')
+    expect(small.mode).toBe('isolated')
+
+    // the other two still form a quorum (2 of 3) and approve meanwhile: T3 must catch up on these
+    await mesh.waitFor(
+      'T1 with 1 peer',
+      () => mesh.status(1),
+      (s) => s?.mesh.peers === 1,
+      20_000,
+    )
+    for (const [i, amount] of [
+      [1, 700],
+      [2, 800],
+      [1, 900],
+    ] as const) {
+      const r = await mesh.api<PayResponse>(i, '/v1/payments', payment(amount))
+      expect(r.status).toBe('approved_offline')
+      expect(r.mode).toBe('quorum')
+    }
+
+    await mesh.sh('heal', '3')
+    const healMs = await mesh.waitFor(
+      'every terminal back in quorum mode with 2 peers',
+      () => Promise.all([1, 2, 3].map((i) => mesh.status(i))),
+      (all) => all.every((s) => s?.mesh.mode === 'quorum' && s.mesh.peers === 2),
+      20_000,
+    )
+    console.log(`[netns-mdns] healed: all three in quorum mode ${healMs} ms after the link came back`)
+    expect(healMs).toBeLessThan(15_000)
+
+    // back in the quorum: T3 approves quorum payments again
+    const after = await mesh.api<PayResponse>(3, '/v1/payments', payment(600))
+    expect(after.status).toBe('approved_offline')
+    expect(after.mode).toBe('quorum')
+
+    // caught up: once stopped, every ledger holds the same events
+    await new Promise((r) => setTimeout(r, 2_000))
+    await mesh.down()
+    const info = mesh.info!
+    const ledgers = await Promise.all(info.terminals.map((t) => inspectLedger(t.data, info.venueDir)))
+    const counts = ledgers.map((l) => l.events)
+    console.log(`[netns-mdns] ledger events per terminal: ${counts.join(', ')}`)
+    expect(counts[0]).toBeGreaterThan(0)
+    expect(new Set(counts).size).toBe(1)
+    for (const l of ledgers) {
+      expect(l.byOrigin).toEqual(ledgers[0]!.byOrigin)
+      expect(l.commitsByMode.isolated).toBe(1)
+      expect(l.commitsByMode.quorum).toBe(5)
+    }
+  }, 90_000)
+})
