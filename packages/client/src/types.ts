@@ -111,6 +111,8 @@ export interface TerminalStatus {
   queue: { count: number; amountsByCurrency: Record<string, number> }
   /** worst case all terminals could approve in isolated mode (policy's first currency) */
   exposureBoundMinor: number
+  /** own approved payments by settlement status (queued ones are counted in `queue`) */
+  settlement: { forwarded: number; completed: number; failed: number }
   /** roster id */
   terminal: string
   peerId: string

@@ -79,7 +79,7 @@ export class ConnectivityMonitor extends EventTarget {
   }
 
   /** Idempotent. Waits for a probe in flight to end (it is aborted). */
-  async stop(): Promise<void> {
+  async stop(_opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (!this.#running) return
     this.#running = false
     this.#clear()

@@ -148,6 +148,17 @@ export const StatusSchema = Type.Object(
       { additionalProperties: false },
     ),
     exposureBoundMinor: Type.Integer(),
+    settlement: Type.Object(
+      {
+        forwarded: Type.Integer({ description: 'own payments central has and is settling' }),
+        completed: Type.Integer(),
+        failed: Type.Integer(),
+      },
+      {
+        additionalProperties: false,
+        description: 'own approved payments by settlement status (queued ones are in queue)',
+      },
+    ),
     terminal: Type.String(),
     peerId: Type.String(),
     decisionMode: literals(['mesh', 'floor-limit-only'] as const, 'how offline decisions are taken'),

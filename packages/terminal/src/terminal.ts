@@ -142,7 +142,7 @@ export interface Terminal {
   payment(id: string, opts?: AbortOptions): Promise<PaymentBody | undefined>
   status(): StatusBody
   /** Prometheus text exposition */
-  metrics(): Promise<string>
+  metrics(opts?: AbortOptions): Promise<string>
   /** run one sync round now (flush, statuses, deny list); throws if there is no central link */
   syncNow(opts?: AbortOptions): Promise<SyncRoundResult>
   addEventListener(type: 'event', listener: (evt: CustomEvent<TerminalEvent>) => void): void
@@ -239,6 +239,7 @@ class NullmeshTerminal implements Terminal {
   readonly #inflight = new Map<string, Promise<PaymentResponseBody>>()
   readonly #decisions = new Set<Promise<unknown>>()
   readonly #queue = new Map<string, { count: number; amount: number }>()
+  readonly #settled = { forwarded: 0, completed: 0, failed: 0 }
   #denylist: Denylist | undefined
   #blockedCards = new Set<string>()
   #floorState: ExposureState | undefined
@@ -436,6 +437,11 @@ class NullmeshTerminal implements Terminal {
     const ledger = this.#ledger!
     this.#queue.clear()
     for await (const p of ledger.payments({ status: 'queued', signal })) this.#queueAdd(p as StoredPayment, 1)
+    for (const status of ['forwarded', 'completed', 'failed'] as const) {
+      let n = 0
+      for await (const _ of ledger.payments({ status, signal })) n++
+      this.#settled[status] = n
+    }
     const denylist = await ledger.getCursor(CURSORS.denylist, { signal })
     if (denylist !== undefined) {
       try {
@@ -615,6 +621,7 @@ class NullmeshTerminal implements Terminal {
     }
     await this.#ledger!.putPayment(record, { sync: true })
     if (o.settlement === 'queued') this.#queueAdd(record, 1)
+    else if (o.settlement !== 'none') this.#settled[o.settlement]++
     const m = this.#metrics
     m?.payments.inc({ status: o.status, mode: o.mode })
     if (o.declineCode !== undefined) m?.declines.inc({ code: o.declineCode })
@@ -780,10 +787,9 @@ class NullmeshTerminal implements Terminal {
       c,
       opts.signal === undefined ? {} : { signal: opts.signal },
     )
+    // only when the barrier ran (the origin's own ack counts): not for a policy decline before it
     const barrier =
-      d.mode === 'quorum' || d.barrier.acks > 0
-        ? { acks: d.barrier.acks, quorum: d.barrier.quorum, ms: d.barrier.ms }
-        : undefined
+      d.barrier.acks > 0 ? { acks: d.barrier.acks, quorum: d.barrier.quorum, ms: d.barrier.ms } : undefined
     return {
       paymentId: d.reservationId ?? randomId(),
       status: d.approved ? 'approved_offline' : 'declined_offline',
@@ -935,6 +941,8 @@ class NullmeshTerminal implements Terminal {
       }
       await ledger.putPayment(updated, { sync: false })
       if (p.status === 'queued') this.#queueAdd(p, -1)
+      else this.#settled[p.status]--
+      this.#settled[next]++
       applied++
       this.#metrics?.settlements.inc({ status: next })
       this.#emit(`payment.${next}` as TerminalEventType, { payment: this.#view(updated) })
@@ -991,13 +999,15 @@ class NullmeshTerminal implements Terminal {
       mesh: { mode: s.mode, peers: s.peers, roster: s.roster, quorum: s.quorum },
       queue: this.#queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
+      settlement: { ...this.#settled },
       terminal: this.id,
       peerId: s.peerId,
       decisionMode: this.decisionMode,
     }
   }
 
-  async metrics(): Promise<string> {
+  async metrics(opts: AbortOptions = {}): Promise<string> {
+    opts.signal?.throwIfAborted()
     if (this.#metrics === undefined) throw new TerminalError('not_ready', 'the terminal is not running')
     return this.#metrics.registry.metrics()
   }

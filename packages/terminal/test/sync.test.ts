@@ -119,6 +119,7 @@ describe('sync agent against the real central service', () => {
       const t = venue.terminals[i]!
       expect(await t.ledger.confirmedMarks()).toEqual(await t.ledger.highWaterMarks())
       expect(t.status().queue.count).toBe(0)
+      expect(t.status().settlement).toEqual({ forwarded: 0, completed: 12, failed: 0 })
     }
 
     // the statuses were surfaced as events
