@@ -628,10 +628,8 @@ class NullmeshTerminal implements Terminal {
     if (o.barrier !== undefined) m?.barrier.observe({ mode: o.mode }, o.barrier.ms / 1000)
     const view = this.#view(record)
     this.#emit('payment.decided', { payment: view })
-    if (o.settlement === 'queued') {
-      this.#emit('payment.queued', { payment: view })
-      this.#sync?.kick()
-    }
+    // forwarded by the sync agent's next round (at most sync.intervalMs away), not one round per payment
+    if (o.settlement === 'queued') this.#emit('payment.queued', { payment: view })
     return response
   }
 
