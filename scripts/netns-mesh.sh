@@ -5,6 +5,7 @@
 #   scripts/netns-mesh.sh up N                 create the LAN and start central + N terminals
 #   scripts/netns-mesh.sh cut I | heal I       take terminal I off the LAN (cable pulled) / back on
 #   scripts/netns-mesh.sh partition "1 2" "3 4 5"   split the LAN into groups (unnamed terminals form one more group)
+#   scripts/netns-mesh.sh unpartition          undo the partition only
 #   scripts/netns-mesh.sh heal-all             undo every cut, partition, loss, delay, and bring central online
 #   scripts/netns-mesh.sh loss I PCT           drop PCT % of terminal I's LAN packets, both ways (0 = off)
 #   scripts/netns-mesh.sh delay I MS           delay terminal I's LAN packets by MS each way (0 = off; needs sch_netem)
@@ -363,6 +364,7 @@ case "$cmd" in
     done
     printf '%s\n' "$@" >"$NM_STATE/partition"
     say "partitioned: $(printf '[%s] ' "$@")" ;;
+  unpartition) need_root; load_state; clear_partition; say "partition healed: one LAN" ;;
   heal-all)
     need_root; load_state
     clear_partition
