@@ -484,32 +484,41 @@ class NullmeshTerminal implements Terminal {
     return this.#transition
   }
 
+  /** Each step runs even if an earlier one failed; the first failure is rethrown at the end. */
   async #teardown(): Promise<void> {
+    let failure: unknown
+    const step = async (what: string, fn: () => Promise<unknown> | undefined): Promise<void> => {
+      try {
+        await fn()
+      } catch (err: unknown) {
+        log('stop: %s failed: %o', what, err)
+        failure ??= err
+      }
+    }
     const api = this.#api
     this.#api = undefined
-    await api?.close()
-    await this.#sync?.stop()
-    this.#sync = undefined
-    if (this.#monitor !== undefined) {
-      this.#monitor.removeEventListener('change', this.#onConnectivity)
-      await this.#monitor.stop()
-    }
-    this.#monitor = undefined
-    this.#link = undefined
-    // decisions in flight finish and are recorded before the ledger closes
+    await step('api', () => api?.close())
+    // decisions in flight finish (online ones still use the link) and are recorded before the ledger closes
     await Promise.allSettled([...this.#decisions])
+    const sync = this.#sync
+    this.#sync = undefined
+    await step('sync agent', () => sync?.stop())
+    const monitor = this.#monitor
+    this.#monitor = undefined
+    monitor?.removeEventListener('change', this.#onConnectivity)
+    await step('connectivity monitor', () => monitor?.stop())
+    this.#link = undefined
     const mesh = this.#mesh
     this.#mesh = undefined
-    if (mesh !== undefined) {
-      mesh.removeEventListener('mode', this.#onMode)
-      await mesh.stop()
-    }
+    mesh?.removeEventListener('mode', this.#onMode)
+    await step('mesh', () => mesh?.stop())
     const ledger = this.#ledger
     this.#ledger = undefined
-    await ledger?.close()
+    await step('ledger', () => ledger?.close())
     this.#metrics = undefined
     this.#apiUrl = ''
     log('terminal %s stopped', this.id)
+    if (failure !== undefined) throw failure
   }
 
   // ---- payments --------------------------------------------------------------------------------
