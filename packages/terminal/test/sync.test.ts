@@ -227,7 +227,12 @@ describe('sync agent against the real central service', () => {
     const port = await freePort()
     central = await startCentral(venue, port, 'central-a')
     await venue.terminals[0]!.stop()
-    venue.inits[0] = { ...venue.inits[0]!, centralUrl: `http://127.0.0.1:${port}`, ...FAST }
+    venue.inits[0] = {
+      ...venue.inits[0]!,
+      centralUrl: `http://127.0.0.1:${port}`,
+      ...FAST,
+      sync: { ...FAST.sync, prune: true },
+    }
     const t1 = await venue.restart(0)
     const events = collect(t1)
     await waitFor(() => t1.online, 5_000)
@@ -248,5 +253,10 @@ describe('sync agent against the real central service', () => {
     expect(Date.now() - t0).toBeLessThan(2_000)
     await waitFor(async () => (await t1.payment(during.paymentId))?.settlement.status === 'completed', 10_000)
     expect(t1.status().queue.count).toBe(0)
+    // prune: on, so the bodies central confirmed are gone, and nothing else
+    await waitFor(async () => (await t1.ledger.stats()).events === 0, 5_000)
+    const confirmed = await t1.ledger.confirmedMarks()
+    expect(confirmed).toEqual(await t1.ledger.highWaterMarks())
+    expect(await t1.ledger.reservationState(during.paymentId)).toBe('committed')
   })
 })
