@@ -31,7 +31,12 @@ export class EventValidationError extends Error {
   }
 }
 
-export type MeshErrorCode = 'ERR_NOT_STARTED' | 'ERR_ABORTED' | 'ERR_NOT_ENROLLED' | 'ERR_BAD_CONFIG'
+export type MeshErrorCode =
+  | 'ERR_NOT_STARTED'
+  | 'ERR_ABORTED'
+  | 'ERR_NOT_ENROLLED'
+  | 'ERR_BAD_CONFIG'
+  | 'ERR_REFUSED'
 
 export class MeshError extends Error {
   readonly code: MeshErrorCode

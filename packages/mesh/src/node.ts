@@ -286,13 +286,14 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private readonly known = new Set<string>()
   private readonly idsAt = new Map<string, string>()
   private readonly reservationOrigin = new Map<string, string>()
-  private readonly onlineReservations = new Set<string>()
   private readonly acksGiven = new Map<string, SignedAck>()
   private readonly catchups = new Set<Promise<unknown>>()
   /** reservations neither committed nor released yet (any origin) */
   private readonly inflight = new Set<string>()
   /** reservations with a known Commit or Release */
   private readonly settled = new Set<string>()
+  /** moving average of recent barrier rounds (ms), sizing the retry back-off */
+  private recentBarrierMs = 5
   private nextSeq = 1
   private appendChain: Promise<unknown> = Promise.resolve()
   private mode: MeshMode = 'isolated'
@@ -342,7 +343,6 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.nextSeq = await this.ledger.nextSeq(this.publicKeyHex)
     // [restart] our own reservations without Commit or Release were never answered "approved"
     for (const pending of await this.ledger.pendingReservations(this.publicKeyHex)) {
-      if (this.onlineReservations.has(pending.idHex)) continue
       await this.appendOwn({ type: 'release', reservationId: pending.id, reason: 'recovered_after_restart' })
     }
     const privateKey = await generateKeyPairFromSeed('Ed25519', this.key.privateKey)
@@ -514,20 +514,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       case 'reservation':
         this.reservationOrigin.set(signed.idHex, toHex(e.origin))
         if (!this.settled.has(signed.idHex)) this.inflight.add(signed.idHex)
-        if (!this.onlineReservations.has(signed.idHex))
-          this.exposure.addReservation(facts(signed as SignedEvent<Reservation>), held)
+        this.exposure.addReservation(facts(signed as SignedEvent<Reservation>), held)
         break
       case 'commit': {
         const inner = e.reservation
         if (!this.known.has(inner.idHex)) this.applyToState(inner, false)
         this.inflight.delete(inner.idHex)
         this.settled.add(inner.idHex)
-        if (e.mode === 'online') {
-          this.onlineReservations.add(inner.idHex)
-          this.exposure.addRelease(inner.idHex)
-        } else {
-          this.exposure.addCommit(facts(inner), e.mode)
-        }
+        // online commits hold their nullifier (a replay offline is refused) but the policy does
+        // not count them toward the offline caps
+        this.exposure.addCommit(facts(inner), e.mode)
         break
       }
       case 'release':
@@ -575,7 +571,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       | Omit<Reservation, 'venue' | 'origin' | 'seq' | 'ts'>
       | Omit<Commit, 'venue' | 'origin' | 'seq' | 'ts'>
       | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>,
-    opts: { held?: boolean; online?: boolean } = {},
+    opts: { held?: boolean } = {},
   ): { signed: SignedEvent; durable: Promise<void> } {
     const event = {
       ...fields,
@@ -585,7 +581,6 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       ts: this.now(),
     } as NullmeshEvent
     const signed = signEvent(this.key, event)
-    if (opts.online === true) this.onlineReservations.add(signed.idHex)
     this.applyToState(signed, opts.held ?? true)
     const durable = this.appendChain
       .then(() => this.ledger.recordEvent(signed, { sync: true, held: opts.held ?? true }))
@@ -1046,7 +1041,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   /** randomised exponential backoff: contenders for one card spread out instead of colliding again */
   private backoff(attempt: number): Promise<void> {
-    return sleep(2 + Math.random() * this.policy.barrier.retryJitterMs * 2 ** (attempt - 1))
+    // the window must exceed a barrier round, or contenders meet again: scale by the recent one
+    const window = (this.policy.barrier.retryJitterMs + this.recentBarrierMs) * 2 ** (attempt - 1)
+    return sleep(2 + Math.random() * window)
   }
 
   async authorize(
@@ -1115,7 +1112,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       const res = reservation as SignedEvent<Reservation>
       // the reservation goes out while it is being fsynced; we count our own ack only once durable
       const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
+      const round = performance.now()
       const [outcome] = await Promise.all([this.collect(res, view), durable])
+      this.recentBarrierMs = 0.8 * this.recentBarrierMs + 0.2 * (performance.now() - round)
       if (outcome.kind === 'quorum') {
         lastAcks = outcome.acks.length
         const { signed: commit, durable: committed } = this.appendOwn({
@@ -1154,8 +1153,12 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         }
         return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, release.event.seq)
       }
-      // no quorum reachable in time: the isolated-mode policy decides
-      if (!this.policy.isolated.enabled)
+      // Peers are connected but slow: decline. Falling back to isolated mode here would let
+      // every terminal of a loaded venue approve the same card alone.
+      if (outcome.kind === 'timeout' && this.mode === 'quorum')
+        return decline('quorum', 'barrier_timeout', undefined, release.event.seq)
+      // no quorum reachable any more: the isolated-mode policy decides
+      if (!this.policy.isolated.enabled || this.mode === 'quorum')
         return decline('quorum', 'quorum_unavailable', undefined, release.event.seq)
       return this.authorizeIsolated(candidate, { ...base, ts: this.now() }, stats)
     }
@@ -1217,20 +1220,40 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   async reserveOnline(candidate: OfflineCandidate): Promise<SignedEvent<Reservation>> {
     if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
-    const { signed, durable } = this.appendOwn(
-      {
-        type: 'reservation',
-        nullifier: candidate.nullifier,
-        cardKey: candidate.cardKey,
-        amountMinor: candidate.amountMinor,
+    const { signed, durable } = this.appendOwn({
+      type: 'reservation',
+      nullifier: candidate.nullifier,
+      cardKey: candidate.cardKey,
+      amountMinor: candidate.amountMinor,
+      currency: candidate.currency,
+      method: candidate.method,
+      policyVersion: this.policy.version,
+    })
+    const res = signed as SignedEvent<Reservation>
+    // An online payment passes the barrier too when a quorum is there: otherwise a credential
+    // authorised online here could be approved offline at a peer in the same instant. Without a
+    // quorum central's nullifier dedup is the guard.
+    if (this.mode === 'quorum') {
+      const view = originView(this.policy, this.exposure, {
+        cardKey: toHex(candidate.cardKey),
         currency: candidate.currency,
-        method: candidate.method,
-        policyVersion: this.policy.version,
-      },
-      { held: false, online: true },
-    )
+        ts: res.event.ts,
+        id: res.idHex,
+      })
+      const [outcome] = await Promise.all([this.collect(res, view), durable])
+      if (outcome.kind === 'refused' && (outcome.code === 'nullifier_seen' || outcome.code === 'conflict')) {
+        const { signed: release } = this.appendOwn({
+          type: 'release',
+          reservationId: res.id,
+          reason: outcome.code,
+        })
+        this.publish(release)
+        throw new MeshError('ERR_REFUSED', `a peer refused the reservation: ${outcome.code}`)
+      }
+      return res
+    }
     await durable
-    return signed as SignedEvent<Reservation>
+    return res
   }
 
   async completeOnline(

@@ -42,7 +42,7 @@ export const DEFAULT_QUEUE_DURATION_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_BARRIER_QUORUM = 'majority'
 /** A card-present customer waits for this at most per barrier attempt. */
 export const DEFAULT_BARRIER_TIMEOUT_MS = 750
-export const DEFAULT_BARRIER_RETRIES = 2
+export const DEFAULT_BARRIER_RETRIES = 4
 /** Random back-off between retries so two terminals racing for one card do not collide again. */
 export const DEFAULT_BARRIER_RETRY_JITTER_MS = 25
 
