@@ -80,6 +80,8 @@ export class Worker {
       stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
       env: { ...process.env },
       cwd: ROOT,
+      serialization: 'advanced',
+      execArgv: init.execArgv ?? [],
     })
     this.stderr = ''
     this.child.stderr?.on('data', (d) => {

@@ -11,6 +11,8 @@ const init = JSON.parse(process.argv[2] ?? '{}')
 const ECHO = '/nullmesh-bench/echo/1.0.0'
 
 let terminal
+let redis
+let redisSha
 let framedStats = { frames: 0, bytes: 0 }
 
 function reply(id, result) {
@@ -154,11 +156,47 @@ const handlers = {
     return true
   },
   dial: async ({ addr }) => {
-    const { multiaddr } = await import(
-      pathToFileURL(join(process.cwd(), 'node_modules/@multiformats/multiaddr/dist/src/index.js')).href
-    )
+    const { multiaddr } = await import('@multiformats/multiaddr')
     await libp2pOf(terminal).dial(multiaddr(addr))
     return true
+  },
+  waitPeers: async ({ peers, events, timeoutMs }) => {
+    const t0 = performance.now()
+    for (;;) {
+      const s = terminal.mesh.status()
+      if (s.peers >= peers && s.events >= events) return { ms: performance.now() - t0, events: s.events }
+      if (performance.now() - t0 > timeoutMs) return { ms: null, events: s.events, peers: s.peers }
+      await new Promise((r) => setTimeout(r, 2))
+    }
+  },
+  // kind 'redis': the alternative a venue might pick, one client connection per process
+  redisCheck: async ({ nullifier, card, amountMinor, capMinor, windowMs }) => {
+    const t0 = performance.now()
+    const r = await redis.command('EVALSHA', redisSha, 2, `n:${nullifier}`, `c:${card}`, amountMinor, capMinor, windowMs)
+    return { ms: performance.now() - t0, result: r }
+  },
+  // kind 'gen': signed events for the catch-up / ingest / memory figures
+  generate: async ({ venueDir, origins, pairs, tag, ledgers }) => {
+    const { loadVenueBundle } = await import('@nullmesh/policy')
+    const { generateEvents } = await import('./events.js')
+    const bundle = await loadVenueBundle(venueDir)
+    const { byOrigin } = await generateEvents(bundle, venueDir, origins, pairs, { tag })
+    const out = {}
+    for (const [id, evs] of byOrigin) out[id] = evs.map((e) => e.bytes)
+    // optionally written straight into ledgers (prefill), each ledger: a list of origins
+    if (ledgers !== undefined) {
+      const { createLedger } = await import('@nullmesh/ledger')
+      for (const { path, origins: which } of ledgers) {
+        const ledger = createLedger({ path })
+        await ledger.open()
+        for (const id of which) {
+          const evs = byOrigin.get(id) ?? []
+          for (let i = 0; i < evs.length; i += 1000) await ledger.recordEvents(evs.slice(i, i + 1000), { sync: false })
+        }
+        await ledger.close()
+      }
+    }
+    return out
   },
   waitEvents: async ({ count, timeoutMs }) => {
     const t0 = performance.now()
@@ -171,6 +209,7 @@ const handlers = {
   },
   stop: async () => {
     await terminal?.stop()
+    redis?.close()
     setTimeout(() => process.exit(0), 20)
     return true
   },
@@ -193,7 +232,21 @@ process.on('disconnect', () => {
     .finally(() => process.exit(0))
 })
 
-start().catch((err) => {
+async function startRedis() {
+  const { Resp, CHECK_AND_INCREMENT } = await import('./resp.js')
+  redis = new Resp(init.port)
+  await redis.open()
+  redisSha = await redis.command('SCRIPT', 'LOAD', CHECK_AND_INCREMENT)
+  process.send?.({ ready: true, pid: process.pid })
+}
+
+const starter =
+  init.kind === 'redis'
+    ? startRedis
+    : init.kind === 'gen'
+      ? async () => process.send?.({ ready: true, pid: process.pid })
+      : start
+starter().catch((err) => {
   process.send?.({ error: err instanceof Error ? `${err.message}\n${err.stack}` : String(err) })
   setTimeout(() => process.exit(1), 50)
 })
