@@ -350,6 +350,10 @@ export async function runSim(
     }
 
     // ── the load ──
+    say(
+      `sim: mesh ready (${terminals.map((t) => `${t.id} ${t.view.mode ?? '?'}`).join(', ')}); load starts` +
+        (opts.offline > 0 ? `, without central for the first ${Math.round(opts.offline * 100)} %` : ''),
+    )
     stats.phase = 'load'
     stats.startedAt = Date.now()
     const outcomes: Outcome[] = []
