@@ -143,7 +143,7 @@ export async function runSim(
   const onUnexpectedExit = (child: NodeChild): void => {
     crashes.push(`${child.name} (${describeExit(child.exit!)})`)
     if (!interrupted)
-      say(`!! ${child.name} exited unexpectedly (${describeExit(child.exit!)}); log: ${child.logPath}`)
+      say(`!! ${child.name} exited unexpectedly (${describeExit(child.exit!)})${child.tail(12)}`)
   }
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted) {
