@@ -975,6 +975,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     const acks: SignedAck[] = [self]
     const targets = this.readyPeers()
     if (targets.length + 1 < this.quorum) return { kind: 'unreachable', acks: 1 }
+    // a roster of one (or a quorum of one): our own durable ack is the quorum
+    if (acks.length >= this.quorum) return { kind: 'quorum', acks }
     return await new Promise((resolve) => {
       let outstanding = targets.length
       let refusal: string | undefined
