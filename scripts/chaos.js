@@ -73,7 +73,7 @@ const opts = {
   quiet: args.quiet,
 }
 if (!(opts.rate > 0 && opts.rate <= 100)) fail(2, '--rate must be in (0, 100]')
-opts.cards ??= opts.terminals * 4
+opts.cards ??= opts.terminals * 8
 
 function int(v, name, min, max) {
   const n = Number(v)
@@ -273,7 +273,17 @@ async function inner() {
     const r = await runFile(SCRIPT, argv, env, 120_000)
     faultLog.push({ atMs: t, op: argv.join(' '), ok: r.code === 0 })
     if (r.code !== 0) say(`!! netns-mesh.sh ${argv.join(' ')} failed: ${r.stderr.trim().split('\n').pop()}`)
-    else say(`${(t / 1000).toFixed(1).padStart(5)} s  ${argv.join(' ')}`)
+    else
+      say(
+        `${(t / 1000).toFixed(1).padStart(5)} s  ${
+          argv[0] === 'partition'
+            ? `partition ${argv
+                .slice(1)
+                .map((g) => `[${g}]`)
+                .join(' ')}`
+            : argv.join(' ')
+        }`,
+      )
     return r.code === 0
   }
   const doStep = (step, t) => {
@@ -663,6 +673,7 @@ async function judge(run, mesh, t0) {
   const byStatus = {}
   const byMode = {}
   const errors = {}
+  const declines = {}
   let approved = 0
   for (const o of outcomes) {
     if (o.response === undefined) {
@@ -672,6 +683,7 @@ async function judge(run, mesh, t0) {
     byStatus[o.response.status] = (byStatus[o.response.status] ?? 0) + 1
     byMode[o.response.mode] = (byMode[o.response.mode] ?? 0) + 1
     if (o.response.status.startsWith('approved')) approved++
+    else declines[o.response.declineCode ?? 'none'] = (declines[o.response.declineCode ?? 'none'] ?? 0) + 1
   }
   const approvedIds = [
     ...new Set(
@@ -758,6 +770,7 @@ async function judge(run, mesh, t0) {
     errorsByCode: errors,
     byStatus,
     byMode,
+    declines,
     faults: run.faults,
     doubleTaps: { groups: groups.length, maxApprovalsPerGroup: groups.length > 0 ? Math.max(...groups) : 0 },
     replays: { total: replays, approved: replaysApproved },
@@ -803,7 +816,8 @@ function format(s) {
   const lines = [
     `chaos ${s.ok ? 'PASSED' : 'FAILED'} — seed ${s.seed}, ${s.terminals} terminals, ${s.durationS} s`,
     `  payments ${s.payments}: ${s.approved} approved, ${s.declined} declined, ${s.errors} errors ${JSON.stringify(s.errorsByCode)}`,
-    `  by mode ${JSON.stringify(s.byMode)}; faults ${JSON.stringify(s.faults)}`,
+    `  by mode ${JSON.stringify(s.byMode)}; declines ${JSON.stringify(s.declines)}`,
+    `  faults ${JSON.stringify(s.faults)}`,
     `  double taps ${s.doubleTaps.groups} (max approvals per tap ${s.doubleTaps.maxApprovalsPerGroup}); replays ${s.replays.total} (${s.replays.approved} approved); retries ${s.retries.total} (${s.retries.mismatches} mismatches)`,
     `  lost ${s.lost} · duplicateSettlements ${s.duplicateSettlements} · overCapInQuorum ${s.overCapInQuorum} · isolated ${s.isolatedExposureMinor} ≤ bound ${s.exposureBoundMinor} ${s.currency} · rejoined ${s.rejoined}/${s.terminals}`,
     `  healed in ${s.healMs} ms, synced in ${s.syncMs} ms; ledgers ${JSON.stringify(s.ledgers.perTerminal)} (union ${s.ledgers.unionEvents})`,
