@@ -1,6 +1,21 @@
-import { DOMAIN, ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES, MAX_CERT_BYTES, MAX_VENUE_ID_LENGTH } from './constants.js'
 import { concatBytes, equalBytes, toHex, utf8 } from './bytes.js'
-import { asArray, asBytes, asString, asUint, decodeVersioned, encodeCbor, encodeVersioned, FieldError } from './encoding.js'
+import {
+  DOMAIN,
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  MAX_CERT_BYTES,
+  MAX_VENUE_ID_LENGTH,
+} from './constants.js'
+import {
+  asArray,
+  asBytes,
+  asString,
+  asUint,
+  decodeVersioned,
+  encodeCbor,
+  encodeVersioned,
+  FieldError,
+} from './encoding.js'
 import { fail, ok, type Result } from './errors.js'
 import { VENUE_ID_PATTERN } from './events.js'
 import { type KeyPair, signBytes, verifyBytes } from './keys.js'
@@ -33,7 +48,10 @@ function certSigningBytes(c: EnrollmentCertificate): Uint8Array {
   return concatBytes(utf8(DOMAIN.certificate), new Uint8Array([0]), encodeCbor(certArray(c)))
 }
 
-export function issueCertificate(operator: KeyPair, fields: Omit<EnrollmentCertificate, 'issuer'>): SignedCertificate {
+export function issueCertificate(
+  operator: KeyPair,
+  fields: Omit<EnrollmentCertificate, 'issuer'>,
+): SignedCertificate {
   const certificate = { ...fields, issuer: operator.publicKey }
   const signature = signBytes(operator.privateKey, certSigningBytes(certificate))
   return { certificate, signature, bytes: encodeVersioned([certArray(certificate), signature]) }
@@ -71,7 +89,10 @@ export interface VerifyCertificateOptions {
 }
 
 /** Verify an enrollment certificate. Never throws; returns the certificate or why it is not valid. */
-export function verifyCertificate(input: Uint8Array | SignedCertificate, opts: VerifyCertificateOptions): Result<SignedCertificate> {
+export function verifyCertificate(
+  input: Uint8Array | SignedCertificate,
+  opts: VerifyCertificateOptions,
+): Result<SignedCertificate> {
   let signed: SignedCertificate
   if (input instanceof Uint8Array) {
     const d = decodeCertificate(input)
@@ -81,11 +102,16 @@ export function verifyCertificate(input: Uint8Array | SignedCertificate, opts: V
     signed = input
   }
   const c = signed.certificate
-  if (!equalBytes(c.issuer, opts.operatorPublicKey)) return fail('ERR_WRONG_ISSUER', 'certificate not issued by this venue operator')
-  if (!verifyBytes(opts.operatorPublicKey, certSigningBytes(c), signed.signature)) return fail('ERR_BAD_SIGNATURE', 'certificate signature invalid')
-  if (c.venue !== opts.venue) return fail('ERR_WRONG_VENUE', `certificate is for venue ${c.venue}, not ${opts.venue}`)
-  if (opts.subject !== undefined && !equalBytes(c.subject, opts.subject)) return fail('ERR_WRONG_SUBJECT', `certificate is for ${toHex(c.subject).slice(0, 16)}…`)
-  if (opts.role !== undefined && c.role !== opts.role) return fail('ERR_WRONG_SUBJECT', `certificate role is ${c.role}, not ${opts.role}`)
+  if (!equalBytes(c.issuer, opts.operatorPublicKey))
+    return fail('ERR_WRONG_ISSUER', 'certificate not issued by this venue operator')
+  if (!verifyBytes(opts.operatorPublicKey, certSigningBytes(c), signed.signature))
+    return fail('ERR_BAD_SIGNATURE', 'certificate signature invalid')
+  if (c.venue !== opts.venue)
+    return fail('ERR_WRONG_VENUE', `certificate is for venue ${c.venue}, not ${opts.venue}`)
+  if (opts.subject !== undefined && !equalBytes(c.subject, opts.subject))
+    return fail('ERR_WRONG_SUBJECT', `certificate is for ${toHex(c.subject).slice(0, 16)}…`)
+  if (opts.role !== undefined && c.role !== opts.role)
+    return fail('ERR_WRONG_SUBJECT', `certificate role is ${c.role}, not ${opts.role}`)
   if (opts.now < c.notBefore) return fail('ERR_NOT_YET_VALID', 'certificate not yet valid')
   if (opts.now > c.notAfter) return fail('ERR_EXPIRED', 'certificate expired')
   return ok(signed)

@@ -1,8 +1,7 @@
 import { concatBytes, fromBase64url, toBase64url, toHex, utf8 } from './bytes.js'
 import { encodeCbor } from './encoding.js'
 import { fail, ok, type Result } from './errors.js'
-import { type KeyPair, verifyBytes } from './keys.js'
-import { signBytes } from './keys.js'
+import { type KeyPair, signBytes, verifyBytes } from './keys.js'
 
 /**
  * A JSON document signed by a key (policy files, deny lists): the signature is over the
@@ -27,12 +26,23 @@ export function signDocument<T>(domain: string, key: KeyPair, payload: T): Signe
 }
 
 /** Never throws. Checks shape, signer and signature; the payload's own schema is the caller's. */
-export function verifyDocument<T = unknown>(domain: string, doc: unknown, signerPublicKey: Uint8Array): Result<SignedDocument<T>> {
+export function verifyDocument<T = unknown>(
+  domain: string,
+  doc: unknown,
+  signerPublicKey: Uint8Array,
+): Result<SignedDocument<T>> {
   const d = doc as Partial<SignedDocument<T>> | null
-  if (d === null || typeof d !== 'object' || typeof d.signature !== 'string' || typeof d.signer !== 'string' || !('payload' in d)) {
+  if (
+    d === null ||
+    typeof d !== 'object' ||
+    typeof d.signature !== 'string' ||
+    typeof d.signer !== 'string' ||
+    !('payload' in d)
+  ) {
     return fail('ERR_MALFORMED', 'not a signed document ({ payload, signer, signature })')
   }
-  if (d.signer !== toHex(signerPublicKey)) return fail('ERR_WRONG_ISSUER', 'document not signed by the expected key')
+  if (d.signer !== toHex(signerPublicKey))
+    return fail('ERR_WRONG_ISSUER', 'document not signed by the expected key')
   let valid = false
   try {
     valid = verifyBytes(signerPublicKey, message(domain, d.payload), fromBase64url(d.signature))

@@ -1,6 +1,6 @@
 import { decode, encode } from 'cborg'
-import { PROTOCOL_VERSION } from './constants.js'
 import { equalBytes } from './bytes.js'
+import { PROTOCOL_VERSION } from './constants.js'
 import { fail, ok, type Result } from './errors.js'
 
 // Deterministic CBOR (RFC 8949 §4.2 core rules, as cborg emits by default): shortest integer
@@ -39,7 +39,8 @@ export function encodeVersioned(value: Cbor): Uint8Array {
  */
 export function decodeVersioned(bytes: Uint8Array, maxBytes: number): Result<unknown> {
   if (!(bytes instanceof Uint8Array)) return fail('ERR_MALFORMED', 'input is not bytes')
-  if (bytes.byteLength > maxBytes) return fail('ERR_TOO_LARGE', `${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`)
+  if (bytes.byteLength > maxBytes)
+    return fail('ERR_TOO_LARGE', `${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`)
   if (bytes.byteLength < 2) return fail('ERR_MALFORMED', 'input too short')
   if (bytes[0] !== PROTOCOL_VERSION) return fail('ERR_BAD_VERSION', `unsupported version ${bytes[0]}`)
   const body = bytes.subarray(1)
@@ -66,7 +67,8 @@ export function asArray(v: unknown, len: number, what: string): unknown[] {
 }
 
 export function asUint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new FieldError(`${what}: expected an unsigned integer ≤ ${max}`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max)
+    throw new FieldError(`${what}: expected an unsigned integer ≤ ${max}`)
   return v
 }
 
@@ -78,7 +80,8 @@ export function asBytes(v: unknown, what: string, len?: number, maxLen = 16 * 10
 }
 
 export function asString(v: unknown, what: string, maxLen: number, pattern?: RegExp): string {
-  if (typeof v !== 'string' || v.length > maxLen) throw new FieldError(`${what}: expected a string of at most ${maxLen}`)
+  if (typeof v !== 'string' || v.length > maxLen)
+    throw new FieldError(`${what}: expected a string of at most ${maxLen}`)
   if (pattern !== undefined && !pattern.test(v)) throw new FieldError(`${what}: invalid format`)
   return v
 }

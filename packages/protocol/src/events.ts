@@ -1,3 +1,5 @@
+import { concatBytes, toHex, utf8 } from './bytes.js'
+import { CURRENCY_PATTERN, MAX_AMOUNT_MINOR, PAYMENT_METHODS, type PaymentMethod } from './codes.js'
 import {
   CARD_KEY_BYTES,
   DOMAIN,
@@ -11,8 +13,6 @@ import {
   MAX_VENUE_ID_LENGTH,
   NULLIFIER_BYTES,
 } from './constants.js'
-import { concatBytes, toHex, utf8 } from './bytes.js'
-import { CURRENCY_PATTERN, MAX_AMOUNT_MINOR, PAYMENT_METHODS, type PaymentMethod } from './codes.js'
 import {
   asArray,
   asBool,
@@ -127,7 +127,13 @@ function bodyArray(e: NullmeshEvent): unknown[] {
         e.policyVersion,
       ]
     case 'commit':
-      return [TYPE_CODES.commit, ...headerArray(e), e.reservation.bytes, MODE_CODES[e.mode], e.acks.map((a) => a.bytes)]
+      return [
+        TYPE_CODES.commit,
+        ...headerArray(e),
+        e.reservation.bytes,
+        MODE_CODES[e.mode],
+        e.acks.map((a) => a.bytes),
+      ]
     case 'release':
       return [TYPE_CODES.release, ...headerArray(e), e.reservationId, e.reason]
   }
@@ -187,7 +193,8 @@ function readEvent(body: unknown): NullmeshEvent {
       if (inner.value.event.type !== 'reservation') throw new FieldError('reservation: not a reservation')
       const modeCode = asUint(body[6], 'mode', 2)
       const rawAcks = body[7]
-      if (!Array.isArray(rawAcks) || rawAcks.length > MAX_ACKS) throw new FieldError(`acks: expected at most ${MAX_ACKS}`)
+      if (!Array.isArray(rawAcks) || rawAcks.length > MAX_ACKS)
+        throw new FieldError(`acks: expected at most ${MAX_ACKS}`)
       const acks = rawAcks.map((a, i) => {
         const r = decodeAck(asBytes(a, `acks[${i}]`, undefined, MAX_ACK_BYTES))
         if (!r.ok) throw new FieldError(`acks[${i}]: ${r.error.message}`)

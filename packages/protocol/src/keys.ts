@@ -1,6 +1,14 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto'
-import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './constants.js'
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto'
 import { fromBase64url, toBase64url, toHex } from './bytes.js'
+import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './constants.js'
 
 /**
  * An Ed25519 identity. The same key is a terminal's libp2p peer id, so anything it signs
@@ -62,7 +70,8 @@ export function signBytes(privateKey: Uint8Array, message: Uint8Array): Uint8Arr
 
 /** Never throws: a malformed key or signature is simply not valid. */
 export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES) return false
+  if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES)
+    return false
   const key = publicKeyObject(publicKey)
   if (key === undefined) return false
   try {

@@ -1,6 +1,6 @@
-import { DOMAIN, NULLIFIER_BYTES, PROOF_BYTES, PROTOCOL_VERSION } from './constants.js'
 import { concatBytes, utf8 } from './bytes.js'
 import { CURRENCY_PATTERN, DECLINE_CODES, type DeclineCode, MAX_AMOUNT_MINOR } from './codes.js'
+import { DOMAIN, NULLIFIER_BYTES, PROOF_BYTES, PROTOCOL_VERSION } from './constants.js'
 import { fail, ok, type Result } from './errors.js'
 import { type KeyPair, signBytes, verifyBytes } from './keys.js'
 
@@ -55,7 +55,8 @@ function unpackCurrency(n: number): string {
 
 function header(c: Omit<ProofClaims, 'nullifier'>): Uint8Array {
   if (!CURRENCY_PATTERN.test(c.currency)) throw new TypeError('currency must be ISO 4217 alphabetic')
-  if (!Number.isSafeInteger(c.amountMinor) || c.amountMinor < 0 || c.amountMinor > MAX_AMOUNT_MINOR) throw new TypeError('amount out of range')
+  if (!Number.isSafeInteger(c.amountMinor) || c.amountMinor < 0 || c.amountMinor > MAX_AMOUNT_MINOR)
+    throw new TypeError('amount out of range')
   const b = Buffer.alloc(HEADER_BYTES)
   b[0] = PROTOCOL_VERSION
   b[1] = PROOF_DECISIONS.indexOf(c.decision)
@@ -79,7 +80,8 @@ export function createProof(key: KeyPair, claims: ProofClaims): Uint8Array {
 }
 
 export function decodeProof(bytes: Uint8Array): Result<DecodedProof> {
-  if (!(bytes instanceof Uint8Array) || bytes.byteLength !== PROOF_BYTES) return fail('ERR_MALFORMED', `a proof is ${PROOF_BYTES} bytes`)
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength !== PROOF_BYTES)
+    return fail('ERR_MALFORMED', `a proof is ${PROOF_BYTES} bytes`)
   if (bytes[0] !== PROTOCOL_VERSION) return fail('ERR_BAD_VERSION', `unsupported proof version ${bytes[0]}`)
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const decision = PROOF_DECISIONS[b[1]!]
@@ -88,7 +90,8 @@ export function decodeProof(bytes: Uint8Array): Result<DecodedProof> {
   const declineCode = codeIndex === 0 ? undefined : DECLINE_CODES[codeIndex - 1]
   if (codeIndex !== 0 && declineCode === undefined) return fail('ERR_BAD_FIELD', 'unknown decline code')
   const currency = unpackCurrency(b.readUInt16BE(21))
-  if (b.readUInt16BE(21) >> 15 !== 0 || !CURRENCY_PATTERN.test(currency)) return fail('ERR_BAD_FIELD', 'invalid currency')
+  if (b.readUInt16BE(21) >> 15 !== 0 || !CURRENCY_PATTERN.test(currency))
+    return fail('ERR_BAD_FIELD', 'invalid currency')
   return ok({
     decision,
     declineCode,
@@ -102,7 +105,11 @@ export function decodeProof(bytes: Uint8Array): Result<DecodedProof> {
 }
 
 /** Verify a proof for a nullifier with the terminal's public key alone. Never throws. */
-export function verifyProof(bytes: Uint8Array, nullifier: Uint8Array, publicKey: Uint8Array): Result<DecodedProof> {
+export function verifyProof(
+  bytes: Uint8Array,
+  nullifier: Uint8Array,
+  publicKey: Uint8Array,
+): Result<DecodedProof> {
   const d = decodeProof(bytes)
   if (!d.ok) return d
   if (nullifier.byteLength !== NULLIFIER_BYTES) return fail('ERR_BAD_FIELD', 'nullifier must be 32 bytes')

@@ -15,22 +15,31 @@ export interface QuorumCheckOptions {
  * Isolated and online commits carry no certificate and pass (their limits are checked elsewhere).
  * Never throws. Used by gossip validation and by central ingest alike.
  */
-export function verifyQuorumCertificate(commit: Commit, opts: QuorumCheckOptions): Result<{ ackers: string[] }> {
+export function verifyQuorumCertificate(
+  commit: Commit,
+  opts: QuorumCheckOptions,
+): Result<{ ackers: string[] }> {
   const reservation = commit.reservation.event
-  if (!equalBytes(reservation.origin, commit.origin)) return fail('ERR_BAD_FIELD', 'commit embeds another origin’s reservation')
-  if (reservation.venue !== commit.venue) return fail('ERR_WRONG_VENUE', 'commit and reservation venues differ')
+  if (!equalBytes(reservation.origin, commit.origin))
+    return fail('ERR_BAD_FIELD', 'commit embeds another origin’s reservation')
+  if (reservation.venue !== commit.venue)
+    return fail('ERR_WRONG_VENUE', 'commit and reservation venues differ')
   if (commit.mode !== 'quorum') return ok({ ackers: [] })
   const ackers = new Set<string>()
   for (const signed of commit.acks) {
     const a = signed.ack
-    if (!equalBytes(a.reservationId, commit.reservation.id)) return fail('ERR_BAD_FIELD', 'ack for another reservation')
+    if (!equalBytes(a.reservationId, commit.reservation.id))
+      return fail('ERR_BAD_FIELD', 'ack for another reservation')
     if (a.venue !== commit.venue) return fail('ERR_WRONG_VENUE', 'ack from another venue')
     if (!a.ok) return fail('ERR_BAD_FIELD', 'quorum certificate contains a refusal')
     const acker = toHex(a.acker)
-    if (!opts.isEnrolled(acker)) return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)
-    if (!verifyAckSignature(signed)) return fail('ERR_BAD_SIGNATURE', `ack signature of ${acker.slice(0, 16)}… invalid`)
+    if (!opts.isEnrolled(acker))
+      return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)
+    if (!verifyAckSignature(signed))
+      return fail('ERR_BAD_SIGNATURE', `ack signature of ${acker.slice(0, 16)}… invalid`)
     ackers.add(acker)
   }
-  if (ackers.size < opts.quorum) return fail('ERR_BAD_FIELD', `quorum certificate has ${ackers.size} distinct acks, needs ${opts.quorum}`)
+  if (ackers.size < opts.quorum)
+    return fail('ERR_BAD_FIELD', `quorum certificate has ${ackers.size} distinct acks, needs ${opts.quorum}`)
   return ok({ ackers: [...ackers] })
 }

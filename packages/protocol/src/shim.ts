@@ -16,4 +16,5 @@ if (typeof Promise.withResolvers !== 'function') {
     },
   })
 }
+
 export {}
