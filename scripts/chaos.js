@@ -145,6 +145,8 @@ function makeSchedule(rng, n, durationMs) {
   const end = Math.floor(durationMs * 0.85)
   const busy = [] // [from, to, kind, terminal]
   const overlapping = (from, to) => busy.filter((b) => b[0] < to && from < b[1])
+  const KINDS = ['cut', 'partition', 'kill', 'offline', 'loss', 'delay']
+  const deck = []
   let t = 2_000
   while (t < end - 2_000) {
     const len = rng.int(2_000, Math.min(9_000, end - t))
@@ -152,7 +154,9 @@ function makeSchedule(rng, n, durationMs) {
     const to = t + len
     const over = overlapping(from, to)
     if (over.length < 2) {
-      const kind = rng.pick(['cut', 'partition', 'loss', 'delay', 'kill', 'offline', 'cut', 'kill'])
+      // kinds come from a shuffled deck, so even a short run sees each kind of fault
+      if (deck.length === 0) deck.push(...rng.shuffle(KINDS))
+      const kind = deck[deck.length - 1]
       const usedT = new Set(over.map((b) => b[3]).filter((x) => x !== undefined))
       const candidates = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !usedT.has(i))
       const ok =
@@ -161,6 +165,7 @@ function makeSchedule(rng, n, durationMs) {
         !(kind === 'offline' && over.some((b) => b[2] === 'offline')) &&
         !(kind === 'kill' && over.some((b) => b[2] === 'kill'))
       if (ok) {
+        deck.pop()
         const i = rng.pick(candidates)
         switch (kind) {
           case 'cut':
