@@ -15,6 +15,7 @@ export function runUntilSignalled(
         process.exit(130)
       }
       stopping = true
+      const started = Date.now()
       console.error(`${name}: ${signal}, stopping`)
       const timer = setTimeout(() => {
         console.error(`${name}: graceful stop took longer than ${opts.graceMs ?? 10_000} ms, exiting`)
@@ -24,6 +25,7 @@ export function runUntilSignalled(
       stop().then(
         () => {
           clearTimeout(timer)
+          console.error(`${name}: stopped in ${Date.now() - started} ms`)
           resolve(0)
         },
         (err: unknown) => {

@@ -203,9 +203,9 @@ export function buildProgram(): Command {
       'simulate a venue on this machine: central + N terminal processes, a realistic payment load, a summary',
     )
     .option('-t, --terminals <n>', 'terminal processes', intArg(1, 32), 5)
-    .option('-c, --cards <n>', 'cards in the pool', intArg(1, 100_000), 40)
-    .option('-p, --payments <n>', 'payments to make', intArg(1, 1_000_000), 400)
-    .option('-r, --rate <perSecond>', 'payments per second', numberArg(0.1, 5_000), 40)
+    .option('-c, --cards <n>', 'cards in the pool', intArg(1, 100_000), 60)
+    .option('-p, --payments <n>', 'payments to make', intArg(1, 1_000_000), 300)
+    .option('-r, --rate <perSecond>', 'payments per second', numberArg(0.1, 5_000), 30)
     .addOption(
       new Option('--scenario <name>', 'what to simulate')
         .choices(SCENARIOS as unknown as string[])

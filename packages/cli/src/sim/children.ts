@@ -127,7 +127,7 @@ export class NodeChild<Ready extends Record<string, unknown> = Record<string, un
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`. Resolves when it has exited. */
-  async stop(graceMs = 8_000): Promise<ExitInfo> {
+  async stop(graceMs = 12_000): Promise<ExitInfo> {
     this.stopping = true
     if (!this.running) return this.exit!
     this.signal('SIGTERM')

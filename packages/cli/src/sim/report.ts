@@ -86,7 +86,7 @@ export function formatSummary(s: SimSummary): string {
     '',
     `nullmesh sim — scenario ${s.scenario}, ${s.terminals} terminals, ${s.cards} cards, seed ${s.seed}`,
     `  payments     ${s.payments} in ${(s.loadMs / 1000).toFixed(1)} s (${rate}/s): ${s.approved} approved (online ${online}, offline ${offline}), ${s.declined} declined${s.errors > 0 ? `, ${s.errors} without answer (${list(s.errorsByCode)})` : ''}`,
-    `  approved by  ${kinds}`,
+    `  by kind      ${kinds} (approved/made)`,
     `  declines     ${list(s.declines)}`,
     `  barrier      p50 ${s.barrierMs.p50} ms · p99 ${s.barrierMs.p99} ms · max ${s.barrierMs.max} ms over ${s.barrierMs.count} offline decisions; request latency p50 ${s.latencyMs.p50} ms · p99 ${s.latencyMs.p99} ms`,
     `  proofs       ≤ ${s.proofBytesMax} bytes, ${s.proofsInvalid === 0 ? 'every one verified with its terminal’s key' : `${s.proofsInvalid} FAILED verification`}`,

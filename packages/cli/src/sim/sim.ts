@@ -123,8 +123,9 @@ export async function runSim(
 ): Promise<{ summary?: SimSummary; exitCode: number; error?: string }> {
   const t0 = Date.now()
   const say = (msg: string): void => {
-    if (progress !== undefined) progress.note(msg)
-    else process.stderr.write(`${msg}\n`)
+    const line = `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`
+    if (progress !== undefined) progress.note(line)
+    else process.stderr.write(`${line}\n`)
   }
   const parent = resolve(opts.dir ?? tmpdir())
   await mkdir(parent, { recursive: true })
@@ -442,6 +443,10 @@ export async function runSim(
     }
     await Promise.allSettled([...inFlight])
     const loadMs = Date.now() - stats.startedAt
+    if (!abort.signal.aborted)
+      say(
+        `sim: load done (${outcomes.length} payments); healing, restoring links, waiting for sync and settlement`,
+      )
 
     // ── heal everything and wait for sync and settlement ──
     for (const i of partitioned) {
@@ -477,6 +482,8 @@ export async function runSim(
     }
     clearInterval(poller)
     progress.stop()
+    if (!syncTimedOut && !abort.signal.aborted)
+      say('sim: sync complete: terminal queues empty, every approval at central and settled')
 
     let centralSummary: CentralVenueSummary | undefined
     if (!abort.signal.aborted) {
