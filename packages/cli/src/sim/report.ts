@@ -48,6 +48,12 @@ export interface SimSummary {
   partitionLosses: number
   /** payments a client saw approved that central does not hold as committed */
   lost: number
+  /**
+   * payments central settled (or is settling) under an id no client saw approved. Unanswered
+   * requests explain up to `errors` of them; beyond that, e.g. an online authorisation whose answer
+   * was lost and the payment then approved offline under a new id (a warning, not a violation).
+   */
+  settledNotApproved: number
   syncTimedOut: boolean
   ledgers: { perTerminal: Record<string, number>; unionEvents: number; byType: Record<string, number> }
   /** processes that exited unexpectedly or had to be killed */
@@ -108,6 +114,7 @@ export function formatSummary(s: SimSummary): string {
     `  exposure     partition bound ${money(s.exposureBoundMinor)} ${s.currency}; ${s.isolatedApprovals} isolated approval(s)${s.partitionLosses > 0 ? `; central counted ${s.partitionLosses} partition loss(es)` : ''}`,
     `  settlement   ${s.settled.completed} completed, ${s.settled.failed} failed (${list(s.failedByCode)})${s.syncTimedOut ? ' — sync did NOT complete in time' : ''}`,
     `  lost         ${ok(s.lost === 0)} ${s.lost} approved payment(s) missing at central`,
+    `  reconcile    ${s.settledNotApproved <= s.errors ? ok(true) : '⚠'} ${s.settledNotApproved} payment(s) settled under an id no client saw approved${s.errors > 0 ? ` (${s.errors} request(s) went unanswered)` : ''}`,
     `  processes    ${s.crashed.length === 0 ? `central + ${s.terminals} terminals stopped cleanly` : `CRASHED: ${s.crashed.join(', ')}`}`,
     `  run          ${(s.durationMs / 1000).toFixed(1)} s${s.dataDir === null ? '' : `; data kept in ${s.dataDir}`}`,
   )

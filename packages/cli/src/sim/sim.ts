@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -517,6 +517,30 @@ export async function runSim(
       }
     }
 
+    if (opts.keep) {
+      // for digging into a run: every request and answer, and central's view of the venue's payments
+      const lines = outcomes
+        .sort((a, b) => a.p.n - b.p.n)
+        .map((o) =>
+          JSON.stringify({
+            n: o.p.n,
+            kind: o.p.kind,
+            terminal: terminals[o.p.terminal]!.id,
+            group: o.p.group,
+            replayOf: o.p.replayOf,
+            request: o.p.request,
+            response: o.response,
+            error: o.error,
+            latencyMs: Math.round(o.latencyMs),
+          }),
+        )
+      await writeFile(join(root, 'responses.jsonl'), `${lines.join('\n')}\n`)
+      await writeFile(
+        join(root, 'central-payments.json'),
+        `${JSON.stringify([...centralView.values()], null, 1)}\n`,
+      )
+    }
+
     summary = buildSummary({
       opts,
       plan,
@@ -739,6 +763,12 @@ function buildSummary(x: SummaryInput): SimSummary {
   const modes = x.union.commitsByMode()
 
   const lostIds = [...x.approvedIds].filter((id) => !isCommitted(x.centralView.get(id)))
+  // the other direction: money central took for payments no client saw approved
+  const settledNotApproved = [...x.centralView.values()].filter(
+    (p) =>
+      (p.status === 'completed' || p.status === 'queued' || p.status === 'processing') &&
+      !x.approvedIds.has(p.paymentId),
+  ).length
   let completed = 0
   let failed = 0
   const failedByCode: Record<string, number> = {}
@@ -808,6 +838,7 @@ function buildSummary(x: SummaryInput): SimSummary {
     failedByCode: x.centralSummary?.failedByCode ?? failedByCode,
     partitionLosses: x.centralSummary?.partitionLosses ?? 0,
     lost: lostIds.length,
+    settledNotApproved,
     syncTimedOut: x.syncTimedOut,
     ledgers: { perTerminal: x.perLedger, unionEvents: x.union.eventIds.size, byType: { ...x.union.byType } },
     crashed,
