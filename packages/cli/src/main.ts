@@ -13,13 +13,13 @@ export function buildProgram(): Command {
     )
     .version(VERSION, '-V, --version')
     .showSuggestionAfterError(true)
-    .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
     .exitOverride()
     // parent options only before a subcommand: `central import FILE --data D` is import's --data
     .enablePositionalOptions()
     .configureOutput({
-      writeErr: (str) => process.stderr.write(str.startsWith('error:') ? `nullmesh: ${str}` : str),
+      // one line: `nullmesh: error: unknown option '--x' (see --help)`
+      outputError: (str, write) => write(`nullmesh: ${str.trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     })
 
   // ── venue ────────────────────────────────────────────────────────────────────────────────────
