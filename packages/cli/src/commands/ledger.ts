@@ -92,9 +92,12 @@ export async function ledgerInspect(opts: { data: string; venue?: string; json?:
     .map(([s, n]) => `${s} ${n}`)
     .join(', ')
   console.log(`  own payments ${r.payments}${statuses === '' ? '' : `: ${statuses}`}`)
-  const pruned = Object.entries(r.confirmedMarks).some(([, v]) => v > 0)
+  // bodies central confirmed are deleted when the terminal prunes: fewer events than the high-water mark
+  const pruned = Object.entries(r.highWaterMarks).some(
+    ([origin, hwm]) => (r.byOrigin[origin]?.events ?? 0) < hwm,
+  )
   if (pruned)
-    console.log('  (events central confirmed may have been pruned: counts cover the bodies still stored)')
+    console.log('  (some events central confirmed were pruned: counts cover the bodies still stored)')
 }
 
 export async function ledgerExport(opts: {
