@@ -7,6 +7,9 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Multi-host tests in network namespaces run afterwards, alone (vitest.netns.config.ts): each
+    // runs a whole venue, and sharing two cores with the rest of the suite only measures contention.
+    exclude: ['test/netns*.test.ts', '**/node_modules/**'],
     setupFiles: ['./test/setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1157,6 +1157,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       }
       // Peers are connected but slow: decline. Falling back to isolated mode here would let
       // every terminal of a loaded venue approve the same card alone.
+      if (outcome.kind === 'timeout' && this.mode === 'quorum' && attempts <= Math.min(retries, 2)) {
+        // a loaded peer, not a lost one: try again after a back-off
+        await this.backoff(attempts)
+        continue
+      }
       if (outcome.kind === 'timeout' && this.mode === 'quorum')
         return decline('quorum', 'barrier_timeout', undefined, release.event.seq)
       // no quorum reachable any more: the isolated-mode policy decides

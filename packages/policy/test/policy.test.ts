@@ -38,7 +38,7 @@ describe('defaultPolicy', () => {
     expect(p.cardCapCount).toBe(5)
     expect(p.deviceMaxQueued).toBe(200)
     expect(p.queueDurationMs).toBe(86_400_000)
-    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 750, retries: 2, retryJitterMs: 25 })
+    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 750, retries: 4, retryJitterMs: 25 })
     expect(p.isolated).toEqual({ enabled: true, maxApprovalsPerCard: 1 })
     expect(p.maxClockSkewMs).toBe(30_000)
     expect(parsePolicy(p)).toEqual({ ok: true, policy: p })
@@ -56,7 +56,7 @@ describe('defaultPolicy', () => {
       floorLimitMinor: 100,
       isolatedFloorLimitMinor: 50,
     })
-    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 300, retries: 2, retryJitterMs: 25 })
+    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 300, retries: 4, retryJitterMs: 25 })
     expect(p.version).toBe(7)
   })
 
