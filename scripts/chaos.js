@@ -24,7 +24,7 @@ import '@nullmesh/protocol/shim'
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     quiet: { type: 'boolean', default: false },
     inner: { type: 'boolean', default: false },
     state: { type: 'string' },
+    judge: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: false,
@@ -480,19 +481,25 @@ async function inner() {
     ).length
     const queued = lastStatuses.reduce((s, x) => s + (x?.queue?.count ?? 0), 0)
     const online = lastStatuses.every((s) => s?.online === true)
-    if (meshOk && online && queued === 0 && missing === 0 && pending === 0) break
+    // the ledgers have converged once every terminal holds every event (periodic anti-entropy
+    // pulls what gossip missed): read snapshots of the live ledgers to see it
+    let ledgers = 'not checked'
+    if (meshOk && online && queued === 0 && missing === 0 && pending === 0) {
+      const counts = await ledgerCounts(mesh, state)
+      if (counts.converged) break
+      ledgers = JSON.stringify(counts.perTerminal)
+    }
     if (Date.now() > settleDeadline) {
       syncTimedOut = true
       say(
-        `sync not complete after ${opts.settleTimeoutS} s: mesh ${meshOk ? 'ok' : 'not formed'}, terminal queues ${queued}, missing at central ${missing}, settling ${pending}`,
+        `sync not complete after ${opts.settleTimeoutS} s: mesh ${meshOk ? 'ok' : 'not formed'}, terminal queues ${queued}, missing at central ${missing}, settling ${pending}, ledgers ${ledgers}`,
       )
       break
     }
     await sleep(500)
   }
   const syncMs = Date.now() - healStart
-  // catch-up streams may still be finishing: give the ledgers a moment before they are stopped
-  await sleep(3_000)
+  await sleep(500)
   lastStatuses = await Promise.all(Array.from({ length: n }, (_, k) => status(k + 1)))
   let centralSummary
   try {
@@ -516,6 +523,43 @@ async function inner() {
     currency,
   }
   await writeFile(join(state, 'chaos-run.json'), JSON.stringify(result))
+}
+
+/**
+ * Event ids in each terminal's ledger, read from a copy (the running terminal holds the LevelDB
+ * lock). A copy taken mid-write may miss the last record or fail to open: then it just does not
+ * count as converged yet.
+ */
+async function ledgerCounts(mesh, state) {
+  const { createLedger } = await import('@nullmesh/ledger')
+  const union = new Set()
+  const perTerminal = {}
+  const sets = []
+  for (const t of mesh.terminals) {
+    const snap = join(state, `snapshot-${t.id}`)
+    const ids = new Set()
+    try {
+      await rm(snap, { recursive: true, force: true })
+      await cp(join(t.data, 'ledger'), snap, { recursive: true })
+      const ledger = createLedger({ path: snap })
+      await ledger.open()
+      try {
+        for await (const ev of ledger.events()) ids.add(ev.idHex)
+      } finally {
+        await ledger.close().catch(() => {})
+      }
+    } catch {
+      ids.clear()
+      ids.add('unreadable')
+    } finally {
+      await rm(snap, { recursive: true, force: true }).catch(() => {})
+    }
+    for (const id of ids) union.add(id)
+    perTerminal[t.id] = ids.size
+    sets.push(ids)
+  }
+  const converged = !union.has('unreadable') && sets.every((x) => x.size === union.size)
+  return { converged, perTerminal, union: union.size }
 }
 
 function isCommitted(p) {
@@ -621,6 +665,7 @@ async function outer() {
     const run = JSON.parse(await readFile(join(state, 'chaos-run.json'), 'utf8'))
     await down()
     summary = await judge(run, mesh, t0)
+    summary.prefix = prefix
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err)
   } finally {
@@ -831,7 +876,18 @@ function format(s) {
   return lines.join('\n')
 }
 
-if (args.inner) {
+if (args.judge !== undefined) {
+  // judge a kept run again (a state directory from --keep or a failed run), without running it
+  const dir = resolve(args.judge)
+  const mesh = JSON.parse(await readFile(join(dir, 'mesh.json'), 'utf8'))
+  const run = JSON.parse(await readFile(join(dir, 'chaos-run.json'), 'utf8'))
+  opts.seed = run.seed
+  opts.durationS = Math.round(run.loadMs / 1000)
+  const summary = await judge(run, mesh, Date.now())
+  process.stderr.write(`${format(summary)}\n`)
+  if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+  process.exitCode = summary.ok ? 0 : 3
+} else if (args.inner) {
   inner().catch((err) => {
     process.stderr.write(`chaos (driver): ${err instanceof Error ? err.stack : String(err)}\n`)
     process.exit(1)

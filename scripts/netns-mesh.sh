@@ -8,7 +8,7 @@
 #   scripts/netns-mesh.sh unpartition          undo the partition only
 #   scripts/netns-mesh.sh heal-all             undo every cut, partition, loss, delay, and bring central online
 #   scripts/netns-mesh.sh loss I PCT           drop PCT % of terminal I's LAN packets, both ways (0 = off)
-#   scripts/netns-mesh.sh delay I MS           delay terminal I's LAN packets by MS each way (0 = off; needs sch_netem)
+#   scripts/netns-mesh.sh delay I MS           delay terminal I's LAN packets by MS each way (0 = off; sch_netem, else a slow tbf link)
 #   scripts/netns-mesh.sh offline | online     cut / restore the venue's link to central ("internet down")
 #   scripts/netns-mesh.sh kill I | restart I   SIGKILL terminal I / start it again with the same data, port, token
 #   scripts/netns-mesh.sh status [--json]      one line per terminal: process, mesh mode, peers, online
@@ -425,6 +425,6 @@ case "$cmd" in
     esac
     exec ip netns exec "$ns" "$@" ;;
   env) load_state; cat "$NM_STATE/env" ;;
-  ""|-h|--help|help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
+  ""|-h|--help|help) sed -n '2,/^set -Eeuo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd' (try --help)" ;;
 esac

@@ -19,7 +19,6 @@ const SEED =
 
 describe.skipIf(unsupported !== undefined)('chaos in network namespaces (short)', () => {
   it('4 terminals, 20 s of faults: nothing lost, nothing settled twice, no card over cap, all rejoin', async () => {
-    const before = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
     const r = await run(
       process.execPath,
       [
@@ -49,11 +48,12 @@ describe.skipIf(unsupported !== undefined)('chaos in network namespaces (short)'
     expect(s.isolatedExposureMinor as number).toBeLessThanOrEqual(s.exposureBoundMinor as number)
     expect(s.rejoined).toBe(4)
     expect(s.approved as number).toBeGreaterThan(0)
-    // every namespace it created is gone
-    const after = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    const fresh = after
+    // every namespace it created (all named <prefix>-*) is gone
+    const prefix = s.prefix as string
+    expect(prefix).toMatch(/^nm[0-9a-f]{4}$/)
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .split('\n')
-      .filter((l) => l.trim() !== '' && !before.includes(l.split(' ')[0]!) && /^nm[0-9a-f]{4}-/.test(l))
-    expect(fresh).toEqual([])
+      .filter((l) => l.startsWith(`${prefix}-`))
+    expect(left).toEqual([])
   }, 180_000)
 })
