@@ -7,7 +7,8 @@ import { execSync, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { cpus, totalmem } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createVenueBundle } from '@nullmesh/policy'
 import { fromBase64url } from '@nullmesh/protocol'
@@ -819,6 +820,13 @@ function table() {
     lines.push('', '8. Sizes')
     lines.push(`   proof max ${f.sizes.proofBytesMax} B; ledger bytes per approval per terminal: ${JSON.stringify(f.sizes.ledgerBytesPerApproval)}`)
   }
+  lines.push('', 'Load average (1 min) before → after each figure (the machine is shared; high load = noisy figure):')
+  lines.push(
+    `   ${Object.values(f)
+      .filter((x) => x?.loadavg1m !== undefined)
+      .map((x) => `fig ${x.figure}: ${x.loadavg1m.before} → ${x.loadavg1m.after}`)
+      .join('; ')}`,
+  )
   lines.push('', 'Goals (not gates):')
   for (const g of Object.values(results.goals))
     lines.push(`   [${g.met === null ? 'skip' : g.met ? ' met' : 'MISS'}] ${g.goal}: ${g.value}`)
@@ -839,17 +847,38 @@ const FIGURES = [
 
 async function main() {
   const t0 = Date.now()
+  const latest = join(ROOT, 'bench/results/latest.json')
+  if (ONLY !== undefined && existsSync(latest)) {
+    // --only: keep the other figures of the previous run (each figure carries its own measuredAt)
+    try {
+      const prev = JSON.parse(readFileSync(latest, 'utf8'))
+      Object.assign(results.figures, prev.figures ?? {})
+      Object.assign(results.goals, prev.goals ?? {})
+      results.mergedFrom = prev.startedAt
+    } catch {
+      // unreadable: start afresh
+    }
+  }
   for (const [n, name, fn] of FIGURES) {
     if (ONLY !== undefined && !ONLY.has(n)) continue
     say(`figure ${name}…`)
     const t = Date.now()
+    const before = new Map(Object.entries(results.figures))
+    const load = loadavg()[0]
     try {
       await fn()
     } catch (err) {
       say(`  failed: ${err?.stack ?? err}`)
-      results.figures[`error${n}`] = String(err?.message ?? err)
+      results.figures[`error${n}`] = { figure: n, error: String(err?.message ?? err) }
     }
-    say(`  (${((Date.now() - t) / 1000).toFixed(1)} s)`)
+    for (const [k, v] of Object.entries(results.figures)) {
+      if (before.get(k) === v || typeof v !== 'object') continue
+      // this machine is shared: the load average says how noisy each figure's run was
+      v.measuredAt = new Date().toISOString()
+      v.loadavg1m = { before: round(load), after: round(loadavg()[0]) }
+      v.seconds = Math.round((Date.now() - t) / 1000)
+    }
+    say(`  (${((Date.now() - t) / 1000).toFixed(1)} s, load average ${round(load)} → ${round(loadavg()[0])})`)
     await saveResults()
   }
   results.durationS = Math.round((Date.now() - t0) / 1000)

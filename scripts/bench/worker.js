@@ -68,6 +68,7 @@ async function start() {
     },
     { maxInboundStreams: 4 },
   )
+  if (init.trace) installTrace()
   const addrs = terminal.multiaddrs()
   const addr0 = addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? addrs[0]
   const addr = addr0.includes('/p2p/') ? addr0 : `${addr0}/p2p/${terminal.peerId}`
@@ -81,6 +82,62 @@ async function start() {
     pid: process.pid,
     startMs,
   })
+}
+
+// ── optional timing trace of the decision path (for finding where the time goes) ──
+const traces = new Map()
+function traceRecord(name, ms) {
+  let t = traces.get(name)
+  if (t === undefined) {
+    t = []
+    traces.set(name, t)
+  }
+  t.push(ms)
+}
+function wrapAsync(obj, method, nameOf) {
+  const orig = obj[method]
+  if (typeof orig !== 'function') return
+  obj[method] = function (...args) {
+    const t0 = performance.now()
+    const r = orig.apply(this, args)
+    if (r && typeof r.then === 'function')
+      r.then(
+        () => traceRecord(nameOf(args), performance.now() - t0),
+        () => {},
+      )
+    else traceRecord(nameOf(args), performance.now() - t0)
+    return r
+  }
+}
+function installTrace() {
+  const mesh = terminal.mesh
+  const ledger = terminal.ledger
+  wrapAsync(ledger, 'recordEvent', (a) => `ledger.recordEvent ${a[0]?.event?.type} sync=${a[1]?.sync ?? true}`)
+  wrapAsync(ledger, 'putPayment', (a) => `ledger.putPayment sync=${a[1]?.sync ?? true}`)
+  wrapAsync(mesh, 'collect', () => 'mesh.collect (origin: send → quorum of acks)')
+  wrapAsync(mesh, 'answerReservation', () => 'mesh.answerReservation (peer: validate → decide → fsync → ack)')
+  wrapAsync(mesh, 'authorize', () => 'mesh.authorize')
+  wrapAsync(terminal, 'pay', () => 'terminal.pay')
+  // event-loop delay
+  import('node:perf_hooks').then(({ monitorEventLoopDelay }) => {
+    const h = monitorEventLoopDelay({ resolution: 1 })
+    h.enable()
+    globalThis.__eld = h
+  })
+}
+function traceSummary() {
+  const out = {}
+  for (const [k, v] of traces) {
+    const s = [...v].sort((a, b) => a - b)
+    out[k] = {
+      n: s.length,
+      p50: Math.round(s[Math.floor(s.length * 0.5)] * 1000) / 1000,
+      p99: Math.round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] * 1000) / 1000,
+    }
+  }
+  const h = globalThis.__eld
+  if (h) out.eventLoopDelayMs = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 }
+  return out
 }
 
 /** n sequential request/response round trips of `size` bytes on ONE reused stream to `peerId`. */
@@ -151,6 +208,7 @@ const handlers = {
   },
   events: () => terminal.mesh.status().events,
   frames: () => ({ ...framedStats }),
+  trace: () => traceSummary(),
   resetFrames: () => {
     framedStats = { frames: 0, bytes: 0 }
     return true
