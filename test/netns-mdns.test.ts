@@ -29,8 +29,29 @@ function payment(amountMinor: number, card = `4000001234${String(100000 + n).sli
   }
 }
 
+/** quorum approvals the test made (each a Commit every ledger must hold) */
+let quorumApprovals = 0
+
 describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real mDNS)', () => {
   let mesh: NetnsMesh
+
+  /**
+   * A payment that a quorum must approve. On a loaded 2-core machine a barrier round can time out;
+   * that is a decline, not a safety issue, so it is retried with a new card a few times.
+   */
+  async function payWithQuorum(i: number, amount: number): Promise<PayResponse> {
+    let r: PayResponse | undefined
+    for (let attempt = 0; attempt < 4; attempt++) {
+      r = await mesh.api<PayResponse>(i, '/v1/payments', payment(amount))
+      if (r.status === 'approved_offline') break
+      console.warn(`[netns-mdns] T${i}: ${r.status} ${r.declineCode ?? ''} (${r.mode}); retrying`)
+      if (r.declineCode !== 'barrier_timeout' && r.declineCode !== 'quorum_unavailable') break
+    }
+    expect(r!.status).toBe('approved_offline')
+    expect(r!.mode).toBe('quorum')
+    quorumApprovals++
+    return r!
+  }
 
   beforeAll(async () => {
     mesh = await NetnsMesh.up(3, { wait: false })
@@ -55,9 +76,7 @@ describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real 
     expect(s.mesh.quorum).toBe(2)
     expect(s.exposureBoundMinor).toBeGreaterThan(0)
     // a payment over the barrier: approved by a quorum
-    const r = await mesh.api<PayResponse>(1, '/v1/payments', payment(1_500))
-    expect(r.status).toBe('approved_offline')
-    expect(r.mode).toBe('quorum')
+    await payWithQuorum(1, 1_500)
   }, 60_000)
 
   it('a cut terminal goes isolated and obeys isolated limits; healed, it rejoins and catches up', async () => {
@@ -91,9 +110,7 @@ describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real 
       [2, 800],
       [1, 900],
     ] as const) {
-      const r = await mesh.api<PayResponse>(i, '/v1/payments', payment(amount))
-      expect(r.status).toBe('approved_offline')
-      expect(r.mode).toBe('quorum')
+      await payWithQuorum(i, amount)
     }
 
     await mesh.sh('heal', '3')
@@ -107,9 +124,7 @@ describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real 
     expect(healMs).toBeLessThan(15_000)
 
     // back in the quorum: T3 approves quorum payments again
-    const after = await mesh.api<PayResponse>(3, '/v1/payments', payment(600))
-    expect(after.status).toBe('approved_offline')
-    expect(after.mode).toBe('quorum')
+    await payWithQuorum(3, 600)
 
     // caught up: once stopped, every ledger holds the same events
     await new Promise((r) => setTimeout(r, 2_000))
@@ -123,7 +138,7 @@ describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real 
     for (const l of ledgers) {
       expect(l.byOrigin).toEqual(ledgers[0]!.byOrigin)
       expect(l.commitsByMode.isolated).toBe(1)
-      expect(l.commitsByMode.quorum).toBe(5)
+      expect(l.commitsByMode.quorum).toBe(quorumApprovals)
     }
   }, 90_000)
 })
