@@ -44,12 +44,18 @@ MESH_TIMEOUT_S="${NM_MESH_TIMEOUT:-40}"
 die() { echo "netns-mesh: $*" >&2; exit 1; }
 say() { echo "netns-mesh: $*" >&2; }
 
+apt_install() { # package
+  command -v apt-get >/dev/null 2>&1 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 && return 0
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1
+}
+
 need_root() {
   [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
   if ! command -v ip >/dev/null 2>&1; then
     say "installing iproute2"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null \
-      || die "iproute2 is missing and could not be installed"
+    apt_install iproute2 || die "iproute2 is missing and could not be installed"
   fi
 }
 
@@ -117,6 +123,15 @@ api() { # I PATH [JSON]
   local i=$1 path=$2 body=${3:-}
   local url="http://$(mgmt_ip "$i"):$API_PORT$path" tok
   tok="$(cat "$NM_STATE/tokens/T$i")"
+  if [ "${NM_NO_CURL:-}" = 1 ] || ! command -v curl >/dev/null 2>&1; then
+    ip netns exec "$P-ctl" "$NODE" -e '
+      const [u, t, b] = process.argv.slice(1)
+      fetch(u, { method: b ? "POST" : "GET", body: b || undefined, signal: AbortSignal.timeout(10000),
+        headers: { authorization: `Bearer ${t}`, ...(b ? { "content-type": "application/json" } : {}) } })
+        .then((r) => r.text()).then((s) => process.stdout.write(s), (e) => { console.error(String(e)); process.exit(7) })' \
+      "$url" "$tok" "$body"
+    return
+  fi
   if [ -n "$body" ]; then
     ip netns exec "$P-ctl" curl -sS --max-time 10 -H "authorization: Bearer $tok" \
       -H 'content-type: application/json' -d "$body" "$url"
@@ -170,8 +185,7 @@ set_loss() { # I PCT
   ns=$(ns_t "$1")
   command -v nft >/dev/null 2>&1 || {
     say "installing nftables (for packet loss)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables >/dev/null \
-      || die "nftables is missing and could not be installed"
+    apt_install nftables || die "nftables is missing and could not be installed"
   }
   ip netns exec "$ns" nft delete table inet nmloss 2>/dev/null || true
   [ "$pct" = 0 ] && return 0
