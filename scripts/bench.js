@@ -107,10 +107,15 @@ async function barrierRun(n) {
       const tap = histogram()
       const barrier = histogram()
       const errors = []
+      const cpu0 = await Promise.all(workers.map((w) => w.call('cpu')))
       const run = await paced(count, PACE, (i) => {
         const w = workers[i % n]
         return path === 'http' ? httpPay(w.info, paymentBody(i)) : w.call('pay', { body: paymentBody(i) })
       })
+      const cpu1 = await Promise.all(workers.map((w) => w.call('cpu')))
+      const cpuMs = cpu1.reduce((s, c, k) => s + c.userMs + c.systemMs - cpu0[k].userMs - cpu0[k].systemMs, 0)
+      const eldP99 = Math.max(...cpu1.map((c) => c.eventLoopDelayMs?.p99 ?? 0))
+      const eldMax = Math.max(...cpu1.map((c) => c.eventLoopDelayMs?.max ?? 0))
       for (const r of run.results) {
         if (!r.ok) {
           errors.push(r.e)
@@ -123,6 +128,10 @@ async function barrierRun(n) {
       out[path] = {
         tapToDecisionMs: summary(tap),
         barrierMs: summary(barrier),
+        // CPU consumed by all terminal processes together during the phase, per payment
+        cpuMsPerPaymentAllTerminals: round(cpuMs / count, 1),
+        coresBusy: round(cpuMs / run.totalMs, 2),
+        eventLoopDelayMs: { worstP99: round(eldP99, 1), worstMax: round(eldMax, 1) },
         errors: errors.length,
         ...(errors.length > 0 ? { firstError: errors[0] } : {}),
       }
@@ -166,7 +175,8 @@ async function figureBarrier() {
     method:
       `each terminal its own process (scripts/bench/worker.js = createTerminal + IPC), static discovery on 127.0.0.1; ` +
       `${count} payments per path per size, fresh card each, paced open-loop at ${PACE}/s round-robin over the terminals, ` +
-      `after 20 warm-up payments per path (not recorded). http = POST /v1/payments timed by the client (keep-alive fetch); ` +
+      `after 20 warm-up payments per path (not recorded). CPU ms/payment = user+system CPU time (process.cpuUsage) consumed by ` +
+      `all terminal processes during the phase ÷ payments. http = POST /v1/payments timed by the client (keep-alive fetch); ` +
       `inprocess = terminal.pay() timed inside the terminal process. barrierMs = the terminal's own barrier.ms ` +
       `(mesh.authorize: reservation → quorum → durable commit). Percentiles: hdr-histogram-js, µs resolution, 3 significant digits.`,
     runs,
@@ -791,14 +801,14 @@ function table() {
   lines.push(`nullmesh bench — ${results.machine.nproc} cores, ${results.machine.memTotalGiB} GiB, node ${results.machine.node}${QUICK ? ' (quick)' : ''}`)
   if (f.barrier !== undefined) {
     lines.push('', `1. Barrier latency, tap → offline decision, ms p50 / p99 / max (paced ${PACE}/s)`)
-    lines.push('   terminals | in-process               | HTTP API                 | barrier.ms (in-proc)')
+    lines.push('   terminals | in-process               | HTTP API                 | barrier.ms (in-proc)     | CPU ms/payment (all terminals, in-proc / http)')
     for (const r of f.barrier.runs) {
       if (r.error) {
         lines.push(`   ${String(r.terminals).padEnd(9)} | failed: ${r.error.slice(0, 100)}`)
         continue
       }
       lines.push(
-        `   ${String(r.terminals).padEnd(9)} | ${fmt(r.inprocess.tapToDecisionMs).padEnd(24)} | ${fmt(r.http.tapToDecisionMs).padEnd(24)} | ${fmt(r.inprocess.barrierMs)}`,
+        `   ${String(r.terminals).padEnd(9)} | ${fmt(r.inprocess.tapToDecisionMs).padEnd(24)} | ${fmt(r.http.tapToDecisionMs).padEnd(24)} | ${fmt(r.inprocess.barrierMs).padEnd(24)} | ${r.inprocess.cpuMsPerPaymentAllTerminals} / ${r.http.cpuMsPerPaymentAllTerminals}`,
       )
     }
   }

@@ -41,7 +41,8 @@ async function countFrames() {
 }
 
 async function start() {
-  if (init.countFrames) await countFrames()
+  if (init.countFrames || init.trace) await countFrames()
+  if (init.trace) await installCounters()
   const { createTerminal } = await import('@nullmesh/terminal')
   await mkdir(init.dataDir, { recursive: true })
   terminal = createTerminal({
@@ -109,7 +110,45 @@ function wrapAsync(obj, method, nameOf) {
     return r
   }
 }
+const ops = {}
+const countOp = (name) => {
+  ops[name] = (ops[name] ?? 0) + 1
+}
+async function installCounters() {
+  // operation counts per payment: signature checks, LevelDB calls, gossip RPCs, framed messages
+  const { createRequire, syncBuiltinESMExports } = await import('node:module')
+  const require = createRequire(import.meta.url)
+  const crypto = require('node:crypto')
+  const verify = crypto.verify
+  const sign = crypto.sign
+  crypto.verify = (...a) => {
+    countOp('ed25519.verify')
+    return verify(...a)
+  }
+  crypto.sign = (...a) => {
+    countOp('ed25519.sign')
+    return sign(...a)
+  }
+  syncBuiltinESMExports()
+  const { ClassicLevel } = await import('classic-level')
+  for (const m of ['_get', '_batch', '_put', '_getMany']) {
+    const orig = ClassicLevel.prototype[m]
+    if (typeof orig !== 'function') continue
+    ClassicLevel.prototype[m] = function (...a) {
+      countOp(`level.${m.slice(1)}${m === '_batch' || m === '_put' ? (a[a.length - 1]?.sync ? ' sync' : ' nosync') : ''}`)
+      return orig.apply(this, a)
+    }
+  }
+}
 function installTrace() {
+  const pubsub = terminal.mesh.libp2p?.services?.pubsub
+  if (pubsub !== undefined && typeof pubsub.sendRpc === 'function') {
+    const orig = pubsub.sendRpc
+    pubsub.sendRpc = function (id, rpc) {
+      countOp(`gossip.rpc sent (${rpc.messages?.length ? 'msg' : 'control'})`)
+      return orig.call(this, id, rpc)
+    }
+  }
   const mesh = terminal.mesh
   const ledger = terminal.ledger
   wrapAsync(ledger, 'recordEvent', (a) => `ledger.recordEvent ${a[0]?.event?.type} sync=${a[1]?.sync ?? true}`)
@@ -135,6 +174,7 @@ function traceSummary() {
       p99: Math.round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] * 1000) / 1000,
     }
   }
+  out.ops = { ...ops, 'framed.send': framedStats.frames }
   const h = globalThis.__eld
   if (h) out.eventLoopDelayMs = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 }
   return out
@@ -208,7 +248,25 @@ const handlers = {
   },
   events: () => terminal.mesh.status().events,
   frames: () => ({ ...framedStats }),
+  // CPU time actually consumed (robust to the machine's load) and event-loop delay since the last call
+  cpu: async () => {
+    const { monitorEventLoopDelay } = await import('node:perf_hooks')
+    const u = process.cpuUsage()
+    const h = globalThis.__eldPhase
+    const eld = h ? { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 } : null
+    if (h) h.disable()
+    const next = monitorEventLoopDelay({ resolution: 1 })
+    next.enable()
+    globalThis.__eldPhase = next
+    return { userMs: u.user / 1000, systemMs: u.system / 1000, eventLoopDelayMs: eld }
+  },
   trace: () => traceSummary(),
+  resetOps: () => {
+    for (const k of Object.keys(ops)) delete ops[k]
+    framedStats = { frames: 0, bytes: 0 }
+    traces.clear()
+    return true
+  },
   resetFrames: () => {
     framedStats = { frames: 0, bytes: 0 }
     return true
