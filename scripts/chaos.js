@@ -292,12 +292,29 @@ async function inner() {
       )
     return r.code === 0
   }
+  // rejoin times: when the last active fault is undone, how long until every terminal is back in
+  // quorum mode with every peer (not measured when another fault starts meanwhile)
+  let activeFaults = 0
+  const rejoins = []
+  const measureRejoin = async (what) => {
+    const from = Date.now()
+    while (activeFaults === 0 && Date.now() - from < 30_000) {
+      const all = await Promise.all(Array.from({ length: n }, (_, k) => status(k + 1, 1_000)))
+      if (all.every((s) => s?.mesh?.mode === 'quorum' && s.mesh.peers === n - 1)) {
+        rejoins.push({ after: what, ms: Date.now() - from })
+        return
+      }
+      await sleep(100)
+    }
+  }
   const doStep = (step, t) => {
     const [kind, i] = step.op
     if (!step.undo && kind in counts) counts[kind]++
     if (kind === 'kill') killed.add(Number(i))
+    activeFaults += step.undo ? -1 : 1
     const p = op(step.op, t).then((ok) => {
       if (kind === 'restart' && ok) killed.delete(Number(i))
+      if (step.undo && ok && activeFaults === 0) return measureRejoin(step.op.join(' '))
     })
     pendingOps.add(p)
     p.finally(() => pendingOps.delete(p))
@@ -515,6 +532,7 @@ async function inner() {
     outcomes,
     loadMs,
     healMs: healMs ?? null,
+    rejoins,
     syncMs,
     syncTimedOut,
     statuses: lastStatuses,
@@ -835,6 +853,7 @@ async function judge(run, mesh, t0) {
     currency,
     rejoined: rejoinedIds.length,
     healMs: run.healMs,
+    rejoinMs: rejoinStats(run.rejoins ?? []),
     syncMs: run.syncMs,
     syncTimedOut: run.syncTimedOut,
     settled: run.centralSummary?.settled ?? null,
@@ -862,6 +881,22 @@ async function judge(run, mesh, t0) {
   return summary
 }
 
+/** rejoin times after the last fault was undone: overall and by the kind of fault undone */
+function rejoinStats(rejoins) {
+  const ms = rejoins.map((r) => r.ms).sort((a, b) => a - b)
+  const by = {}
+  for (const r of rejoins) {
+    const k = r.after.split(' ')[0]
+    by[k] = Math.max(by[k] ?? 0, r.ms)
+  }
+  return {
+    count: ms.length,
+    p50: ms.length > 0 ? ms[Math.floor((ms.length - 1) / 2)] : null,
+    max: ms.length > 0 ? ms[ms.length - 1] : null,
+    by,
+  }
+}
+
 function format(s) {
   const lines = [
     `chaos ${s.ok ? 'PASSED' : 'FAILED'} — seed ${s.seed}, ${s.terminals} terminals, ${s.durationS} s`,
@@ -870,6 +905,7 @@ function format(s) {
     `  faults ${JSON.stringify(s.faults)}`,
     `  double taps ${s.doubleTaps.groups} (max approvals per tap ${s.doubleTaps.maxApprovalsPerGroup}); replays ${s.replays.total} (${s.replays.approved} approved); retries ${s.retries.total} (${s.retries.mismatches} mismatches)`,
     `  lost ${s.lost} · duplicateSettlements ${s.duplicateSettlements} · overCapInQuorum ${s.overCapInQuorum} · isolated ${s.isolatedExposureMinor} ≤ bound ${s.exposureBoundMinor} ${s.currency} · rejoined ${s.rejoined}/${s.terminals}`,
+    `  rejoin after a fault: ${s.rejoinMs.count > 0 ? `p50 ${s.rejoinMs.p50} ms, max ${s.rejoinMs.max} ms (${s.rejoinMs.count})` : 'not measured'}; ${JSON.stringify(s.rejoinMs.by)}`,
     `  healed in ${s.healMs} ms, synced in ${s.syncMs} ms; ledgers ${JSON.stringify(s.ledgers.perTerminal)} (union ${s.ledgers.unionEvents})`,
   ]
   for (const v of s.violations) lines.push(`  VIOLATION: ${v}`)
