@@ -1,5 +1,5 @@
 // Shared helpers for scripts/bench.js: histograms, worker processes, venues, pacing.
-import { fork } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -76,13 +76,22 @@ export class Worker {
     this.nextId = 1
     this.pending = new Map()
     this.exited = false
-    this.child = fork(WORKER, [JSON.stringify(init)], {
-      stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
-      env: { ...process.env },
-      cwd: ROOT,
-      serialization: 'advanced',
-      execArgv: init.execArgv ?? [],
-    })
+    this.child =
+      init.netns === undefined
+        ? fork(WORKER, [JSON.stringify(init)], {
+            stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
+            env: { ...process.env },
+            cwd: ROOT,
+            serialization: 'advanced',
+            execArgv: init.execArgv ?? [],
+          })
+        : // inside a network namespace: `ip netns exec` keeps the IPC channel's file descriptor
+          spawn('ip', ['netns', 'exec', init.netns, process.execPath, ...(init.execArgv ?? []), WORKER, JSON.stringify(init)], {
+            stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
+            env: { ...process.env },
+            cwd: ROOT,
+            serialization: 'advanced',
+          })
     this.stderr = ''
     this.child.stderr?.on('data', (d) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000)

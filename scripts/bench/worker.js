@@ -11,6 +11,7 @@ const init = JSON.parse(process.argv[2] ?? '{}')
 const ECHO = '/nullmesh-bench/echo/1.0.0'
 
 let terminal
+const modeLog = []
 let redis
 let redisSha
 let framedStats = { frames: 0, bytes: 0 }
@@ -49,7 +50,7 @@ async function start() {
     venueDir: init.venueDir,
     id: init.id,
     dataDir: init.dataDir,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
+    listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     api: init.api === false ? false : { host: '127.0.0.1', port: 0 },
     token: 'bench-token-0123456789',
     discovery: { mdns: false, peers: init.peers ?? [] },
@@ -57,6 +58,7 @@ async function start() {
   })
   const t0 = performance.now()
   await terminal.start()
+  terminal.mesh.addEventListener('mode', (evt) => modeLog.push({ mode: evt.detail.mode, at: Date.now() }))
   const startMs = performance.now() - t0
   const node = libp2pOf(terminal)
   await node.handle(
@@ -71,7 +73,7 @@ async function start() {
   )
   if (init.trace) installTrace()
   const addrs = terminal.multiaddrs()
-  const addr0 = addrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? addrs[0]
+  const addr0 = addrs.find((a) => a.startsWith(init.addrPrefix ?? '/ip4/127.0.0.1/')) ?? addrs[0]
   const addr = addr0.includes('/p2p/') ? addr0 : `${addr0}/p2p/${terminal.peerId}`
   process.send?.({
     ready: true,
@@ -247,6 +249,17 @@ const handlers = {
     return process.memoryUsage()
   },
   events: () => terminal.mesh.status().events,
+  // first switch to `mode` at or after `since` (ms since the epoch, this machine's clock)
+  waitMode: async ({ mode, since, timeoutMs }) => {
+    const t0 = Date.now()
+    for (;;) {
+      const hit = modeLog.find((m) => m.mode === mode && m.at >= since)
+      if (hit !== undefined) return hit
+      if (terminal.mesh.status().mode === mode && modeLog.length === 0) return { mode, at: Date.now(), already: true }
+      if (Date.now() - t0 > timeoutMs) return null
+      await new Promise((r) => setTimeout(r, 2))
+    }
+  },
   frames: () => ({ ...framedStats }),
   // CPU time actually consumed (robust to the machine's load) and event-loop delay since the last call
   cpu: async () => {
