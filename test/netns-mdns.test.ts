@@ -79,6 +79,29 @@ describe.skipIf(unsupported !== undefined)('a venue in network namespaces (real 
     await payWithQuorum(1, 1_500)
   }, 60_000)
 
+  it('a partition [T1] | [T2 T3]: the majority keeps its quorum, the minority goes isolated', async () => {
+    await mesh.sh('partition', '1', '2 3')
+    await mesh.waitFor(
+      'T1 isolated, T2 and T3 in quorum mode with one peer',
+      () => Promise.all([1, 2, 3].map((i) => mesh.status(i))),
+      ([a, b, c]) =>
+        a?.mesh.mode === 'isolated' && b?.mesh.mode === 'quorum' && b.mesh.peers === 1 && c?.mesh.peers === 1,
+      20_000,
+    )
+    await payWithQuorum(2, 1_100)
+    const alone = await mesh.api<PayResponse>(1, '/v1/payments', payment(3_000))
+    expect(alone.mode).toBe('isolated')
+    expect(alone.status).toBe('declined_offline')
+    await mesh.sh('unpartition')
+    const ms = await mesh.waitFor(
+      'every terminal back in quorum mode with 2 peers',
+      () => Promise.all([1, 2, 3].map((i) => mesh.status(i))),
+      (all) => all.every((s) => s?.mesh.mode === 'quorum' && s.mesh.peers === 2),
+      20_000,
+    )
+    console.log(`[netns-mdns] partition healed: all three in quorum mode after ${ms} ms`)
+  }, 60_000)
+
   it('a cut terminal goes isolated and obeys isolated limits; healed, it rejoins and catches up', async () => {
     await mesh.sh('cut', '3')
     const detectMs = await mesh.waitFor(
