@@ -295,10 +295,11 @@ async function inner() {
   // rejoin times: when the last active fault is undone, how long until every terminal is back in
   // quorum mode with every peer (not measured when another fault starts meanwhile)
   let activeFaults = 0
+  let loadDone = false
   const rejoins = []
   const measureRejoin = async (what) => {
     const from = Date.now()
-    while (activeFaults === 0 && Date.now() - from < 30_000) {
+    while (activeFaults === 0 && !loadDone && Date.now() - from < 30_000) {
       const all = await Promise.all(Array.from({ length: n }, (_, k) => status(k + 1, 1_000)))
       if (all.every((s) => s?.mesh?.mode === 'quorum' && s.mesh.peers === n - 1)) {
         rejoins.push({ after: what, ms: Date.now() - from })
@@ -314,7 +315,8 @@ async function inner() {
     activeFaults += step.undo ? -1 : 1
     const p = op(step.op, t).then((ok) => {
       if (kind === 'restart' && ok) killed.delete(Number(i))
-      if (step.undo && ok && activeFaults === 0) return measureRejoin(step.op.join(' '))
+      // measured on the side: the end of the load does not wait for it
+      if (step.undo && ok && activeFaults === 0) void measureRejoin(step.op.join(' '))
     })
     pendingOps.add(p)
     p.finally(() => pendingOps.delete(p))
@@ -465,6 +467,7 @@ async function inner() {
     await sleep(Math.max(5, Math.min(50, nextPay - (Date.now() - start))))
   }
   const loadMs = Date.now() - start
+  loadDone = true
   await Promise.allSettled([...pendingOps])
   // what is left of the schedule is undone by the final heal
   await Promise.allSettled([...inFlight])
@@ -852,6 +855,15 @@ async function judge(run, mesh, t0) {
     exposureBoundMinor,
     currency,
     rejoined: rejoinedIds.length,
+    notRejoined: mesh.terminals
+      .map((t, k) => ({ t, s: run.statuses[k] }))
+      .filter(({ t }) => !rejoinedIds.includes(t.id))
+      .map(({ t, s }) => ({
+        id: t.id,
+        mode: s?.mesh?.mode ?? 'unreachable',
+        peers: s?.mesh?.peers ?? null,
+        ledgerEvents: perTerminal[t.id],
+      })),
     healMs: run.healMs,
     rejoinMs: rejoinStats(run.rejoins ?? []),
     syncMs: run.syncMs,
@@ -873,7 +885,7 @@ async function judge(run, mesh, t0) {
     v.push(`isolatedExposureMinor ${isolatedExposureMinor} > exposureBoundMinor ${exposureBoundMinor}`)
   if (summary.rejoined !== n)
     v.push(
-      `rejoined == ${summary.rejoined} of ${n} (ledgers ${JSON.stringify(perTerminal)}, union ${union.eventIds.size})`,
+      `rejoined == ${summary.rejoined} of ${n}: ${JSON.stringify(summary.notRejoined)} (union ${union.eventIds.size} events)`,
     )
   if (retryMismatches !== 0) v.push(`${retryMismatches} retry(ies) got a different decision`)
   if (approved === 0) v.push('no payment was approved')

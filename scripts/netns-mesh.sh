@@ -93,6 +93,11 @@ wait_ready() { # name outfile pid
     [ $SECONDS -lt $deadline ] || { say "$name not ready after ${READY_TIMEOUT_S}s"; return 1; }
     sleep 0.1
   done
+  # the daemon's own pid, from its ready line (the same as $! unless something forked on the way)
+  local ready_pid
+  ready_pid="$(grep -o '"pid":[0-9]*' "$out" | head -n1 | cut -d: -f2)"
+  [ -n "$ready_pid" ] && echo "$ready_pid" >"$NM_STATE/pids/$name"
+  return 0
 }
 
 start_central() {
