@@ -129,6 +129,41 @@ describe('sync agent against the real central service', () => {
     expect(types).toContain('payment.completed')
   })
 
+  test('a terminal whose data directory is lost after approving: its payments settle from its peers’ ledgers', async () => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    venue = await startVenue(3, { init: () => ({ central: createHttpCentralLink({ url }), ...FAST }) })
+    const [t1, t2, t3] = venue.terminals
+    const approved: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const r = await t3!.pay(payment({ amountMinor: 300 + i }))
+      expect(r.status).toBe('approved_offline')
+      approved.push(r.paymentId)
+    }
+    // the quorum holds every reservation, and the commits reach the peers by gossip
+    await waitFor(async () => {
+      for (const id of approved) {
+        if ((await t1!.ledger.reservationState(id)) !== 'committed') return false
+        if ((await t2!.ledger.reservationState(id)) !== 'committed') return false
+      }
+      return true
+    }, 10_000)
+    // T3 is lost with its disk before it ever reached central
+    await t3!.stop()
+    const { rm } = await import('node:fs/promises')
+    await rm(venue.inits[2]!.dataDir, { recursive: true, force: true })
+
+    central = await startCentral(venue, port)
+    await waitFor(async () => {
+      for (const id of approved) if ((await central!.getPayment(id))?.status !== 'completed') return false
+      return true
+    }, 20_000)
+    const atCentral = await central.listPayments({ venue: 'test-venue', limit: 1000 })
+    expect(atCentral.filter((p) => approved.includes(p.paymentId) && p.status === 'completed')).toHaveLength(
+      10,
+    )
+  })
+
   test('interrupted batches: nothing lost, nothing settled twice', async () => {
     venue = await startVenue(3, { waitQuorum: true })
     central = await startCentral(venue)
