@@ -590,6 +590,22 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     return { signed, durable }
   }
 
+  private appendReservation(candidate: OfflineCandidate): {
+    signed: SignedEvent<Reservation>
+    durable: Promise<void>
+  } {
+    const { signed, durable } = this.appendOwn({
+      type: 'reservation',
+      nullifier: candidate.nullifier,
+      cardKey: candidate.cardKey,
+      amountMinor: candidate.amountMinor,
+      currency: candidate.currency,
+      method: candidate.method,
+      policyVersion: this.policy.version,
+    })
+    return { signed: signed as SignedEvent<Reservation>, durable }
+  }
+
   private publish(signed: SignedEvent): void {
     this.libp2p?.services.pubsub
       .publish(this.topic, signed.bytes)
@@ -1102,16 +1118,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         }
         return decline('quorum', verdict.code, verdict.message)
       }
-      const { signed: reservation, durable } = this.appendOwn({
-        type: 'reservation',
-        nullifier: candidate.nullifier,
-        cardKey: candidate.cardKey,
-        amountMinor: candidate.amountMinor,
-        currency: candidate.currency,
-        method: candidate.method,
-        policyVersion: this.policy.version,
-      })
-      const res = reservation as SignedEvent<Reservation>
+      const { signed: res, durable } = this.appendReservation(candidate)
       // the reservation goes out while it is being fsynced; we count our own ack only once durable
       const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
       const round = performance.now()
@@ -1192,16 +1199,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         barrier: stats(),
       }
     }
-    const { signed: reservation } = this.appendOwn({
-      type: 'reservation',
-      nullifier: candidate.nullifier,
-      cardKey: candidate.cardKey,
-      amountMinor: candidate.amountMinor,
-      currency: candidate.currency,
-      method: candidate.method,
-      policyVersion: this.policy.version,
-    })
-    const res = reservation as SignedEvent<Reservation>
+    const { signed: res } = this.appendReservation(candidate)
     const { signed: commit, durable } = this.appendOwn({
       type: 'commit',
       reservation: res,
@@ -1227,16 +1225,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   async reserveOnline(candidate: OfflineCandidate): Promise<SignedEvent<Reservation>> {
     if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
-    const { signed, durable } = this.appendOwn({
-      type: 'reservation',
-      nullifier: candidate.nullifier,
-      cardKey: candidate.cardKey,
-      amountMinor: candidate.amountMinor,
-      currency: candidate.currency,
-      method: candidate.method,
-      policyVersion: this.policy.version,
-    })
-    const res = signed as SignedEvent<Reservation>
+    const { signed: res, durable } = this.appendReservation(candidate)
     // An online payment passes the barrier too when a quorum is there: otherwise a credential
     // authorised online here could be approved offline at a peer in the same instant. Without a
     // quorum central's nullifier dedup is the guard.
