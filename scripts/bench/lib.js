@@ -76,6 +76,9 @@ export class Worker {
     this.nextId = 1
     this.pending = new Map()
     this.exited = false
+    // BENCH_CPU_PROF=<dir>: every worker writes a V8 CPU profile there when it exits
+    if (process.env.BENCH_CPU_PROF)
+      init = { ...init, execArgv: [...(init.execArgv ?? []), '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] }
     this.child =
       init.netns === undefined
         ? fork(WORKER, [JSON.stringify(init)], {

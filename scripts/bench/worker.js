@@ -304,6 +304,26 @@ const handlers = {
     const r = await redis.command('EVALSHA', redisSha, 2, `n:${nullifier}`, `c:${card}`, amountMinor, capMinor, windowMs)
     return { ms: performance.now() - t0, result: r }
   },
+  // write wire events (in the order given) into a ledger directory, as a terminal would have stored them
+  prefill: async ({ path, events }) => {
+    const { createLedger } = await import('@nullmesh/ledger')
+    const { decodeEvent } = await import('@nullmesh/protocol')
+    const ledger = createLedger({ path })
+    await ledger.open()
+    try {
+      for (let i = 0; i < events.length; i += 1000) {
+        const batch = events.slice(i, i + 1000).map((b) => {
+          const d = decodeEvent(new Uint8Array(b))
+          if (!d.ok) throw new Error(`prefill: ${d.error.message}`)
+          return d.value
+        })
+        await ledger.recordEvents(batch, { sync: false })
+      }
+    } finally {
+      await ledger.close()
+    }
+    return events.length
+  },
   // kind 'gen': signed events for the catch-up / ingest / memory figures
   generate: async ({ venueDir, origins, pairs, tag, ledgers }) => {
     const { loadVenueBundle } = await import('@nullmesh/policy')
