@@ -627,7 +627,9 @@ async function outer() {
   process.stderr.write(`chaos: seed ${opts.seed} (replay with --seed ${opts.seed})\n`)
   const state = await mkdtemp(join(tmpdir(), 'nullmesh-chaos-'))
   const prefix = `nm${randomBytes(2).toString('hex')}`
-  const env = { ...process.env, NM_STATE: state, NM_PREFIX: prefix }
+  // the mesh's own debug log (mode changes, hello and catch-up failures) in every terminal's log:
+  // what a failed run needs to be understood
+  const env = { DEBUG: 'nullmesh:mesh*', ...process.env, NM_STATE: state, NM_PREFIX: prefix }
   let child
   let interrupted = false
   const onSignal = () => {
