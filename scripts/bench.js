@@ -355,7 +355,7 @@ async function figureSafety() {
   const root = await tempRoot('safety')
   const venueDir = join(root, 'venue')
   const terminals = 5
-  const payments = QUICK ? 200 : 400
+  const payments = QUICK ? 120 : 400
   const rate = 40
   const seed = '20261121'
   try {
@@ -743,7 +743,7 @@ async function figureThroughput() {
   const venueDir = join(root, 'venue')
   const ids = ['T1', 'T2', 'T3', 'T4', 'T5']
   const stepS = QUICK ? 3 : 5
-  const rates = QUICK ? [50, 100, 200, 300] : [50, 100, 150, 200, 250, 300, 400]
+  const rates = QUICK ? [10, 20, 40, 60, 100] : [10, 20, 30, 40, 50, 75, 100, 150, 200, 250, 300, 400]
   const steps = []
   let best = 0
   try {
