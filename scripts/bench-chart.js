@@ -18,7 +18,12 @@ if (runs.length === 0) {
 }
 
 const series = [
-  { name: 'in-process tap→decision p50', color: '#1f77b4', dash: '', get: (r) => r.inprocess.tapToDecisionMs.p50 },
+  {
+    name: 'in-process tap→decision p50',
+    color: '#1f77b4',
+    dash: '',
+    get: (r) => r.inprocess.tapToDecisionMs.p50,
+  },
   { name: 'in-process p99', color: '#1f77b4', dash: '6 4', get: (r) => r.inprocess.tapToDecisionMs.p99 },
   { name: 'HTTP API tap→decision p50', color: '#ff7f0e', dash: '', get: (r) => r.http.tapToDecisionMs.p50 },
   { name: 'HTTP API p99', color: '#ff7f0e', dash: '6 4', get: (r) => r.http.tapToDecisionMs.p99 },
@@ -82,12 +87,8 @@ for (const n of xs) {
 out.push(
   `<text x="${M.left + pw / 2}" y="${H - 18}" text-anchor="middle">terminals (each its own process)</text>`,
 )
-out.push(
-  `<text transform="translate(18 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">ms (log)</text>`,
-)
-out.push(
-  `<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`,
-)
+out.push(`<text transform="translate(18 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">ms (log)</text>`)
+out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`)
 // series
 series.forEach((s, i) => {
   const pts = runs.map((r) => [r.terminals, s.get(r)]).filter(([, v]) => v != null && v > 0)

@@ -29,7 +29,12 @@ export async function generateEvents(bundle, venueDir, originIds, pairs, { tag =
         seq: seq++,
         ts: now,
         nullifier: new Uint8Array(h.subarray(0, 32)),
-        cardKey: new Uint8Array(createHash('sha256').update(`card:${tag}:${i % 5000}`).digest().subarray(0, 16)),
+        cardKey: new Uint8Array(
+          createHash('sha256')
+            .update(`card:${tag}:${i % 5000}`)
+            .digest()
+            .subarray(0, 16),
+        ),
         amountMinor: 100 + (i % 4000),
         currency,
         method: 'contactless',

@@ -12,7 +12,11 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 /** Histogram in microseconds (1 µs .. 10 min, 3 significant digits); values reported in ms. */
 export function histogram() {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  })
 }
 
 export function recordMs(h, ms) {
@@ -78,7 +82,10 @@ export class Worker {
     this.exited = false
     // BENCH_CPU_PROF=<dir>: every worker writes a V8 CPU profile there when it exits
     if (process.env.BENCH_CPU_PROF)
-      init = { ...init, execArgv: [...(init.execArgv ?? []), '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] }
+      init = {
+        ...init,
+        execArgv: [...(init.execArgv ?? []), '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`],
+      }
     this.child =
       init.netns === undefined
         ? fork(WORKER, [JSON.stringify(init)], {
@@ -89,12 +96,24 @@ export class Worker {
             execArgv: init.execArgv ?? [],
           })
         : // inside a network namespace: `ip netns exec` keeps the IPC channel's file descriptor
-          spawn('ip', ['netns', 'exec', init.netns, process.execPath, ...(init.execArgv ?? []), WORKER, JSON.stringify(init)], {
-            stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
-            env: { ...process.env },
-            cwd: ROOT,
-            serialization: 'advanced',
-          })
+          spawn(
+            'ip',
+            [
+              'netns',
+              'exec',
+              init.netns,
+              process.execPath,
+              ...(init.execArgv ?? []),
+              WORKER,
+              JSON.stringify(init),
+            ],
+            {
+              stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
+              env: { ...process.env },
+              cwd: ROOT,
+              serialization: 'advanced',
+            },
+          )
     this.stderr = ''
     this.child.stderr?.on('data', (d) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000)
@@ -225,7 +244,8 @@ export function freshCard(prefix = '4111') {
 
 export function paymentBody(i, opts = {}) {
   return {
-    idempotencyKey: opts.key ?? `bench-${process.pid}-${Date.now()}-${i}-${Math.random().toString(36).slice(2)}`,
+    idempotencyKey:
+      opts.key ?? `bench-${process.pid}-${Date.now()}-${i}-${Math.random().toString(36).slice(2)}`,
     cardToken: opts.card ?? freshCard(),
     amountMinor: opts.amountMinor ?? 1_250,
     currency: 'EUR',

@@ -137,7 +137,9 @@ async function installCounters() {
     const orig = ClassicLevel.prototype[m]
     if (typeof orig !== 'function') continue
     ClassicLevel.prototype[m] = function (...a) {
-      countOp(`level.${m.slice(1)}${m === '_batch' || m === '_put' ? (a[a.length - 1]?.sync ? ' sync' : ' nosync') : ''}`)
+      countOp(
+        `level.${m.slice(1)}${m === '_batch' || m === '_put' ? (a[a.length - 1]?.sync ? ' sync' : ' nosync') : ''}`,
+      )
       return orig.apply(this, a)
     }
   }
@@ -153,7 +155,11 @@ function installTrace() {
   }
   const mesh = terminal.mesh
   const ledger = terminal.ledger
-  wrapAsync(ledger, 'recordEvent', (a) => `ledger.recordEvent ${a[0]?.event?.type} sync=${a[1]?.sync ?? true}`)
+  wrapAsync(
+    ledger,
+    'recordEvent',
+    (a) => `ledger.recordEvent ${a[0]?.event?.type} sync=${a[1]?.sync ?? true}`,
+  )
   wrapAsync(ledger, 'putPayment', (a) => `ledger.putPayment sync=${a[1]?.sync ?? true}`)
   wrapAsync(mesh, 'collect', () => 'mesh.collect (origin: send → quorum of acks)')
   wrapAsync(mesh, 'answerReservation', () => 'mesh.answerReservation (peer: validate → decide → fsync → ack)')
@@ -255,7 +261,8 @@ const handlers = {
     for (;;) {
       const hit = modeLog.find((m) => m.mode === mode && m.at >= since)
       if (hit !== undefined) return hit
-      if (terminal.mesh.status().mode === mode && modeLog.length === 0) return { mode, at: Date.now(), already: true }
+      if (terminal.mesh.status().mode === mode && modeLog.length === 0)
+        return { mode, at: Date.now(), already: true }
       if (Date.now() - t0 > timeoutMs) return null
       await new Promise((r) => setTimeout(r, 2))
     }
@@ -301,7 +308,16 @@ const handlers = {
   // kind 'redis': the alternative a venue might pick, one client connection per process
   redisCheck: async ({ nullifier, card, amountMinor, capMinor, windowMs }) => {
     const t0 = performance.now()
-    const r = await redis.command('EVALSHA', redisSha, 2, `n:${nullifier}`, `c:${card}`, amountMinor, capMinor, windowMs)
+    const r = await redis.command(
+      'EVALSHA',
+      redisSha,
+      2,
+      `n:${nullifier}`,
+      `c:${card}`,
+      amountMinor,
+      capMinor,
+      windowMs,
+    )
     return { ms: performance.now() - t0, result: r }
   },
   // write wire events (in the order given) into a ledger directory, as a terminal would have stored them
@@ -325,26 +341,13 @@ const handlers = {
     return events.length
   },
   // kind 'gen': signed events for the catch-up / ingest / memory figures
-  generate: async ({ venueDir, origins, pairs, tag, ledgers }) => {
+  generate: async ({ venueDir, origins, pairs, tag }) => {
     const { loadVenueBundle } = await import('@nullmesh/policy')
     const { generateEvents } = await import('./events.js')
     const bundle = await loadVenueBundle(venueDir)
     const { byOrigin } = await generateEvents(bundle, venueDir, origins, pairs, { tag })
     const out = {}
     for (const [id, evs] of byOrigin) out[id] = evs.map((e) => e.bytes)
-    // optionally written straight into ledgers (prefill), each ledger: a list of origins
-    if (ledgers !== undefined) {
-      const { createLedger } = await import('@nullmesh/ledger')
-      for (const { path, origins: which } of ledgers) {
-        const ledger = createLedger({ path })
-        await ledger.open()
-        for (const id of which) {
-          const evs = byOrigin.get(id) ?? []
-          for (let i = 0; i < evs.length; i += 1000) await ledger.recordEvents(evs.slice(i, i + 1000), { sync: false })
-        }
-        await ledger.close()
-      }
-    }
     return out
   },
   waitEvents: async ({ count, timeoutMs }) => {
