@@ -14,6 +14,13 @@ export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export const MDNS_INTERVAL_MS = 1000
 /** Connection liveness pings: a cut is noticed in 2–4 s instead of ~13 s. */
 export const PING_INTERVAL_MS = 2000
+/**
+ * Ping timeout bounds. libp2p's adaptive timeout starts at 5 s and doubles after each failure, so
+ * every cut of one link took longer to notice (5 s, 12 s, 19 s, > 30 s in the heal benchmark). On a
+ * LAN a ping answers in well under a millisecond: 1.5–3 s is generous and keeps detection bounded.
+ */
+export const PING_TIMEOUT_MIN_MS = 1500
+export const PING_TIMEOUT_MAX_MS = 3000
 /** How often static peers and known enrolled peers we are not connected to are redialled. */
 export const REDIAL_INTERVAL_MS = 1000
 /** Periodic anti-entropy with one random peer, repairing anything gossip dropped. */
@@ -25,6 +32,8 @@ export const CATCHUP_FRAME_BYTES = 48 * 1024
 /** Upper bound on a catch-up answer; a peer that needs more asks again. */
 export const CATCHUP_MAX_EVENTS = 200_000
 export const HELLO_TIMEOUT_MS = 3000
+/** hello attempts before a connection that cannot be verified is dropped (and redialled) */
+export const HELLO_ATTEMPTS = 3
 export const DIAL_TIMEOUT_MS = 2000
 /** Max bytes of one frame on our request/response protocols. */
 export const MAX_FRAME_BYTES = 64 * 1024

@@ -59,11 +59,14 @@ import {
   DEFAULT_LISTEN,
   DIAL_TIMEOUT_MS,
   gossipTopic,
+  HELLO_ATTEMPTS,
   HELLO_TIMEOUT_MS,
   MAX_GOSSIP_BYTES,
   MDNS_INTERVAL_MS,
   mdnsServiceTag,
   PING_INTERVAL_MS,
+  PING_TIMEOUT_MAX_MS,
+  PING_TIMEOUT_MIN_MS,
   protocolIds,
   REDIAL_INTERVAL_MS,
 } from './constants.js'
@@ -380,7 +383,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       streamMuxers: [yamux()],
       // the venue pre-shared key: outsiders cannot even complete a handshake
       connectionProtector: preSharedKey({ psk: this.bundle.psk }),
-      connectionMonitor: { pingInterval: PING_INTERVAL_MS },
+      connectionMonitor: {
+        pingInterval: PING_INTERVAL_MS,
+        pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS, maxTimeout: PING_TIMEOUT_MAX_MS },
+      },
       connectionGater: {
         denyDialPeer: async () => this.partitioned,
         denyInboundConnection: async () => this.partitioned,
@@ -658,9 +664,22 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       caughtUp: false,
     }
     this.peers.set(id, state)
-    this.sayHello(state).catch((err: unknown) =>
-      log('hello to %s failed: %s', member.id, (err as Error).message),
-    )
+    this.greet(state)
+  }
+
+  /** hello (and the catch-up behind it); a failure is retried, then the connection is dropped so
+   * that a redial starts clean — a peer must never stay connected but unverified */
+  private greet(state: PeerState, attempt = 1): void {
+    this.sayHello(state).catch((err: unknown) => {
+      log('hello to %s failed (attempt %d): %s', state.id, attempt, (err as Error).message)
+      if (!this.started || this.peers.get(state.peerId.toString()) !== state) return
+      if (attempt < HELLO_ATTEMPTS) {
+        setTimeout(() => this.greet(state, attempt + 1), 200 * attempt).unref()
+      } else {
+        this.peers.delete(state.peerId.toString())
+        this.libp2p?.hangUp(state.peerId).catch(() => {})
+      }
+    })
   }
 
   private onDisconnect(peerId: PeerId): void {
@@ -716,6 +735,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       )
       framed.send(this.helloFrame()).catch(() => resolve(undefined))
     })
+    if (reply === undefined) throw new Error('no hello answer')
     if (!this.checkHello(peer, reply)) {
       log('peer %s presented no valid certificate: hanging up', peer.id)
       await node.hangUp(peer.peerId).catch(() => {})
