@@ -87,6 +87,11 @@ function machine() {
     node: process.version,
     platform: `${process.platform} ${sh('uname -r') ?? ''}`.trim(),
     commit: sh(`git -C ${ROOT} rev-parse --short HEAD`),
+    // the bench measures packages/*/dist as built from the working tree: uncommitted changes count
+    packagesUncommitted: (sh(`git -C ${ROOT} status --porcelain -- packages`) ?? '')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.slice(3)),
   }
 }
 

@@ -1,5 +1,6 @@
 // Shared helpers for scripts/bench.js: histograms, worker processes, venues, pacing.
 import { fork, spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -89,7 +90,12 @@ export class Worker {
     this.child =
       init.netns === undefined
         ? fork(WORKER, [JSON.stringify(init)], {
-            stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
+            stdio: [
+              'ignore',
+              'ignore',
+              logFile === undefined && !process.env.BENCH_LOG_DIR ? 'ignore' : 'pipe',
+              'ipc',
+            ],
             env: { ...process.env },
             cwd: ROOT,
             serialization: 'advanced',
@@ -108,7 +114,12 @@ export class Worker {
               JSON.stringify(init),
             ],
             {
-              stdio: ['ignore', 'ignore', logFile === undefined ? 'ignore' : 'pipe', 'ipc'],
+              stdio: [
+                'ignore',
+                'ignore',
+                logFile === undefined && !process.env.BENCH_LOG_DIR ? 'ignore' : 'pipe',
+                'ipc',
+              ],
               env: { ...process.env },
               cwd: ROOT,
               serialization: 'advanced',
@@ -118,6 +129,11 @@ export class Worker {
     this.child.stderr?.on('data', (d) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000)
     })
+    // BENCH_LOG_DIR=<dir>: each worker's stderr (e.g. DEBUG=nullmesh:* logs) goes to <dir>/<name>-<pid>.log
+    if (process.env.BENCH_LOG_DIR && this.child.stderr)
+      this.child.stderr.pipe(
+        createWriteStream(join(process.env.BENCH_LOG_DIR, `${name}-${this.child.pid}.log`), { flags: 'a' }),
+      )
     this.ready = new Promise((resolve, reject) => {
       this.child.on('message', (m) => {
         if (m.ready) resolve(m)
