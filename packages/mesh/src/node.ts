@@ -220,6 +220,11 @@ class BarrierChannel {
     p.resolve(ack?.ok === true ? ack.value : undefined)
   }
 
+  /** a one-way frame (id 0): a Commit or Release pushed to this peer */
+  notify(event: Uint8Array): void {
+    this.framed.send([0, event]).catch(() => {})
+  }
+
   failAll(): void {
     for (const p of this.pending.values()) p.resolve(undefined)
     this.pending.clear()
@@ -413,17 +418,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     })
 
     const pubsub = node.services.pubsub
-    pubsub.topicValidators.set(this.topic, (_peer, msg) => {
-      try {
-        const signed = validateEventBytes(this.validationContext(), msg.data, MAX_GOSSIP_BYTES)
-        this.applyRemote(signed, 'gossip')
-        return toGossipVerdict(undefined)
-      } catch (err: unknown) {
-        if (err instanceof EventValidationError && err.action === 'REJECT')
-          log('gossip reject %s: %s', err.code, err.message)
-        return toGossipVerdict(err)
-      }
-    })
+    pubsub.topicValidators.set(this.topic, (_peer, msg) => toGossipVerdict(this.receive(msg.data, 'gossip')))
     pubsub.subscribe(this.topic)
 
     node.addEventListener('peer:connect', (evt) => this.onConnect(evt.detail))
@@ -612,10 +607,37 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     return { signed: signed as SignedEvent<Reservation>, durable }
   }
 
+  /**
+   * Disseminate our Commit or Release. Every ready peer gets it pushed on the barrier stream we
+   * already hold (one transmission each). gossipsub carries it too only while some enrolled
+   * terminal is not a ready direct peer, so it reaches them through others: in a venue's usual
+   * full mesh, flood-publish plus every receiver forwarding cost ~4× the transmissions, each paid
+   * in Noise, Yamux, protobuf and hashing by the receiver (docs/benchmarks.md, finding 2).
+   */
   private publish(signed: SignedEvent): void {
-    this.libp2p?.services.pubsub
-      .publish(this.topic, signed.bytes)
-      .catch((err: unknown) => log('publish failed: %o', err))
+    const ready = this.readyPeers()
+    for (const peer of ready) {
+      void this.channelFor(peer).then((ch) => ch?.notify(signed.bytes))
+    }
+    if (ready.length < this.membership.size - 1) {
+      this.libp2p?.services.pubsub
+        .publish(this.topic, signed.bytes)
+        .catch((err: unknown) => log('publish failed: %o', err))
+    }
+  }
+
+  /** an event pushed by a peer or relayed by gossip: validated alike, then into the view */
+  private receive(bytes: Uint8Array, source: 'gossip' | 'push'): unknown {
+    try {
+      const signed = validateEventBytes(this.validationContext(), bytes, MAX_GOSSIP_BYTES)
+      this.applyRemote(signed, 'gossip')
+      return undefined
+    } catch (err: unknown) {
+      if (err instanceof EventValidationError && err.action === 'REJECT') {
+        log('%s reject %s: %s', source, err.code, err.message)
+      }
+      return err
+    }
   }
 
   // ---- peers -------------------------------------------------------------------------------
@@ -890,6 +912,12 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           return
         }
         const id = frame[0]
+        if (id === 0) {
+          // a pushed Commit or Release: no answer
+          const err = this.receive(frame[1], 'push')
+          if (err instanceof EventValidationError && err.action === 'REJECT') framed.abort(err)
+          return
+        }
         const view = Array.isArray(frame[2])
           ? frame[2].filter((v): v is string => typeof v === 'string').slice(0, 4096)
           : []
