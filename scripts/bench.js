@@ -90,8 +90,8 @@ function machine() {
     // the bench measures packages/*/dist as built from the working tree: uncommitted changes count
     packagesUncommitted: (sh(`git -C ${ROOT} status --porcelain -- packages`) ?? '')
       .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => l.slice(3)),
+      .map((l) => l.trim().replace(/^\S+\s+/, ''))
+      .filter((l) => l !== ''),
   }
 }
 
