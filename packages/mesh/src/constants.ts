@@ -37,5 +37,7 @@ export const HELLO_ATTEMPTS = 3
 export const DIAL_TIMEOUT_MS = 2000
 /** Max bytes of one frame on our request/response protocols. */
 export const MAX_FRAME_BYTES = 64 * 1024
+/** Max bytes buffered by one stream's frame decoder. */
+export const MAX_BUFFER_BYTES = 8 * 1024 * 1024
 /** Size limit of one gossip message: an event can never be larger. */
 export const MAX_GOSSIP_BYTES = 16 * 1024

@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { decode, encode } from 'cborg'
 import * as varint from 'uint8-varint'
-import { MAX_FRAME_BYTES } from './constants.js'
+import { MAX_BUFFER_BYTES, MAX_FRAME_BYTES } from './constants.js'
 
 /**
  * Length-prefixed CBOR frames over one long-lived libp2p stream, driven by the stream's
@@ -12,7 +12,9 @@ import { MAX_FRAME_BYTES } from './constants.js'
 export class FramedStream {
   private readonly decoder = new LengthPrefixedDecoder({
     maxDataLength: MAX_FRAME_BYTES,
-    maxBufferSize: 4 * MAX_FRAME_BYTES,
+    // one 'message' event can carry many frames at once (yamux hands over what TCP delivered:
+    // over 1 MiB during a catch-up); each frame is still bounded by maxDataLength
+    maxBufferSize: MAX_BUFFER_BYTES,
   })
   closed = false
 
