@@ -628,7 +628,11 @@ class NullmeshTerminal implements Terminal {
         : { centralPaymentId: o.centralPaymentId }),
       settlement: { updatedAt: now, ...(o.completedAt === undefined ? {} : { completedAt: o.completedAt }) },
     }
-    await this.#ledger!.putPayment(record, { sync: true })
+    // An approval's decision is already durable as its fsync'd Commit, and #recover answers a retry
+    // from it if this record is lost in a crash: no second fsync on the approval path. A decline has
+    // no Commit, so its record is what keeps the first answer.
+    const approved = o.status === 'approved_offline' || o.status === 'approved_online'
+    await this.#ledger!.putPayment(record, { sync: !approved })
     if (o.settlement === 'queued') this.#queueAdd(record, 1)
     else if (o.settlement !== 'none') this.#settled[o.settlement]++
     const m = this.#metrics
