@@ -1273,6 +1273,12 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   async reserveOnline(candidate: OfflineCandidate): Promise<SignedEvent<Reservation>> {
     if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
+    // Our own ack counts toward the quorum, so we check what every acker checks: a credential use
+    // we hold (ours or one we acked) is not reserved again. Skipping this let an online approval
+    // and a peer's offline commit of one nullifier meet only at this terminal, which said yes twice.
+    if (this.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined) {
+      throw new MeshError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+    }
     const { signed: res, durable } = this.appendReservation(candidate)
     // An online payment passes the barrier too when a quorum is there: otherwise a credential
     // authorised online here could be approved offline at a peer in the same instant. Without a
