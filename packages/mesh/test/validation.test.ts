@@ -65,6 +65,24 @@ function ack(key: KeyPair, r: SignedEvent<Reservation>, ok = true) {
   })
 }
 
+function commitOf(
+  key: KeyPair,
+  r: SignedEvent<Reservation>,
+  acks: ReturnType<typeof ack>[],
+  mode: 'quorum' | 'isolated' = 'quorum',
+) {
+  return signEvent(key, {
+    type: 'commit',
+    venue,
+    origin: key.publicKey,
+    seq: 2,
+    ts: NOW,
+    reservation: r,
+    mode,
+    acks,
+  })
+}
+
 function expectCode(fn: () => unknown, code: keyof typeof VALIDATION_CODES) {
   try {
     fn()
@@ -83,16 +101,7 @@ describe('gossip validation rules', () => {
   it('accepts a valid reservation, quorum commit and release', () => {
     const r = reservation(a)
     expect(validateEventBytes(ctx(), r.bytes, 16384).idHex).toBe(r.idHex)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r), ack(b, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r), ack(b, r)])
     expect(validateEventBytes(ctx(), commit.bytes, 16384).event.type).toBe('commit')
     const release = signEvent(a, {
       type: 'release',
@@ -146,86 +155,32 @@ describe('gossip validation rules', () => {
   })
   it('[REJECT] commit with too few acks', () => {
     const r = reservation(a)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
   it('[REJECT] commit whose certificate counts one acker twice', () => {
     const r = reservation(a)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r), ack(a, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r), ack(a, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
   it('[REJECT] commit with an ack from a non-enrolled key', () => {
     const r = reservation(a)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r), ack(stranger, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r), ack(stranger, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
   it('[REJECT] commit containing a refusal', () => {
     const r = reservation(a)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r), ack(b, r, false), ack(c, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r), ack(b, r, false), ack(c, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
   it('[REJECT] commit of another terminal’s reservation', () => {
     const r = reservation(b)
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: r,
-      mode: 'quorum',
-      acks: [ack(a, r), ack(b, r)],
-    })
+    const commit = commitOf(a, r, [ack(a, r), ack(b, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
   it('[REJECT] commit embedding a reservation with a bad signature', () => {
     const forged = signEvent(b, { ...reservation(a).event }) as SignedEvent<Reservation>
-    const commit = signEvent(a, {
-      type: 'commit',
-      venue,
-      origin: a.publicKey,
-      seq: 2,
-      ts: NOW,
-      reservation: forged,
-      mode: 'isolated',
-      acks: [],
-    })
+    const commit = commitOf(a, forged, [], 'isolated')
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_SIGNATURE')
   })
   it('[REJECT] release of another terminal’s reservation', () => {
