@@ -392,14 +392,17 @@ export class NullmeshLedger implements Ledger {
   }
 
   highWaterMarks(opts: AbortOptions = {}): Promise<Record<string, number>> {
-    return this.#run(opts.signal, async () => {
-      const marks: Record<string, number> = {}
-      for (const origin of [...this.#origins.keys()].sort()) {
-        const s = this.#origins.get(origin)!
-        if (s.maxSeq > 0) marks[origin] = s.hwm
-      }
-      return marks
-    })
+    return this.#run(opts.signal, async () => this.#marks((s) => (s.maxSeq > 0 ? s.hwm : undefined)))
+  }
+
+  /** per-origin marks in origin order; origins for which `pick` gives undefined are left out */
+  #marks(pick: (s: OriginState) => number | undefined): Record<string, number> {
+    const marks: Record<string, number> = {}
+    for (const origin of [...this.#origins.keys()].sort()) {
+      const m = pick(this.#origins.get(origin)!)
+      if (m !== undefined) marks[origin] = m
+    }
+    return marks
   }
 
   async *eventsAfter(
@@ -565,14 +568,7 @@ export class NullmeshLedger implements Ledger {
   }
 
   confirmedMarks(opts: AbortOptions = {}): Promise<Record<string, number>> {
-    return this.#run(opts.signal, async () => {
-      const marks: Record<string, number> = {}
-      for (const origin of [...this.#origins.keys()].sort()) {
-        const s = this.#origins.get(origin)!
-        if (s.confirmed > 0) marks[origin] = s.confirmed
-      }
-      return marks
-    })
+    return this.#run(opts.signal, async () => this.#marks((s) => (s.confirmed > 0 ? s.confirmed : undefined)))
   }
 
   prune(opts: PruneOptions = {}): Promise<{ pruned: number }> {

@@ -501,7 +501,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       }
       this.applyToState(signed, held)
     }
-    // online reservations never count toward offline caps: find them from their commits
+    // (online commits hold their nullifier; the policy leaves them out of the offline caps)
     log('rebuilt state from %d events', this.known.size)
   }
 
