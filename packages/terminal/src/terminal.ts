@@ -956,6 +956,11 @@ class NullmeshTerminal implements Terminal {
       this.#settled[next]++
       applied++
       this.#metrics?.settlements.inc({ status: next })
+      // A payment can reach central through a peer's ledger and settle before our own sync reports
+      // it: it was forwarded all the same, so listeners still see queued → forwarded → final.
+      if (p.status === 'queued' && next !== 'forwarded') {
+        this.#emit('payment.forwarded', { payment: this.#view({ ...updated, status: 'forwarded' }) })
+      }
       this.#emit(`payment.${next}` as TerminalEventType, { payment: this.#view(updated) })
     }
     return applied

@@ -98,6 +98,15 @@ describe('sync agent against the real central service', () => {
     for (const a of approved) expect(byId.get(a.paymentId)?.status).toBe('completed')
     expect(atCentral.filter((p) => p.status === 'completed')).toHaveLength(approved.length)
 
+    // a payment can settle through a peer's sync before its own terminal has flushed everything:
+    // wait until every terminal's cursor reached the end of every origin's log
+    for (const t of venue.terminals) {
+      await waitFor(
+        async () =>
+          JSON.stringify(await t.ledger.confirmedMarks()) === JSON.stringify(await t.ledger.highWaterMarks()),
+        10_000,
+      )
+    }
     // batches of at most 50, each origin's events in seq order, the terminal's own first
     for (const [i, rec] of recs.entries()) {
       expect(rec.batches.length).toBeGreaterThanOrEqual(2)
