@@ -93,6 +93,25 @@ export interface PruneOptions extends SyncOptions {
   limit?: number
 }
 
+/**
+ * What the ledger keeps of a reservation whose body was pruned (central confirmed it): enough to
+ * rebuild a terminal's view — the nullifier stays held, the card's window stays counted.
+ */
+export interface ReservationSummary {
+  id: string
+  state: ReservationState
+  held: boolean
+  nullifier: string
+  cardKey: string
+  currency: string
+  ts: number
+  amountMinor: number
+  /** absent for records written before these fields existed */
+  origin?: string | undefined
+  method?: string | undefined
+  modes: string[]
+}
+
 export interface LedgerStats {
   /** event bodies stored (pruned ones excluded) */
   events: number
@@ -178,6 +197,8 @@ export interface Ledger {
   prune(opts?: PruneOptions): Promise<{ pruned: number }>
 
   stats(opts?: AbortOptions): Promise<LedgerStats>
+  /** Reservations whose body was pruned, from the indexes kept after pruning. */
+  prunedReservations(opts?: AbortOptions): AsyncIterable<ReservationSummary>
 }
 
 export function createLedger(init: LedgerInit): Ledger {

@@ -9,6 +9,7 @@ import {
   DEFAULT_PAYMENT_SYNC,
   DEFAULT_PRUNE_SYNC,
   KEY_END,
+  KEY_SEPARATOR,
   LOG_NAMESPACE,
   PRUNE_BATCH_SIZE,
 } from './constants.js'
@@ -29,6 +30,7 @@ import type {
   RecordManyResult,
   RecordResult,
   ReservationState,
+  ReservationSummary,
   SyncOptions,
 } from './index.js'
 import {
@@ -423,6 +425,33 @@ export class NullmeshLedger implements Ledger {
       })) {
         remaining--
         yield decodeStored(bytes, key)
+      }
+    }
+  }
+
+  async *prunedReservations(opts: AbortOptions = {}): AsyncGenerator<ReservationSummary> {
+    const store = this.#storeForIteration(opts.signal)
+    for await (const [id, r] of store.reservations.iterator({ signal: opts.signal })) {
+      if (r.nullifier === undefined || r.cardKey === undefined || r.amountMinor === undefined) continue
+      // a body still stored is rebuilt from the event itself
+      if (r.eventKey !== undefined && (await store.events.get(r.eventKey)) !== undefined) continue
+      const parts = r.cardKey.split(KEY_SEPARATOR)
+      const cardKeyHex = parts[0]
+      const currency = parts[1]
+      const ts = Number(parts[2])
+      if (cardKeyHex === undefined || currency === undefined || !Number.isFinite(ts)) continue
+      yield {
+        id,
+        state: r.state,
+        held: r.held === true,
+        nullifier: r.nullifier,
+        cardKey: cardKeyHex,
+        currency,
+        ts,
+        amountMinor: r.amountMinor,
+        origin: r.origin,
+        method: r.method,
+        modes: r.modes ?? [],
       }
     }
   }

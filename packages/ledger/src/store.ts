@@ -30,6 +30,10 @@ export interface ReservationRecord {
   /** `cards` key of its exposure entry */
   cardKey?: string
   amountMinor?: number
+  /** origin public key (hex), method and commit modes: what the view needs once the body is pruned */
+  origin?: string
+  method?: string
+  modes?: string[]
 }
 
 /** One sublevel per keyspace; see README for the key layouts. */

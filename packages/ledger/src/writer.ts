@@ -132,6 +132,7 @@ export class WriteTxn {
         await this.#learnReservation(reservation, result.conflict === undefined ? embeddedKey : undefined)
         const record = await this.#ensure(reservation.idHex)
         record.state = 'committed'
+        if (!(record.modes ?? []).includes(e.mode)) record.modes = [...(record.modes ?? []), e.mode].sort()
         return
       }
       case 'release': {
@@ -150,6 +151,8 @@ export class WriteTxn {
     record.nullifier = toHex(r.nullifier)
     record.cardKey = cardKey(toHex(r.cardKey), r.currency, r.ts, ev.idHex)
     record.amountMinor = r.amountMinor
+    record.origin = toHex(r.origin)
+    record.method = r.method
     if (key !== undefined) record.eventKey = key
   }
 

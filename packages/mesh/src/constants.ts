@@ -41,3 +41,13 @@ export const MAX_FRAME_BYTES = 64 * 1024
 export const MAX_BUFFER_BYTES = 8 * 1024 * 1024
 /** Size limit of one gossip message: an event can never be larger. */
 export const MAX_GOSSIP_BYTES = 16 * 1024
+/**
+ * After the quorum is lost (or at start), how long a node treats missing peers as possibly
+ * reachable before it takes the isolated path: long enough for a dial, a hello and a catch-up on
+ * a LAN, short enough to leave most of a tap budget (capped at ¾ of it).
+ */
+export const ISOLATION_PROBE_MS = 1500
+/** how often a decision waiting for the quorum re-checks it */
+export const REACHABILITY_POLL_MS = 20
+/** tap budget when the policy does not set one (policy.tapBudgetMs) */
+export const DEFAULT_TAP_BUDGET_MS = 2000

@@ -15,6 +15,7 @@ export const VALIDATION_CODES = {
   ERR_EQUIVOCATION: 'REJECT',
   ERR_UNEXPECTED_TYPE: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
+  ERR_UNKNOWN_RESERVATION: 'IGNORE',
 } as const
 
 export type ValidationCode = keyof typeof VALIDATION_CODES
@@ -37,6 +38,7 @@ export type MeshErrorCode =
   | 'ERR_NOT_ENROLLED'
   | 'ERR_BAD_CONFIG'
   | 'ERR_REFUSED'
+  | 'ERR_UNRESOLVED'
 
 export class MeshError extends Error {
   readonly code: MeshErrorCode

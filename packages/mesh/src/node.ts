@@ -35,6 +35,7 @@ import {
   type KeyPair,
   MAX_EVENT_BYTES,
   type NullmeshEvent,
+  ONLINE_ACK_REASON,
   type PaymentMethod,
   type ProofDecision,
   type Release,
@@ -57,10 +58,12 @@ import {
   CATCHUP_FRAME_BYTES,
   CATCHUP_MAX_EVENTS,
   DEFAULT_LISTEN,
+  DEFAULT_TAP_BUDGET_MS,
   DIAL_TIMEOUT_MS,
   gossipTopic,
   HELLO_ATTEMPTS,
   HELLO_TIMEOUT_MS,
+  ISOLATION_PROBE_MS,
   MAX_GOSSIP_BYTES,
   MDNS_INTERVAL_MS,
   mdnsServiceTag,
@@ -68,6 +71,7 @@ import {
   PING_TIMEOUT_MAX_MS,
   PING_TIMEOUT_MIN_MS,
   protocolIds,
+  REACHABILITY_POLL_MS,
   REDIAL_INTERVAL_MS,
 } from './constants.js'
 import { EventValidationError, MeshError } from './errors.js'
@@ -93,6 +97,11 @@ export interface MeshInit {
   }
   /** clock, for tests */
   now?: () => number
+  /**
+   * Asked at start for each own reservation found without Commit or Release: true keeps it pending
+   * (an online attempt that central may have authorised); otherwise it is released.
+   */
+  keepPending?: (reservationIdHex: string) => Promise<boolean>
 }
 
 export interface OfflineCandidate {
@@ -161,11 +170,24 @@ export interface MeshNode extends TypedEventTarget<MeshEvents> {
   multiaddrs(): string[]
   status(): MeshStatus
   /** the offline decision path: policy → durable reservation → barrier → durable commit → proof */
-  authorize(candidate: OfflineCandidate, opts?: { signal?: AbortSignal }): Promise<OfflineDecision>
-  /** online path: a signed reservation to send to central (recorded durably first, not counted in offline caps) */
+  /**
+   * The offline decision path: policy → durable reservation → barrier → durable commit → proof,
+   * within the policy's tap budget. With `reservation`: decide an own reservation that already
+   * exists (an online attempt whose answer never came) under the same payment identity; it is
+   * committed if approved and left pending (never released) if not.
+   */
+  authorize(
+    candidate: OfflineCandidate,
+    opts?: { signal?: AbortSignal; reservation?: SignedEvent<Reservation>; deadline?: number },
+  ): Promise<OfflineDecision>
+  /**
+   * Online path, before central is asked: a signed reservation recorded durably and, when a quorum
+   * is reachable, held by a quorum under the online rules. Throws MeshError ERR_REFUSED when it is
+   * not held (refused, timed out, or no quorum known yet); nothing is then pending.
+   */
   reserveOnline(
     candidate: OfflineCandidate,
-    opts?: { signal?: AbortSignal },
+    opts?: { signal?: AbortSignal; deadline?: number },
   ): Promise<SignedEvent<Reservation>>
   /** online outcome: Commit (mode online) or Release, recorded and gossiped */
   completeOnline(
@@ -174,6 +196,8 @@ export interface MeshNode extends TypedEventTarget<MeshEvents> {
     reason?: string,
     opts?: { signal?: AbortSignal },
   ): Promise<{ event: SignedEvent; proof: Uint8Array }>
+  /** the policy's tap budget (ms): every decision returns within it */
+  readonly tapBudgetMs: number
   /** cut this node off at the mesh layer (simulation of a partition) or heal it */
   setPartitioned(partitioned: boolean): Promise<void>
   /** pull what we miss from every ready peer now */
@@ -231,11 +255,12 @@ class BarrierChannel {
   }
 
   /** resolves with the peer's signed ack or refusal, or undefined if the stream failed */
-  request(reservation: Uint8Array, view: string[]): Promise<SignedAck | undefined> {
+  request(reservation: Uint8Array, view: string[], online: boolean): Promise<SignedAck | undefined> {
     const id = this.nextId++
     return new Promise((resolve) => {
       this.pending.set(id, { resolve })
-      this.framed.send([id, reservation, view]).catch(() => {
+      const frame = online ? [id, reservation, view, ONLINE_KIND] : [id, reservation, view]
+      this.framed.send(frame).catch(() => {
         this.pending.delete(id)
         resolve(undefined)
       })
@@ -275,6 +300,29 @@ function facts(signed: SignedEvent<Reservation>): ReservationFacts {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** Barrier request kind (4th frame element): the origin will ask central to authorise it online. */
+const ONLINE_KIND = 1
+
+/**
+ * What a peer checks before holding a reservation headed for online authorisation: the issuer
+ * takes the credit risk, so not the offline floor or caps — but the credential use must be free
+ * (nullifier), the card not denied, and the time plausible.
+ */
+function onlineAckVerdict(
+  policy: VenuePolicy,
+  state: ExposureState,
+  r: ReservationFacts,
+  now: number,
+): { approve: true } | { approve: false; code: string } {
+  if (!Number.isFinite(r.ts) || Math.abs(now - r.ts) > policy.maxClockSkewMs)
+    return { approve: false, code: 'stale_reservation' }
+  if (policy.denylistCardKeys.includes(r.cardKey.toLowerCase()))
+    return { approve: false, code: 'denylisted_card' }
+  if (state.nullifierHolder(r.nullifier, r.id) !== undefined)
+    return { approve: false, code: 'nullifier_seen' }
+  return { approve: true }
+}
+
 class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   readonly policy: VenuePolicy
   readonly exposure: ExposureState = createExposureState()
@@ -295,6 +343,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private readonly idsAt = new Map<string, string>()
   private readonly reservationOrigin = new Map<string, string>()
   private readonly acksGiven = new Map<string, SignedAck>()
+  /** acks signed whose fsync is in flight: a retransmission waits for the same durable answer */
+  private readonly acksPending = new Map<string, Promise<SignedAck>>()
+  /** enrolled peers (public key hex) whose history we caught up with in this run */
+  private readonly learnedFrom = new Set<string>()
+  /**
+   * May this node sign events? Not before it knows its own high-water mark: a terminal whose disk
+   * was lost (same key, empty ledger) must learn from a quorum what it signed before, or it would
+   * sign two events with one (origin, seq). See docs/protocol.md, "Restarts and lost disks".
+   */
+  private seqKnown = false
   private readonly catchups = new Set<Promise<unknown>>()
   /** reservations neither committed nor released yet (any origin) */
   private readonly inflight = new Set<string>()
@@ -302,6 +360,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private readonly settled = new Set<string>()
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   private recentBarrierMs = 5
+  /** when ready peers last fell below the quorum (or the node started), performance.now() */
+  private quorumLostAt = 0
   private nextSeq = 1
   private appendChain: Promise<unknown> = Promise.resolve()
   private mode: MeshMode = 'isolated'
@@ -348,10 +408,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   private async doStart(opts: { signal?: AbortSignal }): Promise<void> {
     await this.rebuildState(opts)
-    this.nextSeq = await this.ledger.nextSeq(this.publicKeyHex)
-    // [restart] our own reservations without Commit or Release were never answered "approved"
+    this.nextSeq = Math.max(this.nextSeq, await this.ledger.nextSeq(this.publicKeyHex))
+    // An intact ledger knows our own high-water mark (own events are durable before they leave).
+    // An empty one may be a lost disk: learn from a quorum before signing (see learnedFrom).
+    this.seqKnown = this.nextSeq > 1 || this.quorum <= 1
+    this.quorumLostAt = performance.now()
+    // [restart] our own reservations without Commit or Release were never answered "approved".
+    // An offline one is released. One that was sent to central (init.keepPending says so) may have
+    // been authorised there: it stays pending until central has been asked (the terminal voids it).
     for (const pending of await this.ledger.pendingReservations(this.publicKeyHex)) {
+      if (this.init.keepPending !== undefined && (await this.init.keepPending(pending.idHex))) continue
       await this.appendOwn({ type: 'release', reservationId: pending.id, reason: 'recovered_after_restart' })
+        .durable
     }
     const privateKey = await generateKeyPairFromSeed('Ed25519', this.key.privateKey)
     const mdnsOpt = this.init.discovery?.mdns
@@ -501,8 +569,35 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       }
       this.applyToState(signed, held)
     }
+    // Bodies central confirmed may have been pruned: their reservations still hold their nullifier
+    // and count in their card's window, from the indexes the ledger keeps (a replayed credential
+    // must not be approved again after a restart, nor a card pass its cap).
+    let pruned = 0
+    for await (const r of this.ledger.prunedReservations({ signal: opts.signal })) {
+      if (this.known.has(r.id)) continue
+      const f: ReservationFacts = {
+        id: r.id,
+        origin: r.origin ?? '',
+        nullifier: r.nullifier,
+        cardKey: r.cardKey,
+        amountMinor: r.amountMinor,
+        currency: r.currency,
+        method: (r.method ?? 'contactless') as PaymentMethod,
+        ts: r.ts,
+      }
+      this.known.add(r.id)
+      this.reservationOrigin.set(r.id, f.origin)
+      this.exposure.addReservation(f, r.held)
+      if (r.state === 'committed') {
+        const modes = r.modes.length > 0 ? r.modes : ['quorum']
+        for (const m of modes) this.exposure.addCommit(f, m as CommitMode)
+      }
+      if (r.state === 'released') this.exposure.addRelease(r.id)
+      if (r.state !== 'reserved') this.settled.add(r.id)
+      pruned++
+    }
     // (online commits hold their nullifier; the policy leaves them out of the offline caps)
-    log('rebuilt state from %d events', this.known.size)
+    log('rebuilt state from %d events and %d pruned reservations', this.known.size - pruned, pruned)
   }
 
   /** Apply a recorded or about-to-be-recorded event to the in-memory view. Synchronous, so a
@@ -510,7 +605,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private applyToState(signed: SignedEvent, held: boolean): void {
     const e = signed.event
     this.known.add(signed.idHex)
-    this.idsAt.set(`${toHex(e.origin)}:${e.seq}`, signed.idHex)
+    const origin = toHex(e.origin)
+    this.idsAt.set(`${origin}:${e.seq}`, signed.idHex)
+    // our own events coming back (catch-up after a lost disk): never sign at their seq again
+    if (origin === this.publicKeyHex && e.seq >= this.nextSeq) this.nextSeq = e.seq + 1
     switch (e.type) {
       case 'reservation':
         this.reservationOrigin.set(signed.idHex, toHex(e.origin))
@@ -650,6 +748,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     const mode: MeshMode =
       !this.partitioned && this.readyPeers().length + 1 >= this.quorum ? 'quorum' : 'isolated'
     if (mode !== this.mode) {
+      if (mode === 'isolated') this.quorumLostAt = performance.now()
       this.mode = mode
       log('mode %s (%d ready peers, quorum %d)', mode, this.readyPeers().length, this.quorum)
       this.emit('mode', { mode })
@@ -764,8 +863,17 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       return
     }
     peer.verified = true
-    await this.trackCatchup(this.catchUpFrom(peer), true)
+    // a peer counts toward the quorum only once we hold what it holds: a failed catch-up is retried
+    // by greet() and, after HELLO_ATTEMPTS, the connection is dropped — never counted as caught up
+    const got = await this.trackCatchup(this.catchUpFrom(peer), true)
+    if (got === undefined) throw new Error('catch-up failed')
     peer.caughtUp = true
+    this.learnedFrom.add(peer.keyHex)
+    if (!this.seqKnown && this.learnedFrom.size + 1 >= this.quorum) {
+      // any event of ours that a quorum certified is held by one of these peers (intersection)
+      this.seqKnown = true
+      log('learned our own history from %d peers: next seq %d', this.learnedFrom.size, this.nextSeq)
+    }
     this.emit('peer', { peerId: peer.peerId.toString(), id: peer.id, state: 'ready' })
     this.updateMode()
   }
@@ -921,7 +1029,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         const view = Array.isArray(frame[2])
           ? frame[2].filter((v): v is string => typeof v === 'string').slice(0, 4096)
           : []
-        this.answerReservation(remote, frame[1], view)
+        this.answerReservation(remote, frame[1], view, frame[3] === ONLINE_KIND)
           .then((ack) => framed.send([id, ack?.bytes ?? null]))
           .catch((err: unknown) => log('barrier answer failed: %o', err))
       },
@@ -945,6 +1053,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     remotePeer: string,
     bytes: Uint8Array,
     originView: string[],
+    online: boolean,
   ): Promise<SignedAck | undefined> {
     const member = this.membership.memberForPeer(remotePeer, this.now())
     if (member === undefined) return undefined
@@ -959,8 +1068,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       const d = decodeEvent(bytes)
       if (!d.ok) return undefined
       signed = d.value
-      const previous = this.acksGiven.get(signed.idHex)
-      if (previous !== undefined) return previous // a retransmission gets the same answer
+      // a retransmission gets the same answer, and only once that answer is durable; an online
+      // ack does not answer a later offline request for the same reservation (decided afresh)
+      const previous = await (this.acksGiven.get(signed.idHex) ?? this.acksPending.get(signed.idHex))
+      if (previous !== undefined && previous.ack.reason === (online ? ONLINE_ACK_REASON : '')) return previous
     }
     if (signed.event.type !== 'reservation') return undefined
     const reservation = signed as SignedEvent<Reservation>
@@ -968,15 +1079,22 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     if (toHex(reservation.event.origin) !== member.publicKeyHex) return undefined
     if (reservation.event.policyVersion !== this.policy.version)
       return this.refuse(reservation.id, 'policy_mismatch')
-    // a terminal that is still catching up must not ack against a stale view
+    // a terminal that is still catching up must not ack against a stale view: it waits a little,
+    // then refuses (the origin retries within its tap budget) rather than ack without the history
     if (this.catchups.size > 0) {
       await Promise.race([Promise.allSettled([...this.catchups]), sleep(this.policy.barrier.timeoutMs / 2)])
+      if (this.catchups.size > 0) return this.refuse(reservation.id, 'catching_up')
     }
     const f = facts(reservation)
     if (this.partitioned) return undefined
-    // originView: the card's reservations the origin counted; a peer holding one it did not see
-    // refuses (`conflict`), which makes card caps exact and not just pairwise (see docs/protocol.md)
-    const verdict = decideAck(this.policy, this.exposure, f, { now: this.now(), originView })
+    // An online reservation (its origin asks central next) is judged by the online rules: the
+    // offline floor and caps do not apply, but the ack still means "I now hold this nullifier".
+    // An offline one by the offline rules and the origin's view of the card: a peer holding a
+    // reservation of the card the origin did not see refuses (`conflict`), which makes card caps
+    // exact and not just pairwise (see docs/protocol.md).
+    const verdict = online
+      ? onlineAckVerdict(this.policy, this.exposure, f, this.now())
+      : decideAck(this.policy, this.exposure, f, { now: this.now(), originView })
     if (!verdict.approve) {
       if (!this.known.has(reservation.idHex)) this.applyRemote(reservation, 'gossip')
       return this.refuse(reservation.id, verdict.code)
@@ -989,12 +1107,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       acker: this.key.publicKey,
       reservationId: reservation.id,
       ok: true,
-      reason: '',
+      reason: online ? ONLINE_ACK_REASON : '',
       ts: this.now(),
     })
-    this.acksGiven.set(reservation.idHex, ack)
-    await this.ledger.recordEvent(reservation, { sync: true, held: true, ackGiven: ack })
-    return ack
+    const durable = this.ledger
+      .recordEvent(reservation, { sync: true, held: true, ackGiven: ack })
+      .then(() => {
+        this.acksGiven.set(reservation.idHex, ack)
+        return ack
+      })
+      .finally(() => this.acksPending.delete(reservation.idHex))
+    this.acksPending.set(reservation.idHex, durable)
+    return await durable
   }
 
   // ---- barrier: origin side ----------------------------------------------------------------------
@@ -1019,21 +1143,26 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     return peer.opening
   }
 
-  /** Collect acks until the quorum is met, a peer refuses, or the timeout passes. */
+  /**
+   * Collect acks until the quorum is met, a quorum is no longer possible, or `timeoutMs` passes.
+   * `online`: the peers judge it by the online rules and answer with an `online` ack.
+   */
   private async collect(
     reservation: SignedEvent<Reservation>,
     view: string[],
+    opts: { timeoutMs: number; online: boolean },
   ): Promise<
     | { kind: 'quorum'; acks: SignedAck[] }
     | { kind: 'refused'; code: string; acks: number }
     | { kind: 'unreachable' | 'timeout'; acks: number }
   > {
+    const reason = opts.online ? ONLINE_ACK_REASON : ''
     const self = signAck(this.key, {
       venue: this.bundle.venueId,
       acker: this.key.publicKey,
       reservationId: reservation.id,
       ok: true,
-      reason: '',
+      reason,
       ts: this.now(),
     })
     const acks: SignedAck[] = [self]
@@ -1053,11 +1182,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       }
       const timer = setTimeout(
         () => finish({ kind: 'timeout', acks: acks.length }),
-        this.policy.barrier.timeoutMs,
+        Math.max(0, opts.timeoutMs),
       )
       for (const peer of targets) {
         void this.channelFor(peer)
-          .then((ch) => ch?.request(reservation.bytes, view))
+          .then((ch) => ch?.request(reservation.bytes, view, opts.online))
           .then((ack) => {
             outstanding--
             if (done) return
@@ -1066,10 +1195,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
               equalBytes(ack.ack.reservationId, reservation.id) &&
               toHex(ack.ack.acker) === peer.keyHex &&
               verifyAckSignature(ack)
-            if (valid && ack.ack.ok) {
+            if (valid && ack.ack.ok && ack.ack.reason === reason) {
               acks.push(ack)
               if (acks.length >= this.quorum) finish({ kind: 'quorum', acks })
-            } else if (valid) {
+            } else if (valid && !ack.ack.ok) {
               // a refusal does not end the barrier while a quorum is still possible: safety comes
               // from quorum intersection, and stopping at the first "no" turns contention into livelock
               refusal ??= ack.ack.reason
@@ -1084,6 +1213,44 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           })
       }
     })
+  }
+
+  /**
+   * Can a quorum be reached? `quorum`: enough peers are ready. `isolated`: not enough peers are
+   * ready or even connected, and none has become so for ISOLATION_PROBE_MS since the quorum was
+   * lost (or since start) — connection attempts failed, the quorum is really unreachable.
+   * `unknown`: peers are connecting, greeting or catching up, or the probe time has not passed:
+   * "not greeted yet" is not "unreachable", and a decision must not take the isolated path on it.
+   */
+  private reachability(): 'quorum' | 'isolated' | 'unknown' {
+    if (this.partitioned) return 'isolated'
+    const ready = this.readyPeers().length
+    if (ready + 1 >= this.quorum) return 'quorum'
+    const connecting = this.peers.size - ready
+    if (ready + connecting + 1 >= this.quorum) return 'unknown'
+    if (performance.now() - this.quorumLostAt < this.isolationProbeMs) return 'unknown'
+    return 'isolated'
+  }
+
+  /** Wait (within the deadline) until the quorum is reachable or known to be unreachable. */
+  private async awaitReachability(
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<'quorum' | 'isolated' | 'unknown'> {
+    for (;;) {
+      const r = this.reachability()
+      if (r !== 'unknown' || performance.now() >= deadline) return r
+      signal?.throwIfAborted()
+      await sleep(Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - performance.now())))
+    }
+  }
+
+  private get isolationProbeMs(): number {
+    return Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75))
+  }
+
+  get tapBudgetMs(): number {
+    return (this.policy as VenuePolicy & { tapBudgetMs?: number }).tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS
   }
 
   private proofFor(
@@ -1106,18 +1273,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   /** randomised exponential backoff: contenders for one card spread out instead of colliding again */
-  private backoff(attempt: number): Promise<void> {
+  private backoff(attempt: number, deadline: number): Promise<void> {
     // the window must exceed a barrier round, or contenders meet again: scale by the recent one
     const window = (this.policy.barrier.retryJitterMs + this.recentBarrierMs) * 2 ** (attempt - 1)
-    return sleep(2 + Math.random() * window)
+    return sleep(Math.min(2 + Math.random() * window, Math.max(0, deadline - performance.now())))
   }
 
   async authorize(
     candidate: OfflineCandidate,
-    opts: { signal?: AbortSignal } = {},
+    opts: { signal?: AbortSignal; reservation?: SignedEvent<Reservation>; deadline?: number } = {},
   ): Promise<OfflineDecision> {
     if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
     const t0 = performance.now()
+    // every decision returns within the tap budget; a barrier round needs a little room to commit
+    const deadline = opts.deadline ?? t0 + this.tapBudgetMs
     const retries = this.policy.barrier.retries
     let lastAcks = 0
     let attempts = 0
@@ -1127,6 +1296,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       ms: Math.round((performance.now() - t0) * 1000) / 1000,
       attempts,
     })
+    // An existing reservation of ours (an online attempt whose answer never came): decided offline
+    // under the same payment identity, and never released here — the caller must void it at
+    // central first, since central may have authorised it.
+    const existing = opts.reservation
     const decline = (mode: MeshMode, code: string, message?: string, seq = 0): OfflineDecision => {
       const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
       const ts = this.now()
@@ -1140,13 +1313,29 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         ts,
         proof: this.proofFor(candidate, 'declined_offline', seq, ts, declineCode),
         barrier: stats(),
+        ...(existing === undefined ? {} : { reservationId: existing.idHex }),
       }
     }
+    const timeLeft = () => deadline - performance.now()
     for (;;) {
       opts.signal?.throwIfAborted()
       attempts++
+      const reach = await this.awaitReachability(deadline, opts.signal)
+      if (reach === 'unknown')
+        return decline(
+          this.mode,
+          'quorum_unavailable',
+          'peers are still connecting: no quorum within the tap budget',
+        )
+      if (!this.seqKnown)
+        return decline(
+          this.mode,
+          'quorum_unavailable',
+          'this terminal has no history of its own yet and has not learned it from a quorum',
+        )
       const now = this.now()
       const base = {
+        id: existing?.idHex,
         origin: this.publicKeyHex,
         nullifier: toHex(candidate.nullifier),
         cardKey: toHex(candidate.cardKey),
@@ -1154,23 +1343,34 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         currency: candidate.currency,
         method: candidate.method,
         bin: candidate.bin,
-        ts: now,
+        ts: existing?.event.ts ?? now,
       }
-      if (this.mode === 'isolated') return this.authorizeIsolated(candidate, base, stats)
+      if (reach === 'isolated') return this.authorizeIsolated(candidate, base, stats, existing)
       const verdict = decideOffline(this.policy, this.exposure, base, { mode: 'quorum', now })
       if (!verdict.approve) {
         // the conflict may be a reservation still in flight that is about to be released
-        if (RETRYABLE.has(verdict.code) && this.inflight.size > 0 && attempts <= retries) {
-          await this.backoff(attempts)
+        if (RETRYABLE.has(verdict.code) && this.inflight.size > 0 && attempts <= retries && timeLeft() > 0) {
+          await this.backoff(attempts, deadline)
           continue
         }
         return decline('quorum', verdict.code, verdict.message)
       }
-      const { signed: res, durable } = this.appendReservation(candidate)
-      // the reservation goes out while it is being fsynced; we count our own ack only once durable
+      let res: SignedEvent<Reservation>
+      if (existing === undefined) {
+        const appended = this.appendReservation(candidate)
+        res = appended.signed
+        // fsync before send: peers must never hold a reservation we could lose in a crash (we
+        // would reuse its seq for another event, and the peers would hold it for good)
+        await appended.durable
+      } else {
+        res = existing
+      }
       const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
       const round = performance.now()
-      const [outcome] = await Promise.all([this.collect(res, view), durable])
+      const outcome = await this.collect(res, view, {
+        timeoutMs: Math.min(this.policy.barrier.timeoutMs, timeLeft()),
+        online: false,
+      })
       this.recentBarrierMs = 0.8 * this.recentBarrierMs + 0.2 * (performance.now() - round)
       if (outcome.kind === 'quorum') {
         lastAcks = outcome.acks.length
@@ -1201,28 +1401,28 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           : outcome.kind === 'timeout'
             ? 'barrier_timeout'
             : 'quorum_unavailable'
-      const { signed: release } = this.appendOwn({ type: 'release', reservationId: res.id, reason })
-      this.publish(release)
-      if (outcome.kind === 'refused') {
-        if (RETRYABLE.has(outcome.code) && attempts <= retries) {
-          await this.backoff(attempts)
-          continue
-        }
-        return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, release.event.seq)
+      let releaseSeq = 0
+      if (existing === undefined) {
+        const { signed: release } = this.appendOwn({ type: 'release', reservationId: res.id, reason })
+        this.publish(release)
+        releaseSeq = release.event.seq
       }
-      // Peers are connected but slow: decline. Falling back to isolated mode here would let
-      // every terminal of a loaded venue approve the same card alone.
-      if (outcome.kind === 'timeout' && this.mode === 'quorum' && attempts <= Math.min(retries, 2)) {
-        // a loaded peer, not a lost one: try again after a back-off
-        await this.backoff(attempts)
+      const retryable =
+        outcome.kind === 'refused'
+          ? RETRYABLE.has(outcome.code) && attempts <= retries
+          : outcome.kind === 'timeout'
+            ? // a loaded peer, not a lost one: try again after a back-off
+              attempts <= Math.min(retries, 2)
+            : true // peers were lost mid-round: reachability decides on the next turn
+      if (retryable && timeLeft() > 0 && existing === undefined) {
+        await this.backoff(attempts, deadline)
         continue
       }
-      if (outcome.kind === 'timeout' && this.mode === 'quorum')
-        return decline('quorum', 'barrier_timeout', undefined, release.event.seq)
-      // no quorum reachable any more: the isolated-mode policy decides
-      if (!this.policy.isolated.enabled || this.mode === 'quorum')
-        return decline('quorum', 'quorum_unavailable', undefined, release.event.seq)
-      return this.authorizeIsolated(candidate, { ...base, ts: this.now() }, stats)
+      if (outcome.kind === 'refused')
+        return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, releaseSeq)
+      // Peers are connected but slow: decline. Falling back to isolated mode here would let
+      // every terminal of a loaded venue approve the same card alone.
+      return decline('quorum', reason, undefined, releaseSeq)
     }
   }
 
@@ -1230,9 +1430,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     candidate: OfflineCandidate,
     base: Parameters<typeof decideOffline>[2],
     stats: () => BarrierStats,
+    existing?: SignedEvent<Reservation>,
   ): Promise<OfflineDecision> {
     const now = this.now()
-    const verdict = decideOffline(this.policy, this.exposure, { ...base, ts: now }, { mode: 'isolated', now })
+    const verdict = decideOffline(
+      this.policy,
+      this.exposure,
+      { ...base, ts: existing?.event.ts ?? now },
+      {
+        mode: 'isolated',
+        now,
+      },
+    )
     if (!verdict.approve) {
       const declineCode: DeclineCode = isDeclineCode(verdict.code) ? verdict.code : 'other'
       return {
@@ -1241,13 +1450,14 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         declineCode,
         message: verdict.message,
         mode: 'isolated',
+        ...(existing === undefined ? {} : { reservationId: existing.idHex }),
         seq: 0,
         ts: now,
         proof: this.proofFor(candidate, 'declined_offline', 0, now, declineCode),
         barrier: stats(),
       }
     }
-    const { signed: res } = this.appendReservation(candidate)
+    const res = existing ?? this.appendReservation(candidate).signed
     const { signed: commit, durable } = this.appendOwn({
       type: 'commit',
       reservation: res,
@@ -1271,38 +1481,53 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   // ---- online path ------------------------------------------------------------------------------
 
-  async reserveOnline(candidate: OfflineCandidate): Promise<SignedEvent<Reservation>> {
+  async reserveOnline(
+    candidate: OfflineCandidate,
+    opts: { signal?: AbortSignal; deadline?: number } = {},
+  ): Promise<SignedEvent<Reservation>> {
     if (!this.started) throw new MeshError('ERR_NOT_STARTED', 'mesh node not started')
+    const deadline = opts.deadline ?? performance.now() + this.tapBudgetMs
     // Our own ack counts toward the quorum, so we check what every acker checks: a credential use
     // we hold (ours or one we acked) is not reserved again. Skipping this let an online approval
     // and a peer's offline commit of one nullifier meet only at this terminal, which said yes twice.
     if (this.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined) {
       throw new MeshError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
     }
+    const reach = await this.awaitReachability(deadline, opts.signal)
+    if (reach === 'unknown' || !this.seqKnown)
+      throw new MeshError(
+        'ERR_REFUSED',
+        'no quorum reachable yet and none known to be lost: quorum_unavailable',
+      )
     const { signed: res, durable } = this.appendReservation(candidate)
-    // An online payment passes the barrier too when a quorum is there: otherwise a credential
-    // authorised online here could be approved offline at a peer in the same instant. Without a
-    // quorum central's nullifier dedup is the guard.
-    if (this.mode === 'quorum') {
+    await durable
+    // With a quorum reachable, an online payment is held by a quorum before central is asked:
+    // otherwise one credential use authorised online here could be approved offline at a peer in
+    // the same instant. A refusal or a timeout means it is not held: released, never sent to
+    // central. Without a quorum (really isolated) central's nullifier dedup is the guard.
+    if (reach === 'quorum') {
       const view = originView(this.policy, this.exposure, {
         cardKey: toHex(candidate.cardKey),
         currency: candidate.currency,
         ts: res.event.ts,
         id: res.idHex,
       })
-      const [outcome] = await Promise.all([this.collect(res, view), durable])
-      if (outcome.kind === 'refused' && (outcome.code === 'nullifier_seen' || outcome.code === 'conflict')) {
-        const { signed: release } = this.appendOwn({
-          type: 'release',
-          reservationId: res.id,
-          reason: outcome.code,
-        })
+      const outcome = await this.collect(res, view, {
+        timeoutMs: Math.min(this.policy.barrier.timeoutMs, deadline - performance.now()),
+        online: true,
+      })
+      if (outcome.kind !== 'quorum') {
+        const code =
+          outcome.kind === 'refused'
+            ? outcome.code
+            : outcome.kind === 'timeout'
+              ? 'barrier_timeout'
+              : 'quorum_unavailable'
+        const { signed: release } = this.appendOwn({ type: 'release', reservationId: res.id, reason: code })
         this.publish(release)
-        throw new MeshError('ERR_REFUSED', `a peer refused the reservation: ${outcome.code}`)
+        throw new MeshError('ERR_REFUSED', `the reservation is not held by a quorum: ${code}`)
       }
-      return res
     }
-    await durable
     return res
   }
 

@@ -74,9 +74,14 @@ export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commi
 
 export function validateRelease(ctx: ValidationContext, signed: SignedEvent<Release>): void {
   validateCommon(ctx, signed)
-  // [REJECT] a terminal may only release its own reservations
   const owner = ctx.reservationOrigin(toHex(signed.event.reservationId))
-  if (owner !== undefined && owner !== toHex(signed.event.origin))
+  // [IGNORE] release of a reservation not known here: who may release it cannot be checked yet, and
+  // accepting it would let any enrolled terminal free another's headroom. The origin's own log
+  // carries the reservation before its release, so catch-up delivers both, in that order.
+  if (owner === undefined)
+    throw new EventValidationError('ERR_UNKNOWN_RESERVATION', 'release of a reservation not known here')
+  // [REJECT] a terminal may only release its own reservations
+  if (owner !== toHex(signed.event.origin))
     reject('ERR_FOREIGN_RELEASE', 'release of another terminal’s reservation')
 }
 

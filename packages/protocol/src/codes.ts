@@ -30,6 +30,9 @@ export const DECLINE_CODES = [
   'expired',
   'not_enrolled',
   'other',
+  // appended (proofs carry the index): a peer still catching up; an online attempt voided
+  'catching_up',
+  'voided',
 ] as const
 
 export type DeclineCode = (typeof DECLINE_CODES)[number]

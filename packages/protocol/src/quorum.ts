@@ -2,6 +2,9 @@ import { equalBytes, toHex } from './bytes.js'
 import { fail, ok, type Result } from './errors.js'
 import { type Commit, verifyAckSignature } from './events.js'
 
+/** `reason` of a positive ack given to a reservation headed for online authorisation. */
+export const ONLINE_ACK_REASON = 'online'
+
 export interface QuorumCheckOptions {
   /** is this public key (hex) an enrolled terminal of the commit's venue, now? */
   isEnrolled: (publicKeyHex: string) => boolean
@@ -32,6 +35,9 @@ export function verifyQuorumCertificate(
       return fail('ERR_BAD_FIELD', 'ack for another reservation')
     if (a.venue !== commit.venue) return fail('ERR_WRONG_VENUE', 'ack from another venue')
     if (!a.ok) return fail('ERR_BAD_FIELD', 'quorum certificate contains a refusal')
+    // an ack given under the online rules (reason ONLINE_ACK_REASON) holds the nullifier but never
+    // checked the offline floor and caps: it cannot certify an offline approval
+    if (a.reason !== '') return fail('ERR_BAD_FIELD', `quorum certificate contains a '${a.reason}' ack`)
     const acker = toHex(a.acker)
     if (!opts.isEnrolled(acker))
       return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)

@@ -191,6 +191,22 @@ const SETTLEMENT_RANK: Record<SettlementStatus, number> = {
   failed: 3,
 }
 
+/** ledger cursor of an online attempt: ONLINE_PENDING from before central is asked until it is resolved */
+const onlineCursor = (reservationIdHex: string) => `terminal/online/${reservationIdHex}`
+const ONLINE_PENDING = 'pending'
+const ONLINE_DONE = 'done'
+/** how long start-up waits for central to void interrupted online attempts */
+const RESOLVE_AT_START_MS = 3_000
+/** how often pending online attempts are retried while central is reachable */
+const RESOLVE_INTERVAL_MS = 5_000
+/** part of the tap budget kept for the offline fallback when central does not answer */
+const FALLBACK_RESERVE_MS = 600
+
+type CentralVoid = (
+  reservation: Uint8Array,
+  opts?: { signal?: AbortSignal },
+) => Promise<{ paymentId: string; status: 'voided' | 'committed' }>
+
 function randomId(): string {
   return randomBytes(32).toString('hex')
 }
@@ -248,6 +264,9 @@ class NullmeshTerminal implements Terminal {
   #firstSeqOfRun = 1
   /** reservations a recovery is answering right now */
   readonly #recovering = new Set<string>()
+  #resolveTimer: NodeJS.Timeout | undefined
+  /** online attempts a decision of this run is still waiting on (not for the resolver) */
+  readonly #ownedByDecision = new Set<string>()
   readonly #onMode = (evt: Event): void => {
     const mode = (evt as CustomEvent<{ mode: 'quorum' | 'isolated' }>).detail.mode
     this.#emit('mesh.mode', { mode, peers: this.#mesh?.status().peers ?? 0 })
@@ -366,6 +385,8 @@ class NullmeshTerminal implements Terminal {
       bundle,
       key,
       ledger,
+      // an online attempt interrupted by a crash stays pending until central has voided it
+      keepPending: async (id) => (await ledger.getCursor(onlineCursor(id))) === ONLINE_PENDING,
       ...(init.listen === undefined ? {} : { listen: init.listen }),
       ...(init.discovery === undefined ? {} : { discovery: init.discovery }),
     })
@@ -413,6 +434,15 @@ class NullmeshTerminal implements Terminal {
       })
       monitor.start()
       this.#sync.start()
+      // Before the API takes payments: online attempts a crash interrupted are voided at central
+      // (their answer never reached the POS). If central cannot be reached now, the timer retries.
+      await this.#resolveOnlineAttempts(AbortSignal.timeout(RESOLVE_AT_START_MS)).catch((err: unknown) =>
+        log('online attempts left pending at start (central unreachable): %s', (err as Error).message),
+      )
+      this.#resolveTimer = setInterval(() => {
+        if (this.online) void this.#resolveOnlineAttempts().catch(() => {})
+      }, RESOLVE_INTERVAL_MS)
+      this.#resolveTimer.unref()
     }
 
     if (init.api !== false) {
@@ -498,6 +528,8 @@ class NullmeshTerminal implements Terminal {
     const api = this.#api
     this.#api = undefined
     await step('api', () => api?.close())
+    if (this.#resolveTimer !== undefined) clearInterval(this.#resolveTimer)
+    this.#resolveTimer = undefined
     // decisions in flight finish (online ones still use the link) and are recorded before the ledger closes
     await Promise.allSettled([...this.#decisions])
     const sync = this.#sync
@@ -550,6 +582,8 @@ class NullmeshTerminal implements Terminal {
 
   async #decideOnce(request: PaymentRequestBody, opts: AbortOptions): Promise<PaymentResponseBody> {
     const t0 = performance.now()
+    // one tap budget for the whole decision: online attempt, offline fallback, barrier retries
+    const deadline = t0 + this.#mesh!.tapBudgetMs
     const ledger = this.#ledger!
     const prior = (await ledger.getPaymentByIdempotencyKey(request.idempotencyKey)) as
       | StoredPayment
@@ -577,10 +611,10 @@ class NullmeshTerminal implements Terminal {
     }
     const behavior: OfflineBehavior = request.offlineBehavior ?? 'prefer_online'
     let path = 'offline'
-    let outcome = await this.#recover(candidate)
+    let outcome = await this.#recover(candidate, deadline)
     if (outcome !== undefined) path = 'recovered'
     if (outcome === undefined && behavior !== 'force_offline' && this.#link !== undefined && this.online) {
-      outcome = await this.#payOnline(candidate)
+      outcome = await this.#payOnline(candidate, deadline, behavior === 'require_online')
       if (outcome !== undefined) path = 'online'
     }
     if (outcome === undefined) {
@@ -589,7 +623,7 @@ class NullmeshTerminal implements Terminal {
         path = 'local'
       } else {
         opts.signal?.throwIfAborted()
-        outcome = await this.#payOffline(candidate, opts)
+        outcome = await this.#payOffline(candidate, opts, deadline)
       }
     }
     const response = await this.#record(request, candidate, outcome)
@@ -652,7 +686,7 @@ class NullmeshTerminal implements Terminal {
    * decision, so answer it again rather than decide a second time. A pending online reservation
    * (died while central was answering) is asked again: central dedups it.
    */
-  async #recover(c: Candidate): Promise<Outcome | undefined> {
+  async #recover(c: Candidate, deadline: number): Promise<Outcome | undefined> {
     const ledger = this.#ledger!
     const uses = await ledger.nullifier(c.nullifierHex)
     for (const use of uses) {
@@ -673,7 +707,7 @@ class NullmeshTerminal implements Terminal {
       if (this.#recovering.has(reservation.idHex)) continue
       this.#recovering.add(reservation.idHex)
       try {
-        const outcome = await this.#recoverOne(c, reservation, use.state)
+        const outcome = await this.#recoverOne(c, reservation, use.state, deadline)
         if (outcome !== undefined) return outcome
       } finally {
         this.#recovering.delete(reservation.idHex)
@@ -686,6 +720,7 @@ class NullmeshTerminal implements Terminal {
     c: Candidate,
     reservation: SignedEvent<Reservation>,
     state: 'reserved' | 'committed',
+    deadline: number,
   ): Promise<Outcome | undefined> {
     if (state === 'committed') {
       const commit = await this.#findCommit(reservation)
@@ -724,11 +759,17 @@ class NullmeshTerminal implements Terminal {
             settlement: 'queued',
           }
     }
-    // reserved: an online reservation left pending by a crash (offline ones are released at start)
-    if (this.#link !== undefined && this.online && !(await this.#ledger!.isHeld(reservation.idHex))) {
-      return this.#authorizeOnline(reservation)
+    // reserved: an online attempt left pending by a crash (offline ones are released at start).
+    // Its answer never reached the POS, and central may have charged it. Central reachable: void
+    // it there, then this retry is decided afresh. Not reachable: decide it offline under the
+    // same payment identity (central counts one payment however it arrives); if that declines, it
+    // stays pending for the resolver to void.
+    if ((await this.#ledger!.getCursor(onlineCursor(reservation.idHex))) !== ONLINE_PENDING) return undefined
+    if (this.#link !== undefined && this.online) {
+      const voided = await this.#voidOnline(reservation).catch(() => false)
+      if (voided) return undefined
     }
-    return undefined
+    return this.#fallbackOffline(c, reservation, deadline)
   }
 
   async #findCommit(reservation: SignedEvent<Reservation>): Promise<SignedEvent<Commit> | undefined> {
@@ -742,41 +783,78 @@ class NullmeshTerminal implements Terminal {
     return undefined
   }
 
-  /** The online path. undefined: central could not decide (unreachable or refused) → offline path. */
-  async #payOnline(c: Candidate): Promise<Outcome | undefined> {
+  /**
+   * The online path. undefined: not attempted or not held (offline path next, under a new
+   * reservation; central was never asked). Once central has been asked, the reservation is the
+   * payment's one identity: an answer commits or releases it; no answer (timeout, network) leaves
+   * the outcome unknown, so the payment is decided offline under the same reservation, and if that
+   * declines it stays pending until central has voided it — never released while it may be charged.
+   */
+  async #payOnline(c: Candidate, deadline: number, requireOnline: boolean): Promise<Outcome | undefined> {
     let reservation: SignedEvent<Reservation>
     try {
-      reservation = await this.#mesh!.reserveOnline(c)
+      reservation = await this.#mesh!.reserveOnline(c, { deadline })
     } catch (err: unknown) {
-      // the mesh holds this credential already: the offline path gives the precise decline
+      // not held by a quorum (or already held): the offline path gives the precise decision
       if (err instanceof MeshError && err.code === 'ERR_REFUSED') return undefined
       throw err
     }
-    return this.#authorizeOnline(reservation)
+    // durable before central is asked: a crash from here on leaves it pending, to be voided
+    this.#ownedByDecision.add(reservation.idHex)
+    try {
+      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_PENDING, { sync: true })
+      return await this.#authorizeOnline(c, reservation, deadline, requireOnline)
+    } finally {
+      this.#ownedByDecision.delete(reservation.idHex)
+    }
   }
 
-  async #authorizeOnline(reservation: SignedEvent<Reservation>): Promise<Outcome | undefined> {
+  async #authorizeOnline(
+    c: Candidate,
+    reservation: SignedEvent<Reservation>,
+    deadline: number,
+    requireOnline = false,
+  ): Promise<Outcome | undefined> {
     const link = this.#link!
     const mesh = this.#mesh!
+    // leave room in the tap budget for the offline fallback
+    const reserve = requireOnline ? 0 : Math.min(FALLBACK_RESERVE_MS, mesh.tapBudgetMs / 3)
+    const timeoutMs = Math.max(
+      1,
+      Math.min(
+        this.#init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
+        deadline - performance.now() - reserve,
+      ),
+    )
     let answer: Awaited<ReturnType<CentralLink['authorize']>>
     try {
-      answer = await link.authorize(reservation.bytes)
+      answer = await link.authorize(reservation.bytes, { signal: AbortSignal.timeout(timeoutMs) })
       this.#monitor?.reportSuccess()
     } catch (err: unknown) {
-      if (!(err instanceof TerminalError)) throw err
-      if (err.code === 'central_unavailable') this.#monitor?.reportFailure(err)
-      log('online authorisation failed (%s): offline path', err.message)
-      // Released, so the offline path may use the credential; if central did authorise it after
-      // all, central keeps that (a Release never undoes an authorisation) and refuses the offline
-      // copy as duplicate_nullifier: the card is charged once.
-      await mesh.completeOnline(reservation, false, 'central_unavailable')
-      return undefined
+      if (err instanceof TerminalError && err.code === 'central_rejected') {
+        // central refused the request itself (4xx): it charged nothing, so releasing is safe
+        log('central refused the online authorisation (%s): offline path', err.message)
+        await mesh.completeOnline(reservation, false, 'other')
+        await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+        return undefined
+      }
+      if (err instanceof TerminalError) this.#monitor?.reportFailure(err)
+      log(
+        'online authorisation unanswered (%s): deciding offline under the same reservation',
+        (err as Error).message,
+      )
+      if (requireOnline) {
+        // the POS wants online only: declined, and voided at central before it is released
+        return this.#pendingDecline(c, reservation, 'offline_not_allowed')
+      }
+      return this.#fallbackOffline(c, reservation, deadline)
     }
     const approved = answer.status === 'approved'
     const declineCode = approved ? undefined : (answer.declineCode ?? 'issuer_declined')
     const reason =
       declineCode === undefined ? undefined : isDeclineCode(declineCode) ? declineCode : 'issuer_declined'
     const { proof } = await mesh.completeOnline(reservation, approved, reason)
+    await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
     return {
       paymentId: reservation.idHex,
       centralPaymentId: answer.paymentId,
@@ -790,13 +868,85 @@ class NullmeshTerminal implements Terminal {
     }
   }
 
-  async #payOffline(c: Candidate, opts: AbortOptions): Promise<Outcome> {
+  /** An online attempt without an answer, decided offline under the same reservation. */
+  async #fallbackOffline(
+    c: Candidate,
+    reservation: SignedEvent<Reservation>,
+    deadline: number,
+  ): Promise<Outcome> {
+    const blocked = this.#denylistCode(c)
+    if (blocked !== undefined) return this.#pendingDecline(c, reservation, blocked)
+    const d = await this.#mesh!.authorize(c, { reservation, deadline })
+    if (d.approved)
+      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+    // still pending if declined: the resolver voids it at central, then releases it
+    const barrier =
+      d.barrier.acks > 0 ? { acks: d.barrier.acks, quorum: d.barrier.quorum, ms: d.barrier.ms } : undefined
+    return {
+      paymentId: reservation.idHex,
+      status: d.approved ? 'approved_offline' : 'declined_offline',
+      declineCode: d.declineCode,
+      proof: d.proof,
+      mode: d.mode,
+      queued: d.approved,
+      barrier,
+      settlement: d.approved ? 'queued' : 'none',
+    }
+  }
+
+  #pendingDecline(c: Candidate, reservation: SignedEvent<Reservation>, code: DeclineCode): Outcome {
+    return { ...this.#declineLocally(c, code), paymentId: reservation.idHex }
+  }
+
+  /** Void one pending online attempt at central, then release it. true when released. */
+  async #voidOnline(reservation: SignedEvent<Reservation>, signal?: AbortSignal): Promise<boolean> {
+    const link = this.#link
+    if (link === undefined) return false
+    const voidFn = (link as CentralLink & { void?: CentralVoid }).void
+    if (voidFn === undefined) return false
+    const answer = await voidFn.call(link, reservation.bytes, signal === undefined ? {} : { signal })
+    if (answer.status === 'committed') {
+      // a Commit of it reached central: it was approved after all, and is settled as such
+      log('online attempt %s was committed, not voided', reservation.idHex.slice(0, 16))
+      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+      return false
+    }
+    await this.#mesh!.completeOnline(reservation, false, 'voided')
+    await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+    log('voided the unanswered online attempt %s at central', reservation.idHex.slice(0, 16))
+    return true
+  }
+
+  /** Void every own online attempt still pending (crash, timeout then offline decline). */
+  async #resolveOnlineAttempts(signal?: AbortSignal): Promise<number> {
+    const ledger = this.#ledger
+    if (ledger === undefined || this.#link === undefined) return 0
+    let n = 0
+    for (const pending of await ledger.pendingReservations(
+      this.#publicKeyHex,
+      signal === undefined ? {} : { signal },
+    )) {
+      if (this.#recovering.has(pending.idHex)) continue
+      if ((await ledger.getCursor(onlineCursor(pending.idHex))) !== ONLINE_PENDING) continue
+      // a decision of this run still waiting for central owns it
+      if (this.#ownedByDecision.has(pending.idHex)) continue
+      this.#recovering.add(pending.idHex)
+      try {
+        if (await this.#voidOnline(pending as SignedEvent<Reservation>, signal)) n++
+      } finally {
+        this.#recovering.delete(pending.idHex)
+      }
+    }
+    return n
+  }
+
+  async #payOffline(c: Candidate, opts: AbortOptions, deadline: number): Promise<Outcome> {
     const blocked = this.#denylistCode(c)
     if (blocked !== undefined) return this.#declineLocally(c, blocked)
     if (this.decisionMode === 'floor-limit-only') return this.#payFloorLimit(c)
     const d: OfflineDecision = await this.#mesh!.authorize(
       c,
-      opts.signal === undefined ? {} : { signal: opts.signal },
+      opts.signal === undefined ? { deadline } : { signal: opts.signal, deadline },
     )
     // only when the barrier ran (the origin's own ack counts): not for a policy decline before it
     const barrier =
