@@ -1,0 +1,180 @@
+// The online path at its edges, against the real central service over real HTTP: a timeout after
+// central said yes, a crash with an online attempt pending. One tap has one payment identity, and
+// a payment the terminal declined is never left charged.
+import { join } from 'node:path'
+import { type CentralService, createCentralService } from '@nullmesh/central'
+import { createLedger } from '@nullmesh/ledger'
+import { createMeshNode } from '@nullmesh/mesh'
+import { loadTerminalKey } from '@nullmesh/policy'
+import { computeCardKey, computeNullifier } from '@nullmesh/protocol'
+import {
+  type CentralLink,
+  createHttpCentralLink,
+  createTerminal,
+  type Terminal,
+  TerminalError,
+} from '@nullmesh/terminal'
+import { afterEach, describe, expect, test } from 'vitest'
+import { card, payment, startVenue, type TestVenue, TOKEN, waitFor } from './helpers.js'
+
+const FAST = {
+  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
+  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
+}
+
+let venue: TestVenue | undefined
+let central: CentralService | undefined
+const extra: Terminal[] = []
+afterEach(async () => {
+  for (const t of extra.splice(0)) await t.stop().catch(() => {})
+  await venue?.cleanup()
+  await central?.stop()
+  venue = undefined
+  central = undefined
+})
+
+async function startCentral(v: TestVenue): Promise<CentralService> {
+  const c = createCentralService({
+    dataDir: join(v.dir, 'central'),
+    venues: [v.bundle],
+    listen: { host: '127.0.0.1', port: 0 },
+    settleIntervalMs: 50,
+    adminToken: 'admin-token',
+  })
+  await c.start()
+  return c
+}
+
+/** The real link, except that authorize's answer is lost: central decides, the terminal times out. */
+function lostAnswerLink(url: string, seen: string[]): CentralLink {
+  const inner = createHttpCentralLink({ url })
+  return {
+    url,
+    health: (o) => inner.health(o),
+    payment: (id, o) => inner.payment(id, o),
+    denylist: (v, o) => inner.denylist(v, o),
+    sync: (e, o) => inner.sync(e, o),
+    void: (r, o) => inner.void(r, o),
+    async authorize(r, o) {
+      const answer = await inner.authorize(r)
+      seen.push(answer.paymentId)
+      // the answer never arrives: wait for the terminal's own timeout
+      await new Promise<never>((_, reject) => {
+        o?.signal?.addEventListener('abort', () =>
+          reject(new TerminalError('central_unavailable', 'timeout')),
+        )
+      })
+      throw new Error('unreachable')
+    },
+  }
+}
+
+describe('online path edges (real central, real HTTP)', () => {
+  test('[one identity] central authorised but its answer was lost: the offline fallback approves the same payment, charged once', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    central = await startCentral(venue)
+    const seen: string[] = []
+    await venue.terminals[0]!.stop()
+    const t = createTerminal({
+      ...venue.inits[0]!,
+      discovery: { mdns: false, peers: venue.terminals.slice(1).flatMap((x) => x.multiaddrs()) },
+      central: lostAnswerLink(central.url, seen),
+      ...FAST,
+    })
+    await t.start()
+    venue.terminals[0] = t
+    await waitFor(() => t.online && t.status().mesh.mode === 'quorum', 10_000)
+    const p = await t.pay(payment({ amountMinor: 1500 }))
+    expect(p.status).toBe('approved_offline')
+    // the payment the POS saw approved is the one central authorised: one identity
+    expect(seen).toEqual([p.paymentId])
+    await t.syncNow()
+    const link = createHttpCentralLink({ url: central.url })
+    await waitFor(async () => (await link.payment(p.paymentId))?.status === 'completed', 10_000)
+    // nothing else was settled for this tap
+    const summary = (await (await fetch(`${central.url}/v1/venues/test-venue/summary`)).json()) as Record<
+      string,
+      unknown
+    >
+    expect(JSON.stringify(summary)).not.toContain('duplicate_nullifier')
+  })
+
+  test('[void before release] central authorised, the answer was lost and the fallback declined: voided at central, then released', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    central = await startCentral(venue)
+    const seen: string[] = []
+    await venue.terminals[0]!.stop()
+    const t = createTerminal({
+      ...venue.inits[0]!,
+      discovery: { mdns: false, peers: venue.terminals.slice(1).flatMap((x) => x.multiaddrs()) },
+      central: lostAnswerLink(central.url, seen),
+      ...FAST,
+    })
+    await t.start()
+    venue.terminals[0] = t
+    await waitFor(() => t.online && t.status().mesh.mode === 'quorum', 10_000)
+    // above the offline floor limit: the fallback must decline
+    const p = await t.pay(payment({ amountMinor: 12_345 }))
+    expect(p.status).toBe('declined_offline')
+    expect(seen).toEqual([p.paymentId])
+    // pending (held) until central voided it; then released
+    const link = createHttpCentralLink({ url: central.url })
+    await waitFor(async () => (await link.payment(p.paymentId))?.status === 'voided', 15_000)
+    await waitFor(async () => (await t.ledger.reservationState(p.paymentId)) === 'released', 10_000)
+  })
+
+  test('[restart] an online attempt pending at a crash is not released before central voided it', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    const t1 = venue.terminals[0]!
+    const bundle = venue.bundle
+    // a crash right after the online attempt was recorded and sent: reservation + cursor, no answer
+    await t1.stop()
+    const ledger = createLedger({ path: join(venue.inits[0]!.dataDir, 'ledger') })
+    await ledger.open()
+    const key = await loadTerminalKey(bundle.dir, 'T1')
+    const mesh = createMeshNode({
+      bundle,
+      key,
+      ledger,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      discovery: { peers: venue.terminals.slice(1).flatMap((x) => x.multiaddrs()) },
+    })
+    await mesh.start()
+    await waitFor(() => mesh.status().mode === 'quorum', 10_000)
+    const cardToken = card()
+    const res = await mesh.reserveOnline({
+      nullifier: computeNullifier(bundle.hashingKey, cardToken, { idempotencyKey: 'crash-1' }),
+      cardKey: computeCardKey(bundle.hashingKey, cardToken),
+      amountMinor: 20_000,
+      currency: 'EUR',
+      method: 'contactless',
+    })
+    await ledger.setCursor(`terminal/online/${res.idHex}`, 'pending', { sync: true })
+    await mesh.stop()
+    await ledger.close()
+    // restart with central down: still pending (it may be charged), not released
+    const down = createTerminal({
+      ...venue.inits[0]!,
+      discovery: { mdns: false, peers: venue.terminals.slice(1).flatMap((x) => x.multiaddrs()) },
+      centralUrl: 'http://127.0.0.1:9',
+      ...FAST,
+    })
+    await down.start()
+    expect(await down.ledger.reservationState(res.idHex)).toBe('reserved')
+    await down.stop()
+    // restart with central up: voided there, then released
+    central = await startCentral(venue)
+    const up = createTerminal({
+      ...venue.inits[0]!,
+      discovery: { mdns: false, peers: venue.terminals.slice(1).flatMap((x) => x.multiaddrs()) },
+      centralUrl: central.url,
+      ...FAST,
+    })
+    extra.push(up)
+    await up.start()
+    await waitFor(async () => (await up.ledger.reservationState(res.idHex)) === 'released', 15_000)
+    const link = createHttpCentralLink({ url: central.url })
+    expect((await link.payment(res.idHex))?.status).toBe('voided')
+    expect(TOKEN).toBeTruthy()
+  })
+})
