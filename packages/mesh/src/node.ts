@@ -196,6 +196,11 @@ export interface MeshNode extends TypedEventTarget<MeshEvents> {
     reason?: string,
     opts?: { signal?: AbortSignal },
   ): Promise<{ event: SignedEvent; proof: Uint8Array }>
+  /**
+   * Central confirmed (ingested) every event of these origins up to the given seq: our isolated
+   * approvals among them stop using the isolated budget (it is held until then, whatever the time).
+   */
+  confirmed(marks: Record<string, number>): void
   /** the policy's tap budget (ms): every decision returns within it */
   readonly tapBudgetMs: number
   /** cut this node off at the mesh layer (simulation of a partition) or heal it */
@@ -360,6 +365,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private readonly settled = new Set<string>()
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   private recentBarrierMs = 5
+  /** own isolated commits central has not confirmed yet: they use the isolated budget */
+  private ownIsolated: { seq: number; reservationId: string }[] = []
   /** when ready peers last fell below the quorum (or the node started), performance.now() */
   private quorumLostAt = 0
   private nextSeq = 1
@@ -594,10 +601,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       }
       if (r.state === 'released') this.exposure.addRelease(r.id)
       if (r.state !== 'reserved') this.settled.add(r.id)
+      // pruned means central confirmed it: an isolated approval no longer uses the isolated budget
+      if (r.modes.includes('isolated')) this.exposure.confirmIsolated(r.id)
       pruned++
     }
     // (online commits hold their nullifier; the policy leaves them out of the offline caps)
     log('rebuilt state from %d events and %d pruned reservations', this.known.size - pruned, pruned)
+    this.confirmed(await this.ledger.confirmedMarks({ signal: opts.signal }))
   }
 
   /** Apply a recorded or about-to-be-recorded event to the in-memory view. Synchronous, so a
@@ -623,6 +633,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         // online commits hold their nullifier (a replay offline is refused) but the policy does
         // not count them toward the offline caps
         this.exposure.addCommit(facts(inner), e.mode)
+        if (e.mode === 'isolated' && origin === this.publicKeyHex)
+          this.ownIsolated.push({ seq: e.seq, reservationId: inner.idHex })
         break
       }
       case 'release':
@@ -1555,6 +1567,17 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       policyVersion: this.policy.version,
     })
     return { event: signed, proof }
+  }
+
+  confirmed(marks: Record<string, number>): void {
+    const mark = marks[this.publicKeyHex]
+    if (mark === undefined || this.ownIsolated.length === 0) return
+    const keep: typeof this.ownIsolated = []
+    for (const c of this.ownIsolated) {
+      if (c.seq <= mark) this.exposure.confirmIsolated(c.reservationId)
+      else keep.push(c)
+    }
+    this.ownIsolated = keep
   }
 
   // ---- partitions -------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ export interface SyncAgentInit {
   /** own payments still waiting for a final status */
   unsettled: () => AsyncIterable<{ id: string; status: string }>
   onDenylist: (denylist: Denylist) => Promise<void>
+  /** central confirmed these origins' events up to seq (after the marks are durable) */
+  onConfirmed?: (marks: Record<string, number>) => void
   currentDenylistVersion: () => number
 }
 
@@ -286,7 +288,10 @@ export class SyncAgent {
         progressed = true
       }
       if (rejected.length > 0) await this.#rememberRejected(rejected)
-      if (Object.keys(marks).length > 0) await ledger.markConfirmed(marks, { signal })
+      if (Object.keys(marks).length > 0) {
+        await ledger.markConfirmed(marks, { signal })
+        this.#init.onConfirmed?.(marks)
+      }
       result.statuses += await this.#init.onStatuses(answer.payments)
       if (!progressed && held.size === 0) break
     }

@@ -430,6 +430,7 @@ class NullmeshTerminal implements Terminal {
         onStatuses: (statuses) => this.#applyStatuses(statuses),
         unsettled: () => this.#unsettled(),
         onDenylist: (d) => this.#setDenylist(d),
+        onConfirmed: (marks) => this.#mesh?.confirmed(marks),
         currentDenylistVersion: () => this.#denylist?.version ?? 0,
       })
       monitor.start()
@@ -821,9 +822,11 @@ class NullmeshTerminal implements Terminal {
     const reserve = requireOnline ? 0 : Math.min(FALLBACK_RESERVE_MS, mesh.tapBudgetMs / 3)
     const timeoutMs = Math.max(
       1,
-      Math.min(
-        this.#init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
-        deadline - performance.now() - reserve,
+      Math.floor(
+        Math.min(
+          this.#init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
+          deadline - performance.now() - reserve,
+        ),
       ),
     )
     let answer: Awaited<ReturnType<CentralLink['authorize']>>
