@@ -49,7 +49,10 @@ export interface VenuePolicy {
   denylistCardKeys: string[]
   barrier: BarrierPolicy
   isolated: IsolatedPolicy
+  /** terminals' clocks may disagree by this much (≤ 10 minutes); reservations further off are stale */
   maxClockSkewMs: number
+  /** every decision of a terminal (barrier, retries, isolated fallback) returns within this */
+  tapBudgetMs: number
 }
 
 /** What defaultPolicy and createVenueBundle accept: any field, nested objects partially. */
