@@ -5,6 +5,7 @@ export {
   type DecisionContext,
   decideAck,
   decideOffline,
+  decideOnlineAck,
   type OfflineCandidate,
   originView,
 } from './decide.js'
