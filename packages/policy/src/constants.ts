@@ -17,7 +17,7 @@ export const DEFAULT_CURRENCY_LIMITS: Readonly<CurrencyLimits> = Object.freeze({
   venueCapMinor: 2_000_000,
   /** largest single payment while a terminal is isolated (25.00) */
   isolatedFloorLimitMinor: 2_500,
-  /** one terminal's isolated-mode total per queue duration (200.00) */
+  /** one terminal's isolated-mode total not yet confirmed by central (200.00), whatever the time */
   isolatedDeviceCapMinor: 20_000,
 })
 
@@ -48,7 +48,7 @@ export const DEFAULT_BARRIER_RETRY_JITTER_MS = 25
 
 /** Isolated mode (no quorum reachable) is allowed, with its own smaller limits. */
 export const DEFAULT_ISOLATED_ENABLED = true
-/** While isolated, a terminal approves each card at most once. */
+/** While isolated, a terminal approves each card at most once until central confirms it. */
 export const DEFAULT_ISOLATED_MAX_APPROVALS_PER_CARD = 1
 
 /** Terminals' clocks may disagree by this much; reservations further off are refused as stale. */

@@ -39,6 +39,8 @@ export interface AckContext {
 }
 
 const APPROVE: Decision = Object.freeze({ approve: true })
+/** sinceTs of a check without a time window */
+const ALL = Number.NEGATIVE_INFINITY
 
 function decline(code: DeclineCode, message: string): Decision {
   return { approve: false, code, message }
@@ -66,7 +68,7 @@ function ownShare(state: ExposureState, c: OfflineCandidate) {
   const onlineOnly = r.commitModes.length === 1 && r.commitModes[0] === 'online'
   return {
     counted: onlineOnly ? undefined : r.facts,
-    isolated: r.commitModes.includes('isolated') ? r.facts : undefined,
+    isolated: r.commitModes.includes('isolated') && !r.confirmed ? r.facts : undefined,
   }
 }
 
@@ -123,7 +125,8 @@ function share(f: ReservationFacts | undefined, sinceTs: number, match: (f: Rese
  *  given), quorum_unavailable (isolated mode while it is disabled), floor_limit_exceeded /
  *  isolated_limit_exceeded (single-payment limit of the mode), nullifier_seen, card_cap_exceeded,
  *  card_count_exceeded, device_cap_exceeded, queue_full, venue_cap_exceeded, and in isolated mode
- *  isolated_limit_exceeded (isolated device cap) and isolated_card_used.
+ *  isolated_limit_exceeded (isolated device cap) and isolated_card_used. The two isolated checks
+ *  count every isolated commit of this origin central has not confirmed, whatever its time.
  */
 export function decideOffline(
   policy: VenuePolicy,
@@ -215,22 +218,24 @@ export function decideOffline(
   }
 
   if (isolated) {
-    const iso = state.isolatedExposure(c.origin, c.currency, queueSince)
-    const ownIso = share(own.isolated, queueSince, (f) => f.origin === c.origin && f.currency === c.currency)
+    // no window: an isolated approval uses the budget until central confirms it, so neither a
+    // long partition nor a clock jump frees it (partitionExposureBound holds per partition)
+    const iso = state.isolatedExposure(c.origin, c.currency)
+    const ownIso = share(own.isolated, ALL, (f) => f.origin === c.origin && f.currency === c.currency)
     const isoAmount = iso.amountMinor - ownIso.amountMinor
     if (isoAmount + c.amountMinor > limits.isolatedDeviceCapMinor) {
       return decline(
         'isolated_limit_exceeded',
-        `isolated-mode total ${isoAmount} + ${c.amountMinor} ${c.currency} exceeds ${limits.isolatedDeviceCapMinor}`,
+        `isolated-mode total ${isoAmount} + ${c.amountMinor} ${c.currency} not yet confirmed by central exceeds ${limits.isolatedDeviceCapMinor}`,
       )
     }
     const uses =
-      state.isolatedCardCount(c.origin, cardKey, queueSince) -
-      share(own.isolated, queueSince, (f) => f.origin === c.origin && f.cardKey === cardKey).count
+      state.isolatedCardCount(c.origin, cardKey) -
+      share(own.isolated, ALL, (f) => f.origin === c.origin && f.cardKey === cardKey).count
     if (uses + 1 > policy.isolated.maxApprovalsPerCard) {
       return decline(
         'isolated_card_used',
-        `card already approved ${uses} time(s) by this terminal in isolated mode (max ${policy.isolated.maxApprovalsPerCard})`,
+        `card already approved ${uses} time(s) by this terminal in isolated mode, not yet confirmed by central (max ${policy.isolated.maxApprovalsPerCard})`,
       )
     }
   }

@@ -206,6 +206,12 @@ export function quorumSize(policy: VenuePolicy, rosterSize: number): number {
  * Worst case a partition can approve in `currency` with no quorum anywhere: every terminal
  * isolated and each filling its isolated-mode cap. 0 when isolated mode is disabled or the
  * currency is not accepted offline.
+ *
+ * It holds per partition, whatever its duration and however the terminals' clocks jump: an
+ * isolated approval uses its terminal's isolated budget until central has confirmed it
+ * (ExposureState.confirmIsolated), not for a time window. So at any moment the isolated
+ * approvals central has not confirmed total at most this; a terminal cut off from central as
+ * well as from its peers approves at most isolatedDeviceCapMinor alone for the whole partition.
  */
 export function partitionExposureBound(policy: VenuePolicy, rosterSize: number, currency: string): number {
   const limits = currencyLimits(policy, currency)

@@ -12,7 +12,7 @@ export interface CurrencyLimits {
   venueCapMinor: number
   /** max single payment while isolated */
   isolatedFloorLimitMinor: number
-  /** per-terminal total approved while isolated, within queueDurationMs */
+  /** per-terminal total approved while isolated and not yet confirmed by central (no time window) */
   isolatedDeviceCapMinor: number
 }
 
@@ -26,6 +26,7 @@ export interface BarrierPolicy {
 
 export interface IsolatedPolicy {
   enabled: boolean
+  /** isolated approvals of one card by one terminal not yet confirmed by central (no time window) */
   maxApprovalsPerCard: number
 }
 

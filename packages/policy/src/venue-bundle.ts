@@ -414,8 +414,10 @@ ${currencies}
 - \`deviceCapMinor\`: one terminal's offline total within \`queueDurationMs\` (\`device_cap_exceeded\`).
 - \`venueCapMinor\`: the whole venue's offline total within \`queueDurationMs\` (\`venue_cap_exceeded\`).
 - \`isolatedFloorLimitMinor\`: largest single payment while a terminal cannot reach a quorum; must be ≤ the floor limit.
-- \`isolatedDeviceCapMinor\`: one terminal's isolated-mode total within \`queueDurationMs\`; must be ≤ the device cap.
-  With every terminal isolated the venue can lose at most terminals × this (partitionExposureBound).
+- \`isolatedDeviceCapMinor\`: one terminal's isolated-mode total not yet confirmed by central, whatever
+  the time (no window: a long partition or a clock jump frees nothing); must be ≤ the device cap.
+  With every terminal isolated the venue can lose at most terminals × this per partition
+  (partitionExposureBound).
 
 ## Other fields
 
@@ -433,7 +435,7 @@ ${currencies}
 | barrier.retries | ${p.barrier.retries} | ${DEFAULT_BARRIER_RETRIES} | attempts after a retryable refusal |
 | barrier.retryJitterMs | ${p.barrier.retryJitterMs} | 25 | random back-off between attempts |
 | isolated.enabled | ${p.isolated.enabled} | true | approve within isolated limits when no quorum is reachable (else \`quorum_unavailable\`) |
-| isolated.maxApprovalsPerCard | ${p.isolated.maxApprovalsPerCard} | 1 | approvals of one card by one isolated terminal (\`isolated_card_used\`) |
+| isolated.maxApprovalsPerCard | ${p.isolated.maxApprovalsPerCard} | 1 | approvals of one card by one isolated terminal not yet confirmed by central (\`isolated_card_used\`) |
 | maxClockSkewMs | ${p.maxClockSkewMs} | ${DEFAULT_MAX_CLOCK_SKEW_MS} | reservations further than this from a peer's clock are refused (\`stale_reservation\`); at most ${MAX_CLOCK_SKEW_MS} (10 min) |
 | tapBudgetMs | ${p.tapBudgetMs} | ${DEFAULT_TAP_BUDGET_MS} | every decision of a terminal (barrier attempts, retries, isolated fallback) returns within this; ${MIN_TAP_BUDGET_MS}–${MAX_TAP_BUDGET_MS} |
 `

@@ -205,6 +205,29 @@ describe('decideOffline: one test per decline code', () => {
     expect(code(decideOffline(two, state, candidate({ amountMinor: 100 }), isolated))).toBeUndefined()
   })
 
+  it('isolated limits hold across a forward clock jump past the queue window, until central confirms', () => {
+    const p = policy({ currencies: { EUR: { isolatedDeviceCapMinor: 2000 } } })
+    const first = facts({ amountMinor: 2000 })
+    expect(decideOffline(p, state, { ...first, id: undefined }, isolated)).toEqual({ approve: true })
+    state.addCommit(first, 'isolated')
+    // the terminal stays isolated, and its clock jumps forward by more than a queue window
+    const later = T0 + p.queueDurationMs + 60_000
+    const at = { mode: 'isolated' as const, now: later }
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1, cardKey: CARD_2, ts: later }), at))).toBe(
+      'isolated_limit_exceeded',
+    )
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 0, ts: later }), at))).toBe(
+      'isolated_card_used',
+    )
+    // central ingested it: the budget and the card are free again
+    state.confirmIsolated(first.id)
+    expect(decideOffline(p, state, candidate({ amountMinor: 2000, ts: later }), at)).toEqual({
+      approve: true,
+    })
+    // and a confirmed commit is not subtracted from itself when re-decided
+    expect(decideOffline(p, state, { ...first, ts: later }, at)).toEqual({ approve: true })
+  })
+
   it('quorum_unavailable in isolated mode when it is disabled', () => {
     const p = policy({ isolated: { enabled: false } })
     expect(code(decideOffline(p, state, candidate(), isolated))).toBe('quorum_unavailable')
