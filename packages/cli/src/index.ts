@@ -11,18 +11,21 @@ export { UserError } from './errors.js'
 export { findLedgerDir } from './ledger-dir.js'
 export { buildProgram, main, VERSION } from './main.js'
 export { base58btc, peerIdFromEd25519 } from './peer-id.js'
-export type { DuplicateReport, OverCapReport } from './sim/analyze.js'
+export type { DuplicateReport, OverCapReport, OverCountReport } from './sim/analyze.js'
 export {
   type CommitFact,
   duplicateApprovals,
+  isolatedApprovedMinor,
   LedgerUnion,
   overCapCards,
+  overCountCards,
+  settledNotApproved,
   uniqueReservations,
 } from './sim/analyze.js'
 export { SCENARIOS, type Scenario, type SimOptions } from './sim/options.js'
 export type { CardKind, PaymentKind, Plan, PlanInput, PlannedPayment, SimCard, Step } from './sim/plan.js'
-export { makePlan } from './sim/plan.js'
+export { burstAmounts, makePlan } from './sim/plan.js'
 export { LinkProxy } from './sim/proxy.js'
 export { Random } from './sim/random.js'
 export type { SimSummary } from './sim/report.js'
-export { formatSummary } from './sim/report.js'
+export { formatSummary, violations } from './sim/report.js'

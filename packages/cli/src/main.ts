@@ -234,9 +234,19 @@ export function buildProgram(): Command {
 Scenarios:
   normal      ordinary payments plus some over the floor limit, deny-listed / blocked-BIN cards,
               replays of a credential at another terminal and POS retries
-  double-tap  the normal mix, and a quarter of the steps tap one card (same credential counter) at
-              every terminal at the same instant: at most one may be approved
-  partition   the normal mix; one terminal is cut off at the mesh layer mid-run, then healed
+  double-tap  the normal mix, and bursts: a card tapped with one credential at every terminal at
+              the same instant (at most one may be approved), then with fresh credentials, offline,
+              several terminals at once, more taps and more money than cardCapCount and
+              cardCapMinor allow (no card may end over either cap)
+  partition   the normal mix; one terminal is cut off at the mesh layer mid-run, then healed;
+              duplicates and cap overruns are allowed only through isolated approvals, and those
+              only within the partition exposure bound
+
+Summary figures (besides the counts): overCapCards / overCountCards (cards over the amount / count
+cap in a card window), duplicateApprovals, isolatedExposureMinor vs exposureBoundMinor,
+settledNotApproved (settled at central under an id no client saw approved), lost, maxDecisionMs
+(longest tap → decision) vs tapBudgetMs. Any of the first five that breaks its invariant, or a
+lost payment, is a violation.
 
 Exit codes: 0 ok · 1 a process crashed or the run failed · 3 an invariant was violated · 130 interrupted`,
     )

@@ -1,4 +1,4 @@
-import { PAYMENT_METHODS, type PaymentMethod } from '@nullmesh/protocol'
+import { MAX_ACKS, PAYMENT_METHODS, type PaymentMethod } from '@nullmesh/protocol'
 import type { CurrencyLimits } from './types.js'
 
 /**
@@ -17,7 +17,7 @@ export const DEFAULT_CURRENCY_LIMITS: Readonly<CurrencyLimits> = Object.freeze({
   venueCapMinor: 2_000_000,
   /** largest single payment while a terminal is isolated (25.00) */
   isolatedFloorLimitMinor: 2_500,
-  /** one terminal's isolated-mode total per queue duration (200.00) */
+  /** one terminal's isolated-mode total not yet confirmed by central (200.00), whatever the time */
   isolatedDeviceCapMinor: 20_000,
 })
 
@@ -48,11 +48,28 @@ export const DEFAULT_BARRIER_RETRY_JITTER_MS = 25
 
 /** Isolated mode (no quorum reachable) is allowed, with its own smaller limits. */
 export const DEFAULT_ISOLATED_ENABLED = true
-/** While isolated, a terminal approves each card at most once. */
+/** While isolated, a terminal approves each card at most once until central confirms it. */
 export const DEFAULT_ISOLATED_MAX_APPROVALS_PER_CARD = 1
 
 /** Terminals' clocks may disagree by this much; reservations further off are refused as stale. */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000
+/**
+ * Upper bound of maxClockSkewMs: 10 minutes. A reservation's ts places it in the cap windows, so a
+ * larger skew lets an origin backdate payments out of a card's window.
+ */
+export const MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
+
+/** A terminal answers every tap within this, whatever the barrier, retries or central link do. */
+export const DEFAULT_TAP_BUDGET_MS = 2000
+/** Bounds of tapBudgetMs: below 200 ms no barrier completes; above 10 s a customer walks away. */
+export const MIN_TAP_BUDGET_MS = 200
+export const MAX_TAP_BUDGET_MS = 10_000
+
+/**
+ * Largest roster: a Commit carries at most MAX_ACKS acks, and a majority of 2 × MAX_ACKS − 1
+ * terminals is MAX_ACKS. A larger roster could never carry a majority certificate.
+ */
+export const MAX_ROSTER_SIZE = 2 * MAX_ACKS - 1
 
 export const DEFAULT_POLICY_VERSION = 1
 

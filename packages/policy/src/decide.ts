@@ -39,6 +39,8 @@ export interface AckContext {
 }
 
 const APPROVE: Decision = Object.freeze({ approve: true })
+/** sinceTs of a check without a time window */
+const ALL = Number.NEGATIVE_INFINITY
 
 function decline(code: DeclineCode, message: string): Decision {
   return { approve: false, code, message }
@@ -66,8 +68,45 @@ function ownShare(state: ExposureState, c: OfflineCandidate) {
   const onlineOnly = r.commitModes.length === 1 && r.commitModes[0] === 'online'
   return {
     counted: onlineOnly ? undefined : r.facts,
-    isolated: r.commitModes.includes('isolated') ? r.facts : undefined,
+    isolated: r.commitModes.includes('isolated') && !r.confirmed ? r.facts : undefined,
   }
+}
+
+/** Amount sanity and clock skew: what no payment passes, offline or online. */
+function inputDecline(
+  policy: VenuePolicy,
+  c: Pick<OfflineCandidate, 'amountMinor' | 'ts'>,
+  now: number,
+): Decision | undefined {
+  if (!Number.isSafeInteger(c.amountMinor) || c.amountMinor < 0) {
+    return decline('other', `amount must be an integer number of minor units ≥ 0, got ${c.amountMinor}`)
+  }
+  if (c.amountMinor > MAX_AMOUNT_MINOR)
+    return decline('max_amount_exceeded', `amount ${c.amountMinor} is beyond the protocol maximum`)
+  if (!Number.isFinite(c.ts) || Math.abs(now - c.ts) > policy.maxClockSkewMs) {
+    return decline(
+      'stale_reservation',
+      `payment time is ${now - c.ts} ms off this terminal's clock (max ${policy.maxClockSkewMs})`,
+    )
+  }
+  return undefined
+}
+
+function denylisted(policy: VenuePolicy, cardKey: string): boolean {
+  return policy.denylistCardKeys.includes(cardKey.toLowerCase())
+}
+
+/** nullifier_seen when another active reservation holds the candidate's nullifier. */
+function nullifierDecline(
+  state: ExposureState,
+  c: Pick<OfflineCandidate, 'id' | 'nullifier'>,
+): Decision | undefined {
+  const holder = state.nullifierHolder(c.nullifier, c.id)
+  if (holder === undefined) return undefined
+  return decline(
+    'nullifier_seen',
+    `this card credential use is already held by reservation ${holder.slice(0, 16)}…`,
+  )
 }
 
 function share(f: ReservationFacts | undefined, sinceTs: number, match: (f: ReservationFacts) => boolean) {
@@ -86,7 +125,8 @@ function share(f: ReservationFacts | undefined, sinceTs: number, match: (f: Rese
  *  given), quorum_unavailable (isolated mode while it is disabled), floor_limit_exceeded /
  *  isolated_limit_exceeded (single-payment limit of the mode), nullifier_seen, card_cap_exceeded,
  *  card_count_exceeded, device_cap_exceeded, queue_full, venue_cap_exceeded, and in isolated mode
- *  isolated_limit_exceeded (isolated device cap) and isolated_card_used.
+ *  isolated_limit_exceeded (isolated device cap) and isolated_card_used. The two isolated checks
+ *  count every isolated commit of this origin central has not confirmed, whatever its time.
  */
 export function decideOffline(
   policy: VenuePolicy,
@@ -94,25 +134,15 @@ export function decideOffline(
   c: OfflineCandidate,
   ctx: DecisionContext,
 ): Decision {
-  if (!Number.isSafeInteger(c.amountMinor) || c.amountMinor < 0) {
-    return decline('other', `amount must be an integer number of minor units ≥ 0, got ${c.amountMinor}`)
-  }
-  if (c.amountMinor > MAX_AMOUNT_MINOR)
-    return decline('max_amount_exceeded', `amount ${c.amountMinor} is beyond the protocol maximum`)
-  if (!Number.isFinite(c.ts) || Math.abs(ctx.now - c.ts) > policy.maxClockSkewMs) {
-    return decline(
-      'stale_reservation',
-      `payment time is ${ctx.now - c.ts} ms off this terminal's clock (max ${policy.maxClockSkewMs})`,
-    )
-  }
+  const bad = inputDecline(policy, c, ctx.now)
+  if (bad !== undefined) return bad
   const limits = currencyLimits(policy, c.currency)
   if (limits === undefined) return decline('currency_not_supported', `${c.currency} is not accepted offline`)
   if (!policy.allowedMethodsOffline.includes(c.method)) {
     return decline('method_not_allowed_offline', `${c.method} payments are not accepted offline`)
   }
   const cardKey = c.cardKey
-  if (policy.denylistCardKeys.includes(cardKey.toLowerCase()))
-    return decline('denylisted_card', 'card is on the deny list')
+  if (denylisted(policy, cardKey)) return decline('denylisted_card', 'card is on the deny list')
   if (c.bin !== undefined) {
     const bin = c.bin
     const blocked = policy.blockedBins.find((prefix) => bin.startsWith(prefix))
@@ -136,12 +166,8 @@ export function decideOffline(
     )
   }
 
-  const holder = state.nullifierHolder(c.nullifier, c.id)
-  if (holder !== undefined)
-    return decline(
-      'nullifier_seen',
-      `this card credential use is already held by reservation ${holder.slice(0, 16)}…`,
-    )
+  const held = nullifierDecline(state, c)
+  if (held !== undefined) return held
 
   const own = ownShare(state, c)
   const cardSince = c.ts - policy.cardWindowMs
@@ -192,22 +218,24 @@ export function decideOffline(
   }
 
   if (isolated) {
-    const iso = state.isolatedExposure(c.origin, c.currency, queueSince)
-    const ownIso = share(own.isolated, queueSince, (f) => f.origin === c.origin && f.currency === c.currency)
+    // no window: an isolated approval uses the budget until central confirms it, so neither a
+    // long partition nor a clock jump frees it (partitionExposureBound holds per partition)
+    const iso = state.isolatedExposure(c.origin, c.currency)
+    const ownIso = share(own.isolated, ALL, (f) => f.origin === c.origin && f.currency === c.currency)
     const isoAmount = iso.amountMinor - ownIso.amountMinor
     if (isoAmount + c.amountMinor > limits.isolatedDeviceCapMinor) {
       return decline(
         'isolated_limit_exceeded',
-        `isolated-mode total ${isoAmount} + ${c.amountMinor} ${c.currency} exceeds ${limits.isolatedDeviceCapMinor}`,
+        `isolated-mode total ${isoAmount} + ${c.amountMinor} ${c.currency} not yet confirmed by central exceeds ${limits.isolatedDeviceCapMinor}`,
       )
     }
     const uses =
-      state.isolatedCardCount(c.origin, cardKey, queueSince) -
-      share(own.isolated, queueSince, (f) => f.origin === c.origin && f.cardKey === cardKey).count
+      state.isolatedCardCount(c.origin, cardKey) -
+      share(own.isolated, ALL, (f) => f.origin === c.origin && f.cardKey === cardKey).count
     if (uses + 1 > policy.isolated.maxApprovalsPerCard) {
       return decline(
         'isolated_card_used',
-        `card already approved ${uses} time(s) by this terminal in isolated mode (max ${policy.isolated.maxApprovalsPerCard})`,
+        `card already approved ${uses} time(s) by this terminal in isolated mode, not yet confirmed by central (max ${policy.isolated.maxApprovalsPerCard})`,
       )
     }
   }
@@ -239,6 +267,34 @@ export function decideAck(
     )
   }
   return verdict
+}
+
+/**
+ * What a peer answers when asked to ack a reservation its origin will send to central for
+ * online authorisation. The issuer decides the money, so the offline floor limit, caps, currency
+ * and method rules do not apply; what the mesh must still guarantee is that one credential use is
+ * approved once, online or offline. So only, in this order: input sanity (`other`,
+ * `max_amount_exceeded`), `stale_reservation` (|now − ts| > maxClockSkewMs), `denylisted_card`,
+ * and `nullifier_seen` (another active reservation holds the nullifier). Pure, like decideOffline.
+ *
+ * An ack means "I now hold this nullifier": on approve, the caller holds the reservation
+ * (addReservation(r, true) or hold(r.id)) in the same synchronous step, before anything else is
+ * decided, and keeps it until the origin's Commit (mode online) or Release. Until that Commit
+ * arrives the held reservation also counts in this peer's offline caps, like any held one: the
+ * conservative side. Checking policy versions (`policy_mismatch`) is the caller's job.
+ */
+export function decideOnlineAck(
+  policy: VenuePolicy,
+  state: ExposureState,
+  r: ReservationFacts,
+  ctx: { now: number },
+): Decision {
+  return (
+    inputDecline(policy, r, ctx.now) ??
+    (denylisted(policy, r.cardKey) ? decline('denylisted_card', 'card is on the deny list') : undefined) ??
+    nullifierDecline(state, r) ??
+    APPROVE
+  )
 }
 
 /**

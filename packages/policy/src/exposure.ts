@@ -26,6 +26,8 @@ export interface ExposureRecord {
   released: boolean
   /** commit modes seen for it, sorted */
   commitModes: CommitMode[]
+  /** central confirmed (ingested) it: an isolated commit no longer uses its origin's isolated budget */
+  confirmed: boolean
 }
 
 export interface ExposureSnapshot {
@@ -38,6 +40,8 @@ export interface ExposureSnapshot {
  *
  * A reservation is active when committed, or held and not released. Active reservations hold
  * their nullifier; active offline ones (not only committed online) count toward the caps.
+ * Isolated commits also use their origin's isolated budget until central confirms them, whatever
+ * their time: that is what makes partitionExposureBound hold across any duration and clock jump.
  */
 export interface ExposureState {
   /** held = originated by me or acked by me */
@@ -47,6 +51,14 @@ export interface ExposureState {
   /** commits always hold the nullifier and count, even if a release is also seen */
   addCommit(r: ReservationFacts, mode: CommitMode): void
   addRelease(reservationId: string): void
+  /**
+   * Central confirmed (ingested) this commit: if isolated, it stops counting toward its origin's
+   * isolated limits (isolatedExposure, isolatedCardCount); nothing else changes. Idempotent; a
+   * confirmation seen before the commit applies when the commit arrives. Like a release it is a
+   * grow-only flag, so merge ORs it: a confirmation known to either state is known to the join.
+   * A terminal that loses confirmations (e.g. on restart) counts those commits again: the safe side.
+   */
+  confirmIsolated(reservationId: string): void
   merge(other: ExposureState): void
   isActive(reservationId: string): boolean
   /** id of an active reservation with this nullifier (other than `excludeId`), smallest id first */
@@ -56,9 +68,10 @@ export interface ExposureState {
   venueExposure(currency: string, sinceTs: number): number
   /** offline approvals of this origin since sinceTs, all currencies */
   deviceQueued(origin: string, sinceTs: number): number
-  /** isolated-mode commits of this origin (since sinceTs, default all) */
-  isolatedExposure(origin: string, currency: string, sinceTs?: number): WindowTotal
-  isolatedCardCount(origin: string, cardKey: string, sinceTs?: number): number
+  /** isolated-mode commits of this origin central has not confirmed, whatever their time */
+  isolatedExposure(origin: string, currency: string): WindowTotal
+  /** isolated-mode commits of this origin and card central has not confirmed, whatever their time */
+  isolatedCardCount(origin: string, cardKey: string): number
   /** ids of the active offline reservations of a card since sinceTs, sorted by (ts, id) */
   cardReservations(cardKey: string, currency: string, sinceTs: number): string[]
   get(reservationId: string): ExposureRecord | undefined
@@ -77,11 +90,12 @@ interface Entry {
   held: boolean
   released: boolean
   modes: number
+  confirmed: boolean
   /** indexed by nullifier */
   active: boolean
   /** indexed in the cap windows */
   counted: boolean
-  /** indexed in the isolated-mode windows */
+  /** indexed in the isolated-mode totals (an isolated commit not confirmed by central) */
   isolated: boolean
 }
 
@@ -113,6 +127,7 @@ class MemoryExposureState implements ExposureState {
         held: false,
         released: false,
         modes: 0,
+        confirmed: false,
         active: false,
         counted: false,
         isolated: false,
@@ -172,15 +187,18 @@ class MemoryExposureState implements ExposureState {
         else MemoryExposureState.unindex(map, key, f)
       }
     }
-    if (!e.isolated && (e.modes & MODE_BITS.isolated) !== 0) {
-      // commits are permanent, so this index only grows
-      e.isolated = true
-      MemoryExposureState.index(this.isolatedDevices, `${f.origin}|${f.currency}`).add(
-        f.ts,
-        f.id,
-        f.amountMinor,
-      )
-      MemoryExposureState.index(this.isolatedCards, `${f.origin}|${f.cardKey}`).add(f.ts, f.id, f.amountMinor)
+    // commits and confirmations are permanent, so an id enters and leaves these at most once
+    const isolated = (e.modes & MODE_BITS.isolated) !== 0 && !e.confirmed
+    if (isolated !== e.isolated) {
+      e.isolated = isolated
+      const keys: Array<[Map<string, WindowIndex>, string]> = [
+        [this.isolatedDevices, `${f.origin}|${f.currency}`],
+        [this.isolatedCards, `${f.origin}|${f.cardKey}`],
+      ]
+      for (const [map, key] of keys) {
+        if (isolated) MemoryExposureState.index(map, key).add(f.ts, f.id, f.amountMinor)
+        else MemoryExposureState.unindex(map, key, f)
+      }
     }
   }
 
@@ -225,6 +243,12 @@ class MemoryExposureState implements ExposureState {
     this.update(e)
   }
 
+  confirmIsolated(reservationId: string): void {
+    const e = this.entry(reservationId)
+    e.confirmed = true
+    this.update(e)
+  }
+
   merge(other: ExposureState): void {
     if (other === this) return
     for (const r of other.records()) {
@@ -232,6 +256,7 @@ class MemoryExposureState implements ExposureState {
       if (r.facts !== undefined) this.setFacts(e, r.facts)
       if (r.held) e.held = true
       if (r.released) e.released = true
+      if (r.confirmed) e.confirmed = true
       for (const m of r.commitModes) e.modes |= MODE_BITS[m]
       this.update(e)
     }
@@ -265,12 +290,12 @@ class MemoryExposureState implements ExposureState {
     return total(this.queues.get(origin), sinceTs).count
   }
 
-  isolatedExposure(origin: string, currency: string, sinceTs = Number.NEGATIVE_INFINITY): WindowTotal {
-    return total(this.isolatedDevices.get(`${origin}|${currency}`), sinceTs)
+  isolatedExposure(origin: string, currency: string): WindowTotal {
+    return total(this.isolatedDevices.get(`${origin}|${currency}`), Number.NEGATIVE_INFINITY)
   }
 
-  isolatedCardCount(origin: string, cardKey: string, sinceTs = Number.NEGATIVE_INFINITY): number {
-    return total(this.isolatedCards.get(`${origin}|${cardKey}`), sinceTs).count
+  isolatedCardCount(origin: string, cardKey: string): number {
+    return total(this.isolatedCards.get(`${origin}|${cardKey}`), Number.NEGATIVE_INFINITY).count
   }
 
   cardReservations(cardKey: string, currency: string, sinceTs: number): string[] {
@@ -284,6 +309,7 @@ class MemoryExposureState implements ExposureState {
       held: e.held,
       released: e.released,
       commitModes: MODES.filter((m) => (e.modes & MODE_BITS[m]) !== 0),
+      confirmed: e.confirmed,
     }
   }
 

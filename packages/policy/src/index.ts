@@ -5,6 +5,7 @@ export {
   type DecisionContext,
   decideAck,
   decideOffline,
+  decideOnlineAck,
   type OfflineCandidate,
   originView,
 } from './decide.js'
@@ -22,7 +23,9 @@ export {
   type ParsePolicyResult,
   parsePolicy,
   partitionExposureBound,
+  quorumIssues,
   quorumSize,
+  rosterSizeIssue,
   signPolicy,
   type VerifyPolicyResult,
   verifySignedPolicy,

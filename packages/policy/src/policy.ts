@@ -1,4 +1,11 @@
-import { DOMAIN, type KeyPair, type SignedDocument, signDocument, verifyDocument } from '@nullmesh/protocol'
+import {
+  DOMAIN,
+  type KeyPair,
+  MAX_ACKS,
+  type SignedDocument,
+  signDocument,
+  verifyDocument,
+} from '@nullmesh/protocol'
 import {
   DEFAULT_ALLOWED_METHODS_OFFLINE,
   DEFAULT_BARRIER_QUORUM,
@@ -15,6 +22,8 @@ import {
   DEFAULT_MAX_CLOCK_SKEW_MS,
   DEFAULT_POLICY_VERSION,
   DEFAULT_QUEUE_DURATION_MS,
+  DEFAULT_TAP_BUDGET_MS,
+  MAX_ROSTER_SIZE,
 } from './constants.js'
 import { PolicyError } from './errors.js'
 import { schemaIssues } from './schema.js'
@@ -52,6 +61,7 @@ export function defaultPolicy(venueId: string, overrides: PolicyOverrides = {}):
       maxApprovalsPerCard: overrides.isolated?.maxApprovalsPerCard ?? DEFAULT_ISOLATED_MAX_APPROVALS_PER_CARD,
     },
     maxClockSkewMs: overrides.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
+    tapBudgetMs: overrides.tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS,
   }
 }
 
@@ -72,6 +82,11 @@ function semanticIssues(p: VenuePolicy): PolicyIssue[] {
     if (l.isolatedDeviceCapMinor > l.deviceCapMinor) {
       issues.push(issue(`${at}/isolatedDeviceCapMinor`, `must be ≤ deviceCapMinor (${l.deviceCapMinor})`))
     }
+  }
+  if (p.barrier.timeoutMs > p.tapBudgetMs) {
+    issues.push(
+      issue('/barrier/timeoutMs', `must be ≤ tapBudgetMs (${p.tapBudgetMs}): one attempt must fit in a tap`),
+    )
   }
   if (p.isolated.enabled && p.isolated.maxApprovalsPerCard < 1) {
     issues.push(
@@ -131,23 +146,72 @@ export function verifySignedPolicy(doc: unknown, operatorPublicKey: Uint8Array):
   return { ok: true, policy: parsed.policy, document: verified.value as SignedDocument<VenuePolicy> }
 }
 
+/** floor(n/2)+1: the smallest quorum any two of which share a terminal. */
+function majority(rosterSize: number): number {
+  return Math.floor(rosterSize / 2) + 1
+}
+
 /**
- * Acks a commit needs out of `rosterSize` terminals, the origin's own included. A majority is
- * floor(n/2)+1; a fixed number is clamped to [1, n]. Only a majority (or more) guarantees that two
- * quorums share a terminal, which is what makes a double spend impossible.
+ * Problems of a policy that only show once the roster size is known, so createVenueBundle and
+ * loadVenueBundle check them: a numeric `barrier.quorum` must be a strict majority of the roster
+ * (two smaller quorums can miss each other and commit one nullifier twice) and fit in one Commit
+ * (MAX_ACKS acks). A quorum above the roster is clamped to it by quorumSize, which is still a
+ * majority. The roster size itself must be in [1, MAX_ROSTER_SIZE]; see rosterSizeIssue.
+ */
+export function quorumIssues(policy: VenuePolicy, rosterSize: number): PolicyIssue[] {
+  const q = policy.barrier.quorum
+  if (q === 'majority' || rosterSizeIssue(rosterSize) !== undefined) return []
+  const effective = Math.min(q, rosterSize)
+  if (2 * effective <= rosterSize) {
+    return [
+      issue(
+        '/barrier/quorum',
+        `${q} is not a strict majority of ${rosterSize} terminals (needs ≥ ${majority(rosterSize)}): two quorums could miss each other and approve one card credential twice`,
+      ),
+    ]
+  }
+  if (effective > MAX_ACKS) {
+    return [issue('/barrier/quorum', `${q} acks do not fit in a commit (at most ${MAX_ACKS})`)]
+  }
+  return []
+}
+
+/** Why a roster of this size cannot work, or undefined when it can. */
+export function rosterSizeIssue(rosterSize: number): string | undefined {
+  if (!Number.isSafeInteger(rosterSize) || rosterSize < 1 || rosterSize > MAX_ROSTER_SIZE) {
+    return `a roster must have 1 to ${MAX_ROSTER_SIZE} terminals (a commit carries at most ${MAX_ACKS} acks, a majority of ${MAX_ROSTER_SIZE}), got ${rosterSize}`
+  }
+  return undefined
+}
+
+/**
+ * Acks a commit needs out of `rosterSize` terminals, the origin's own included: a majority,
+ * floor(n/2)+1, or a fixed number clamped to [majority, n]. Never less than a majority: only
+ * majorities are guaranteed to share a terminal, which is what makes a double spend impossible.
+ * A too-small number is clamped up rather than thrown on because this runs inside live terminals
+ * and central (e.g. when membership changes); the misconfiguration itself is rejected loudly
+ * where the roster is known (quorumIssues, at bundle creation and load). Losing liveness is the
+ * safe failure; losing intersection is not.
  */
 export function quorumSize(policy: VenuePolicy, rosterSize: number): number {
   if (!Number.isSafeInteger(rosterSize) || rosterSize < 1)
     throw new RangeError(`roster size must be a positive integer, got ${rosterSize}`)
   const q = policy.barrier.quorum
-  if (q === 'majority') return Math.floor(rosterSize / 2) + 1
-  return Math.min(Math.max(Math.trunc(q), 1), rosterSize)
+  const m = majority(rosterSize)
+  if (q === 'majority') return m
+  return Math.min(Math.max(Math.trunc(q), m), rosterSize)
 }
 
 /**
  * Worst case a partition can approve in `currency` with no quorum anywhere: every terminal
  * isolated and each filling its isolated-mode cap. 0 when isolated mode is disabled or the
  * currency is not accepted offline.
+ *
+ * It holds per partition, whatever its duration and however the terminals' clocks jump: an
+ * isolated approval uses its terminal's isolated budget until central has confirmed it
+ * (ExposureState.confirmIsolated), not for a time window. So at any moment the isolated
+ * approvals central has not confirmed total at most this; a terminal cut off from central as
+ * well as from its peers approves at most isolatedDeviceCapMinor alone for the whole partition.
  */
 export function partitionExposureBound(policy: VenuePolicy, rosterSize: number, currency: string): number {
   const limits = currencyLimits(policy, currency)

@@ -2,15 +2,16 @@ import { CURRENCY_PATTERN, MAX_AMOUNT_MINOR, PAYMENT_METHODS, VENUE_ID_PATTERN }
 import { type TSchema, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
-import { BIN_PREFIX_PATTERN } from './constants.js'
+import { BIN_PREFIX_PATTERN, MAX_CLOCK_SKEW_MS, MAX_TAP_BUDGET_MS, MIN_TAP_BUDGET_MS } from './constants.js'
 import type { PolicyIssue } from './types.js'
 
 // Each schema carries `expected`, the human phrase used in error messages, so that a wrong type
 // and an out-of-range value of one field read the same: "expected integer ≥ 0".
 const MAX_MS = 365 * 24 * 60 * 60 * 1000
 
-function int(minimum: number, maximum?: number): TSchema {
-  const expected = maximum === undefined ? `integer ≥ ${minimum}` : `integer in [${minimum}, ${maximum}]`
+function int(minimum: number, maximum?: number, why?: string): TSchema {
+  let expected = maximum === undefined ? `integer ≥ ${minimum}` : `integer in [${minimum}, ${maximum}]`
+  if (why !== undefined) expected += ` (${why})`
   return Type.Integer(maximum === undefined ? { minimum, expected } : { minimum, maximum, expected })
 }
 
@@ -79,7 +80,8 @@ export const VenuePolicySchema = Type.Object(
       { enabled: Type.Boolean({ expected: 'true or false' }), maxApprovalsPerCard: int(0) },
       { additionalProperties: false, expected: 'an object { enabled, maxApprovalsPerCard }' },
     ),
-    maxClockSkewMs: int(0, MAX_MS),
+    maxClockSkewMs: int(0, MAX_CLOCK_SKEW_MS, 'ms, at most 10 minutes'),
+    tapBudgetMs: int(MIN_TAP_BUDGET_MS, MAX_TAP_BUDGET_MS, 'ms'),
   },
   { additionalProperties: false, expected: 'a policy object' },
 )

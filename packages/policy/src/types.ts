@@ -12,7 +12,7 @@ export interface CurrencyLimits {
   venueCapMinor: number
   /** max single payment while isolated */
   isolatedFloorLimitMinor: number
-  /** per-terminal total approved while isolated, within queueDurationMs */
+  /** per-terminal total approved while isolated and not yet confirmed by central (no time window) */
   isolatedDeviceCapMinor: number
 }
 
@@ -26,6 +26,7 @@ export interface BarrierPolicy {
 
 export interface IsolatedPolicy {
   enabled: boolean
+  /** isolated approvals of one card by one terminal not yet confirmed by central (no time window) */
   maxApprovalsPerCard: number
 }
 
@@ -49,7 +50,10 @@ export interface VenuePolicy {
   denylistCardKeys: string[]
   barrier: BarrierPolicy
   isolated: IsolatedPolicy
+  /** terminals' clocks may disagree by this much (≤ 10 minutes); reservations further off are stale */
   maxClockSkewMs: number
+  /** every decision of a terminal (barrier, retries, isolated fallback) returns within this */
+  tapBudgetMs: number
 }
 
 /** What defaultPolicy and createVenueBundle accept: any field, nested objects partially. */

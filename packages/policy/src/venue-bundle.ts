@@ -19,6 +19,8 @@ import {
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import {
+  DEFAULT_BARRIER_RETRIES,
+  DEFAULT_BARRIER_TIMEOUT_MS,
   DEFAULT_CARD_CAP_COUNT,
   DEFAULT_CARD_WINDOW_MS,
   DEFAULT_CERTIFICATE_VALIDITY_MS,
@@ -26,9 +28,13 @@ import {
   DEFAULT_DEVICE_MAX_QUEUED,
   DEFAULT_MAX_CLOCK_SKEW_MS,
   DEFAULT_QUEUE_DURATION_MS,
+  DEFAULT_TAP_BUDGET_MS,
+  MAX_CLOCK_SKEW_MS,
+  MAX_TAP_BUDGET_MS,
+  MIN_TAP_BUDGET_MS,
 } from './constants.js'
-import { VenueBundleError } from './errors.js'
-import { defaultPolicy, signPolicy, verifySignedPolicy } from './policy.js'
+import { PolicyError, VenueBundleError } from './errors.js'
+import { defaultPolicy, quorumIssues, rosterSizeIssue, signPolicy, verifySignedPolicy } from './policy.js'
 import type { PolicyOverrides, VenuePolicy } from './types.js'
 
 export interface RosterEntry {
@@ -150,13 +156,14 @@ function json(value: unknown): string {
  * Create a venue: operator key, terminal keys and their enrollment certificates, swarm key,
  * hashing key and a signed policy, written to `outDir`. Refuses to overwrite an existing bundle
  * unless `force`. Certificates are back-dated by maxClockSkewMs so a terminal whose clock is a
- * little behind accepts them at once.
+ * little behind accepts them at once. Throws RangeError for a roster outside [1, MAX_ROSTER_SIZE]
+ * and PolicyError for an invalid policy, including a numeric quorum that is not a strict majority
+ * of `terminals`, before writing anything.
  */
 export async function createVenueBundle(opts: CreateVenueBundleOptions): Promise<VenueBundle> {
   const { outDir, terminals } = opts
-  if (!Number.isSafeInteger(terminals) || terminals < 1 || terminals > 1000) {
-    throw new RangeError(`terminals must be an integer in [1, 1000], got ${terminals}`)
-  }
+  const tooMany = rosterSizeIssue(terminals)
+  if (tooMany !== undefined) throw new RangeError(`terminals: ${tooMany}`)
   const venueId = opts.venueId ?? opts.policy?.venueId ?? DEFAULT_VENUE_ID
   if (!VENUE_ID_PATTERN.test(venueId)) throw new TypeError(`invalid venue id ${JSON.stringify(venueId)}`)
   const now = opts.now ?? Date.now()
@@ -175,6 +182,14 @@ export async function createVenueBundle(opts: CreateVenueBundleOptions): Promise
   const operator = generateKeyPair()
   const policy = defaultPolicy(venueId, { ...opts.policy, venueId })
   const policyDocument = signPolicy(operator, policy) // throws PolicyError on an invalid policy
+  const quorum = quorumIssues(policyDocument.payload, terminals)
+  if (quorum.length > 0) {
+    throw new PolicyError(
+      'ERR_INVALID_POLICY',
+      `invalid policy: ${quorum.map((e) => e.message).join('; ')}`,
+      quorum,
+    )
+  }
   const psk = encodeSwarmKey(new Uint8Array(randomBytes(32)))
   const hashingKey = new Uint8Array(randomBytes(32))
   const notBefore = Math.max(0, now - policy.maxClockSkewMs)
@@ -271,7 +286,8 @@ async function readVenueFile(dir: string): Promise<VenueFile> {
 }
 
 /**
- * Load and verify a venue bundle: the policy signature and schema, and every roster certificate
+ * Load and verify a venue bundle: the roster size (≤ MAX_ROSTER_SIZE), the policy signature,
+ * schema and quorum (a strict majority of the roster), and every roster certificate
  * (operator signature, venue, subject, role; validity time too when `opts.now` is given). Throws
  * VenueBundleError (ERR_VENUE_BUNDLE) naming the file and the problem. Reads no private key.
  */
@@ -279,6 +295,8 @@ export async function loadVenueBundle(dir: string, opts: LoadVenueBundleOptions 
   const venuePath = join(dir, BUNDLE_FILES.venue)
   const venue = await readVenueFile(dir)
   const operatorPublicKey = fromHex(venue.operatorPublicKey)
+  const tooMany = rosterSizeIssue(venue.roster.length)
+  if (tooMany !== undefined) throw new VenueBundleError(venuePath, tooMany)
 
   const roster: RosterEntry[] = []
   const ids = new Set<string>()
@@ -317,6 +335,9 @@ export async function loadVenueBundle(dir: string, opts: LoadVenueBundleOptions 
       `policy is for venue ${checked.policy.venueId}, not ${venue.venueId}`,
     )
   }
+  const quorum = quorumIssues(checked.policy, roster.length)
+  if (quorum.length > 0)
+    throw new VenueBundleError(policyPath, `${quorum.map((e) => e.message).join('; ')} (ERR_INVALID_POLICY)`)
 
   const swarmPath = join(dir, BUNDLE_FILES.swarmKey)
   let psk: Uint8Array
@@ -393,8 +414,10 @@ ${currencies}
 - \`deviceCapMinor\`: one terminal's offline total within \`queueDurationMs\` (\`device_cap_exceeded\`).
 - \`venueCapMinor\`: the whole venue's offline total within \`queueDurationMs\` (\`venue_cap_exceeded\`).
 - \`isolatedFloorLimitMinor\`: largest single payment while a terminal cannot reach a quorum; must be ≤ the floor limit.
-- \`isolatedDeviceCapMinor\`: one terminal's isolated-mode total within \`queueDurationMs\`; must be ≤ the device cap.
-  With every terminal isolated the venue can lose at most terminals × this (partitionExposureBound).
+- \`isolatedDeviceCapMinor\`: one terminal's isolated-mode total not yet confirmed by central, whatever
+  the time (no window: a long partition or a clock jump frees nothing); must be ≤ the device cap.
+  With every terminal isolated the venue can lose at most terminals × this per partition
+  (partitionExposureBound).
 
 ## Other fields
 
@@ -407,13 +430,14 @@ ${currencies}
 | queueDurationMs | ${p.queueDurationMs} | ${DEFAULT_QUEUE_DURATION_MS} | how long an offline payment may wait for settlement; window of device and venue caps |
 | blockedBins | ${p.blockedBins.join(', ') || '(none)'} | none | card number prefixes declined offline (\`blocked_bin\`) |
 | denylistCardKeys | ${p.denylistCardKeys.length} key(s) | none | card keys (keyed hashes, never card numbers) declined offline (\`denylisted_card\`) |
-| barrier.quorum | ${p.barrier.quorum} | majority | acks a payment needs, its own terminal included; fewer than a majority voids the double-spend guarantee |
-| barrier.timeoutMs | ${p.barrier.timeoutMs} | 750 | how long one barrier attempt waits for acks |
-| barrier.retries | ${p.barrier.retries} | 2 | attempts after a retryable refusal |
+| barrier.quorum | ${p.barrier.quorum} | majority | acks a payment needs, its own terminal included; a number must be a strict majority of the roster (fewer voids the double-spend guarantee; bundles refuse it) |
+| barrier.timeoutMs | ${p.barrier.timeoutMs} | ${DEFAULT_BARRIER_TIMEOUT_MS} | how long one barrier attempt waits for acks; ≤ tapBudgetMs |
+| barrier.retries | ${p.barrier.retries} | ${DEFAULT_BARRIER_RETRIES} | attempts after a retryable refusal |
 | barrier.retryJitterMs | ${p.barrier.retryJitterMs} | 25 | random back-off between attempts |
 | isolated.enabled | ${p.isolated.enabled} | true | approve within isolated limits when no quorum is reachable (else \`quorum_unavailable\`) |
-| isolated.maxApprovalsPerCard | ${p.isolated.maxApprovalsPerCard} | 1 | approvals of one card by one isolated terminal (\`isolated_card_used\`) |
-| maxClockSkewMs | ${p.maxClockSkewMs} | ${DEFAULT_MAX_CLOCK_SKEW_MS} | reservations further than this from a peer's clock are refused (\`stale_reservation\`) |
+| isolated.maxApprovalsPerCard | ${p.isolated.maxApprovalsPerCard} | 1 | approvals of one card by one isolated terminal not yet confirmed by central (\`isolated_card_used\`) |
+| maxClockSkewMs | ${p.maxClockSkewMs} | ${DEFAULT_MAX_CLOCK_SKEW_MS} | reservations further than this from a peer's clock are refused (\`stale_reservation\`); at most ${MAX_CLOCK_SKEW_MS} (10 min) |
+| tapBudgetMs | ${p.tapBudgetMs} | ${DEFAULT_TAP_BUDGET_MS} | every decision of a terminal (barrier attempts, retries, isolated fallback) returns within this; ${MIN_TAP_BUDGET_MS}–${MAX_TAP_BUDGET_MS} |
 `
 }
 

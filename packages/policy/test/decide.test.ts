@@ -3,6 +3,7 @@ import {
   type Decision,
   decideAck,
   decideOffline,
+  decideOnlineAck,
   defaultPolicy,
   type ExposureState,
   type OfflineCandidate,
@@ -204,6 +205,29 @@ describe('decideOffline: one test per decline code', () => {
     expect(code(decideOffline(two, state, candidate({ amountMinor: 100 }), isolated))).toBeUndefined()
   })
 
+  it('isolated limits hold across a forward clock jump past the queue window, until central confirms', () => {
+    const p = policy({ currencies: { EUR: { isolatedDeviceCapMinor: 2000 } } })
+    const first = facts({ amountMinor: 2000 })
+    expect(decideOffline(p, state, { ...first, id: undefined }, isolated)).toEqual({ approve: true })
+    state.addCommit(first, 'isolated')
+    // the terminal stays isolated, and its clock jumps forward by more than a queue window
+    const later = T0 + p.queueDurationMs + 60_000
+    const at = { mode: 'isolated' as const, now: later }
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 1, cardKey: CARD_2, ts: later }), at))).toBe(
+      'isolated_limit_exceeded',
+    )
+    expect(code(decideOffline(p, state, candidate({ amountMinor: 0, ts: later }), at))).toBe(
+      'isolated_card_used',
+    )
+    // central ingested it: the budget and the card are free again
+    state.confirmIsolated(first.id)
+    expect(decideOffline(p, state, candidate({ amountMinor: 2000, ts: later }), at)).toEqual({
+      approve: true,
+    })
+    // and a confirmed commit is not subtracted from itself when re-decided
+    expect(decideOffline(p, state, { ...first, ts: later }, at)).toEqual({ approve: true })
+  })
+
   it('quorum_unavailable in isolated mode when it is disabled', () => {
     const p = policy({ isolated: { enabled: false } })
     expect(code(decideOffline(p, state, candidate(), isolated))).toBe('quorum_unavailable')
@@ -365,5 +389,96 @@ describe('decideAck', () => {
     s.addRelease(released.id)
     expect(originView(p, s, { ...b, ts: T0 })).toEqual([a.id])
     expect(originView(p, s, { cardKey: CARD_1, currency: 'EUR', ts: T0 })).toEqual([a.id, b.id])
+  })
+})
+
+describe('decideOnlineAck', () => {
+  const now = { now: T0 }
+
+  it('is not bound by the offline floor limit, caps, currency or method', () => {
+    const p = policy({
+      cardCapCount: 1,
+      deviceMaxQueued: 1,
+      allowedMethodsOffline: ['chip'],
+      currencies: { EUR: { cardCapMinor: 100, deviceCapMinor: 100, venueCapMinor: 100 } },
+    })
+    const peer = createExposureState()
+    peer.addCommit(facts({ amountMinor: 100 }), 'quorum') // every offline cap of CARD_1 and ORIGIN_A is full
+    const big = facts({ amountMinor: 90_000, method: 'swipe' })
+    expect(decideOnlineAck(p, peer, big, now)).toEqual({ approve: true })
+    expect(decideOnlineAck(p, peer, { ...big, currency: 'JPY' }, now)).toEqual({ approve: true })
+    // the offline rules would have refused it
+    expect(code(decideAck(p, peer, big, now))).toBe('method_not_allowed_offline')
+    expect(code(decideAck(p, peer, { ...big, method: 'chip' }, now))).toBe('floor_limit_exceeded')
+    expect(code(decideAck(p, peer, facts({ amountMinor: 1, method: 'chip' }), now))).toBe('card_cap_exceeded')
+  })
+
+  it('input sanity: other, max_amount_exceeded', () => {
+    const peer = createExposureState()
+    expect(code(decideOnlineAck(policy(), peer, facts({ amountMinor: -1 }), now))).toBe('other')
+    expect(code(decideOnlineAck(policy(), peer, facts({ amountMinor: 0.5 }), now))).toBe('other')
+    expect(code(decideOnlineAck(policy(), peer, facts({ amountMinor: 2 ** 48 }), now))).toBe(
+      'max_amount_exceeded',
+    )
+  })
+
+  it('stale_reservation either way, at the policy skew', () => {
+    const peer = createExposureState()
+    expect(decideOnlineAck(policy(), peer, facts({ ts: T0 - 30_000 }), now)).toEqual({ approve: true })
+    expect(code(decideOnlineAck(policy(), peer, facts({ ts: T0 - 30_001 }), now))).toBe('stale_reservation')
+    expect(code(decideOnlineAck(policy(), peer, facts({ ts: T0 + 30_001 }), now))).toBe('stale_reservation')
+    expect(code(decideOnlineAck(policy(), peer, facts({ ts: Number.NaN }), now))).toBe('stale_reservation')
+  })
+
+  it('denylisted_card (case-insensitive card key)', () => {
+    const p = policy({ denylistCardKeys: [CARD_1] })
+    const peer = createExposureState()
+    expect(code(decideOnlineAck(p, peer, facts({ cardKey: CARD_1.toUpperCase() }), now))).toBe(
+      'denylisted_card',
+    )
+    expect(decideOnlineAck(p, peer, facts({ cardKey: CARD_2 }), now)).toEqual({ approve: true })
+  })
+
+  it('nullifier_seen: held by another active reservation, offline or online; not by itself', () => {
+    const p = policy()
+    const peer = createExposureState()
+    const offline = facts()
+    const online = facts({ nullifier: offline.nullifier, cardKey: CARD_2 })
+    peer.addReservation(offline, true)
+    expect(code(decideOnlineAck(p, peer, online, now))).toBe('nullifier_seen')
+    peer.addRelease(offline.id)
+    expect(decideOnlineAck(p, peer, online, now)).toEqual({ approve: true })
+    // acked: this peer now holds the nullifier, so an offline use of it is refused here…
+    peer.addReservation(online, true)
+    expect(code(decideAck(p, peer, facts({ nullifier: online.nullifier }), now))).toBe('nullifier_seen')
+    // …and so is a second online reservation, while the same one asked again is not a conflict
+    expect(code(decideOnlineAck(p, peer, facts({ nullifier: online.nullifier }), now))).toBe('nullifier_seen')
+    expect(decideOnlineAck(p, peer, online, now)).toEqual({ approve: true })
+    // an online commit holds it for good
+    peer.addCommit(online, 'online')
+    peer.addRelease(online.id)
+    expect(code(decideOnlineAck(p, peer, facts({ nullifier: online.nullifier }), now))).toBe('nullifier_seen')
+  })
+
+  it('checks in order: sanity, stale, deny list, nullifier', () => {
+    const p = policy({ denylistCardKeys: [CARD_1] })
+    const peer = createExposureState()
+    const held = facts()
+    peer.addReservation(held, true)
+    const r = facts({ amountMinor: -1, ts: T0 - 60_000, nullifier: held.nullifier })
+    expect(code(decideOnlineAck(p, peer, r, now))).toBe('other')
+    expect(code(decideOnlineAck(p, peer, { ...r, amountMinor: 1 }, now))).toBe('stale_reservation')
+    expect(code(decideOnlineAck(p, peer, { ...r, amountMinor: 1, ts: T0 }, now))).toBe('denylisted_card')
+    expect(code(decideOnlineAck(p, peer, { ...r, amountMinor: 1, ts: T0, cardKey: CARD_2 }, now))).toBe(
+      'nullifier_seen',
+    )
+  })
+
+  it('is pure', () => {
+    const peer = createExposureState()
+    peer.addReservation(facts(), true)
+    const before = peer.snapshot()
+    decideOnlineAck(policy(), peer, facts(), now)
+    expect(peer.snapshot()).toEqual(before)
   })
 })

@@ -60,13 +60,54 @@ describe('exposure state: what is active', () => {
     s.addReservation(facts({ amountMinor: 400 }), true)
     s.addCommit(facts({ amountMinor: 800, origin: ORIGIN_B }), 'isolated')
     expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 100, count: 1 })
-    expect(s.isolatedExposure(ORIGIN_A, 'EUR', T0 + 1)).toEqual({ amountMinor: 0, count: 0 })
     expect(s.isolatedCardCount(ORIGIN_A, CARD_1)).toBe(1)
     expect(s.isolatedCardCount(ORIGIN_B, CARD_1)).toBe(1)
     // a release does not undo a commit
     s.addRelease(a.id)
     expect(s.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(100)
     expect(s.isActive(a.id)).toBe(true)
+  })
+
+  it('confirmIsolated frees the isolated budget only: idempotent, early or late, kept by merge', () => {
+    const s = createExposureState()
+    const a = facts({ amountMinor: 100 })
+    const b = facts({ amountMinor: 200 })
+    s.addCommit(a, 'isolated')
+    s.addCommit(b, 'isolated')
+    s.confirmIsolated(a.id)
+    s.confirmIsolated(a.id)
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 200, count: 1 })
+    expect(s.isolatedCardCount(ORIGIN_A, CARD_1)).toBe(1)
+    // still an offline approval: it holds its nullifier and counts toward the caps
+    expect(s.isActive(a.id)).toBe(true)
+    expect(s.nullifierHolder(a.nullifier)).toBe(a.id)
+    expect(s.cardExposure(CARD_1, 'EUR', 0)).toEqual({ amountMinor: 300, count: 2 })
+    expect(s.get(a.id)?.confirmed).toBe(true)
+    // a confirmation seen before its commit applies when the commit arrives
+    const c = facts({ amountMinor: 400 })
+    s.confirmIsolated(c.id)
+    s.addCommit(c, 'isolated')
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(200)
+    // merge ORs the flag, in either direction
+    const other = createExposureState()
+    other.addCommit(b, 'isolated')
+    other.addCommit(a, 'isolated')
+    expect(other.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(300)
+    other.merge(s)
+    expect(other.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(200)
+    s.confirmIsolated(b.id)
+    const back = createExposureState()
+    back.merge(s)
+    back.merge(other)
+    expect(back.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 0, count: 0 })
+  })
+
+  it('isolated exposure has no time window: old unconfirmed commits still count', () => {
+    const s = createExposureState()
+    s.addCommit(facts({ amountMinor: 100, ts: T0 - 365 * 24 * 3600 * 1000 }), 'isolated')
+    s.addCommit(facts({ amountMinor: 200, ts: T0 + 365 * 24 * 3600 * 1000 }), 'isolated')
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 300, count: 2 })
+    expect(s.isolatedCardCount(ORIGIN_A, CARD_1)).toBe(2)
   })
 
   it('online-only commits hold the nullifier but use no offline cap', () => {
@@ -108,6 +149,7 @@ type Op =
   | { kind: 'hold'; id: string }
   | { kind: 'commit'; r: ReservationFacts; mode: CommitMode }
   | { kind: 'release'; id: string }
+  | { kind: 'confirm'; id: string }
 
 const ORIGINS = [ORIGIN_A, ORIGIN_B, hex('origin-c')]
 const CARDS = [CARD_1, hex('card-x', 16), hex('card-y', 16)]
@@ -137,6 +179,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     mode: fc.constantFrom<CommitMode>('quorum', 'isolated', 'online'),
   }),
   fc.record({ kind: fc.constant('release' as const), id: fc.constantFrom(...ID_POOL) }),
+  fc.record({ kind: fc.constant('confirm' as const), id: fc.constantFrom(...ID_POOL) }),
 )
 
 /** ops for one id must agree on its facts: take the first facts generated for each id */
@@ -154,6 +197,7 @@ function apply(s: ExposureState, op: Op): void {
   if (op.kind === 'reserve') s.addReservation(op.r, op.held)
   else if (op.kind === 'hold') s.hold(op.id)
   else if (op.kind === 'commit') s.addCommit(op.r, op.mode)
+  else if (op.kind === 'confirm') s.confirmIsolated(op.id)
   else s.addRelease(op.id)
 }
 
@@ -169,12 +213,13 @@ function observe(s: ExposureState) {
     for (const c of ['EUR', 'USD']) {
       out.push(s.venueExposure(c, since))
       for (const card of CARDS) out.push(s.cardExposure(card, c, since), s.cardReservations(card, c, since))
-      for (const o of ORIGINS) out.push(s.deviceExposure(o, c, since), s.isolatedExposure(o, c, since))
+      for (const o of ORIGINS) out.push(s.deviceExposure(o, c, since))
     }
-    for (const o of ORIGINS) {
-      out.push(s.deviceQueued(o, since))
-      for (const card of CARDS) out.push(s.isolatedCardCount(o, card, since))
-    }
+    for (const o of ORIGINS) out.push(s.deviceQueued(o, since))
+  }
+  for (const o of ORIGINS) {
+    for (const c of ['EUR', 'USD']) out.push(s.isolatedExposure(o, c))
+    for (const card of CARDS) out.push(s.isolatedCardCount(o, card))
   }
   for (let n = 0; n <= 20; n++) out.push(s.nullifierHolder(hex(`n-${n}`)))
   for (const id of ID_POOL) out.push(s.isActive(id))
@@ -262,6 +307,20 @@ describe('exposure state: merge is a CRDT join', () => {
         }
         const venue = counted.filter((r) => r.facts!.currency === 'USD' && r.facts!.ts >= since)
         expect(s.venueExposure('USD', since)).toBe(venue.reduce((t, r) => t + r.facts!.amountMinor, 0))
+        // isolated budget: isolated commits not confirmed, whatever their time
+        for (const o of ORIGINS) {
+          const iso = [...s.records()].filter(
+            (r) =>
+              r.facts?.origin === o &&
+              r.facts.currency === 'EUR' &&
+              r.commitModes.includes('isolated') &&
+              !r.confirmed,
+          )
+          expect(s.isolatedExposure(o, 'EUR')).toEqual({
+            amountMinor: iso.reduce((t, r) => t + r.facts!.amountMinor, 0),
+            count: iso.length,
+          })
+        }
       }),
       { numRuns: 300 },
     )

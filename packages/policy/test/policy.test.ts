@@ -1,10 +1,13 @@
 import {
   DEFAULT_CURRENCY_LIMITS,
   defaultPolicy,
+  MAX_ROSTER_SIZE,
   PolicyError,
   parsePolicy,
   partitionExposureBound,
+  quorumIssues,
   quorumSize,
+  rosterSizeIssue,
   signPolicy,
   type VenuePolicy,
   verifySignedPolicy,
@@ -41,6 +44,7 @@ describe('defaultPolicy', () => {
     expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 750, retries: 4, retryJitterMs: 25 })
     expect(p.isolated).toEqual({ enabled: true, maxApprovalsPerCard: 1 })
     expect(p.maxClockSkewMs).toBe(30_000)
+    expect(p.tapBudgetMs).toBe(2000)
     expect(parsePolicy(p)).toEqual({ ok: true, policy: p })
   })
 
@@ -117,7 +121,7 @@ describe('parsePolicy', () => {
   it('rejects missing fields, bad currency codes, bad card keys and BINs', () => {
     const { maxClockSkewMs: _, ...missing } = good
     expect(messages(missing)).toEqual([
-      '/maxClockSkewMs: required field missing (expected integer in [0, 31536000000])',
+      '/maxClockSkewMs: required field missing (expected integer in [0, 600000] (ms, at most 10 minutes))',
     ])
     expect(messages({ ...good, currencies: { eur: DEFAULT_CURRENCY_LIMITS } })).toEqual([
       '/currencies/eur: expected an ISO 4217 currency code (three capital letters)',
@@ -155,6 +159,29 @@ describe('parsePolicy', () => {
       /^\/isolated\/maxApprovalsPerCard/,
     )
     expect(messages(defaultPolicy('v', { isolated: { enabled: false, maxApprovalsPerCard: 0 } }))).toEqual([])
+  })
+
+  it('bounds maxClockSkewMs to 10 minutes: a larger skew lets an origin backdate out of a card window', () => {
+    expect(messages(defaultPolicy('v', { maxClockSkewMs: 600_000 }))).toEqual([])
+    expect(messages(defaultPolicy('v', { maxClockSkewMs: 600_001 }))).toEqual([
+      '/maxClockSkewMs: expected integer in [0, 600000] (ms, at most 10 minutes)',
+    ])
+    expect(messages(defaultPolicy('v', { maxClockSkewMs: 365 * 24 * 3600 * 1000 }))).toHaveLength(1)
+  })
+
+  it('tapBudgetMs is required, in [200, 10000], and a barrier attempt must fit in it', () => {
+    const { tapBudgetMs: _, ...missing } = defaultPolicy('v')
+    expect(messages(missing)).toEqual([
+      '/tapBudgetMs: required field missing (expected integer in [200, 10000] (ms))',
+    ])
+    expect(messages(defaultPolicy('v', { tapBudgetMs: 199 }))).toEqual([
+      '/tapBudgetMs: expected integer in [200, 10000] (ms)',
+    ])
+    expect(messages(defaultPolicy('v', { tapBudgetMs: 10_001 }))).toHaveLength(1)
+    expect(messages(defaultPolicy('v', { tapBudgetMs: 200, barrier: { timeoutMs: 200 } }))).toEqual([])
+    expect(messages(defaultPolicy('v', { tapBudgetMs: 500 }))).toEqual([
+      '/barrier/timeoutMs: must be ≤ tapBudgetMs (500): one attempt must fit in a tap',
+    ])
   })
 
   it('returns a normalised copy', () => {
@@ -244,12 +271,58 @@ describe('quorumSize', () => {
     )
   })
 
-  it('a number is clamped to [1, n]', () => {
+  it('a number is clamped to [majority, n]: never below a majority', () => {
     const p = (quorum: number) => defaultPolicy('v', { barrier: { quorum } })
     expect(quorumSize(p(3), 5)).toBe(3)
+    expect(quorumSize(p(4), 5)).toBe(4)
     expect(quorumSize(p(9), 5)).toBe(5)
-    expect(quorumSize(p(0), 5)).toBe(1)
+    expect(quorumSize(p(2), 5)).toBe(3)
+    expect(quorumSize(p(0), 5)).toBe(3)
+    expect(quorumSize(p(2), 4)).toBe(3)
     expect(() => quorumSize(p(3), 0)).toThrow(RangeError)
+  })
+
+  it('any two quorums intersect, whatever number the policy holds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: MAX_ROSTER_SIZE }), fc.integer({ min: 1, max: 200 }), (n, q) => {
+        const size = quorumSize(defaultPolicy('v', { barrier: { quorum: q } }), n)
+        expect(2 * size).toBeGreaterThan(n)
+        expect(size).toBeLessThanOrEqual(n)
+      }),
+    )
+  })
+})
+
+describe('quorumIssues / rosterSizeIssue', () => {
+  const p = (quorum: number | 'majority') => defaultPolicy('v', { barrier: { quorum } })
+
+  it('a numeric quorum must be a strict majority of the roster', () => {
+    expect(quorumIssues(p(3), 5)).toEqual([])
+    expect(quorumIssues(p(9), 5)).toEqual([]) // clamped to 5, still a majority
+    expect(quorumIssues(p('majority'), 100)).toEqual([])
+    const issues = quorumIssues(p(2), 4)
+    expect(issues.map((i) => i.path)).toEqual(['/barrier/quorum'])
+    expect(issues[0]!.message).toMatch(
+      /^\/barrier\/quorum: 2 is not a strict majority of 4 terminals \(needs ≥ 3\)/,
+    )
+    expect(quorumIssues(p(1), 2)).toHaveLength(1)
+    expect(quorumIssues(p(1), 1)).toEqual([])
+  })
+
+  it('a numeric quorum must fit in one commit (MAX_ACKS acks)', () => {
+    expect(quorumIssues(p(64), 127)).toEqual([])
+    expect(quorumIssues(p(65), 127)[0]!.message).toMatch(/65 acks do not fit in a commit \(at most 64\)/)
+  })
+
+  it('a roster has 1 to 2 × MAX_ACKS − 1 terminals', () => {
+    expect(MAX_ROSTER_SIZE).toBe(127)
+    expect(rosterSizeIssue(1)).toBeUndefined()
+    expect(rosterSizeIssue(127)).toBeUndefined()
+    expect(rosterSizeIssue(128)).toMatch(/1 to 127 terminals .*at most 64 acks/)
+    expect(rosterSizeIssue(0)).toBeDefined()
+    expect(rosterSizeIssue(1.5)).toBeDefined()
+    // the majority of the largest roster fits in a commit
+    expect(quorumSize(p('majority'), MAX_ROSTER_SIZE)).toBe(64)
   })
 })
 

@@ -338,4 +338,67 @@ describe('isolated mode: partition bound', () => {
       { numRuns: 300 },
     )
   })
+
+  it('whatever the duration of the partition and the clock jumps, until central confirms', () => {
+    const day = POLICY.queueDurationMs
+    fc.assert(
+      fc.property(
+        nArb,
+        fc.array(
+          fc.record({
+            o: fc.nat(),
+            card: fc.nat(5),
+            amount: fc.integer({ min: 1, max: 1000 }),
+            // a few ms, or a jump of up to three queue windows, forward or back
+            step: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: -3 * day, max: 3 * day })),
+            // central confirms this terminal's approvals so far, rarely (its link flaps)
+            confirm: fc.nat(9).map((x) => x === 0),
+          }),
+          { maxLength: 80 },
+        ),
+        (n, payments) => {
+          const states = Array.from({ length: n }, () => createExposureState())
+          const clocks = Array.from({ length: n }, () => T0)
+          // approvals central has not confirmed, per terminal
+          const pending = Array.from({ length: n }, () => new Map<string, number>())
+          let total = 0
+          payments.forEach((p, i) => {
+            const o = p.o % n
+            clocks[o]! += p.step
+            const ts = clocks[o]!
+            const r: ReservationFacts = {
+              id: hex(`isoj-${i}`),
+              origin: hex(`terminal-${o}`),
+              nullifier: hex(`isoj-n-${i}`),
+              cardKey: hex(`iso-card-${p.card}`, 16),
+              amountMinor: p.amount,
+              currency: 'EUR',
+              method: 'chip',
+              ts,
+            }
+            if (p.confirm) {
+              for (const id of pending[o]!.keys()) states[o]!.confirmIsolated(id)
+              pending[o]!.clear()
+            }
+            const v = decideOffline(
+              POLICY,
+              states[o]!,
+              { ...r, id: undefined },
+              { mode: 'isolated', now: ts },
+            )
+            if (!v.approve) return
+            states[o]!.addCommit(r, 'isolated')
+            pending[o]!.set(r.id, r.amountMinor)
+            // per terminal, so the sum over the roster is within partitionExposureBound
+            const mine = [...pending[o]!.values()].reduce((a, b) => a + b, 0)
+            expect(mine).toBeLessThanOrEqual(POLICY.currencies.EUR!.isolatedDeviceCapMinor)
+            if (!payments.some((q) => q.confirm)) total += r.amountMinor
+          })
+          // with no confirmation at all, the whole partition stays within the bound
+          expect(total).toBeLessThanOrEqual(partitionExposureBound(POLICY, n, 'EUR'))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
 })

@@ -8,9 +8,17 @@ import {
   loadTerminalKey,
   loadVenueBundle,
   PolicyError,
+  signPolicy,
   VenueBundleError,
 } from '@nullmesh/policy'
-import { fromBase64url, signBytes, toHex, verifyBytes, verifyCertificate } from '@nullmesh/protocol'
+import {
+  fromBase64url,
+  keyPairFromFile,
+  signBytes,
+  toHex,
+  verifyBytes,
+  verifyCertificate,
+} from '@nullmesh/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const dirs: string[] = []
@@ -79,7 +87,10 @@ describe('createVenueBundle / loadVenueBundle', () => {
     )
     expect(await readFile(join(dir, 'policy.json'), 'utf8')).toContain('\n  "payload": {')
     expect(await readFile(join(dir, 'README.md'), 'utf8')).toMatch(/operator\.key\.json belongs offline/)
-    expect(await readFile(join(dir, 'policy.defaults.md'), 'utf8')).toMatch(/floorLimitMinor/)
+    const notes = await readFile(join(dir, 'policy.defaults.md'), 'utf8')
+    expect(notes).toMatch(/floorLimitMinor/)
+    expect(notes).toMatch(/\| tapBudgetMs \| 2000 \| 2000 \|/)
+    expect(notes).toMatch(/\| barrier.retries \| 4 \| 4 \|/)
   })
 
   it('loads back what was created and verifies every certificate', async () => {
@@ -149,6 +160,29 @@ describe('createVenueBundle / loadVenueBundle', () => {
       }),
     ).rejects.toBeInstanceOf(PolicyError)
     await expect(createVenueBundle({ outDir: d, terminals: 0 })).rejects.toBeInstanceOf(RangeError)
+  })
+
+  it('refuses a numeric quorum that is not a strict majority of the roster, writing nothing', async () => {
+    const d = await freshDir()
+    const err = await createVenueBundle({
+      outDir: d,
+      terminals: 4,
+      policy: { barrier: { quorum: 2 } },
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).issues.map((i) => i.path)).toEqual(['/barrier/quorum'])
+    expect((err as Error).message).toMatch(/2 is not a strict majority of 4 terminals/)
+    await expectBundleError(loadVenueBundle(d), 'venue.json', /cannot read/)
+    await expect(
+      createVenueBundle({ outDir: d, terminals: 4, policy: { barrier: { quorum: 3 } } }),
+    ).resolves.toBeDefined()
+  })
+
+  it('refuses a roster larger than 2 × MAX_ACKS − 1', async () => {
+    const d = await freshDir()
+    await expect(createVenueBundle({ outDir: d, terminals: 128 })).rejects.toThrow(
+      /terminals: a roster must have 1 to 127 terminals/,
+    )
   })
 })
 
@@ -225,6 +259,30 @@ describe('loadVenueBundle rejects tampered bundles, naming the file', () => {
       'venue.json',
       /ERR_EXPIRED/,
     )
+  })
+
+  it('a validly signed policy whose numeric quorum is not a majority of the roster', async () => {
+    const resign = (quorum: number) => async (d: string) => {
+      const operator = keyPairFromFile(JSON.parse(await readFile(join(d, 'operator.key.json'), 'utf8')))
+      const policy = (await loadVenueBundle(d)).policy
+      const doc = signPolicy(operator, { ...policy, barrier: { ...policy.barrier, quorum } })
+      await writeFile(join(d, 'policy.json'), JSON.stringify(doc))
+    }
+    await expect(loadVenueBundle(await tampered(resign(2)))).resolves.toBeDefined()
+    await expectBundleError(
+      loadVenueBundle(await tampered(resign(1))),
+      'policy.json',
+      /1 is not a strict majority of 3 terminals.*ERR_INVALID_POLICY/,
+    )
+  })
+
+  it('a roster larger than 2 × MAX_ACKS − 1', async () => {
+    const d = await tampered((d) =>
+      editJson(join(d, 'venue.json'), (v) => {
+        for (let i = 4; i <= 128; i++) v.roster.push({ ...v.roster[0], id: `T${i}` })
+      }),
+    )
+    await expectBundleError(loadVenueBundle(d), 'venue.json', /a roster must have 1 to 127 terminals/)
   })
 
   it('duplicate roster ids', async () => {

@@ -65,6 +65,8 @@ export function uniqueReservations(commits: Iterable<CommitFact>): CommitFact[] 
 export interface DuplicateReport {
   /** nullifiers committed for more than one reservation: one credential use approved twice */
   count: number
+  /** of those, nullifiers none of whose approvals was isolated: no partition explains them */
+  withoutIsolated: number
   /** the extra approvals (approvals minus nullifiers) */
   extraApprovals: number
   extraMinor: number
@@ -79,10 +81,17 @@ export function duplicateApprovals(commits: Iterable<CommitFact>): DuplicateRepo
     if (list === undefined) byNullifier.set(c.nullifier, [c])
     else list.push(c)
   }
-  const report: DuplicateReport = { count: 0, extraApprovals: 0, extraMinor: 0, nullifiers: [] }
+  const report: DuplicateReport = {
+    count: 0,
+    withoutIsolated: 0,
+    extraApprovals: 0,
+    extraMinor: 0,
+    nullifiers: [],
+  }
   for (const [nullifier, list] of byNullifier) {
     if (list.length < 2) continue
     report.count++
+    if (!list.some((c) => c.mode === 'isolated')) report.withoutIsolated++
     report.extraApprovals += list.length - 1
     list.sort((a, b) => a.ts - b.ts)
     for (const c of list.slice(1)) report.extraMinor += c.amountMinor
@@ -101,6 +110,36 @@ export interface OverCapReport {
   details: Array<{ cardKey: string; currency: string; windowTotalMinor: number; capMinor: number }>
 }
 
+/** Offline approvals (quorum and isolated commits) per card key and currency, each sorted by ts. */
+function offlineByCard(commits: Iterable<CommitFact>): CommitFact[][] {
+  const groups = new Map<string, CommitFact[]>()
+  for (const c of uniqueReservations(commits)) {
+    if (c.mode !== 'quorum' && c.mode !== 'isolated') continue
+    const k = `${c.cardKey}/${c.currency}`
+    const list = groups.get(k)
+    if (list === undefined) groups.set(k, [c])
+    else list.push(c)
+  }
+  const out = [...groups.values()]
+  for (const list of out) list.sort((a, b) => a.ts - b.ts)
+  return out
+}
+
+/** The worst sum and count of any window of `windowMs` (by ts) over a ts-sorted list. */
+function worstWindow(list: CommitFact[], windowMs: number): { amountMinor: number; count: number } {
+  let amountMinor = 0
+  let count = 0
+  let sum = 0
+  let lo = 0
+  for (let hi = 0; hi < list.length; hi++) {
+    sum += list[hi]!.amountMinor
+    while (list[hi]!.ts - list[lo]!.ts >= windowMs) sum -= list[lo++]!.amountMinor
+    amountMinor = Math.max(amountMinor, sum)
+    count = Math.max(count, hi - lo + 1)
+  }
+  return { amountMinor, count }
+}
+
 /**
  * Offline approvals (quorum and isolated commits) per card and currency, summed over the worst
  * window of `cardWindowMs` (by reservation time), against the currency's `cardCapMinor`.
@@ -110,25 +149,9 @@ export function overCapCards(
   caps: Record<string, number>,
   cardWindowMs: number,
 ): OverCapReport {
-  const groups = new Map<string, CommitFact[]>()
-  for (const c of uniqueReservations(commits)) {
-    if (c.mode !== 'quorum' && c.mode !== 'isolated') continue
-    const k = `${c.cardKey}/${c.currency}`
-    const list = groups.get(k)
-    if (list === undefined) groups.set(k, [c])
-    else list.push(c)
-  }
   const report: OverCapReport = { cards: 0, maxOverMinor: 0, maxWindowTotalMinor: 0, details: [] }
-  for (const list of groups.values()) {
-    list.sort((a, b) => a.ts - b.ts)
-    let worst = 0
-    let sum = 0
-    let lo = 0
-    for (let hi = 0; hi < list.length; hi++) {
-      sum += list[hi]!.amountMinor
-      while (list[hi]!.ts - list[lo]!.ts >= cardWindowMs) sum -= list[lo++]!.amountMinor
-      worst = Math.max(worst, sum)
-    }
+  for (const list of offlineByCard(commits)) {
+    const worst = worstWindow(list, cardWindowMs).amountMinor
     const first = list[0]!
     const cap = caps[first.currency]
     report.maxWindowTotalMinor = Math.max(report.maxWindowTotalMinor, worst)
@@ -144,4 +167,55 @@ export function overCapCards(
     }
   }
   return report
+}
+
+export interface OverCountReport {
+  /** cards (card key and currency) with more offline approvals within one card window than the count cap */
+  cards: number
+  /** the most offline approvals of any card within one card window */
+  maxWindowCount: number
+  details: Array<{ cardKey: string; currency: string; windowCount: number; capCount: number }>
+}
+
+/**
+ * Offline approvals (quorum and isolated commits) per card and currency, counted over the worst
+ * window of `cardWindowMs` (by reservation time), against the policy's `cardCapCount`.
+ */
+export function overCountCards(
+  commits: Iterable<CommitFact>,
+  capCount: number,
+  cardWindowMs: number,
+): OverCountReport {
+  const report: OverCountReport = { cards: 0, maxWindowCount: 0, details: [] }
+  for (const list of offlineByCard(commits)) {
+    const worst = worstWindow(list, cardWindowMs).count
+    report.maxWindowCount = Math.max(report.maxWindowCount, worst)
+    if (worst > capCount) {
+      report.cards++
+      const first = list[0]!
+      report.details.push({ cardKey: first.cardKey, currency: first.currency, windowCount: worst, capCount })
+    }
+  }
+  return report
+}
+
+/** What isolated mode approved in a currency: the sum of its isolated commits, each reservation once. */
+export function isolatedApprovedMinor(commits: Iterable<CommitFact>, currency: string): number {
+  let sum = 0
+  for (const c of uniqueReservations(commits))
+    if (c.mode === 'isolated' && c.currency === currency) sum += c.amountMinor
+  return sum
+}
+
+/**
+ * Payments central settled (completed) under a payment id no client saw approved: money taken for
+ * a payment whose customer was never told it went through.
+ */
+export function settledNotApproved(
+  central: Iterable<{ paymentId: string; status: string }>,
+  approvedIds: ReadonlySet<string>,
+): number {
+  let n = 0
+  for (const p of central) if (p.status === 'completed' && !approvedIds.has(p.paymentId)) n++
+  return n
 }

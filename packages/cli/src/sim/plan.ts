@@ -12,7 +12,7 @@ export interface SimCard {
 }
 
 /** Why the generator made a payment: ordinary, or built to probe one rule. */
-export type PaymentKind = 'ordinary' | 'over_floor' | 'replay' | 'double_tap'
+export type PaymentKind = 'ordinary' | 'over_floor' | 'replay' | 'double_tap' | 'cap_burst'
 
 export interface PlannedPayment {
   /** 0-based index among the run's distinct payments */
@@ -24,6 +24,8 @@ export interface PlannedPayment {
   request: PaymentRequest
   /** double-tap group: every payment of a group has the same card credential */
   group?: number
+  /** double-tap scenario: the burst (one card, many credentials) this payment belongs to */
+  burst?: number
   /** a replay: the payment whose credential it reuses */
   replayOf?: number
 }
@@ -47,6 +49,9 @@ export interface PlanInput {
   offline: number
   currency: string
   floorLimitMinor: number
+  /** the policy's per-card offline caps, which the double-tap scenario's bursts overrun */
+  cardCapMinor: number
+  cardCapCount: number
   /** a BIN prefix the venue policy blocks */
   blockedBin: string
 }
@@ -114,6 +119,11 @@ export function makePlan(input: PlanInput): Plan {
   const msPerPayment = 1000 / input.rate
   let t = 0
   let group = 0
+  let bursts = 0
+  // bursts take ordinary cards in turn, so that as many cards as possible are pushed over
+  const ordinary = cards.filter((c) => c.kind === 'ordinary')
+  if (ordinary.length === 0) ordinary.push(...cards)
+  let nextBurst = 0
 
   const request = (
     idx: number,
@@ -141,12 +151,15 @@ export function makePlan(input: PlanInput): Plan {
     const idx = payments.length
     const terminal = rnd.int(0, n - 1)
     const remaining = input.payments - idx
-    const doubleTap = input.scenario === 'double-tap' && n > 1 && rnd.chance(0.25)
+    const doubleTap = input.scenario === 'double-tap' && n > 1 && rnd.chance(0.12)
     if (doubleTap) {
-      // one card credential (same counter) at every terminal at the same instant
-      const card = pickCard(rnd, cards, 'ordinary')
+      // A card tapped again and again at several terminals at once: first one credential (same
+      // counter) at every terminal, then rounds of fresh credentials, offline, whose amounts and
+      // count overrun both card caps. Only enforcement keeps its approvals within them.
+      const card = ordinary[nextBurst++ % ordinary.length]!
+      const amounts = burstAmounts(input, bursts % 2 === 0 ? 'count' : 'amount')
+      const b = bursts++
       const counter = ++counters[card.index]!
-      const amount = ordinaryAmount()
       const g = group++
       const batch: PlannedPayment[] = []
       for (let k = 0; k < Math.min(n, remaining); k++) {
@@ -156,7 +169,8 @@ export function makePlan(input: PlanInput): Plan {
           kind: 'double_tap',
           card: card.index,
           group: g,
-          request: { ...request(idx + k, k, card, amount, 'contactless', counter) },
+          burst: b,
+          request: { ...request(idx + k, k, card, amounts[0]!, 'contactless', counter) },
         }
         delete p.request.offlineBehavior
         batch.push(p)
@@ -164,6 +178,29 @@ export function makePlan(input: PlanInput): Plan {
       payments.push(...batch)
       steps.push({ atMs: t, kind: 'pay', payments: batch })
       t += batch.length * msPerPayment
+      // the other taps, n at a time (one per terminal, at the same instant)
+      const rest = amounts.slice(1)
+      for (let r = 0; r < rest.length && payments.length < input.payments; r += n) {
+        const round: PlannedPayment[] = []
+        for (const [k, amount] of rest.slice(r, r + n).entries()) {
+          if (payments.length + round.length >= input.payments) break
+          const i = payments.length + round.length
+          const p: PlannedPayment = {
+            n: i,
+            terminal: k,
+            kind: 'cap_burst',
+            card: card.index,
+            burst: b,
+            request: request(i, k, card, amount, 'contactless', ++counters[card.index]!),
+          }
+          // offline even when central is reachable: only offline approvals count toward the caps
+          p.request.offlineBehavior = 'force_offline'
+          round.push(p)
+        }
+        payments.push(...round)
+        steps.push({ atMs: t, kind: 'pay', payments: round })
+        t += round.length * msPerPayment
+      }
       continue
     }
     const kind = rnd.weighted({
@@ -251,7 +288,28 @@ function order(s: Step): number {
   return s.kind === 'pay' || s.kind === 'retry' ? 1 : 0
 }
 
-function pickCard(rnd: Random, cards: SimCard[], kind: CardKind): SimCard {
-  const pool = cards.filter((c) => c.kind === kind)
-  return rnd.pick(pool.length > 0 ? pool : cards)
+const round10 = (x: number): number => Math.max(10, Math.floor(x / 10) * 10)
+
+/**
+ * The amounts of one card's burst, each within the floor limit, together over both card caps:
+ * more than cardCapCount taps summing to more than cardCapMinor. `count`: cardCapCount + 1 small
+ * taps that fit the amount cap (the count cap is the one that must stop the last), then large
+ * ones; `amount`: large taps only, so the amount cap bites first when the floor allows it.
+ */
+export function burstAmounts(
+  input: Pick<PlanInput, 'floorLimitMinor' | 'cardCapMinor' | 'cardCapCount'>,
+  profile: 'count' | 'amount',
+): number[] {
+  const cap = Math.max(0, input.cardCapMinor)
+  const count = Math.max(0, input.cardCapCount)
+  const floor = Math.max(10, input.floorLimitMinor)
+  const large = Math.min(floor, round10((1.5 * cap) / Math.max(1, count)))
+  const amounts: number[] =
+    profile === 'count' ? Array(count + 1).fill(Math.min(large, round10((0.9 * cap) / (count + 1)))) : []
+  let sum = amounts.reduce((a, b) => a + b, 0)
+  while (sum <= cap || amounts.length <= count + 1) {
+    amounts.push(large)
+    sum += large
+  }
+  return amounts
 }

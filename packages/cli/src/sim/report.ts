@@ -24,17 +24,29 @@ export interface SimSummary {
   maxOverCapMinor: number
   maxCardWindowTotalMinor: number
   cardCapMinor: number
+  /** cards whose quorum + isolated approvals within one card window outnumber cardCapCount (union of ledgers) */
+  overCountCards: number
+  maxCardWindowCount: number
+  cardCapCount: number
   /** nullifiers committed for more than one reservation across the union of ledgers */
   duplicateApprovals: number
   duplicateApprovedMinor: number
+  /** of those, nullifiers with no isolated approval among them: no partition explains them */
+  duplicatesWithoutIsolated: number
   barrierMs: { p50: number; p99: number; max: number; count: number }
   /** client-side decision latency */
   latencyMs: { p50: number; p99: number }
+  /** the longest tap → decision (or error) over every payment, as the client timed the HTTP call */
+  maxDecisionMs: number
+  /** the policy's tapBudgetMs, which every decision should fit in */
+  tapBudgetMs: number
   proofBytesMax: number
   /** proofs that did not verify with the deciding terminal's key */
   proofsInvalid: number
   /** isolated-mode commits in the union of ledgers */
   isolatedApprovals: number
+  /** what those approved in `currency` (each reservation once): at most exposureBoundMinor */
+  isolatedExposureMinor: number
   commitsByMode: { quorum: number; isolated: number; online: number }
   /** partitionExposureBound(policy, terminals, currency) */
   exposureBoundMinor: number
@@ -46,12 +58,14 @@ export interface SimSummary {
   settled: { completed: number; failed: number }
   failedByCode: Record<string, number>
   partitionLosses: number
+  /** central's partition losses in `currency` (duplicates it failed with duplicate_nullifier) */
+  partitionLossMinor: number
   /** payments a client saw approved that central does not hold as committed */
   lost: number
   /**
-   * payments central settled (or is settling) under an id no client saw approved. Unanswered
-   * requests explain up to `errors` of them; beyond that, e.g. an online authorisation whose answer
-   * was lost and the payment then approved offline under a new id (a warning, not a violation).
+   * payments central settled (completed) under an id no client saw approved: money taken without
+   * the customer being told (a violation). An unanswered request, or an online authorisation whose
+   * answer was lost and the payment then approved offline under a new id, can cause it.
    */
   settledNotApproved: number
   syncTimedOut: boolean
@@ -95,6 +109,7 @@ export function formatSummary(s: SimSummary): string {
     `  by kind      ${kinds} (approved/made)`,
     `  declines     ${list(s.declines)}`,
     `  barrier      p50 ${s.barrierMs.p50} ms · p99 ${s.barrierMs.p99} ms · max ${s.barrierMs.max} ms over ${s.barrierMs.count} offline decisions; request latency p50 ${s.latencyMs.p50} ms · p99 ${s.latencyMs.p99} ms`,
+    `  tap time     ${s.maxDecisionMs <= s.tapBudgetMs ? ok(true) : '⚠'} longest tap → decision ${s.maxDecisionMs} ms (tap budget ${s.tapBudgetMs} ms)`,
     `  proofs       ≤ ${s.proofBytesMax} bytes, ${s.proofsInvalid === 0 ? 'every one verified with its terminal’s key' : `${s.proofsInvalid} FAILED verification`}`,
     `  ledgers      ${Object.entries(s.ledgers.perTerminal)
       .map(([t, n]) => `${t} ${n}`)
@@ -110,11 +125,12 @@ export function formatSummary(s: SimSummary): string {
   lines.push(
     `  replays      ${s.replays.total} credential replays at another terminal, ${s.replays.approved} approved · ${s.retries.total} POS retries, ${s.retries.mismatches === 0 ? 'all got the first decision' : `${s.retries.mismatches} got another decision`}`,
     `  caps         ${ok(s.overCapCards === 0)} ${s.overCapCards} card(s) over the offline cap (worst card window ${money(s.maxCardWindowTotalMinor)} of ${money(s.cardCapMinor)} ${s.currency}${s.maxOverCapMinor > 0 ? `, over by ${money(s.maxOverCapMinor)}` : ''})`,
-    `  double spend ${ok(s.duplicateApprovals === 0)} ${s.duplicateApprovals} nullifier(s) approved twice${s.duplicateApprovals > 0 ? ` (${money(s.duplicateApprovedMinor)} ${s.currency}${partition ? ', partition loss' : ''})` : ''}`,
-    `  exposure     partition bound ${money(s.exposureBoundMinor)} ${s.currency}; ${s.isolatedApprovals} isolated approval(s)${s.partitionLosses > 0 ? `; central counted ${s.partitionLosses} partition loss(es)` : ''}`,
+    `  counts       ${ok(s.overCountCards === 0)} ${s.overCountCards} card(s) over the offline count cap (worst card window ${s.maxCardWindowCount} of ${s.cardCapCount} payments)`,
+    `  double spend ${ok(s.duplicateApprovals === 0 || (partition && s.duplicatesWithoutIsolated === 0))} ${s.duplicateApprovals} nullifier(s) approved twice${s.duplicateApprovals > 0 ? ` (${money(s.duplicateApprovedMinor)} ${s.currency}; ${s.duplicatesWithoutIsolated} without an isolated approval)` : ''}`,
+    `  exposure     ${ok(s.isolatedExposureMinor <= s.exposureBoundMinor)} ${s.isolatedApprovals} isolated approval(s) of ${money(s.isolatedExposureMinor)} ${s.currency} within the partition bound ${money(s.exposureBoundMinor)}${s.partitionLosses > 0 ? `; central counted ${s.partitionLosses} partition loss(es) of ${money(s.partitionLossMinor)}` : ''}`,
     `  settlement   ${s.settled.completed} completed, ${s.settled.failed} failed (${list(s.failedByCode)})${s.syncTimedOut ? ' — sync did NOT complete in time' : ''}`,
     `  lost         ${ok(s.lost === 0)} ${s.lost} approved payment(s) missing at central`,
-    `  reconcile    ${s.settledNotApproved <= s.errors ? ok(true) : '⚠'} ${s.settledNotApproved} payment(s) settled under an id no client saw approved${s.errors > 0 ? ` (${s.errors} request(s) went unanswered)` : ''}`,
+    `  reconcile    ${ok(s.settledNotApproved === 0)} ${s.settledNotApproved} payment(s) settled under an id no client saw approved${s.errors > 0 ? ` (${s.errors} request(s) went unanswered)` : ''}`,
     `  processes    ${s.crashed.length === 0 ? `central + ${s.terminals} terminals stopped cleanly` : `CRASHED: ${s.crashed.join(', ')}`}`,
     `  run          ${(s.durationMs / 1000).toFixed(1)} s${s.dataDir === null ? '' : `; data kept in ${s.dataDir}`}`,
   )
@@ -125,4 +141,35 @@ export function formatSummary(s: SimSummary): string {
       `  result       ${ok(true)} all invariants held${partition ? ' (a partition may approve within the exposure bound)' : ''}`,
     )
   return lines.join('\n')
+}
+
+/**
+ * Invariants a run must hold (exit code 3 when one breaks). Pure over the summary. A partition
+ * may approve a credential twice or push a card over its caps, but only through isolated
+ * approvals, and those within exposureBoundMinor; every other scenario allows neither.
+ */
+export function violations(s: SimSummary): string[] {
+  const v: string[] = []
+  if (s.proofBytesMax > 90) v.push(`a proof of ${s.proofBytesMax} bytes (limit 90)`)
+  if (s.proofsInvalid > 0) v.push(`${s.proofsInvalid} proof(s) failed verification`)
+  if (s.lost > 0) v.push(`${s.lost} approved payment(s) never reached central`)
+  if (s.settledNotApproved > 0)
+    v.push(`${s.settledNotApproved} payment(s) settled under an id no client saw approved`)
+  if (s.retries.mismatches > 0) v.push(`${s.retries.mismatches} retry(ies) got a different decision`)
+  if (s.approved === 0 && s.payments > 0) v.push('no payment was approved')
+  if (s.isolatedExposureMinor > s.exposureBoundMinor) {
+    v.push(
+      `isolated approvals of ${money(s.isolatedExposureMinor)} ${s.currency} exceed the partition exposure bound of ${money(s.exposureBoundMinor)}`,
+    )
+  }
+  if (s.scenario === 'partition') {
+    if (s.duplicatesWithoutIsolated > 0)
+      v.push(`${s.duplicatesWithoutIsolated} nullifier(s) approved more than once without isolated mode`)
+  } else {
+    if (s.duplicateApprovals > 0) v.push(`${s.duplicateApprovals} nullifier(s) approved more than once`)
+    if (s.overCapCards > 0) v.push(`${s.overCapCards} card(s) over their offline cap`)
+    if (s.overCountCards > 0) v.push(`${s.overCountCards} card(s) over their offline count cap`)
+    if (s.doubleTaps.maxApprovalsPerGroup > 1) v.push('a double tap was approved more than once')
+  }
+  return v
 }

@@ -11,13 +11,20 @@ import { computeCardKey, fromBase64url, fromHex, toHex, verifyProof } from '@nul
 import hdr from 'hdr-histogram-js'
 import { UserError } from '../errors.js'
 import { updateVenuePolicy } from '../venue-tools.js'
-import { duplicateApprovals, LedgerUnion, overCapCards } from './analyze.js'
+import {
+  duplicateApprovals,
+  isolatedApprovedMinor,
+  LedgerUnion,
+  overCapCards,
+  overCountCards,
+  settledNotApproved,
+} from './analyze.js'
 import { describeExit, NodeChild } from './children.js'
 import { SCENARIOS, type Scenario, type SimOptions } from './options.js'
 import { makePlan, type Plan, type PlannedPayment } from './plan.js'
 import { type LiveStats, Progress, type TerminalView } from './progress.js'
 import { LinkProxy } from './proxy.js'
-import { formatSummary, type SimSummary } from './report.js'
+import { formatSummary, type SimSummary, violations } from './report.js'
 
 /** A BIN the simulated venue blocks in its policy (some pool cards carry it). */
 export const SIM_BLOCKED_BIN = '670341'
@@ -197,6 +204,8 @@ export async function runSim(
       offline: opts.offline,
       currency,
       floorLimitMinor: limits.floorLimitMinor,
+      cardCapMinor: limits.cardCapMinor,
+      cardCapCount: bundle.policy.cardCapCount,
       blockedBin: SIM_BLOCKED_BIN,
     })
     const cardKey = (token: string): string => toHex(computeCardKey(bundle.hashingKey, token))
@@ -759,16 +768,11 @@ function buildSummary(x: SummaryInput): SimSummary {
   for (const [cur, l] of Object.entries(policy.currencies)) caps[cur] = l.cardCapMinor
   const commits = [...x.union.commits.values()]
   const overCap = overCapCards(commits, caps, policy.cardWindowMs)
+  const overCount = overCountCards(commits, policy.cardCapCount, policy.cardWindowMs)
   const dups = duplicateApprovals(commits)
   const modes = x.union.commitsByMode()
 
   const lostIds = [...x.approvedIds].filter((id) => !isCommitted(x.centralView.get(id)))
-  // the other direction: money central took for payments no client saw approved
-  const settledNotApproved = [...x.centralView.values()].filter(
-    (p) =>
-      (p.status === 'completed' || p.status === 'queued' || p.status === 'processing') &&
-      !x.approvedIds.has(p.paymentId),
-  ).length
   let completed = 0
   let failed = 0
   const failedByCode: Record<string, number> = {}
@@ -810,8 +814,12 @@ function buildSummary(x: SummaryInput): SimSummary {
     maxOverCapMinor: overCap.maxOverMinor,
     maxCardWindowTotalMinor: overCap.maxWindowTotalMinor,
     cardCapMinor: policy.currencies[currency]!.cardCapMinor,
+    overCountCards: overCount.cards,
+    maxCardWindowCount: overCount.maxWindowCount,
+    cardCapCount: policy.cardCapCount,
     duplicateApprovals: dups.count,
     duplicateApprovedMinor: dups.extraMinor,
+    duplicatesWithoutIsolated: dups.withoutIsolated,
     barrierMs: {
       p50: barrier.totalCount > 0 ? barrier.getValueAtPercentile(50) : 0,
       p99: barrier.totalCount > 0 ? barrier.getValueAtPercentile(99) : 0,
@@ -822,9 +830,12 @@ function buildSummary(x: SummaryInput): SimSummary {
       p50: latency.totalCount > 0 ? latency.getValueAtPercentile(50) : 0,
       p99: latency.totalCount > 0 ? latency.getValueAtPercentile(99) : 0,
     },
+    maxDecisionMs: Math.ceil(outcomes.reduce((m, o) => Math.max(m, o.latencyMs), 0)),
+    tapBudgetMs: policy.tapBudgetMs,
     proofBytesMax,
     proofsInvalid,
     isolatedApprovals: modes.isolated,
+    isolatedExposureMinor: isolatedApprovedMinor(commits, currency),
     commitsByMode: modes,
     exposureBoundMinor: partitionExposureBound(policy, bundle.roster.length, currency),
     currency,
@@ -837,8 +848,9 @@ function buildSummary(x: SummaryInput): SimSummary {
     settled: { completed, failed },
     failedByCode: x.centralSummary?.failedByCode ?? failedByCode,
     partitionLosses: x.centralSummary?.partitionLosses ?? 0,
+    partitionLossMinor: x.centralSummary?.partitionLossMinor[currency] ?? 0,
     lost: lostIds.length,
-    settledNotApproved,
+    settledNotApproved: settledNotApproved(x.centralView.values(), x.approvedIds),
     syncTimedOut: x.syncTimedOut,
     ledgers: { perTerminal: x.perLedger, unionEvents: x.union.eventIds.size, byType: { ...x.union.byType } },
     crashed,
@@ -853,20 +865,4 @@ function buildSummary(x: SummaryInput): SimSummary {
   }
   summary.violations = violations(summary)
   return summary
-}
-
-/** Invariants the run must hold. Across a partition, double approvals and cap overruns are the bounded, expected loss. */
-function violations(s: SimSummary): string[] {
-  const v: string[] = []
-  if (s.proofBytesMax > 90) v.push(`a proof of ${s.proofBytesMax} bytes (limit 90)`)
-  if (s.proofsInvalid > 0) v.push(`${s.proofsInvalid} proof(s) failed verification`)
-  if (s.lost > 0) v.push(`${s.lost} approved payment(s) never reached central`)
-  if (s.retries.mismatches > 0) v.push(`${s.retries.mismatches} retry(ies) got a different decision`)
-  if (s.approved === 0 && s.payments > 0) v.push('no payment was approved')
-  if (s.scenario !== 'partition') {
-    if (s.duplicateApprovals > 0) v.push(`${s.duplicateApprovals} nullifier(s) approved more than once`)
-    if (s.overCapCards > 0) v.push(`${s.overCapCards} card(s) over their offline cap`)
-    if (s.doubleTaps.maxApprovalsPerGroup > 1) v.push('a double tap was approved more than once')
-  }
-  return v
 }
