@@ -14,6 +14,7 @@ import {
   createExposureState,
   decideAck,
   decideOffline,
+  decideOnlineAck,
   type ExposureState,
   originView,
   partitionExposureBound,
@@ -308,25 +309,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Barrier request kind (4th frame element): the origin will ask central to authorise it online. */
 const ONLINE_KIND = 1
 
-/**
- * What a peer checks before holding a reservation headed for online authorisation: the issuer
- * takes the credit risk, so not the offline floor or caps — but the credential use must be free
- * (nullifier), the card not denied, and the time plausible.
- */
-function onlineAckVerdict(
-  policy: VenuePolicy,
-  state: ExposureState,
-  r: ReservationFacts,
-  now: number,
-): { approve: true } | { approve: false; code: string } {
-  if (!Number.isFinite(r.ts) || Math.abs(now - r.ts) > policy.maxClockSkewMs)
-    return { approve: false, code: 'stale_reservation' }
-  if (policy.denylistCardKeys.includes(r.cardKey.toLowerCase()))
-    return { approve: false, code: 'denylisted_card' }
-  if (state.nullifierHolder(r.nullifier, r.id) !== undefined)
-    return { approve: false, code: 'nullifier_seen' }
-  return { approve: true }
-}
 
 class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   readonly policy: VenuePolicy
@@ -1105,7 +1087,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     // reservation of the card the origin did not see refuses (`conflict`), which makes card caps
     // exact and not just pairwise (see docs/protocol.md).
     const verdict = online
-      ? onlineAckVerdict(this.policy, this.exposure, f, this.now())
+      ? decideOnlineAck(this.policy, this.exposure, f, { now: this.now() })
       : decideAck(this.policy, this.exposure, f, { now: this.now(), originView })
     if (!verdict.approve) {
       if (!this.known.has(reservation.idHex)) this.applyRemote(reservation, 'gossip')
@@ -1262,7 +1244,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   get tapBudgetMs(): number {
-    return (this.policy as VenuePolicy & { tapBudgetMs?: number }).tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS
+    return this.policy.tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS
   }
 
   private proofFor(

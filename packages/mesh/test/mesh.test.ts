@@ -76,6 +76,8 @@ describe('mesh on real libp2p sockets (127.0.0.1, static discovery)', () => {
           isolatedDeviceCapMinor: 5000,
         },
       },
+      // contention, not latency, is under test: a budget that a loaded 2-core machine cannot miss
+      tapBudgetMs: 10_000,
     })
     await ready(venue)
     const cards = ['5500000000000004', '4000000000000002', '340000000000009', '6011000000000004']

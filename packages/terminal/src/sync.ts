@@ -78,6 +78,8 @@ export interface SyncAgentInit {
   /** own payments still waiting for a final status */
   unsettled: () => AsyncIterable<{ id: string; status: string }>
   onDenylist: (denylist: Denylist) => Promise<void>
+  /** void at central the online attempts left without an answer (run at the start of every round) */
+  resolvePending?: (signal: AbortSignal | undefined) => Promise<unknown>
   /** central confirmed these origins' events up to seq (after the marks are durable) */
   onConfirmed?: (marks: Record<string, number>) => void
   currentDenylistVersion: () => number
@@ -200,6 +202,8 @@ export class SyncAgent {
   }
 
   async #round(signal: AbortSignal | undefined, forceDenylist: boolean): Promise<SyncRoundResult> {
+    // unanswered online attempts first: each may be a charge for a payment the POS saw declined
+    await this.#init.resolvePending?.(signal)
     const result = await this.#flush(signal)
     result.statuses += await this.#pollStatuses(signal)
     const now = Date.now()

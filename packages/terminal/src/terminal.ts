@@ -197,8 +197,6 @@ const ONLINE_PENDING = 'pending'
 const ONLINE_DONE = 'done'
 /** how long start-up waits for central to void interrupted online attempts */
 const RESOLVE_AT_START_MS = 3_000
-/** how often pending online attempts are retried while central is reachable */
-const RESOLVE_INTERVAL_MS = 5_000
 /** part of the tap budget kept for the offline fallback when central does not answer */
 const FALLBACK_RESERVE_MS = 600
 
@@ -264,7 +262,6 @@ class NullmeshTerminal implements Terminal {
   #firstSeqOfRun = 1
   /** reservations a recovery is answering right now */
   readonly #recovering = new Set<string>()
-  #resolveTimer: NodeJS.Timeout | undefined
   /** online attempts a decision of this run is still waiting on (not for the resolver) */
   readonly #ownedByDecision = new Set<string>()
   readonly #onMode = (evt: Event): void => {
@@ -431,19 +428,17 @@ class NullmeshTerminal implements Terminal {
         unsettled: () => this.#unsettled(),
         onDenylist: (d) => this.#setDenylist(d),
         onConfirmed: (marks) => this.#mesh?.confirmed(marks),
+        resolvePending: (signal) => this.#resolveOnlineAttempts(signal),
         currentDenylistVersion: () => this.#denylist?.version ?? 0,
       })
       monitor.start()
       this.#sync.start()
       // Before the API takes payments: online attempts a crash interrupted are voided at central
-      // (their answer never reached the POS). If central cannot be reached now, the timer retries.
+      // (their answer never reached the POS). If central cannot be reached now, every sync round
+      // retries.
       await this.#resolveOnlineAttempts(AbortSignal.timeout(RESOLVE_AT_START_MS)).catch((err: unknown) =>
         log('online attempts left pending at start (central unreachable): %s', (err as Error).message),
       )
-      this.#resolveTimer = setInterval(() => {
-        if (this.online) void this.#resolveOnlineAttempts().catch(() => {})
-      }, RESOLVE_INTERVAL_MS)
-      this.#resolveTimer.unref()
     }
 
     if (init.api !== false) {
@@ -529,8 +524,6 @@ class NullmeshTerminal implements Terminal {
     const api = this.#api
     this.#api = undefined
     await step('api', () => api?.close())
-    if (this.#resolveTimer !== undefined) clearInterval(this.#resolveTimer)
-    this.#resolveTimer = undefined
     // decisions in flight finish (online ones still use the link) and are recorded before the ledger closes
     await Promise.allSettled([...this.#decisions])
     const sync = this.#sync
@@ -936,6 +929,10 @@ class NullmeshTerminal implements Terminal {
       this.#recovering.add(pending.idHex)
       try {
         if (await this.#voidOnline(pending as SignedEvent<Reservation>, signal)) n++
+      } catch (err: unknown) {
+        // unreachable: the round fails and is retried; refused: logged, and never blocks the sync
+        if (err instanceof TerminalError && err.code === 'central_unavailable') throw err
+        log('voiding %s failed: %s', pending.idHex.slice(0, 16), (err as Error).message)
       } finally {
         this.#recovering.delete(pending.idHex)
       }
