@@ -3,8 +3,12 @@ import { fail, ok, type Result } from './errors.js'
 import { type Commit, verifyAckSignature } from './events.js'
 
 export interface QuorumCheckOptions {
-  /** is this public key (hex) an enrolled terminal of the commit's venue, now? */
-  isEnrolled: (publicKeyHex: string) => boolean
+  /**
+   * is this public key (hex) an enrolled terminal of the commit's venue? `signedAt` is the ack's
+   * ts, for callers that judge certificates at signing time (central: a certificate that expired
+   * after the ack was given does not undo it); gossip validation judges at its own clock.
+   */
+  isEnrolled: (publicKeyHex: string, signedAt: number) => boolean
   /** acks needed, the origin's own ack included */
   quorum: number
 }
@@ -33,7 +37,7 @@ export function verifyQuorumCertificate(
     if (a.venue !== commit.venue) return fail('ERR_WRONG_VENUE', 'ack from another venue')
     if (!a.ok) return fail('ERR_BAD_FIELD', 'quorum certificate contains a refusal')
     const acker = toHex(a.acker)
-    if (!opts.isEnrolled(acker))
+    if (!opts.isEnrolled(acker, a.ts))
       return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)
     if (!verifyAckSignature(signed))
       return fail('ERR_BAD_SIGNATURE', `ack signature of ${acker.slice(0, 16)}… invalid`)
