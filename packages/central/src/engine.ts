@@ -268,7 +268,13 @@ export class Engine {
     return undefined
   }
 
-  /** Decode and check an event against the venue's roster and policy. Throws Rejection. */
+  /**
+   * Decode and check an event against the venue's roster and policy. Throws Rejection.
+   * Certificates are judged when each signature was made (the event's ts for its origin, each ack's
+   * ts for its acker), so a payment approved while everyone was enrolled still settles when it
+   * syncs after a certificate expired. Those times are bounded: none may be more than
+   * maxClockSkewMs ahead of `now`, and an ack must lie near the reservation it acks.
+   */
   private verify(bytes: Uint8Array, now: number): { signed: SignedEvent; venue: VenueContext } {
     const decoded = decodeEvent(bytes)
     if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
@@ -276,25 +282,60 @@ export class Engine {
     const e = signed.event
     const venue = this.venues.get(e.venue)
     if (venue === undefined) throw new Rejection('ERR_UNKNOWN_VENUE', `venue ${e.venue} is not served here`)
-    const originHex = toHex(e.origin)
-    if (!this.venues.isEnrolled(venue, originHex, now)) {
-      throw new Rejection(
-        'ERR_NOT_ENROLLED',
-        `origin ${originHex.slice(0, 16)}… holds no valid enrollment certificate of ${e.venue}`,
-      )
-    }
+    this.checkSignedBy(venue, e.origin, e.ts, now, e.type)
     if (!verifyEventSignature(signed)) throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
     if (e.type === 'commit') {
+      const res = e.reservation.event
       if (!verifyEventSignature(e.reservation)) {
         throw new Rejection('ERR_BAD_SIGNATURE', 'signature of the committed reservation invalid')
       }
-      const q = verifyQuorumCertificate(e, {
-        isEnrolled: (hex) => this.venues.isEnrolled(venue, hex, now),
+      this.checkSignedBy(venue, res.origin, res.ts, now, 'committed reservation')
+      const skew = venue.policy.maxClockSkewMs
+      for (const a of e.acks) {
+        if (a.ack.ts > now + skew)
+          throw new Rejection(
+            'ERR_FUTURE_TS',
+            `an ack is dated ${a.ack.ts - now} ms ahead of central's clock`,
+          )
+      }
+      // an ack is given during the barrier, within the acker's clock skew of the reservation: one
+      // dated far from it (an old key's ack re-used, a back-dated one) is not counted
+      const window = skew + venue.policy.barrier.timeoutMs
+      const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
+      const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
+        isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
         quorum: venue.quorum,
       })
-      if (!q.ok) throw new Rejection('ERR_QUORUM', q.error.message)
+      if (!q.ok) {
+        const dropped = e.acks.length - acks.length
+        const note = dropped > 0 ? ` (${dropped} ack(s) dated too far from the reservation not counted)` : ''
+        throw new Rejection('ERR_QUORUM', `${q.error.message}${note}`)
+      }
     }
     return { signed, venue }
+  }
+
+  /** `origin` held a valid enrollment when it signed at `ts`, and `ts` is not in central's future. */
+  private checkSignedBy(
+    venue: VenueContext,
+    origin: Uint8Array,
+    ts: number,
+    now: number,
+    what: string,
+  ): void {
+    if (ts > now + venue.policy.maxClockSkewMs) {
+      throw new Rejection(
+        'ERR_FUTURE_TS',
+        `${what} is dated ${ts - now} ms ahead of central's clock (max ${venue.policy.maxClockSkewMs})`,
+      )
+    }
+    const originHex = toHex(origin)
+    if (!this.venues.isEnrolled(venue, originHex, ts)) {
+      throw new Rejection(
+        'ERR_NOT_ENROLLED',
+        `${what}: origin ${originHex.slice(0, 16)}… held no valid enrollment certificate of ${venue.id} when it signed`,
+      )
+    }
   }
 
   /** Apply one verified, not yet stored event. Returns the payment it concerns. */

@@ -36,6 +36,8 @@ export type RejectCode =
   | 'ERR_BAD_FIELD'
   | 'ERR_UNKNOWN_VENUE'
   | 'ERR_NOT_ENROLLED'
+  /** signed more than the policy's maxClockSkewMs ahead of central's clock (may be retried later) */
+  | 'ERR_FUTURE_TS'
   | 'ERR_BAD_SIGNATURE'
   | 'ERR_QUORUM'
   | 'ERR_SEQ_CONFLICT'
