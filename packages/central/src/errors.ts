@@ -10,6 +10,8 @@ export type CentralErrorCode =
   | 'ERR_INVALID_EXPORT'
   | 'ERR_STORE'
   | 'ERR_ISSUER_UNAVAILABLE'
+  /** a payment authorised online cannot be voided: the issuer adapter has no reverse() */
+  | 'ERR_REVERSAL_UNSUPPORTED'
 
 export class CentralError extends Error {
   readonly code: CentralErrorCode | RejectCode
