@@ -43,6 +43,12 @@ export interface IngestResult {
   payments: PaymentStatusView[]
 }
 
+export interface VoidResult {
+  paymentId: string
+  /** voided: the customer is not charged for it; committed: a Commit of it was merged first and stands */
+  status: 'voided' | 'committed'
+}
+
 export interface OnlineAuthorization {
   paymentId: string
   status: 'approved' | 'declined'
@@ -73,11 +79,13 @@ class Tx {
   private readonly events = new Map<string, StoredEvent>()
   private readonly eventIds = new Map<string, StoredEvent>()
   private readonly payments = new Map<string, PaymentRecord>()
-  private readonly nullifiers = new Map<string, string>()
+  /** null: freed in this transaction */
+  private readonly nullifiers = new Map<string, string | null>()
   private readonly releases = new Map<string, PendingRelease | null>()
   private endpoints: WebhookEndpoint[] | undefined
   /** transitions with a webhook, applied with the batch */
-  private readonly notify: PaymentRecord[] = []
+  private readonly notify: Array<{ record: PaymentRecord; previous: PaymentRecord['status'] | undefined }> =
+    []
 
   constructor(
     private readonly store: CentralStore,
@@ -117,16 +125,25 @@ class Tx {
     const record = { ...p, updatedAt: this.now }
     this.payments.set(p.paymentId, record)
     this.ops.push({ op: 'putPayment', payment: record })
-    if (previous !== record.status) this.notify.push(record)
+    if (previous !== record.status) this.notify.push({ record, previous })
   }
 
   async getNullifier(n: string): Promise<string | undefined> {
-    return this.nullifiers.get(n) ?? (await this.store.getNullifier(n))
+    const local = this.nullifiers.get(n)
+    if (local === null) return undefined
+    return local ?? (await this.store.getNullifier(n))
   }
 
   claimNullifier(nullifier: string, paymentId: string): void {
     this.nullifiers.set(nullifier, paymentId)
     this.ops.push({ op: 'claimNullifier', nullifier, paymentId })
+  }
+
+  /** Give the nullifier back if this payment holds it (another payment's claim stays). */
+  async freeNullifier(nullifier: string, paymentId: string): Promise<void> {
+    if ((await this.getNullifier(nullifier)) !== paymentId) return
+    this.nullifiers.set(nullifier, null)
+    this.ops.push({ op: 'delNullifier', nullifier })
   }
 
   async getRelease(reservationId: string): Promise<PendingRelease | undefined> {
@@ -153,10 +170,10 @@ class Tx {
   async finish(): Promise<StoreOp[]> {
     if (this.notify.length > 0) {
       this.endpoints ??= await this.store.listWebhooks()
-      for (const p of this.notify) {
+      for (const { record, previous } of this.notify) {
         // only the state it ends in: a payment created and failed in one batch notifies 'failed'
-        if (this.payments.get(p.paymentId) !== p) continue
-        this.ops.push(...outboxOpsFor(p, this.endpoints, this.now))
+        if (this.payments.get(record.paymentId) !== record) continue
+        this.ops.push(...outboxOpsFor(record, this.endpoints, this.now, previous))
       }
     }
     return this.ops
@@ -268,7 +285,13 @@ export class Engine {
     return undefined
   }
 
-  /** Decode and check an event against the venue's roster and policy. Throws Rejection. */
+  /**
+   * Decode and check an event against the venue's roster and policy. Throws Rejection.
+   * Certificates are judged when each signature was made (the event's ts for its origin, each ack's
+   * ts for its acker), so a payment approved while everyone was enrolled still settles when it
+   * syncs after a certificate expired. Those times are bounded: none may be more than
+   * maxClockSkewMs ahead of `now`, and an ack must lie near the reservation it acks.
+   */
   private verify(bytes: Uint8Array, now: number): { signed: SignedEvent; venue: VenueContext } {
     const decoded = decodeEvent(bytes)
     if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
@@ -276,25 +299,60 @@ export class Engine {
     const e = signed.event
     const venue = this.venues.get(e.venue)
     if (venue === undefined) throw new Rejection('ERR_UNKNOWN_VENUE', `venue ${e.venue} is not served here`)
-    const originHex = toHex(e.origin)
-    if (!this.venues.isEnrolled(venue, originHex, now)) {
-      throw new Rejection(
-        'ERR_NOT_ENROLLED',
-        `origin ${originHex.slice(0, 16)}… holds no valid enrollment certificate of ${e.venue}`,
-      )
-    }
+    this.checkSignedBy(venue, e.origin, e.ts, now, e.type)
     if (!verifyEventSignature(signed)) throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
     if (e.type === 'commit') {
+      const res = e.reservation.event
       if (!verifyEventSignature(e.reservation)) {
         throw new Rejection('ERR_BAD_SIGNATURE', 'signature of the committed reservation invalid')
       }
-      const q = verifyQuorumCertificate(e, {
-        isEnrolled: (hex) => this.venues.isEnrolled(venue, hex, now),
+      this.checkSignedBy(venue, res.origin, res.ts, now, 'committed reservation')
+      const skew = venue.policy.maxClockSkewMs
+      for (const a of e.acks) {
+        if (a.ack.ts > now + skew)
+          throw new Rejection(
+            'ERR_FUTURE_TS',
+            `an ack is dated ${a.ack.ts - now} ms ahead of central's clock`,
+          )
+      }
+      // an ack is given during the barrier, within the acker's clock skew of the reservation: one
+      // dated far from it (an old key's ack re-used, a back-dated one) is not counted
+      const window = skew + venue.policy.barrier.timeoutMs
+      const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
+      const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
+        isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
         quorum: venue.quorum,
       })
-      if (!q.ok) throw new Rejection('ERR_QUORUM', q.error.message)
+      if (!q.ok) {
+        const dropped = e.acks.length - acks.length
+        const note = dropped > 0 ? ` (${dropped} ack(s) dated too far from the reservation not counted)` : ''
+        throw new Rejection('ERR_QUORUM', `${q.error.message}${note}`)
+      }
     }
     return { signed, venue }
+  }
+
+  /** `origin` held a valid enrollment when it signed at `ts`, and `ts` is not in central's future. */
+  private checkSignedBy(
+    venue: VenueContext,
+    origin: Uint8Array,
+    ts: number,
+    now: number,
+    what: string,
+  ): void {
+    if (ts > now + venue.policy.maxClockSkewMs) {
+      throw new Rejection(
+        'ERR_FUTURE_TS',
+        `${what} is dated ${ts - now} ms ahead of central's clock (max ${venue.policy.maxClockSkewMs})`,
+      )
+    }
+    const originHex = toHex(origin)
+    if (!this.venues.isEnrolled(venue, originHex, ts)) {
+      throw new Rejection(
+        'ERR_NOT_ENROLLED',
+        `${what}: origin ${originHex.slice(0, 16)}… held no valid enrollment certificate of ${venue.id} when it signed`,
+      )
+    }
   }
 
   /** Apply one verified, not yet stored event. Returns the payment it concerns. */
@@ -364,6 +422,22 @@ export class Engine {
     if (stored === undefined) tx.putEvent(res)
     tx.putEvent(signed)
     const p = await this.onReservation(tx, res)
+    if (p.status === 'voided') {
+      // its terminal voided the reservation at central (and so declined it): never settled
+      tx.putPayment(
+        {
+          ...p,
+          commitId: signed.idHex,
+          mode: c.mode,
+          status: 'failed',
+          declineCode: OFFLINE_SYNC_FAILURE,
+          syncDeclineCode: 'voided',
+          completedAt: tx.now,
+        },
+        p.status,
+      )
+      return p.paymentId
+    }
     if (p.commitId !== undefined || (p.status !== 'created' && p.status !== 'released')) {
       // already committed, or authorised online: never a second settlement
       if (p.commitId === undefined)
@@ -423,27 +497,7 @@ export class Engine {
     const { paymentId, settle } = await this.mutex.run(async () => {
       opts.signal?.throwIfAborted()
       const tx = new Tx(this.store, this.now())
-      const id = toHex(eventId(bytes))
-      let signed: SignedEvent
-      try {
-        signed =
-          (await tx.getEventById(id)) !== undefined ? decodeOk(bytes) : this.verify(bytes, tx.now).signed
-        if (signed.event.type !== 'reservation')
-          throw new Rejection('ERR_WRONG_TYPE', 'reservation: expected a signed Reservation')
-        if ((await tx.getEventById(id)) === undefined) {
-          const clash = await tx.getEvent(toHex(signed.event.origin), signed.event.seq)
-          if (clash !== undefined)
-            throw new Rejection(
-              'ERR_SEQ_CONFLICT',
-              `origin already has another event at seq ${signed.event.seq}`,
-            )
-          tx.putEvent(signed)
-        }
-      } catch (err: unknown) {
-        if (err instanceof Rejection) throw new CentralError(err.code, `reservation: ${err.message}`, 422)
-        throw err
-      }
-      const p = await this.onReservation(tx, signed as SignedEvent<Reservation>)
+      const p = await this.onReservation(tx, await this.takeReservation(tx, bytes))
       let settle = p.status === 'queued' || p.status === 'processing'
       if (p.status === 'created' || p.status === 'released') {
         const holder = await tx.getNullifier(p.nullifier)
@@ -475,9 +529,110 @@ export class Engine {
     const p = await this.store.getPayment(paymentId)
     if (p === undefined) throw new CentralError('ERR_STORE', 'payment vanished', 500)
     if (p.status === 'completed') return { paymentId, status: 'approved' }
-    if (p.status === 'failed')
+    if (p.status === 'failed' || p.status === 'voided')
       return { paymentId, status: 'declined', declineCode: p.syncDeclineCode ?? p.declineCode ?? 'other' }
     throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the payment is still being settled; retry', 503)
+  }
+
+  /**
+   * A reservation handed in on its own (online authorisation, void): verified (unless already
+   * stored) and stored in tx. Bad input throws CentralError 422 with the rejection's code.
+   */
+  private async takeReservation(tx: Tx, bytes: Uint8Array): Promise<SignedEvent<Reservation>> {
+    const id = toHex(eventId(bytes))
+    try {
+      const stored = (await tx.getEventById(id)) !== undefined
+      const signed = stored ? decodeOk(bytes) : this.verify(bytes, tx.now).signed
+      if (signed.event.type !== 'reservation')
+        throw new Rejection('ERR_WRONG_TYPE', 'reservation: expected a signed Reservation')
+      if (!stored) {
+        const clash = await tx.getEvent(toHex(signed.event.origin), signed.event.seq)
+        if (clash !== undefined)
+          throw new Rejection(
+            'ERR_SEQ_CONFLICT',
+            `origin already has another event at seq ${signed.event.seq}`,
+          )
+        tx.putEvent(signed)
+      }
+      return signed as SignedEvent<Reservation>
+    } catch (err: unknown) {
+      if (err instanceof Rejection) throw new CentralError(err.code, `reservation: ${err.message}`, 422)
+      throw err
+    }
+  }
+
+  /**
+   * Void a reservation its terminal will not approve (it asked for an online authorisation and got
+   * no answer): afterwards the customer is not charged for it, whatever central had done. Unknown
+   * here → recorded voided, so a late authorisation declines and a late Commit fails; authorised
+   * online → the issuer reverses it first, then voided; a Commit already merged → the offline
+   * approval stands ('committed', nothing changes). A voided payment gives its nullifier back, so
+   * the customer can tap again. Idempotent by reservation id.
+   */
+  async void(bytes: Uint8Array, opts: AbortOptions = {}): Promise<VoidResult> {
+    const first = await this.mutex.run(() => this.voidStep(bytes, false, opts))
+    if (first.reverse === undefined) return first.result
+    // reversed before it is marked voided: a crash in between leaves a payment that looks charged
+    // and is not (the terminal retries the void until answered), never a voided one still charged
+    await this.reverseCharge(first.reverse, opts)
+    return (await this.mutex.run(() => this.voidStep(bytes, true, opts))).result
+  }
+
+  private async voidStep(
+    bytes: Uint8Array,
+    reversed: boolean,
+    opts: AbortOptions,
+  ): Promise<{ result: VoidResult; reverse?: string }> {
+    opts.signal?.throwIfAborted()
+    const tx = new Tx(this.store, this.now())
+    const p = await this.onReservation(tx, await this.takeReservation(tx, bytes))
+    const paymentId = p.paymentId
+    const online = p.commitId === undefined && p.mode === 'online'
+    if (p.commitId !== undefined && !reversed) return { result: { paymentId, status: 'committed' } }
+    if (online && (p.status === 'processing' || p.status === 'completed') && !reversed)
+      return { result: { paymentId, status: 'voided' }, reverse: paymentId }
+    if (p.commitId !== undefined) {
+      // committed while the issuer was reversing (a terminal must not do both): it fails unsettled
+      tx.putPayment(
+        {
+          ...p,
+          status: 'failed',
+          declineCode: OFFLINE_SYNC_FAILURE,
+          syncDeclineCode: 'voided',
+          completedAt: tx.now,
+        },
+        p.status,
+      )
+    } else if (p.status !== 'voided' && p.status !== 'failed') {
+      // a failed (declined online) payment was never charged: it stays as it is
+      tx.putPayment({ ...p, status: 'voided', declineCode: 'voided', completedAt: tx.now }, p.status)
+    }
+    await tx.freeNullifier(p.nullifier, paymentId)
+    await this.commit(tx, opts)
+    this.log('voided %s (was %s)', paymentId, p.status)
+    return { result: { paymentId, status: 'voided' } }
+  }
+
+  private async reverseCharge(paymentId: string, opts: AbortOptions): Promise<void> {
+    if (this.issuer.reverse === undefined)
+      throw new CentralError(
+        'ERR_REVERSAL_UNSUPPORTED',
+        'the payment was authorised online and the issuer adapter cannot reverse it',
+        501,
+      )
+    const timeout = AbortSignal.timeout(this.issuerTimeoutMs)
+    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+    try {
+      await this.issuer.reverse(paymentId, { signal })
+    } catch (err: unknown) {
+      opts.signal?.throwIfAborted()
+      this.log(
+        'issuer reversal of %s failed: %s',
+        paymentId,
+        err instanceof Error ? err.message : String(err),
+      )
+      throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the issuer could not reverse the payment; retry', 503)
+    }
   }
 
   /** Settle one payment (see settleMany). */

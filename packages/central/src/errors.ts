@@ -10,6 +10,8 @@ export type CentralErrorCode =
   | 'ERR_INVALID_EXPORT'
   | 'ERR_STORE'
   | 'ERR_ISSUER_UNAVAILABLE'
+  /** a payment authorised online cannot be voided: the issuer adapter has no reverse() */
+  | 'ERR_REVERSAL_UNSUPPORTED'
 
 export class CentralError extends Error {
   readonly code: CentralErrorCode | RejectCode
@@ -36,6 +38,8 @@ export type RejectCode =
   | 'ERR_BAD_FIELD'
   | 'ERR_UNKNOWN_VENUE'
   | 'ERR_NOT_ENROLLED'
+  /** signed more than the policy's maxClockSkewMs ahead of central's clock (may be retried later) */
+  | 'ERR_FUTURE_TS'
   | 'ERR_BAD_SIGNATURE'
   | 'ERR_QUORUM'
   | 'ERR_SEQ_CONFLICT'

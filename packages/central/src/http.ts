@@ -144,6 +144,10 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     service.authorize(fromBase64url(req.body.reservation)),
   )
 
+  app.post('/v1/authorize/void', { schema: { body: Type.Object({ reservation: Base64url }) } }, async (req) =>
+    service.void(fromBase64url(req.body.reservation)),
+  )
+
   app.get('/v1/venues/:id/policy', { schema: { params: VenueParams } }, async (req) => {
     const bundle = service.venue(req.params.id)
     if (bundle === undefined)

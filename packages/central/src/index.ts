@@ -6,7 +6,7 @@ export {
   OFFLINE_SYNC_FAILURE,
   WEBHOOK_SIGNATURE_HEADER,
 } from './constants.js'
-export type { EventResult, IngestResult, OnlineAuthorization } from './engine.js'
+export type { EventResult, IngestResult, OnlineAuthorization, VoidResult } from './engine.js'
 export type { CentralErrorCode, RejectCode } from './errors.js'
 export { CentralError } from './errors.js'
 export type {

@@ -20,6 +20,12 @@ export type AuthorizeResult =
 /** The payment processor. Calls must be idempotent by paymentId: central retries after a crash. */
 export interface IssuerAdapter {
   authorize(req: AuthorizeRequest, opts: { signal?: AbortSignal }): Promise<AuthorizeResult>
+  /**
+   * Reverse (void) the authorisation of paymentId: once this resolves the card is not charged for
+   * it and a later authorize of that paymentId is declined. Idempotent; a paymentId never
+   * authorised is simply never charged. Without it, central cannot void online authorisations.
+   */
+  reverse?(paymentId: string, opts: { signal?: AbortSignal }): Promise<void>
 }
 
 export interface SimulatedIssuerInit {
@@ -51,12 +57,20 @@ export interface SimulatedCharge {
 }
 
 export interface SimulatedIssuer extends IssuerAdapter {
+  reverse(paymentId: string, opts?: { signal?: AbortSignal }): Promise<void>
   /** current balance of a card in a currency */
   balance(cardKey: string, currency: string): number
   /** every decision made, in order (one per paymentId) */
   decisions(): SimulatedCharge[]
   /** authorize() calls received, retries included */
   readonly calls: number
+  /** paymentIds reversed, in order */
+  reversals(): string[]
+}
+
+/** A journal line recording a reversal (the others are SimulatedCharge). */
+interface SimulatedReversal {
+  reversed: string
 }
 
 class DefaultSimulatedIssuer implements SimulatedIssuer {
@@ -68,6 +82,8 @@ class DefaultSimulatedIssuer implements SimulatedIssuer {
   private readonly journalPath: string | undefined
   private readonly latencyMs: number
   private readonly results = new Map<string, SimulatedCharge>()
+  /** reversed paymentIds: their charge (if any) is refunded, later authorisations declined */
+  private readonly reversed = new Set<string>()
   private loaded: Promise<void> | undefined
   private tail: Promise<unknown> = Promise.resolve()
   calls = 0
@@ -95,6 +111,10 @@ class DefaultSimulatedIssuer implements SimulatedIssuer {
     return [...this.results.values()]
   }
 
+  reversals(): string[] {
+    return [...this.reversed]
+  }
+
   async authorize(req: AuthorizeRequest, opts: { signal?: AbortSignal } = {}): Promise<AuthorizeResult> {
     this.calls++
     if (opts.signal?.aborted === true) throw new AbortError()
@@ -107,7 +127,25 @@ class DefaultSimulatedIssuer implements SimulatedIssuer {
     return run
   }
 
+  async reverse(paymentId: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (opts.signal?.aborted === true) throw new AbortError()
+    if (this.latencyMs > 0) await delay(this.latencyMs, opts.signal)
+    this.loaded ??= this.load()
+    await this.loaded
+    // in turn with decisions: a reversal that overtakes an authorisation still wins
+    const run = this.tail.then(async () => {
+      if (this.reversed.has(paymentId)) return
+      if (this.journalPath !== undefined)
+        await appendFile(this.journalPath, `${JSON.stringify({ reversed: paymentId })}\n`)
+      this.unrecord(paymentId)
+    })
+    this.tail = run.catch(() => {})
+    return run
+  }
+
   private async decide(req: AuthorizeRequest): Promise<AuthorizeResult> {
+    // a reversed payment stays declined, even when retried after its approval
+    if (this.reversed.has(req.paymentId)) return { approved: false, code: 'reversed' }
     const previous = this.results.get(req.paymentId)
     if (previous !== undefined) return previous.result
     let result: AuthorizeResult
@@ -141,6 +179,15 @@ class DefaultSimulatedIssuer implements SimulatedIssuer {
     }
   }
 
+  private unrecord(paymentId: string): void {
+    this.reversed.add(paymentId)
+    const charge = this.results.get(paymentId)
+    if (charge?.result.approved === true) {
+      const key = `${charge.cardKey}/${charge.currency}`
+      this.balances.set(key, this.balance(charge.cardKey, charge.currency) + charge.amountMinor)
+    }
+  }
+
   private async load(): Promise<void> {
     if (this.journalPath === undefined) return
     let text: string
@@ -152,13 +199,15 @@ class DefaultSimulatedIssuer implements SimulatedIssuer {
     }
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue
-      let charge: SimulatedCharge
+      let entry: SimulatedCharge | SimulatedReversal
       try {
-        charge = JSON.parse(line) as SimulatedCharge
+        entry = JSON.parse(line) as SimulatedCharge | SimulatedReversal
       } catch {
         continue // a line torn by a crash mid-append: that decision was never returned
       }
-      if (!this.results.has(charge.paymentId)) this.record(charge)
+      if ('reversed' in entry) {
+        if (!this.reversed.has(entry.reversed)) this.unrecord(entry.reversed)
+      } else if (!this.results.has(entry.paymentId)) this.record(entry)
     }
   }
 

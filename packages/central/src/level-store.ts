@@ -108,6 +108,9 @@ class LevelCentralStore implements CentralStore {
         case 'claimNullifier':
           batch.put(o.nullifier, o.paymentId, { sublevel: this.nullifiers })
           break
+        case 'delNullifier':
+          batch.del(o.nullifier, { sublevel: this.nullifiers })
+          break
         case 'putRelease':
           batch.put(o.release.reservationId, o.release, { sublevel: this.releases })
           break

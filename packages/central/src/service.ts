@@ -12,7 +12,13 @@ import {
   DENYLIST_DOMAIN,
   MAX_SYNC_EVENTS,
 } from './constants.js'
-import { Engine, type EventResult, type IngestResult, type OnlineAuthorization } from './engine.js'
+import {
+  Engine,
+  type EventResult,
+  type IngestResult,
+  type OnlineAuthorization,
+  type VoidResult,
+} from './engine.js'
 import { CentralError } from './errors.js'
 import { buildHttpApp } from './http.js'
 import { createSimulatedIssuer, type IssuerAdapter } from './issuer.js'
@@ -118,6 +124,12 @@ export interface CentralService {
   importFile(path: string, opts?: AbortOptions): Promise<ImportResult>
   /** The online path: authorise a signed reservation now. */
   authorize(reservation: Uint8Array, opts?: AbortOptions): Promise<OnlineAuthorization>
+  /**
+   * Void a signed reservation its terminal declined after an unanswered online authorisation: the
+   * customer is not charged for it (an online charge is reversed), unless a Commit of it was merged
+   * first ('committed'). Idempotent.
+   */
+  void(reservation: Uint8Array, opts?: AbortOptions): Promise<VoidResult>
   /** Settle everything queued (or left processing) now. */
   settleNow(opts?: AbortOptions): Promise<SettleSummary>
   /** Attempt every webhook delivery that is due now. */
@@ -283,6 +295,11 @@ class DefaultCentralService implements CentralService {
     return this.engine.authorize(reservation, opts)
   }
 
+  async void(reservation: Uint8Array, opts: AbortOptions = {}): Promise<VoidResult> {
+    this.assertStarted()
+    return this.engine.void(reservation, opts)
+  }
+
   async settleNow(opts: AbortOptions = {}): Promise<SettleSummary> {
     this.assertStarted()
     return this.settler.drain(opts)
@@ -311,7 +328,7 @@ class DefaultCentralService implements CentralService {
     const s: VenueSummary = {
       venueId,
       payments: 0,
-      byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0 },
+      byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0, voided: 0 },
       settled: { completed: 0, failed: 0 },
       failedByCode: {},
       offlineExposureMinor: {},

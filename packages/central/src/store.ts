@@ -14,6 +14,8 @@ export type StoreOp =
   | { op: 'putEvent'; event: StoredEvent }
   | { op: 'putPayment'; payment: PaymentRecord }
   | { op: 'claimNullifier'; nullifier: string; paymentId: string }
+  /** a voided payment gives its nullifier back (the caller checks it holds it) */
+  | { op: 'delNullifier'; nullifier: string }
   | { op: 'putRelease'; release: PendingRelease }
   | { op: 'delRelease'; reservationId: string }
   | { op: 'putWebhook'; endpoint: WebhookEndpoint }
@@ -53,7 +55,7 @@ export interface CentralStore {
   /** ids of payments in queued or processing, oldest queuedAt first */
   listActivePayments(opts?: AbortOptions): Promise<string[]>
 
-  /** the payment that holds this nullifier (committed first), if any */
+  /** the payment that holds this nullifier (committed or authorised first, not since voided), if any */
   getNullifier(nullifier: string, opts?: AbortOptions): Promise<string | undefined>
   getPendingRelease(reservationId: string, opts?: AbortOptions): Promise<PendingRelease | undefined>
 

@@ -7,8 +7,17 @@ export interface AbortOptions {
 /**
  * created: reservation seen, no Commit yet (never settled). released: abandoned by its origin
  * without a Commit (never settled). queued → processing → completed | failed: settlement.
+ * voided: its terminal declined it after an online authorisation went unanswered (never charged,
+ * an online charge reversed; a Commit arriving later fails with syncDeclineCode 'voided').
  */
-export type PaymentStatus = 'created' | 'released' | 'queued' | 'processing' | 'completed' | 'failed'
+export type PaymentStatus =
+  | 'created'
+  | 'released'
+  | 'queued'
+  | 'processing'
+  | 'completed'
+  | 'failed'
+  | 'voided'
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   'created',
@@ -17,9 +26,10 @@ export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   'processing',
   'completed',
   'failed',
+  'voided',
 ]
 
-export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['completed', 'failed'])
+export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['completed', 'failed', 'voided'])
 
 /** Why a committed payment was not settled (payment.syncDeclineCode). */
 export type SyncDeclineCode =
@@ -28,6 +38,8 @@ export type SyncDeclineCode =
   | 'expired'
   | 'duplicate_nullifier'
   | 'issuer_declined'
+  /** committed after its terminal had voided the reservation at central */
+  | 'voided'
 
 /** One payment as central records it. Card data is only ever the terminal's keyed hashes. */
 export interface PaymentRecord {

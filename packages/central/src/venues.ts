@@ -16,6 +16,14 @@ interface Enrollment {
   notAfter: number
 }
 
+/**
+ * Was the enrollment in force at `signedAt`? The one place a revocation's effective time (an explicit
+ * operator action, not built yet) would also bound it: `signedAt < revokedAt`.
+ */
+function covers(e: Enrollment, signedAt: number): boolean {
+  return signedAt >= e.notBefore && signedAt <= e.notAfter
+}
+
 /** The venues central serves, with their rosters' certificates checked once and cached. */
 export class VenueRegistry {
   private readonly venues = new Map<string, VenueContext>()
@@ -43,8 +51,13 @@ export class VenueRegistry {
     return [...this.venues.keys()]
   }
 
-  /** Does this key hold a valid enrollment certificate of the venue, issued by its operator, at `now`? */
-  isEnrolled(venue: VenueContext, publicKeyHex: string, now: number): boolean {
+  /**
+   * Did this key hold a valid enrollment certificate of the venue, issued by its operator, at
+   * `signedAt`: the time the event or ack was signed, not the time central sees it (a terminal may
+   * sync long after its certificate expired; what it signed while enrolled stands). Callers bound
+   * `signedAt` against their own clock first (a signature dated in the future is refused).
+   */
+  isEnrolled(venue: VenueContext, publicKeyHex: string, signedAt: number): boolean {
     let cache = this.enrollments.get(venue.id)
     if (cache === undefined) {
       cache = new Map()
@@ -55,7 +68,7 @@ export class VenueRegistry {
       enrollment = this.checkCertificate(venue, publicKeyHex)
       cache.set(publicKeyHex, enrollment)
     }
-    return enrollment !== null && now >= enrollment.notBefore && now <= enrollment.notAfter
+    return enrollment !== null && covers(enrollment, signedAt)
   }
 
   /** Signature, issuer, venue, subject and role do not change with time: check them once, keep the window. */

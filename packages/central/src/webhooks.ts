@@ -80,11 +80,24 @@ const TYPE_BY_STATUS: Partial<Record<PaymentRecord['status'], WebhookEventType>>
 let outboxCounter = 0
 
 /**
- * The outbox writes for a payment's transition, one per endpoint: the caller puts them in the same
- * atomic batch as the payment, so a transition is never recorded without its notifications.
+ * The outbox writes for a payment's transition from `previous`, one per endpoint: the caller puts
+ * them in the same atomic batch as the payment, so a transition is never recorded without its
+ * notifications. A voided payment is a failed one to merchants (declineCode 'voided'), announced
+ * only when it had announced something before (it was authorised online): one never announced
+ * stays silent.
  */
-export function outboxOpsFor(payment: PaymentRecord, endpoints: WebhookEndpoint[], now: number): StoreOp[] {
-  const type = TYPE_BY_STATUS[payment.status]
+export function outboxOpsFor(
+  payment: PaymentRecord,
+  endpoints: WebhookEndpoint[],
+  now: number,
+  previous?: PaymentRecord['status'],
+): StoreOp[] {
+  const type =
+    payment.status === 'voided'
+      ? previous !== undefined && TYPE_BY_STATUS[previous] !== undefined
+        ? 'payment.failed'
+        : undefined
+      : TYPE_BY_STATUS[payment.status]
   if (type === undefined || endpoints.length === 0) return []
   const event: WebhookEvent = {
     id: `evt_${createHash('sha256').update(`${payment.paymentId}/${payment.status}`).digest('hex').slice(0, 32)}`,

@@ -76,7 +76,14 @@ describe('dedup and settlement', () => {
 
   it('voids payments queued longer than the policy queue duration; issuer declines fail with their codes and webhooks', async () => {
     const dir = await temp.make()
-    const venue = await VenueFixture.create(dir, 'fair', 3, { queueDurationMs: 60_000 })
+    // enrolled ten minutes ago: certificates are judged at the (back-dated) payments' times
+    const venue = await VenueFixture.create(
+      dir,
+      'fair',
+      3,
+      { queueDurationMs: 60_000 },
+      { now: Date.now() - 10 * 60_000 },
+    )
     const stolen = randomBytes(16)
     const poor = randomBytes(16)
     const issuer = createSimulatedIssuer({

@@ -6,8 +6,12 @@ import { type Commit, verifyAckSignature } from './events.js'
 export const ONLINE_ACK_REASON = 'online'
 
 export interface QuorumCheckOptions {
-  /** is this public key (hex) an enrolled terminal of the commit's venue, now? */
-  isEnrolled: (publicKeyHex: string) => boolean
+  /**
+   * is this public key (hex) an enrolled terminal of the commit's venue? `signedAt` is the ack's
+   * ts, for callers that judge certificates at signing time (central: a certificate that expired
+   * after the ack was given does not undo it); gossip validation judges at its own clock.
+   */
+  isEnrolled: (publicKeyHex: string, signedAt: number) => boolean
   /** acks needed, the origin's own ack included */
   quorum: number
 }
@@ -39,7 +43,7 @@ export function verifyQuorumCertificate(
     // checked the offline floor and caps: it cannot certify an offline approval
     if (a.reason !== '') return fail('ERR_BAD_FIELD', `quorum certificate contains a '${a.reason}' ack`)
     const acker = toHex(a.acker)
-    if (!opts.isEnrolled(acker))
+    if (!opts.isEnrolled(acker, a.ts))
       return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)
     if (!verifyAckSignature(signed))
       return fail('ERR_BAD_SIGNATURE', `ack signature of ${acker.slice(0, 16)}… invalid`)

@@ -6,6 +6,13 @@ export interface AbortOptions {
   signal?: AbortSignal
 }
 
+/** `POST /v1/authorize/void` answer. */
+export interface CentralVoid {
+  paymentId: string
+  /** voided: the customer is not charged for it; committed: a Commit of it reached central first and stands */
+  status: 'voided' | 'committed'
+}
+
 /** `POST /v1/authorize` answer. */
 export interface CentralAuthorization {
   paymentId: string
@@ -24,7 +31,7 @@ export interface CentralEventResult {
 /** Central's settlement state of one payment. */
 export interface CentralPaymentStatus {
   paymentId: string
-  status: 'created' | 'released' | 'queued' | 'processing' | 'completed' | 'failed'
+  status: 'created' | 'released' | 'queued' | 'processing' | 'completed' | 'failed' | 'voided'
   declineCode?: string | undefined
   syncDeclineCode?: string | undefined
   queuedAt?: number | undefined
@@ -50,6 +57,11 @@ export interface CentralLink {
   health(opts?: AbortOptions): Promise<void>
   /** online authorisation of a signed Reservation (wire bytes) */
   authorize(reservation: Uint8Array, opts?: AbortOptions): Promise<CentralAuthorization>
+  /**
+   * void a signed Reservation (wire bytes) whose online authorisation went unanswered and that
+   * this terminal declines, before releasing it; idempotent, so retry until answered
+   */
+  void(reservation: Uint8Array, opts?: AbortOptions): Promise<CentralVoid>
   /** one ordered batch of events (wire bytes), at most 500 */
   sync(events: Uint8Array[], opts?: AbortOptions): Promise<CentralSyncResult>
   /** a payment's settlement state, undefined if central does not know it */
@@ -104,6 +116,25 @@ class HttpCentralLink implements CentralLink {
       status: r.status,
       declineCode: typeof r.declineCode === 'string' ? r.declineCode : undefined,
     }
+  }
+
+  async void(reservation: Uint8Array, opts: AbortOptions = {}): Promise<CentralVoid> {
+    // the customer has been answered already: no hurry, the normal timeout
+    const body = await this.#request(
+      'POST',
+      'v1/authorize/void',
+      { reservation: toBase64url(reservation) },
+      this.#timeoutMs,
+      opts,
+    )
+    const r = body as Partial<CentralVoid>
+    if (typeof r?.paymentId !== 'string' || (r.status !== 'voided' && r.status !== 'committed')) {
+      throw new TerminalError(
+        'central_unavailable',
+        'central answered /v1/authorize/void with an unexpected body',
+      )
+    }
+    return { paymentId: r.paymentId, status: r.status }
   }
 
   async sync(events: Uint8Array[], opts: AbortOptions = {}): Promise<CentralSyncResult> {

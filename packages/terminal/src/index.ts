@@ -24,6 +24,7 @@ export type {
   CentralLink,
   CentralPaymentStatus,
   CentralSyncResult,
+  CentralVoid,
   HttpCentralLinkInit,
 } from './central.js'
 export { createHttpCentralLink } from './central.js'

@@ -28,6 +28,7 @@ function recordingLink(url: string, rec: Recorded): CentralLink {
     url,
     health: (o) => inner.health(o),
     authorize: (r, o) => inner.authorize(r, o),
+    void: (r, o) => inner.void(r, o),
     payment: (id, o) => inner.payment(id, o),
     denylist: (v, o) => inner.denylist(v, o),
     async sync(events, o): Promise<CentralSyncResult> {
@@ -184,6 +185,7 @@ describe('sync agent against the real central service', () => {
       url,
       health: (o) => inner.health(o),
       authorize: (r, o) => inner.authorize(r, o),
+      void: (r, o) => inner.void(r, o),
       payment: (id, o) => inner.payment(id, o),
       denylist: (v, o) => inner.denylist(v, o),
       async sync(events, o) {

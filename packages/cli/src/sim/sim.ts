@@ -631,7 +631,7 @@ async function getJson<T>(url: string): Promise<T> {
 }
 
 function isCommitted(p: CentralPayment | undefined): boolean {
-  return p !== undefined && p.status !== 'created' && p.status !== 'released'
+  return p !== undefined && p.status !== 'created' && p.status !== 'released' && p.status !== 'voided'
 }
 
 /**
@@ -644,7 +644,7 @@ async function centralPayments(
   wanted: Set<string>,
 ): Promise<Map<string, CentralPayment>> {
   const out = new Map<string, CentralPayment>()
-  for (const status of ['created', 'released', 'queued', 'processing', 'completed', 'failed']) {
+  for (const status of ['created', 'released', 'queued', 'processing', 'completed', 'failed', 'voided']) {
     const r = await getJson<{ payments: CentralPayment[] }>(
       `${url}/v1/payments?venue=${encodeURIComponent(venue)}&status=${status}&limit=1000`,
     )
