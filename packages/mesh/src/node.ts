@@ -309,7 +309,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Barrier request kind (4th frame element): the origin will ask central to authorise it online. */
 const ONLINE_KIND = 1
 
-
 class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   readonly policy: VenuePolicy
   readonly exposure: ExposureState = createExposureState()

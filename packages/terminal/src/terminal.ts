@@ -200,11 +200,6 @@ const RESOLVE_AT_START_MS = 3_000
 /** part of the tap budget kept for the offline fallback when central does not answer */
 const FALLBACK_RESERVE_MS = 600
 
-type CentralVoid = (
-  reservation: Uint8Array,
-  opts?: { signal?: AbortSignal },
-) => Promise<{ paymentId: string; status: 'voided' | 'committed' }>
-
 function randomId(): string {
   return randomBytes(32).toString('hex')
 }
@@ -898,9 +893,7 @@ class NullmeshTerminal implements Terminal {
   async #voidOnline(reservation: SignedEvent<Reservation>, signal?: AbortSignal): Promise<boolean> {
     const link = this.#link
     if (link === undefined) return false
-    const voidFn = (link as CentralLink & { void?: CentralVoid }).void
-    if (voidFn === undefined) return false
-    const answer = await voidFn.call(link, reservation.bytes, signal === undefined ? {} : { signal })
+    const answer = await link.void(reservation.bytes, signal === undefined ? {} : { signal })
     if (answer.status === 'committed') {
       // a Commit of it reached central: it was approved after all, and is settled as such
       log('online attempt %s was committed, not voided', reservation.idHex.slice(0, 16))
