@@ -332,6 +332,7 @@ export async function runSim(
             t.view.peers = s.mesh.peers
             t.view.online = s.online
             t.view.queue = s.queue.count
+            t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
           } catch {
             t.view.mode = '?'
           } finally {
@@ -479,11 +480,17 @@ export async function runSim(
       const pending = [...centralView.values()].filter(
         (p) => p.status === 'queued' || p.status === 'processing',
       ).length
-      if (allOnline && queued === 0 && missing === 0 && pending === 0) break
+      // an online attempt central may have authorised while its terminal declined is voided by the
+      // terminal's next sync round: settled means none is left
+      const unresolved = terminals.reduce(
+        (s, t) => s + (t.child.running ? (t.view.onlineUnresolved ?? 0) : 0),
+        0,
+      )
+      if (allOnline && queued === 0 && missing === 0 && pending === 0 && unresolved === 0) break
       if (Date.now() > settleDeadline) {
         syncTimedOut = true
         say(
-          `sim: sync not complete after ${opts.settleTimeoutMs} ms (terminal queues ${queued}, missing at central ${missing}, settling ${pending})`,
+          `sim: sync not complete after ${opts.settleTimeoutMs} ms (terminal queues ${queued}, missing at central ${missing}, settling ${pending}, online attempts to void ${unresolved})`,
         )
         break
       }
