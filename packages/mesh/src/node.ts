@@ -1348,17 +1348,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         }
         return decline('quorum', verdict.code, verdict.message)
       }
-      let res: SignedEvent<Reservation>
-      if (existing === undefined) {
-        const appended = this.appendReservation(candidate)
-        res = appended.signed
-        // fsync before send: peers must never hold a reservation we could lose in a crash (we
-        // would reuse its seq for another event, and the peers would hold it for good)
-        await appended.durable
-      } else {
-        res = existing
-      }
+      const appended = existing === undefined ? this.appendReservation(candidate) : undefined
+      const res = appended?.signed ?? existing!
+      // The view is what this decision counted: taken in the same synchronous step as the decision,
+      // before any await. Taken after the fsync it could name a reservation acked meanwhile that
+      // the decision never counted, and a peer holding it would wrongly find no conflict (this
+      // broke a card cap in the double-tap sim).
       const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
+      // fsync before send: peers must never hold a reservation we could lose in a crash (we would
+      // reuse its seq for another event, and the peers would hold it for good)
+      if (appended !== undefined) await appended.durable
       const round = performance.now()
       const outcome = await this.collect(res, view, {
         timeoutMs: Math.min(this.policy.barrier.timeoutMs, timeLeft()),
@@ -1492,19 +1491,24 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         'ERR_REFUSED',
         'no quorum reachable yet and none known to be lost: quorum_unavailable',
       )
+    // again after the wait, in the same synchronous step as the append: a decision that ran in the
+    // meantime may hold this credential use now, and our own ack counts toward the quorum
+    if (this.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined) {
+      throw new MeshError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+    }
     const { signed: res, durable } = this.appendReservation(candidate)
+    const view = originView(this.policy, this.exposure, {
+      cardKey: toHex(candidate.cardKey),
+      currency: candidate.currency,
+      ts: res.event.ts,
+      id: res.idHex,
+    })
     await durable
     // With a quorum reachable, an online payment is held by a quorum before central is asked:
     // otherwise one credential use authorised online here could be approved offline at a peer in
     // the same instant. A refusal or a timeout means it is not held: released, never sent to
     // central. Without a quorum (really isolated) central's nullifier dedup is the guard.
     if (reach === 'quorum') {
-      const view = originView(this.policy, this.exposure, {
-        cardKey: toHex(candidate.cardKey),
-        currency: candidate.currency,
-        ts: res.event.ts,
-        id: res.idHex,
-      })
       const outcome = await this.collect(res, view, {
         timeoutMs: Math.min(this.policy.barrier.timeoutMs, deadline - performance.now()),
         online: true,
