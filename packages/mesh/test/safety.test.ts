@@ -176,7 +176,8 @@ describe('money safety at the edges (real nodes)', () => {
     const ms = performance.now() - t0
     expect(d.approved).toBe(false)
     expect(d.declineCode).toBe('barrier_timeout')
-    // the budget (2 s default) plus the commit/decline bookkeeping; before: 3 rounds × 1.5 s + back-offs
-    expect(ms).toBeLessThan(a!.node.tapBudgetMs + 400)
+    // the budget (2 s) plus bookkeeping and a loaded CI machine's slack; before: 3 rounds × 1.5 s
+    // + back-offs (4.5 s at least), so this still fails without the budget
+    expect(ms).toBeLessThan(a!.node.tapBudgetMs + 1500)
   })
 })
