@@ -232,7 +232,17 @@ export function renderDetail(p) {
   const add = (k, v) => rows.push(`<tr><th scope="row">${h(k)}</th><td>${v}</td></tr>`)
   add('payment id', `<code class="wrap">${h(p.paymentId)}</code>`)
   if (p.amountMinor !== undefined) add('amount', h(money(p.amountMinor, p.currency)))
-  if (p.status !== undefined) add('status', badge(p.status in BADGES ? p.status : 'info', p.status))
+  if (p.status !== undefined) {
+    const state =
+      p.status in BADGES
+        ? p.status
+        : /^approved/.test(p.status)
+          ? 'completed'
+          : /^declined/.test(p.status)
+            ? 'failed'
+            : 'info'
+    add('status', badge(state, p.status.replace('_', ' ').toUpperCase()))
+  }
   if (p.mode !== undefined) add('mode', h(p.mode))
   if (p.declineCode) add('decline code', `<code>${h(p.declineCode)}</code>`)
   if (p.nullifier) add('nullifier', `<code>${h(p.nullifier.slice(0, 16))}…</code>`)
