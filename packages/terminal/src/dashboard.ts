@@ -27,7 +27,7 @@ const log = debug(`${LOG_NAMESPACE}:dashboard`)
 
 const RECENT_PAYMENTS = 25
 const KEEP_PAYMENTS = 200
-const MINUTES = 30
+const MINUTES = 15
 const MINUTE_MS = 60_000
 /** snapshots also go out this often without any event (ages, clock) */
 const TICK_MS = 5_000
@@ -382,13 +382,15 @@ export class VenueView {
           text: `Policy violation: isolated approvals ${formatMinor(e.isolatedMinor, e.currency)} exceed the bound ${formatMinor(e.boundMinor, e.currency)}.`,
         })
     }
-    for (const x of unreachable) {
+    if (unreachable.length > 0) {
       const cap = exposure[0]
+      const ids = unreachable.map((x) => x.id)
+      const one = ids.length === 1
       unknowns.push(
-        `${x.id}: its mode, its queue and the payments it takes from now on` +
+        `${ids.join(', ')}: ${one ? 'its' : 'their'} mode, queue and the payments ${one ? 'it takes' : 'they take'} from now on` +
           (cap === undefined
             ? ''
-            : ` — while isolated it can approve at most ${formatMinor(cap.isolatedDeviceCapMinor, cap.currency)} more`) +
+            : ` — while isolated ${one ? 'it' : 'each'} can approve at most ${formatMinor(cap.isolatedDeviceCapMinor, cap.currency)} more`) +
           '. They reach this ledger when the mesh heals.',
       )
     }
