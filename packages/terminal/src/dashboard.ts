@@ -166,15 +166,28 @@ export class VenueView {
     t.mesh.addEventListener('peer', this.#onPeer)
     t.mesh.addEventListener('mode', this.#onMode)
     for await (const e of t.ledger.events()) this.#addEvent(e)
+    // the API starts before the terminal is `running` (t.payment answers only then): the payments
+    // recorded before this start are read as soon as it is
+    void this.#loadPayments().catch((err: unknown) => log('payments not loaded: %o', err))
+    this.#tick = setInterval(() => this.#onChange(), TICK_MS)
+    this.#tick.unref()
+  }
+
+  async #loadPayments(): Promise<void> {
+    const t = this.#t
+    for (let i = 0; i < 600 && !t.running; i++) {
+      if (!this.#started) return
+      await new Promise((r) => setTimeout(r, 50))
+    }
     const own: PaymentBody[] = []
     for await (const record of t.ledger.payments()) {
+      if (!this.#started) return
       const p = await t.payment(record.id).catch(() => undefined)
       if (p !== undefined) own.push(p)
     }
     own.sort((a, b) => a.createdAt - b.createdAt)
-    for (const p of own) this.#addPayment(p, true)
-    this.#tick = setInterval(() => this.#onChange(), TICK_MS)
-    this.#tick.unref()
+    for (const p of own) if (!this.#payments.has(p.paymentId || p.idempotencyKey)) this.#addPayment(p, true)
+    this.#onChange()
   }
 
   stop(): void {

@@ -80,3 +80,18 @@ test('a payment reaches the snapshot stream as it is decided', async () => {
     ac.abort()
   }
 })
+
+test('after a restart the dashboard lists the payments recorded before it', async () => {
+  const paid = await venue.terminals[0]!.pay(payment({ amountMinor: 1234 }))
+  const t = await venue.restart(0)
+  url = t.apiUrl
+  const deadline = Date.now() + 10_000
+  let recent: Array<{ paymentId: string }> = []
+  while (Date.now() < deadline) {
+    const res = await fetch(`${url}/v1/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    recent = ((await res.json()) as { recent: Array<{ paymentId: string }> }).recent
+    if (recent.some((p) => p.paymentId === paid.paymentId)) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  expect(recent.map((p) => p.paymentId)).toContain(paid.paymentId)
+})
