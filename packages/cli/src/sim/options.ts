@@ -17,4 +17,6 @@ export interface SimOptions {
   /** parent of the temporary directory */
   dir?: string | undefined
   progress: boolean
+  /** keep the venue running after the load (dashboards up) until Ctrl-C */
+  hold: boolean
 }

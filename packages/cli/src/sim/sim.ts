@@ -48,6 +48,7 @@ interface RawSimOptions {
   keep?: boolean
   dir?: string
   progress?: boolean
+  hold?: boolean
 }
 
 export async function simCommand(raw: RawSimOptions): Promise<number> {
@@ -66,6 +67,7 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     keep: raw.keep === true,
     dir: raw.dir,
     progress: raw.progress !== false,
+    hold: raw.hold === true,
   }
   const { summary, exitCode, error } = await runSim(opts)
   if (summary === undefined && opts.json) {
@@ -100,6 +102,8 @@ interface TerminalProc {
   publicKey: Uint8Array
   dataDir: string
   polling: boolean
+  /** dashboard URL with its login token */
+  dashboard?: string
 }
 
 interface TerminalReady extends Record<string, unknown> {
@@ -147,6 +151,9 @@ export async function runSim(
   let progress: Progress | undefined
   let interrupted = false
   const abort = new AbortController()
+  // --hold: the first Ctrl-C ends the hold (a clean stop and the summary), not the run
+  let endHold: (() => void) | undefined
+  let holdEndedAt = 0
 
   const onUnexpectedExit = (child: NodeChild): void => {
     crashes.push(`${child.name} (${describeExit(child.exit!)})`)
@@ -154,6 +161,15 @@ export async function runSim(
       say(`!! ${child.name} exited unexpectedly (${describeExit(child.exit!)})${child.tail(12)}`)
   }
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (endHold !== undefined) {
+      say(`sim: ${signal}: stopping the venue (again to interrupt)`)
+      endHold()
+      endHold = undefined
+      holdEndedAt = Date.now()
+      return
+    }
+    // one Ctrl-C can arrive twice (a wrapper forwarding it to the process group): not a second press
+    if (Date.now() - holdEndedAt < 1_000) return
     if (interrupted) {
       // second Ctrl-C: no more patience
       for (const c of children) c.kill()
@@ -221,7 +237,8 @@ export async function runSim(
     const issuerArgs = ['--issuer-seed', opts.seed, '--decline-rate', String(SIM_ISSUER_DECLINE_RATE)]
     if (lostCard !== undefined) issuerArgs.push('--lost-or-stolen', cardKey(lostCard.token))
 
-    // ── central ──
+    // ── central ── (the admin token opens its dashboard)
+    const adminToken = randomBytes(18).toString('base64url')
     const centralChild = new NodeChild<CentralReady>(
       {
         name: 'central',
@@ -234,6 +251,8 @@ export async function runSim(
           '--venues',
           venueDir,
           ...issuerArgs,
+          '--admin-token',
+          adminToken,
           '--stop-on-stdin-end',
         ],
         logPath: join(logs, 'central.log'),
@@ -295,10 +314,23 @@ export async function runSim(
       terminals.push(t)
       const ready = await raceAbort(child.ready, abort.signal)
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
+      t.dashboard = dashboardUrl(ready.api, ready.token)
       // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
       const addr = ready.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? ready.multiaddrs[0]
       if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
     }
+
+    // ── dashboards: one line each, the URL signs the browser in ──
+    const dashboards = (): void => {
+      say(`sim: central dashboard ${dashboardUrl(centralUrl, adminToken)}`)
+      for (const t of terminals) {
+        if (t.dashboard !== undefined)
+          say(
+            `sim: ${t.id} dashboard ${t.dashboard} (pid ${t.child.pid}: kill -USR1 cuts it from the mesh, -USR2 heals)`,
+          )
+      }
+    }
+    dashboards()
 
     // ── live view ──
     const stats: LiveStats = {
@@ -501,6 +533,17 @@ export async function runSim(
     if (!syncTimedOut && !abort.signal.aborted)
       say('sim: sync complete: terminal queues empty, every approval at central and settled')
 
+    if (opts.hold && !abort.signal.aborted) {
+      say(
+        'sim: holding the venue: the dashboards stay up, the terminals keep taking payments; Ctrl-C stops it',
+      )
+      dashboards()
+      stats.phase = 'holding'
+      await new Promise<void>((resolve) => {
+        endHold = resolve
+      })
+    }
+
     let centralSummary: CentralVenueSummary | undefined
     if (!abort.signal.aborted) {
       centralSummary = await getJson<CentralVenueSummary>(
@@ -602,6 +645,11 @@ export async function runSim(
 }
 
 class Interrupted extends Error {}
+
+/** The dashboard URL that opens the page directly: it carries the token once, then a cookie does. */
+function dashboardUrl(base: string, token: string): string {
+  return `${base}/dashboard?token=${encodeURIComponent(token)}`
+}
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new Interrupted())
