@@ -16,6 +16,7 @@
 // in the temp dir serialises concurrent runs.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -395,7 +396,8 @@ interface PayResponse {
 }
 
 describe.skipIf(composeSkip !== undefined)('the compose venue, built and run (README recipe)', () => {
-  let startedEngine = false
+  let engineDir: string | undefined
+  const engineEnv = () => ({ ...process.env, DOCKER_ENGINE_DIR: engineDir })
   let locked = false
   let upRan = false
   const approved: string[] = []
@@ -435,12 +437,13 @@ describe.skipIf(composeSkip !== undefined)('the compose venue, built and run (RE
     locked = true
     if (!dockerWorks()) {
       const t0 = Date.now()
-      const r = await run(ENGINE_SCRIPT, [], { timeoutMs: 15 * 60_000 })
+      // the script's working dir (its pid file, dockerd's log): ours, removed after `stop`
+      engineDir = await mkdtemp(join(tmpdir(), 'nullmesh-docker-engine-'))
+      const r = await run(ENGINE_SCRIPT, [], { env: engineEnv(), timeoutMs: 15 * 60_000 })
       if (r.code !== 0 || !dockerWorks())
         throw new Error(
           `scripts/docker-engine.sh could not start an engine (${r.code}):\n${r.stderr}\n${r.stdout}`,
         )
-      startedEngine = true
       console.log(`[netns-compose] started a Docker engine in ${Date.now() - t0} ms: ${r.stdout.trim()}`)
     }
     const before = leftovers()
@@ -466,7 +469,10 @@ describe.skipIf(composeSkip !== undefined)('the compose venue, built and run (RE
         expect(leftovers()).toEqual({ containers: [], networks: [], volumes: [] })
       }
     } finally {
-      if (startedEngine) await run(ENGINE_SCRIPT, ['stop'], { timeoutMs: 60_000 })
+      if (engineDir !== undefined) {
+        await run(ENGINE_SCRIPT, ['stop'], { env: engineEnv(), timeoutMs: 60_000 })
+        await rm(engineDir, { recursive: true, force: true })
+      }
       if (locked) rmSync(LOCK, { recursive: true, force: true })
     }
   }, 5 * 60_000)
