@@ -79,6 +79,7 @@ import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
 import { Membership } from './membership.js'
+import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
 import { type ValidationContext, validateEventBytes } from './validation.js'
 
 const log = debug('nullmesh:mesh')
@@ -358,6 +359,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private readonly staticPeers: { peerId: string; addr: string }[]
+  /** issue 15: address book + interface watch (rejoin.ts) */
+  private rejoin?: Rejoin | undefined
 
   constructor(init: MeshInit) {
     super()
@@ -490,6 +493,15 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       })
     }
     await node.start()
+    // ── issue 15 hook (rejoin.ts): persisted address book redialled, mDNS restarted on a new interface
+    this.rejoin = await startRejoin({
+      libp2p: node as never,
+      ledger: this.ledger,
+      isMember: (id) => this.membership.memberForPeer(id, this.now()) !== undefined,
+      paused: () => this.partitioned,
+      mdns: (node.services as Record<string, unknown>).mdns,
+    })
+    // ── end issue 15 hook
     this.started = true
     this.timers.push(setInterval(() => this.redial(), REDIAL_INTERVAL_MS))
     this.timers.push(setInterval(() => this.antiEntropy(), ANTI_ENTROPY_INTERVAL_MS))
@@ -512,6 +524,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.starting = undefined
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    await this.rejoin?.stop() // issue 15 hook: before the caller closes the ledger
+    this.rejoin = undefined
     for (const p of this.peers.values()) p.channel?.failAll()
     this.peers.clear()
     const node = this.libp2p
