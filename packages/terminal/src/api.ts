@@ -135,10 +135,10 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
       schema: {
         summary: 'Decide a payment',
         description:
-          'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey always returns the first decision.',
+          'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey with the same amount, currency, method and card returns the first decision; with other ones it is refused 409 idempotency_key_reused.',
         tags: ['payments'],
         body: PaymentRequestSchema,
-        response: { 200: PaymentResponseSchema, ...errors },
+        response: { 200: PaymentResponseSchema, 409: ErrorSchema, ...errors },
       },
     },
     async (req) => {

@@ -13,6 +13,8 @@ export const TERMINAL_ERROR_STATUS = {
   not_found: 404,
   /** no payment with this id */
   payment_not_found: 404,
+  /** the idempotency key was first used with another amount, currency, method or card (`field` names it) */
+  idempotency_key_reused: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   /** the terminal is starting or stopping */
