@@ -81,6 +81,8 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
     bodyLimit: API_BODY_LIMIT_BYTES,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // a path parameter of any length reaches the route (→ 400 invalid_request), not the router's 414
+    routerOptions: { maxParamLength: 65_536 },
   })
   // One validation path for HTTP and in-process callers: the route handlers call the terminal's
   // own TypeBox check (no ajv type coercion, no silent removal of unknown fields). Responses are

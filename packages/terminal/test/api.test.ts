@@ -52,6 +52,14 @@ describe('auth and routing', () => {
     expect(p.json).toMatchObject({ code: 'payment_not_found', field: 'id' })
   })
 
+  test('[no 414] a long payment id → 400 { code, message, field }', async () => {
+    for (const n of [129, 200, 5000]) {
+      const r = await http(url(0, `/v1/payments/${'a'.repeat(n)}`))
+      expect(r.status).toBe(400)
+      expect(r.json).toEqual({ code: 'invalid_request', message: expect.any(String), field: 'id' })
+    }
+  })
+
   test('binds to 127.0.0.1 by default', () => {
     expect(venue.terminals[0]!.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
   })
