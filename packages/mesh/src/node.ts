@@ -632,6 +632,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       now: this.now(),
       maxClockSkewMs: this.policy.maxClockSkewMs,
       quorum: this.quorum,
+      policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
       isEnrolled: (k) => this.membership.isEnrolled(k, this.now()),
       isKnown: (id) => this.known.has(id),
       idAt: (origin, seq) => this.idsAt.get(`${origin}:${seq}`),
