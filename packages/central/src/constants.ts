@@ -16,6 +16,9 @@ export const MAX_EVENT_BASE64_LENGTH = 21_846
  */
 export const MAX_PARAM_LENGTH = 65_536
 
+/** How many of an origin's earlier events central reads to judge one isolated Commit (issue 17). */
+export const MAX_ISOLATED_LOOKBACK = 10_000
+
 /** How often the settlement loop looks for queued payments, besides being woken by ingest. */
 export const DEFAULT_SETTLE_INTERVAL_MS = 1_000
 /** A payment whose issuer call failed (threw, timed out) is retried after this long at the earliest. */
