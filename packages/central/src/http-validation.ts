@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { CentralError } from './errors.js'
@@ -49,5 +51,26 @@ export function strictValidatorCompiler({ schema, httpPart }: { schema: unknown;
     const where = first === undefined || first.path === '' ? part : `${part}${first.path}`
     const what = first?.message ?? 'invalid'
     return { error: new CentralError('ERR_INVALID_REQUEST', `${where}: ${what}`, 400) }
+  }
+}
+
+/**
+ * What Node's HTTP parser refuses before any route (an unknown method, a malformed request line or
+ * header, headers too large, a timeout) answered as `{ code, message }` like every other error,
+ * instead of Fastify's own `{ error, message, statusCode }` body (the terminal has the same).
+ */
+export function jsonClientErrorHandler(codes: { invalid: string; timeout: string; headers: string }) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    const [status, code, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, codes.timeout, 'the request was not received in time']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, codes.headers, 'the request headers are too large']
+          : [400, codes.invalid, 'the request is not valid HTTP/1.1 (method, request line or headers)']
+    const body = JSON.stringify({ code, message })
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
   }
 }

@@ -11,7 +11,7 @@ import {
   MAX_SYNC_EVENTS,
 } from './constants.js'
 import { CentralError } from './errors.js'
-import { strictValidatorCompiler } from './http-validation.js'
+import { jsonClientErrorHandler, strictValidatorCompiler } from './http-validation.js'
 import type { Logger } from './logger.js'
 import type { CentralService } from './service.js'
 import { PAYMENT_STATUSES } from './types.js'
@@ -91,6 +91,11 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     forceCloseConnections: true,
     // a path parameter of any length reaches its schema (→ 400 { code, message }), not the router's 414
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: jsonClientErrorHandler({
+      invalid: 'ERR_INVALID_REQUEST',
+      timeout: 'ERR_REQUEST_TIMEOUT',
+      headers: 'ERR_HEADERS_TOO_LARGE',
+    }),
   }).withTypeProvider<TypeBoxTypeProvider>()
   // exact types, no coercion, unknown fields refused (issue 17, item 4)
   app.setValidatorCompiler(strictValidatorCompiler)

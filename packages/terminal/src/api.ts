@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify'
+import { clientErrorHandler } from './client-error.js'
 import { API_BODY_LIMIT_BYTES, LOG_NAMESPACE, SSE_KEEPALIVE_MS, SSE_RETRY_MS } from './constants.js'
 import { TerminalError } from './errors.js'
 import {
@@ -83,6 +84,8 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
     return503OnClosing: true,
     // a path parameter of any length reaches the route (→ 400 invalid_request), not the router's 414
     routerOptions: { maxParamLength: 65_536 },
+    // what the HTTP parser refuses is answered { code, message } too
+    clientErrorHandler,
   })
   // One validation path for HTTP and in-process callers: the route handlers call the terminal's
   // own TypeBox check (no ajv type coercion, no silent removal of unknown fields). Responses are
