@@ -1,4 +1,11 @@
-export { gossipTopic, mdnsServiceTag, protocolIds } from './constants.js'
+export {
+  BARRIER_REQUEST_BURST,
+  BARRIER_REQUESTS_PER_SECOND,
+  gossipScoring,
+  gossipTopic,
+  mdnsServiceTag,
+  protocolIds,
+} from './constants.js'
 export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
 export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'
@@ -13,5 +20,6 @@ export type {
   OfflineDecision,
 } from './node.js'
 export { createMeshNode } from './node.js'
+export { RateLimiter } from './rate-limit.js'
 export type { ValidationContext } from './validation.js'
 export { validateCommit, validateEventBytes, validateRelease, validateReservation } from './validation.js'
