@@ -48,7 +48,7 @@ export function assertSameRequest(
 /** The request each decision in flight was started for (keyed by the decision's promise). */
 const inflightRequests = new WeakMap<Promise<unknown>, RecordedRequest>()
 
-/** Remember what a decision in flight decides, for assertSameInflight. */
+/** Remember what a decision in flight decides, for joinInflight. */
 export function trackInflight(
   decision: Promise<unknown>,
   request: PaymentRequestBody,

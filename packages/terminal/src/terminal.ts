@@ -566,7 +566,7 @@ class NullmeshTerminal implements Terminal {
       this.#inflight.delete(key)
       this.#decisions.delete(decision)
     })
-    trackInflight(decision, request, this.#bundle!.hashingKey) // issue 17: for assertSameInflight
+    trackInflight(decision, request, this.#bundle!.hashingKey) // issue 17: for joinInflight
     this.#inflight.set(key, decision)
     this.#decisions.add(decision)
     return decision
