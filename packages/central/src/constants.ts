@@ -10,6 +10,15 @@ export const MAX_BODY_BYTES = 12 * 1024 * 1024
 /** Longest base64url string one event may take (MAX_EVENT_BYTES = 16 KiB → 21,846 chars). */
 export const MAX_EVENT_BASE64_LENGTH = 21_846
 
+/**
+ * Longest path parameter the router hands to a route (Fastify's default is 100, answered with its
+ * own 414 body): longer than any request line Node accepts, so every id reaches its schema.
+ */
+export const MAX_PARAM_LENGTH = 65_536
+
+/** How many of an origin's earlier events central reads to judge one isolated Commit (issue 17). */
+export const MAX_ISOLATED_LOOKBACK = 10_000
+
 /** How often the settlement loop looks for queued payments, besides being woken by ingest. */
 export const DEFAULT_SETTLE_INTERVAL_MS = 1_000
 /** A payment whose issuer call failed (threw, timed out) is retried after this long at the earliest. */

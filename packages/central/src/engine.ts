@@ -10,6 +10,7 @@ import {
   verifyEventSignature,
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
+import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
 import { DEFAULT_ISSUER_TIMEOUT_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
@@ -442,6 +443,12 @@ export class Engine {
       // already committed, or authorised online: never a second settlement
       if (p.commitId === undefined)
         tx.putPayment({ ...p, commitId: signed.idHex, mode: p.mode ?? c.mode }, p.status)
+      return p.paymentId
+    }
+    // issue 17: a Commit outside the policy is failed, never settled, flagged for its terminal
+    const violation = await commitPolicyViolation(tx, venue, signed)
+    if (violation !== undefined) {
+      tx.putPayment(violatedPayment(p, signed, violation, tx.now), p.status)
       return p.paymentId
     }
     const flags = [...p.flags]

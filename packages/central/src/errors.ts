@@ -3,6 +3,10 @@ export type CentralErrorCode =
   | 'ERR_NOT_STARTED'
   | 'ERR_ABORTED'
   | 'ERR_INVALID_REQUEST'
+  /** the HTTP request was not received in time (408) */
+  | 'ERR_REQUEST_TIMEOUT'
+  /** the HTTP request headers are too large (431) */
+  | 'ERR_HEADERS_TOO_LARGE'
   | 'ERR_UNAUTHORIZED'
   | 'ERR_ADMIN_DISABLED'
   | 'ERR_NOT_FOUND'

@@ -3,9 +3,16 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { fromBase64url, toBase64url } from '@nullmesh/protocol'
 import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { MAX_BODY_BYTES, MAX_EVENT_BASE64_LENGTH, MAX_PAYMENTS_LIMIT, MAX_SYNC_EVENTS } from './constants.js'
+import {
+  MAX_BODY_BYTES,
+  MAX_EVENT_BASE64_LENGTH,
+  MAX_PARAM_LENGTH,
+  MAX_PAYMENTS_LIMIT,
+  MAX_SYNC_EVENTS,
+} from './constants.js'
 import { registerCentralDashboard } from './dashboard.js'
 import { CentralError } from './errors.js'
+import { jsonClientErrorHandler, strictValidatorCompiler } from './http-validation.js'
 import type { Logger } from './logger.js'
 import type { CentralService } from './service.js'
 import { PAYMENT_STATUSES } from './types.js'
@@ -85,7 +92,16 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
     forceCloseConnections: true,
+    // a path parameter of any length reaches its schema (→ 400 { code, message }), not the router's 414
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: jsonClientErrorHandler({
+      invalid: 'ERR_INVALID_REQUEST',
+      timeout: 'ERR_REQUEST_TIMEOUT',
+      headers: 'ERR_HEADERS_TOO_LARGE',
+    }),
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // exact types, no coercion, unknown fields refused (issue 17, item 4)
+  app.setValidatorCompiler(strictValidatorCompiler)
   const admin = init.adminToken === undefined ? undefined : hashToken(init.adminToken)
 
   app.setErrorHandler(

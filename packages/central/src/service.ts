@@ -97,6 +97,8 @@ export interface VenueSummary {
   /** second Commits of an already committed nullifier (the mesh was partitioned) */
   partitionLosses: number
   partitionLossMinor: Record<string, number>
+  /** Commits failed as policy violations (issue 17), by origin terminal public key (hex) */
+  policyViolations: Record<string, number>
 }
 
 export interface WebhookRegistration {
@@ -340,6 +342,7 @@ class DefaultCentralService implements CentralService {
       offlineLossMinor: {},
       partitionLosses: 0,
       partitionLossMinor: {},
+      policyViolations: {},
     }
     const add = (m: Record<string, number>, k: string, v: number): void => {
       m[k] = (m[k] ?? 0) + v
@@ -358,6 +361,7 @@ class DefaultCentralService implements CentralService {
       if (offline && (p.status === 'queued' || p.status === 'processing')) {
         add(s.offlineExposureMinor, p.currency, p.amountMinor)
       }
+      if (p.syncDeclineCode === 'policy_violation') add(s.policyViolations, p.origin, 1)
       if (p.partitionLoss === true) {
         s.partitionLosses++
         add(s.partitionLossMinor, p.currency, p.amountMinor)

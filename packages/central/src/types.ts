@@ -40,6 +40,8 @@ export type SyncDeclineCode =
   | 'issuer_declined'
   /** committed after its terminal had voided the reservation at central */
   | 'voided'
+  /** a Commit outside the venue policy (issue 17): its terminal broke the rules; see `violation` */
+  | 'policy_violation'
 
 /** One payment as central records it. Card data is only ever the terminal's keyed hashes. */
 export interface PaymentRecord {
@@ -69,6 +71,8 @@ export interface PaymentRecord {
   authorizationCode?: string
   /** a second Commit of an already committed nullifier: money handed out twice across a partition */
   partitionLoss?: boolean
+  /** why its Commit broke the policy (`code: message`), when syncDeclineCode is policy_violation */
+  violation?: string
   createdAt: number
   updatedAt: number
   completedAt?: number

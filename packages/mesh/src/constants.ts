@@ -51,3 +51,67 @@ export const ISOLATION_PROBE_MS = 1500
 export const REACHABILITY_POLL_MS = 20
 /** tap budget when the policy does not set one (policy.tapBudgetMs) */
 export const DEFAULT_TAP_BUDGET_MS = 2000
+
+/*
+ * Resource limits for a LAN of enrolled peers (issue 17, item 6). A venue has at most 127
+ * terminals (a majority certificate carries at most 64 acks), each normally holding one
+ * connection to every other; everything below is generous for that and small for a flood.
+ */
+/** open connections, both directions: the largest roster twice over, plus slack */
+export const MAX_CONNECTIONS = 300
+/** inbound connections still upgrading (PSK, Noise, muxer) at once */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 16
+/** inbound connections a second from one host before further ones are refused */
+export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 5
+/** streams one peer may have open on one connection (yamux), all protocols together */
+export const MAX_STREAMS_PER_CONNECTION = 64
+/** barrier requests (reservations to ack) one peer may send a second, and its burst */
+export const BARRIER_REQUESTS_PER_SECOND = 50
+export const BARRIER_REQUEST_BURST = 200
+/**
+ * gossipsub peer scoring: a rejected message (a [REJECT] verdict) costs its sender
+ * INVALID_MESSAGE_WEIGHT × (invalid messages)², decaying by INVALID_MESSAGE_DECAY a second. Three
+ * in quick succession put a peer below the graylist threshold (−80: its messages are ignored);
+ * an honest peer that relayed one bad event recovers within seconds. No penalty for being quiet
+ * (a venue at night delivers nothing) and none for sharing an IP (identity is the enrollment).
+ */
+export const INVALID_MESSAGE_WEIGHT = -10
+export const INVALID_MESSAGE_DECAY = 0.5
+export const gossipScoring = (topic: string) => ({
+  scoreParams: {
+    IPColocationFactorWeight: 0,
+    topics: {
+      [topic]: {
+        topicWeight: 1,
+        timeInMeshWeight: 0,
+        timeInMeshQuantum: 1000,
+        timeInMeshCap: 3600,
+        firstMessageDeliveriesWeight: 0,
+        firstMessageDeliveriesDecay: 0.5,
+        firstMessageDeliveriesCap: 100,
+        meshMessageDeliveriesWeight: 0,
+        meshMessageDeliveriesDecay: 0.5,
+        meshMessageDeliveriesCap: 100,
+        meshMessageDeliveriesThreshold: 1,
+        meshMessageDeliveriesWindow: 10,
+        meshMessageDeliveriesActivation: 5000,
+        meshFailurePenaltyWeight: 0,
+        meshFailurePenaltyDecay: 0.5,
+        invalidMessageDeliveriesWeight: INVALID_MESSAGE_WEIGHT,
+        invalidMessageDeliveriesDecay: INVALID_MESSAGE_DECAY,
+      },
+    },
+  },
+  scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
+})
+/** libp2p's connection manager, from the limits above */
+export const CONNECTION_LIMITS = {
+  maxConnections: MAX_CONNECTIONS,
+  maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
+  inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
+}
+/** the stream muxer, from the limits above (a frame is at most MAX_FRAME_BYTES plus framing) */
+export const YAMUX_LIMITS = {
+  maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+  maxOutboundStreams: MAX_STREAMS_PER_CONNECTION,
+}

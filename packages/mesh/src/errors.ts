@@ -14,6 +14,8 @@ export const VALIDATION_CODES = {
   ERR_FOREIGN_RELEASE: 'REJECT',
   ERR_EQUIVOCATION: 'REJECT',
   ERR_UNEXPECTED_TYPE: 'REJECT',
+  /** an offline Commit outside the policy's stateless limits (issue 17): its origin broke the policy */
+  ERR_POLICY_VIOLATION: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
   ERR_UNKNOWN_RESERVATION: 'IGNORE',
 } as const

@@ -1,7 +1,14 @@
 // issue 15: rejoining after a pulled cable
 export type { AddressBook, AddressBookEntry, AddressBookInit } from './address-book.js'
 export { ADDRESS_BOOK_CURSOR, createAddressBook, normaliseAddr } from './address-book.js'
-export { gossipTopic, mdnsServiceTag, protocolIds } from './constants.js'
+export {
+  BARRIER_REQUEST_BURST,
+  BARRIER_REQUESTS_PER_SECOND,
+  gossipScoring,
+  gossipTopic,
+  mdnsServiceTag,
+  protocolIds,
+} from './constants.js'
 export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
 export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'
@@ -18,6 +25,7 @@ export type {
   OfflineDecision,
 } from './node.js'
 export { createMeshNode } from './node.js'
+export { RateLimiter } from './rate-limit.js'
 export type { Rejoin, RejoinInit } from './rejoin.js'
 export { startRejoin } from './rejoin.js'
 export type { ValidationContext } from './validation.js'

@@ -55,12 +55,16 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { TypedEventEmitter, type TypedEventTarget } from 'main-event'
 import {
   ANTI_ENTROPY_INTERVAL_MS,
+  BARRIER_REQUEST_BURST,
+  BARRIER_REQUESTS_PER_SECOND,
   CATCHUP_BATCH,
   CATCHUP_FRAME_BYTES,
   CATCHUP_MAX_EVENTS,
+  CONNECTION_LIMITS,
   DEFAULT_LISTEN,
   DEFAULT_TAP_BUDGET_MS,
   DIAL_TIMEOUT_MS,
+  gossipScoring,
   gossipTopic,
   HELLO_ATTEMPTS,
   HELLO_TIMEOUT_MS,
@@ -74,11 +78,13 @@ import {
   protocolIds,
   REACHABILITY_POLL_MS,
   REDIAL_INTERVAL_MS,
+  YAMUX_LIMITS,
 } from './constants.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
 import { Membership } from './membership.js'
+import { RateLimiter } from './rate-limit.js'
 import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
 import { type ValidationContext, validateEventBytes } from './validation.js'
 
@@ -349,6 +355,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private recentBarrierMs = 5
   /** own isolated commits central has not confirmed yet: they use the isolated budget */
   private ownIsolated: { seq: number; reservationId: string }[] = []
+  /** issue 17, item 6: barrier requests per peer per second */
+  private readonly barrierRate = new RateLimiter(BARRIER_REQUESTS_PER_SECOND, BARRIER_REQUEST_BURST)
   /** when ready peers last fell below the quorum (or the node started), performance.now() */
   private quorumLostAt = 0
   private nextSeq = 1
@@ -431,6 +439,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         emitSelf: false,
         maxInboundDataLength: MAX_GOSSIP_BYTES + 1024,
         heartbeatInterval: 700,
+        // ---- issue 17, item 6: peer scoring punishes rejected messages (constants.ts) ----
+        ...gossipScoring(this.topic),
       }),
     }
     if (mdnsOpt) {
@@ -444,7 +454,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       addresses: { listen: this.init.listen ?? DEFAULT_LISTEN },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // ---- issue 17, item 6: resource limits (constants.ts) ----
+      streamMuxers: [yamux(YAMUX_LIMITS)],
+      connectionManager: CONNECTION_LIMITS,
+      // ---- end of limits ----
       // the venue pre-shared key: outsiders cannot even complete a handshake
       connectionProtector: preSharedKey({ psk: this.bundle.psk }),
       connectionMonitor: {
@@ -646,6 +659,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       now: this.now(),
       maxClockSkewMs: this.policy.maxClockSkewMs,
       quorum: this.quorum,
+      policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
       isEnrolled: (k) => this.membership.isEnrolled(k, this.now()),
       isKnown: (id) => this.known.has(id),
       idAt: (origin, seq) => this.idsAt.get(`${origin}:${seq}`),
@@ -1033,6 +1047,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           if (err instanceof EventValidationError && err.action === 'REJECT') framed.abort(err)
           return
         }
+        // issue 17, item 6: a peer flooding barrier requests loses its stream
+        if (!this.barrierRate.take(remote)) return framed.abort(new Error('barrier request rate exceeded'))
         const view = Array.isArray(frame[2])
           ? frame[2].filter((v): v is string => typeof v === 'string').slice(0, 4096)
           : []

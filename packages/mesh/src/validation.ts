@@ -1,3 +1,4 @@
+import { checkCommitStateless, type VenuePolicy } from '@nullmesh/policy'
 import {
   type Commit,
   decodeEvent,
@@ -16,6 +17,8 @@ export interface ValidationContext {
   now: number
   maxClockSkewMs: number
   quorum: number
+  /** the venue policy: offline Commits are held to its stateless limits */
+  policy: VenuePolicy
   isEnrolled(publicKeyHex: string): boolean
   /** is an event with this id already recorded? */
   isKnown(idHex: string): boolean
@@ -70,6 +73,14 @@ export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commi
   // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks (quorum mode)
   const qc = verifyQuorumCertificate(commit, { isEnrolled: (k) => ctx.isEnrolled(k), quorum: ctx.quorum })
   if (!qc.ok) reject('ERR_BAD_QUORUM_CERTIFICATE', qc.error.message)
+  // [REJECT] outside the policy's stateless limits for its mode: an isolated commit above the
+  // isolated floor limit (or while isolated mode is disabled), a quorum commit of this policy
+  // version above the floor limit, a currency not supported or a method not allowed offline. What
+  // needs state (the origin's unconfirmed isolated total, one per card) is checkIsolatedCommit's,
+  // run by central; peers cannot run it yet (they do not learn other origins' confirmations).
+  const r = inner.event
+  const verdict = checkCommitStateless(ctx.policy, r, commit.mode)
+  if (!verdict.approve) reject('ERR_POLICY_VIOLATION', `${commit.mode} commit: ${verdict.message}`)
 }
 
 export function validateRelease(ctx: ValidationContext, signed: SignedEvent<Release>): void {

@@ -251,4 +251,54 @@ describe('mesh on real libp2p sockets (127.0.0.1, static discovery)', () => {
     expect((await b!.ledger.stats()).events).toBe(statusBefore)
     expect(await b!.ledger.getEvent(alien.idHex)).toBeUndefined()
   })
+
+  it('[policy] a compromised terminal’s isolated 99,999.99 commit is rejected and the venue keeps approving', async () => {
+    // T3 is enrolled but in hostile hands (not running a node): it signs what it likes
+    venue = await startVenue(3, {}, 2)
+    await waitFor(
+      () => venue!.nodes.every((n) => n.node.status().mode === 'quorum'),
+      20_000,
+      'quorum with 2 of 3',
+    )
+    const [a] = venue.nodes
+    const t3 = await loadTerminalKey(venue.bundle.dir, 'T3')
+    const reservation = signEvent(t3, {
+      type: 'reservation',
+      venue: 'test-venue',
+      origin: t3.publicKey,
+      seq: 1,
+      ts: Date.now(),
+      ...candidate(venue.bundle, '4111111111117777', 9_999_999, { idem: 'big' }),
+      policyVersion: venue.bundle.policy.version,
+    })
+    const commit = signEvent(t3, {
+      type: 'commit',
+      venue: 'test-venue',
+      origin: t3.publicKey,
+      seq: 2,
+      ts: Date.now(),
+      reservation,
+      mode: 'isolated',
+      acks: [],
+    })
+    const validators = (
+      a!.node as unknown as {
+        libp2p: {
+          services: {
+            pubsub: { topicValidators: Map<string, (p: unknown, m: unknown) => Promise<string> | string> }
+          }
+        }
+      }
+    ).libp2p.services.pubsub.topicValidators
+    const validator = [...validators.values()][0]!
+    expect(await validator(undefined, { type: 'unsigned', topic: '', data: commit.bytes })).toBe('reject')
+    expect(await a!.ledger.getEvent(commit.idHex)).toBeUndefined()
+    // the venue's offline exposure was not used up: ordinary payments still approve
+    for (let i = 0; i < 3; i++) {
+      const d = await a!.node.authorize(
+        candidate(venue.bundle, `41111111111160${i}0`, 1_000, { idem: `ok-${i}` }),
+      )
+      expect(d.approved).toBe(true)
+    }
+  })
 })

@@ -6,6 +6,7 @@ import {
   type ValidationContext,
   validateEventBytes,
 } from '@nullmesh/mesh'
+import { defaultPolicy } from '@nullmesh/policy'
 import {
   generateKeyPair,
   type KeyPair,
@@ -29,6 +30,7 @@ function ctx(over: Partial<ValidationContext> = {}): ValidationContext {
     now: NOW,
     maxClockSkewMs: 30_000,
     quorum: 2,
+    policy: defaultPolicy(venue),
     isEnrolled: (k) => enrolled.has(k),
     isKnown: () => false,
     idAt: () => undefined,
@@ -182,6 +184,36 @@ describe('gossip validation rules', () => {
     const forged = signEvent(b, { ...reservation(a).event }) as SignedEvent<Reservation>
     const commit = commitOf(a, forged, [], 'isolated')
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_SIGNATURE')
+  })
+  it('[REJECT] isolated commit above the isolated floor limit (one 99,999.99 commit would use up the venue cap)', () => {
+    const r = reservation(a, { amountMinor: 9_999_999 })
+    const commit = commitOf(a, r, [], 'isolated')
+    expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_POLICY_VIOLATION')
+    // within the limit it is accepted
+    const small = reservation(a, { amountMinor: 2_500 })
+    expect(validateEventBytes(ctx(), commitOf(a, small, [], 'isolated').bytes, 16384).event.type).toBe(
+      'commit',
+    )
+  })
+  it('[REJECT] offline commit of a method not allowed offline or a currency not supported', () => {
+    const swipe = reservation(a, { method: 'swipe' })
+    expectCode(
+      () => validateEventBytes(ctx(), commitOf(a, swipe, [ack(a, swipe), ack(b, swipe)]).bytes, 16384),
+      'ERR_POLICY_VIOLATION',
+    )
+    const xxx = reservation(a, { currency: 'XXX' })
+    expectCode(
+      () => validateEventBytes(ctx(), commitOf(a, xxx, [], 'isolated').bytes, 16384),
+      'ERR_POLICY_VIOLATION',
+    )
+  })
+  it('[REJECT] isolated commit while the policy disables isolated mode', () => {
+    const r = reservation(a)
+    const off = ctx({ policy: defaultPolicy(venue, { isolated: { enabled: false } }) })
+    expectCode(
+      () => validateEventBytes(off, commitOf(a, r, [], 'isolated').bytes, 16384),
+      'ERR_POLICY_VIOLATION',
+    )
   })
   it('[REJECT] release of another terminal’s reservation', () => {
     const r = reservation(b)

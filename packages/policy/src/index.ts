@@ -1,3 +1,4 @@
+export { checkCommitStateless, checkIsolatedCommit } from './commit-check.js'
 export * from './constants.js'
 export {
   type AckContext,

@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify'
+import { clientErrorHandler } from './client-error.js'
 import { API_BODY_LIMIT_BYTES, LOG_NAMESPACE, SSE_KEEPALIVE_MS, SSE_RETRY_MS } from './constants.js'
 import { createDashboardAuth, registerTerminalDashboard } from './dashboard.js'
 import { TerminalError } from './errors.js'
@@ -85,6 +86,10 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
     bodyLimit: API_BODY_LIMIT_BYTES,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // a path parameter of any length reaches the route (→ 400 invalid_request), not the router's 414
+    routerOptions: { maxParamLength: 65_536 },
+    // what the HTTP parser refuses is answered { code, message } too
+    clientErrorHandler,
   })
   // One validation path for HTTP and in-process callers: the route handlers call the terminal's
   // own TypeBox check (no ajv type coercion, no silent removal of unknown fields). Responses are
@@ -138,10 +143,10 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
       schema: {
         summary: 'Decide a payment',
         description:
-          'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey always returns the first decision.',
+          'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey with the same amount, currency, method and card returns the first decision; with other ones it is refused 409 idempotency_key_reused.',
         tags: ['payments'],
         body: PaymentRequestSchema,
-        response: { 200: PaymentResponseSchema, ...errors },
+        response: { 200: PaymentResponseSchema, 409: ErrorSchema, ...errors },
       },
     },
     async (req) => {

@@ -13,8 +13,14 @@ export const TERMINAL_ERROR_STATUS = {
   not_found: 404,
   /** no payment with this id */
   payment_not_found: 404,
+  /** the idempotency key was first used with another amount, currency, method or card (`field` names it) */
+  idempotency_key_reused: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  /** the HTTP request was not received in time */
+  request_timeout: 408,
+  /** the HTTP request headers are too large */
+  headers_too_large: 431,
   /** the terminal is starting or stopping */
   not_ready: 503,
   /** the caller's signal aborted the call before a decision was taken */

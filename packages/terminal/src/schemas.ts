@@ -47,7 +47,7 @@ export const PaymentRequestSchema = Type.Object(
       maxLength: LIMITS.idempotencyKeyMaxLength,
       pattern: '^[\\x21-\\x7e]+$',
       description:
-        'the same key always returns the first decision, even across a restart (printable ASCII, no spaces)',
+        'the same key with the same amount, currency, method and card returns the first decision, even across a restart; other parameters → 409 idempotency_key_reused (printable ASCII, no spaces)',
     }),
     cardToken: Type.String({
       minLength: 1,

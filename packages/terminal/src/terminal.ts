@@ -48,6 +48,7 @@ import {
   LOG_NAMESPACE,
 } from './constants.js'
 import { TerminalError } from './errors.js'
+import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
 import { TerminalMetrics } from './metrics.js'
 import {
   type PaymentBody,
@@ -564,12 +565,14 @@ class NullmeshTerminal implements Terminal {
     const running = this.#inflight.get(key)
     if (running !== undefined) {
       this.#metrics?.replays.inc()
-      return running
+      // issue 17: the same parameters join it; others → 409 idempotency_key_reused
+      return joinInflight(running, request, this.#bundle!.hashingKey, () => this.payValidated(request, opts))
     }
     const decision = this.#decideOnce(request, opts).finally(() => {
       this.#inflight.delete(key)
       this.#decisions.delete(decision)
     })
+    trackInflight(decision, request, this.#bundle!.hashingKey) // issue 17: for joinInflight
     this.#inflight.set(key, decision)
     this.#decisions.add(decision)
     return decision
@@ -584,6 +587,7 @@ class NullmeshTerminal implements Terminal {
       | StoredPayment
       | undefined
     if (prior !== undefined) {
+      assertSameRequest(prior, request, this.#bundle!.hashingKey) // issue 17: key reused → 409
       this.#metrics?.replays.inc()
       return prior.response
     }

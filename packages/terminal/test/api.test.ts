@@ -52,6 +52,14 @@ describe('auth and routing', () => {
     expect(p.json).toMatchObject({ code: 'payment_not_found', field: 'id' })
   })
 
+  test('[no 414] a long payment id → 400 { code, message, field }', async () => {
+    for (const n of [129, 200, 5000]) {
+      const r = await http(url(0, `/v1/payments/${'a'.repeat(n)}`))
+      expect(r.status).toBe(400)
+      expect(r.json).toEqual({ code: 'invalid_request', message: expect.any(String), field: 'id' })
+    }
+  })
+
   test('binds to 127.0.0.1 by default', () => {
     expect(venue.terminals[0]!.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
   })
@@ -220,11 +228,45 @@ describe('idempotency', () => {
   test('concurrent and repeated requests with one key get the first decision', async () => {
     const body = payment()
     const answers = await Promise.all([1, 2, 3].map(() => http(url(0, '/v1/payments'), { body })))
-    const again = await http(url(0, '/v1/payments'), {
-      body: { ...body, cardToken: card(), amountMinor: 4000 },
-    })
+    // the same parameters with other labels (context, offlineBehavior) are the same request
+    const again = await http(url(0, '/v1/payments'), { body: { ...body, context: { location: 'bar' } } })
     for (const a of [...answers, again]) expect(a.json).toEqual(answers[0]!.json)
     expect(answers[0]!.json.status).toBe('approved_offline')
+  })
+
+  test('[idempotency key reused] other parameters with a used key → 409, nothing recorded', async () => {
+    const body = payment({ amountMinor: 1000 })
+    const first = await http(url(0, '/v1/payments'), { body })
+    expect(first.json.status).toBe('approved_offline')
+    const before = await paymentsCount(0)
+    for (const [field, change] of [
+      ['amountMinor', { amountMinor: 4900 }],
+      ['cardToken', { cardToken: card() }],
+      ['currency', { currency: 'USD' }],
+      ['method', { method: 'chip' }],
+    ] as const) {
+      const r = await http(url(0, '/v1/payments'), { body: { ...body, ...change } })
+      expect(r.status, field).toBe(409)
+      expect(r.json).toMatchObject({ code: 'idempotency_key_reused', field })
+      await expect(venue.terminals[0]!.pay({ ...body, ...change })).rejects.toMatchObject({
+        code: 'idempotency_key_reused',
+        status: 409,
+      })
+    }
+    expect(await paymentsCount(0)).toBe(before)
+    expect((await http(url(0, '/v1/payments'), { body })).json).toEqual(first.json)
+  })
+
+  test('[idempotency key reused] in flight: the same key at once with other parameters → 409', async () => {
+    const body = payment({ amountMinor: 1000 })
+    const t = venue.terminals[1]!
+    // pay() registers the decision in flight synchronously: the second call finds the first running
+    const [a, b] = await Promise.allSettled([t.pay(body), t.pay({ ...body, amountMinor: 4900 })])
+    expect(a).toMatchObject({ status: 'fulfilled', value: { status: 'approved_offline' } })
+    expect(b).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'idempotency_key_reused', status: 409, field: 'amountMinor' },
+    })
   })
 
   test('the same key across a restart: same answer, never two approvals', async () => {

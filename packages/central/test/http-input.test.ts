@@ -1,0 +1,88 @@
+import { type CentralService, createCentralService, createSimulatedIssuer } from '@nullmesh/central'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { api, b64, TempDirs, VenueFixture } from './fixtures/helpers.js'
+
+// Issue 17, item 4: no route coerces a body's types (a string for an array, a number for a string,
+// one element for a scalar) or silently drops unknown fields, and every 4xx is `{ code, message }`.
+describe('[no coercion] central HTTP input', () => {
+  const temp = new TempDirs()
+  const ADMIN = 'admin-token-0123456789'
+  let venue: VenueFixture
+  let central: CentralService
+
+  beforeAll(async () => {
+    const dir = await temp.make()
+    venue = await VenueFixture.create(dir, 'arena', 3)
+    central = createCentralService({
+      dataDir: `${dir}/central`,
+      venues: [venue.bundle],
+      issuer: createSimulatedIssuer({ seed: 1 }),
+      settleIntervalMs: 0,
+      adminToken: ADMIN,
+    })
+    await central.start()
+  })
+
+  afterAll(async () => {
+    await central?.stop()
+    await temp.cleanup()
+  })
+
+  const bad = async (method: string, path: string, body: unknown, token?: string) => {
+    const r = await api(central.url, method, path, body, token)
+    expect(r.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(400)
+    expect(r.body).toMatchObject({ code: 'ERR_INVALID_REQUEST', message: expect.any(String) })
+    expect(Object.keys(r.body).sort()).toEqual(['code', 'message'])
+    return r
+  }
+
+  it('POST /v1/sync: a string for the array, numbers for strings, unknown fields → 400', async () => {
+    const p = venue.pay(venue.t(0))
+    await bad('POST', '/v1/sync', { events: 'AAAA' })
+    await bad('POST', '/v1/sync', { events: [123456] })
+    await bad('POST', '/v1/sync', { events: [true] })
+    await bad('POST', '/v1/sync', { events: [null] })
+    await bad('POST', '/v1/sync', { events: [b64(p.reservation)], more: 1 })
+    await bad('POST', '/v1/sync', [b64(p.reservation)])
+    await bad('POST', '/v1/sync', 'AAAA')
+    await bad('POST', '/v1/sync', null)
+    expect(await central.store.countEvents()).toBe(0)
+  })
+
+  it('POST /v1/authorize and /v1/authorize/void: one-element arrays and numbers are not strings', async () => {
+    const r = venue.reserve(venue.t(0))
+    for (const path of ['/v1/authorize', '/v1/authorize/void']) {
+      await bad('POST', path, { reservation: [b64(r)] })
+      await bad('POST', path, { reservation: 123456 })
+      await bad('POST', path, { reservation: b64(r), extra: true })
+    }
+    expect(await central.store.countEvents()).toBe(0)
+  })
+
+  it('admin routes: deny list and webhooks are not coerced either', async () => {
+    const before = await api(central.url, 'GET', `/v1/venues/${venue.id}/denylist`)
+    await bad('POST', `/v1/venues/${venue.id}/denylist`, { blockedBins: '412345' }, ADMIN)
+    await bad('POST', `/v1/venues/${venue.id}/denylist`, { blockedBins: [412345] }, ADMIN)
+    await bad('POST', `/v1/venues/${venue.id}/denylist`, { blockedBins: [], bogus: 1 }, ADMIN)
+    expect((await api(central.url, 'GET', `/v1/venues/${venue.id}/denylist`)).body).toEqual(before.body)
+    await bad('POST', '/v1/webhooks', { url: 12345 }, ADMIN)
+    await bad('POST', '/v1/webhooks', { url: ['http://127.0.0.1:1/x'] }, ADMIN)
+    expect((await api(central.url, 'GET', '/v1/webhooks', undefined, ADMIN)).body.webhooks).toEqual([])
+  })
+
+  it('query strings still read numbers (they are text), but not garbage', async () => {
+    expect((await api(central.url, 'GET', '/v1/payments?limit=5')).status).toBe(200)
+    await bad('GET', '/v1/payments?limit=5x', undefined)
+    await bad('GET', '/v1/payments?limit=1.5', undefined)
+    await bad('GET', '/v1/payments?bogus=1', undefined)
+  })
+
+  it('long path parameters → 400 { code, message }, not the framework’s 414', async () => {
+    await bad('GET', `/v1/payments/${'a'.repeat(200)}`, undefined)
+    await bad('GET', `/v1/payments/${'a'.repeat(5000)}`, undefined)
+    await bad('GET', `/v1/venues/${'v'.repeat(300)}/policy`, undefined)
+    const r = await api(central.url, 'DELETE', `/v1/webhooks/${'w'.repeat(300)}`, undefined, ADMIN)
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({ code: 'ERR_INVALID_REQUEST' })
+  })
+})
