@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { createLevelStore } from '@nullmesh/central'
+import { createSqlStore } from '@nullmesh/central'
 import { afterEach, describe, expect, it } from 'vitest'
 import { api, TempDirs, VenueFixture, waitFor } from './fixtures/helpers.js'
 
@@ -93,7 +93,7 @@ describe('crash safety', () => {
     second.proc.kill('SIGTERM')
     expect(await second.exited).toBe(0)
 
-    const store = createLevelStore({ path: `${dataDir}/central.db` })
+    const store = createSqlStore({ kind: 'pglite', path: `${dataDir}/central-pg` })
     await store.open()
     try {
       expect(await store.countEvents()).toBe(events.length)
