@@ -688,27 +688,28 @@ export class Engine {
     opts: AbortOptions & { concurrency?: number } = {},
   ): Promise<Map<string, SettleOutcome>> {
     const outcomes = new Map<string, SettleOutcome>()
-    // claimed by this process (FOR UPDATE SKIP LOCKED); another process's claims are skipped
-    const claimed = await this.store.claimPayments(paymentIds, this.owner, this.now(), this.leaseMs)
-    const mine = new Set(claimed)
-    for (const id of paymentIds) if (!mine.has(id)) outcomes.set(id, 'skipped')
-    if (claimed.length === 0) return outcomes
+    const claimed: string[] = []
     try {
-      await this.settleClaimed(claimed, outcomes, opts)
+      await this.settleClaimed(paymentIds, claimed, outcomes, opts)
     } finally {
       await this.store.releasePayments(this.owner, claimed).catch((err: unknown) => {
-        this.log('releasing settlement claims failed (they expire): %s', (err as Error).message)
+        this.log('releasing settlement claims failed (they lapse): %s', (err as Error).message)
       })
     }
     return outcomes
   }
 
   private async settleClaimed(
-    paymentIds: string[],
+    candidates: string[],
+    claimed: string[],
     outcomes: Map<string, SettleOutcome>,
     opts: AbortOptions & { concurrency?: number },
   ): Promise<void> {
     const first = await this.mutex.run(async () => {
+      // claimed by this process (FOR UPDATE SKIP LOCKED) right before its first step, so waiting
+      // for the mutex does not eat the lease; another process's live claims are skipped
+      claimed.push(...(await this.store.claimPayments(candidates, this.owner, this.now(), this.leaseMs)))
+      const paymentIds = claimed
       const { result } = await this.unit(opts, async (tx) => {
         const calls: PaymentRecord[] = []
         const decided = new Map<string, SettleOutcome>()
@@ -750,6 +751,8 @@ export class Engine {
       })
       return result
     })
+    const mine = new Set(claimed)
+    for (const id of candidates) if (!mine.has(id)) outcomes.set(id, 'skipped')
     for (const [id, o] of first.decided) outcomes.set(id, o)
     const toCall = first.calls
     const results = new Map<string, AuthorizeResult>()

@@ -20,6 +20,7 @@ export type {
 export { createSimulatedIssuer } from './issuer.js'
 export type { LedgerExport, LedgerExportHeader, LedgerExportMeta } from './ledger-export.js'
 export { readLedgerExport, writeLedgerExport } from './ledger-export.js'
+export { summarize } from './report.js'
 export type {
   CentralService,
   CentralServiceInit,
@@ -35,7 +36,7 @@ export type { PgliteInit, PostgresInit, Sql, SqlDb, SqlResult } from './sql/db.j
 export { openPglite, openPostgres } from './sql/db.js'
 export { MIGRATIONS, migrate, SCHEMA_VERSION } from './sql/schema.js'
 export type { SqlStoreInit } from './sql-store.js'
-export { createSqlStore } from './sql-store.js'
+export { createSqlStore, REPORT_SQL } from './sql-store.js'
 export type { CentralStore, PaymentAggregate, PaymentFilter, StoreOp } from './store.js'
 export { StoreConflict } from './store.js'
 export type {

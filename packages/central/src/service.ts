@@ -25,6 +25,7 @@ import { createSimulatedIssuer, type IssuerAdapter } from './issuer.js'
 import { type LedgerExportHeader, readLedgerExport } from './ledger-export.js'
 import { createLogger } from './logger.js'
 import { Mutex } from './mutex.js'
+import { summarize } from './report.js'
 import { Settler, type SettleSummary } from './settlement.js'
 import { createSqlStore } from './sql-store.js'
 import { type CentralStore, type PaymentFilter, StoreConflict } from './store.js'
@@ -337,37 +338,8 @@ class DefaultCentralService implements CentralService {
   async summary(venueId: string, opts: AbortOptions = {}): Promise<VenueSummary> {
     this.assertStarted()
     this.requireVenue(venueId)
-    const s: VenueSummary = {
-      venueId,
-      payments: 0,
-      byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0, voided: 0 },
-      settled: { completed: 0, failed: 0 },
-      failedByCode: {},
-      offlineExposureMinor: {},
-      offlineLossMinor: {},
-      partitionLosses: 0,
-      partitionLossMinor: {},
-    }
-    const add = (m: Record<string, number>, k: string, v: number): void => {
-      m[k] = (m[k] ?? 0) + v
-    }
-    // one GROUP BY over the report_payments view (the same SQL `nullmesh central report` runs)
-    for (const g of await this.store.aggregatePayments(venueId, opts)) {
-      s.payments += g.count
-      s.byStatus[g.status] += g.count
-      if (g.status === 'completed') s.settled.completed += g.count
-      if (g.status === 'failed') {
-        s.settled.failed += g.count
-        add(s.failedByCode, g.code ?? 'other', g.count)
-        if (g.offline) add(s.offlineLossMinor, g.currency, g.amountMinor)
-      }
-      if (g.offline && (g.status === 'queued' || g.status === 'processing'))
-        add(s.offlineExposureMinor, g.currency, g.amountMinor)
-      if (g.partitionLoss) {
-        s.partitionLosses += g.count
-        add(s.partitionLossMinor, g.currency, g.amountMinor)
-      }
-    }
+    // one GROUP BY over the report_payments view (the SQL `nullmesh central report` runs)
+    const s = summarize([venueId], await this.store.aggregatePayments(venueId, opts))[0]!
     return s
   }
 

@@ -166,6 +166,12 @@ function* runs(ops: StoreOp[]): Generator<StoreOp[]> {
   if (run.length > 0) yield run
 }
 
+/** What every report is made of (GROUP BY and a venue filter are appended). */
+export const REPORT_SQL = `SELECT venue, status, currency, offline, partition_loss,
+       CASE WHEN status = 'failed' THEN coalesce(sync_decline_code, decline_code, 'other') END AS code,
+       count(*) AS n, coalesce(sum(amount_minor), 0) AS amount
+FROM report_payments`
+
 const EVENT_COLUMNS = [
   ['origin', 'text'],
   ['seq', 'bigint'],
@@ -550,17 +556,14 @@ class SqlCentralStore implements CentralStore {
     )
   }
 
-  async aggregatePayments(venue: string, opts: AbortOptions = {}): Promise<PaymentAggregate[]> {
+  async aggregatePayments(venue?: string, opts: AbortOptions = {}): Promise<PaymentAggregate[]> {
     throwIfAborted(opts.signal)
     const r = await this.sql.query(
-      `SELECT status, currency, offline, partition_loss,
-              CASE WHEN status = 'failed' THEN coalesce(sync_decline_code, decline_code, 'other') END AS code,
-              count(*) AS n, coalesce(sum(amount_minor), 0) AS amount
-       FROM report_payments WHERE venue = $1
-       GROUP BY status, currency, offline, partition_loss, 5`,
-      [venue],
+      `${REPORT_SQL} ${venue === undefined ? '' : 'WHERE venue = $1'} GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3`,
+      venue === undefined ? [] : [venue],
     )
     return r.rows.map((x) => ({
+      venue: String(x.venue),
       status: x.status as PaymentStatus,
       currency: String(x.currency),
       offline: x.offline === true,

@@ -51,6 +51,7 @@ export interface PaymentFilter {
 
 /** What reports are made of: payments of one venue grouped, amounts summed by currency. */
 export interface PaymentAggregate {
+  venue: string
   status: PaymentStatus
   currency: string
   /** committed offline (not an online authorisation) */
@@ -93,8 +94,8 @@ export interface CentralStore {
   claimPayments(ids: string[], owner: string, now: number, leaseMs: number): Promise<string[]>
   /** Give up owner's claims (all of them when ids is omitted). */
   releasePayments(owner: string, ids?: string[]): Promise<void>
-  /** The venue's payments aggregated for reports (one GROUP BY). */
-  aggregatePayments(venue: string, opts?: AbortOptions): Promise<PaymentAggregate[]>
+  /** Payments (of one venue when given) aggregated for reports: one GROUP BY over report_payments. */
+  aggregatePayments(venue?: string, opts?: AbortOptions): Promise<PaymentAggregate[]>
 
   /** the payment that holds this nullifier (committed or authorised first, not since voided), if any */
   getNullifier(nullifier: string, opts?: AbortOptions): Promise<string | undefined>

@@ -17,4 +17,6 @@ export interface SimOptions {
   /** parent of the temporary directory */
   dir?: string | undefined
   progress: boolean
+  /** central's store: a PostgreSQL URL; default the embedded PGlite in the run's directory */
+  centralStore?: string
 }

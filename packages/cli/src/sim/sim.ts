@@ -48,6 +48,7 @@ interface RawSimOptions {
   keep?: boolean
   dir?: string
   progress?: boolean
+  centralStore?: string
 }
 
 export async function simCommand(raw: RawSimOptions): Promise<number> {
@@ -66,6 +67,7 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     keep: raw.keep === true,
     dir: raw.dir,
     progress: raw.progress !== false,
+    ...(raw.centralStore === undefined ? {} : { centralStore: raw.centralStore }),
   }
   const { summary, exitCode, error } = await runSim(opts)
   if (summary === undefined && opts.json) {
@@ -189,7 +191,8 @@ export async function runSim(
     let bundle: VenueBundle = await createVenueBundle({
       outDir: venueDir,
       terminals: opts.terminals,
-      venueId: 'sim-venue',
+      // a shared PostgreSQL store keeps every run: each run is its own venue there
+      venueId: opts.centralStore === undefined ? 'sim-venue' : `sim-venue-${randomBytes(4).toString('hex')}`,
       policy: { blockedBins: [SIM_BLOCKED_BIN] },
     })
     const currency = Object.keys(bundle.policy.currencies)[0]!
@@ -229,6 +232,7 @@ export async function runSim(
           'central',
           '--data',
           join(root, 'central'),
+          ...(opts.centralStore === undefined ? [] : ['--store', opts.centralStore]),
           '--listen',
           '127.0.0.1:0',
           '--venues',
