@@ -805,7 +805,7 @@ async function figureIngestAndMemory() {
       method:
         `${total} distinct valid events (5 origins × ${total / 10} Reservation + quorum Commit pairs, 3 acks each); 5 overlapping ` +
         `ledgers (each: its own origin's events + its neighbour's) = ${submitted} submissions, ingested concurrently in-process ` +
-        `(createCentralService().ingest, batches of 500, LevelDB store, settlement off) — each event verified, deduplicated, stored. ` +
+        `(createCentralService().ingest, batches of 500, embedded PGlite store, settlement off) — each event verified, deduplicated, stored. ` +
         `rate = distinct events ÷ wall time; one run.`,
       distinctEvents: inserted,
       submitted,

@@ -182,6 +182,13 @@ describe('nullmesh sim', () => {
       expect(result.events).toBe(perTerminal.T2)
       expect(result.rejected).toEqual({})
       expect(result.byStatus.stored).toBe(perTerminal.T2)
+      // the operator's report: SQL over the merged store
+      const report = await run(['central', 'report', '--data', join(root, 'central2'), '--json'])
+      expect(report.code, report.stderr).toBe(0)
+      const venues = (JSON.parse(report.stdout) as { venues: Array<{ venueId: string; payments: number }> })
+        .venues
+      expect(venues.map((v) => v.venueId)).toEqual(['sim-venue'])
+      expect(venues[0]!.payments).toBeGreaterThan(0)
       await rm(root, { recursive: true, force: true })
     }, 120_000)
   }

@@ -29,6 +29,14 @@ export const DEFAULT_ISSUER_TIMEOUT_MS = 10_000
 export const DEFAULT_SETTLE_CONCURRENCY = 8
 /** Payments moved through one settlement step together (each step is one atomic, fsynced batch). */
 export const DEFAULT_SETTLE_BATCH = 64
+/**
+ * A settlement worker's claim on a payment holds this long against other central processes on the
+ * same database (a crashed process's claims lapse after it). Correctness does not rest on it: the
+ * issuer call is idempotent and every transition checks the payment's revision.
+ */
+export const DEFAULT_SETTLE_LEASE_MS = 30_000
+/** A webhook dispatcher's claim on a delivery holds this long against other processes. */
+export const DEFAULT_WEBHOOK_LEASE_MS = 60_000
 
 export const DEFAULT_WEBHOOK_RETRY = {
   /** delay before the second attempt; doubled after every failure */

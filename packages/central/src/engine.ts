@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import {
   type Commit,
   decodeEvent,
@@ -11,12 +12,12 @@ import {
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
 import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
-import { DEFAULT_ISSUER_TIMEOUT_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
+import { DEFAULT_ISSUER_TIMEOUT_MS, DEFAULT_SETTLE_LEASE_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
-import type { CentralStore, StoreOp } from './store.js'
+import { type CentralStore, StoreConflict, type StoreOp } from './store.js'
 import {
   type AbortOptions,
   type PaymentRecord,
@@ -144,7 +145,7 @@ class Tx {
   async freeNullifier(nullifier: string, paymentId: string): Promise<void> {
     if ((await this.getNullifier(nullifier)) !== paymentId) return
     this.nullifiers.set(nullifier, null)
-    this.ops.push({ op: 'delNullifier', nullifier })
+    this.ops.push({ op: 'delNullifier', nullifier, paymentId })
   }
 
   async getRelease(reservationId: string): Promise<PendingRelease | undefined> {
@@ -193,7 +194,12 @@ export interface EngineInit {
   onOutbox: () => void
   /** payments were queued: wake the settlement loop */
   onQueued: () => void
+  /** how long a settlement claim on a payment holds against other processes (default 30 s) */
+  settleLeaseMs?: number
 }
+
+/** a unit of work that lost a race to another process is redone at most this often */
+const MAX_ATTEMPTS = 50
 
 export type SettleOutcome = 'completed' | 'failed' | 'pending' | 'skipped'
 
@@ -208,6 +214,9 @@ export class Engine {
   private readonly issuerTimeoutMs: number
   private readonly onOutbox: () => void
   private readonly onQueued: () => void
+  private readonly leaseMs: number
+  /** this process's name on settlement claims */
+  readonly owner = `central-${process.pid}-${randomBytes(6).toString('hex')}`
 
   constructor(init: EngineInit) {
     this.store = init.store
@@ -219,6 +228,32 @@ export class Engine {
     this.issuerTimeoutMs = init.issuerTimeoutMs ?? DEFAULT_ISSUER_TIMEOUT_MS
     this.onOutbox = init.onOutbox
     this.onQueued = init.onQueued
+    this.leaseMs = init.settleLeaseMs ?? DEFAULT_SETTLE_LEASE_MS
+  }
+
+  /**
+   * Run a unit of work on a fresh Tx and commit it; if another writer changed what it read
+   * (StoreConflict), nothing was written: read again and redo it. `work` has no effects but tx.
+   */
+  private async unit<T>(opts: AbortOptions, work: (tx: Tx) => Promise<T>): Promise<{ tx: Tx; result: T }> {
+    for (let attempt = 1; ; attempt++) {
+      opts.signal?.throwIfAborted()
+      const tx = new Tx(this.store, this.now())
+      const result = await work(tx)
+      try {
+        await this.commit(tx, opts)
+        return { tx, result }
+      } catch (err: unknown) {
+        if (!(err instanceof StoreConflict) || attempt >= MAX_ATTEMPTS) throw err
+        this.log('lost a race to another writer (%s), redoing (attempt %d)', err.message, attempt + 1)
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)))
+      }
+    }
+  }
+
+  /** Give back every settlement claim this process holds (when stopping). */
+  async releaseClaims(): Promise<void> {
+    await this.store.releasePayments(this.owner)
   }
 
   private async commit(tx: Tx, opts: AbortOptions): Promise<void> {
@@ -233,30 +268,31 @@ export class Engine {
   /** Verify, store and apply a batch of wire events. All of it is written atomically, or none. */
   async ingest(batch: Uint8Array[], opts: AbortOptions = {}): Promise<IngestResult> {
     return this.mutex.run(async () => {
-      opts.signal?.throwIfAborted()
-      const tx = new Tx(this.store, this.now())
-      const results: EventResult[] = []
-      const touched = new Set<string>()
-      for (const bytes of batch) {
-        const id = toHex(eventId(bytes))
-        try {
-          const existing = await tx.getEventById(id)
-          if (existing !== undefined) {
-            results.push({ id, status: 'duplicate' })
-            const pid = await this.paymentIdOf(tx, existing)
+      const { tx, result } = await this.unit(opts, async (tx) => {
+        const results: EventResult[] = []
+        const touched = new Set<string>()
+        for (const bytes of batch) {
+          const id = toHex(eventId(bytes))
+          try {
+            const existing = await tx.getEventById(id)
+            if (existing !== undefined) {
+              results.push({ id, status: 'duplicate' })
+              const pid = await this.paymentIdOf(tx, existing)
+              if (pid !== undefined) touched.add(pid)
+              continue
+            }
+            const { signed, venue } = this.verify(bytes, tx.now)
+            const pid = await this.apply(tx, signed, venue)
+            results.push({ id, status: 'stored' })
             if (pid !== undefined) touched.add(pid)
-            continue
+          } catch (err: unknown) {
+            if (!(err instanceof Rejection)) throw err
+            results.push({ id, status: 'rejected', code: err.code, message: err.message })
           }
-          const { signed, venue } = this.verify(bytes, tx.now)
-          const pid = await this.apply(tx, signed, venue)
-          results.push({ id, status: 'stored' })
-          if (pid !== undefined) touched.add(pid)
-        } catch (err: unknown) {
-          if (!(err instanceof Rejection)) throw err
-          results.push({ id, status: 'rejected', code: err.code, message: err.message })
         }
-      }
-      await this.commit(tx, opts)
+        return { results, touched }
+      })
+      const { results, touched } = result
       const payments: PaymentStatusView[] = []
       for (const pid of touched) {
         const p = tx.payment(pid) ?? (await this.store.getPayment(pid))
@@ -502,31 +538,31 @@ export class Engine {
   /** The online path: verify a reservation, dedup its nullifier, authorise it with the issuer now. */
   async authorize(bytes: Uint8Array, opts: AbortOptions = {}): Promise<OnlineAuthorization> {
     const { paymentId, settle } = await this.mutex.run(async () => {
-      opts.signal?.throwIfAborted()
-      const tx = new Tx(this.store, this.now())
-      const p = await this.onReservation(tx, await this.takeReservation(tx, bytes))
-      let settle = p.status === 'queued' || p.status === 'processing'
-      if (p.status === 'created' || p.status === 'released') {
-        const holder = await tx.getNullifier(p.nullifier)
-        if (holder !== undefined && holder !== p.paymentId) {
-          tx.putPayment(
-            {
-              ...p,
-              mode: 'online',
-              status: 'failed',
-              declineCode: 'duplicate_nullifier',
-              completedAt: tx.now,
-            },
-            p.status,
-          )
-        } else {
-          tx.claimNullifier(p.nullifier, p.paymentId)
-          tx.putPayment({ ...p, mode: 'online', status: 'processing' }, p.status)
-          settle = true
+      const { result } = await this.unit(opts, async (tx) => {
+        const p = await this.onReservation(tx, await this.takeReservation(tx, bytes))
+        let settle = p.status === 'queued' || p.status === 'processing'
+        if (p.status === 'created' || p.status === 'released') {
+          const holder = await tx.getNullifier(p.nullifier)
+          if (holder !== undefined && holder !== p.paymentId) {
+            tx.putPayment(
+              {
+                ...p,
+                mode: 'online',
+                status: 'failed',
+                declineCode: 'duplicate_nullifier',
+                completedAt: tx.now,
+              },
+              p.status,
+            )
+          } else {
+            tx.claimNullifier(p.nullifier, p.paymentId)
+            tx.putPayment({ ...p, mode: 'online', status: 'processing' }, p.status)
+            settle = true
+          }
         }
-      }
-      await this.commit(tx, opts)
-      return { paymentId: p.paymentId, settle }
+        return { paymentId: p.paymentId, settle }
+      })
+      return result
     })
     if (settle) {
       const outcome = await this.settleOne(paymentId, opts)
@@ -577,21 +613,23 @@ export class Engine {
    * the customer can tap again. Idempotent by reservation id.
    */
   async void(bytes: Uint8Array, opts: AbortOptions = {}): Promise<VoidResult> {
-    const first = await this.mutex.run(() => this.voidStep(bytes, false, opts))
+    const first = await this.mutex.run(
+      async () => (await this.unit(opts, (tx) => this.voidStep(tx, bytes, false))).result,
+    )
     if (first.reverse === undefined) return first.result
     // reversed before it is marked voided: a crash in between leaves a payment that looks charged
     // and is not (the terminal retries the void until answered), never a voided one still charged
     await this.reverseCharge(first.reverse, opts)
-    return (await this.mutex.run(() => this.voidStep(bytes, true, opts))).result
+    return (
+      await this.mutex.run(async () => (await this.unit(opts, (tx) => this.voidStep(tx, bytes, true))).result)
+    ).result
   }
 
   private async voidStep(
+    tx: Tx,
     bytes: Uint8Array,
     reversed: boolean,
-    opts: AbortOptions,
   ): Promise<{ result: VoidResult; reverse?: string }> {
-    opts.signal?.throwIfAborted()
-    const tx = new Tx(this.store, this.now())
     const p = await this.onReservation(tx, await this.takeReservation(tx, bytes))
     const paymentId = p.paymentId
     const online = p.commitId === undefined && p.mode === 'online'
@@ -615,8 +653,7 @@ export class Engine {
       tx.putPayment({ ...p, status: 'voided', declineCode: 'voided', completedAt: tx.now }, p.status)
     }
     await tx.freeNullifier(p.nullifier, paymentId)
-    await this.commit(tx, opts)
-    this.log('voided %s (was %s)', paymentId, p.status)
+    this.log('voiding %s (was %s)', paymentId, p.status)
     return { result: { paymentId, status: 'voided' } }
   }
 
@@ -658,46 +695,73 @@ export class Engine {
     opts: AbortOptions & { concurrency?: number } = {},
   ): Promise<Map<string, SettleOutcome>> {
     const outcomes = new Map<string, SettleOutcome>()
-    const toCall = await this.mutex.run(async () => {
-      const tx = new Tx(this.store, this.now())
-      const calls: PaymentRecord[] = []
-      for (const id of paymentIds) {
-        const p = await tx.getPayment(id)
-        if (p === undefined || (p.status !== 'queued' && p.status !== 'processing')) {
-          outcomes.set(id, 'skipped')
-          continue
+    const claimed: string[] = []
+    try {
+      await this.settleClaimed(paymentIds, claimed, outcomes, opts)
+    } finally {
+      await this.store.releasePayments(this.owner, claimed).catch((err: unknown) => {
+        this.log('releasing settlement claims failed (they lapse): %s', (err as Error).message)
+      })
+    }
+    return outcomes
+  }
+
+  private async settleClaimed(
+    candidates: string[],
+    claimed: string[],
+    outcomes: Map<string, SettleOutcome>,
+    opts: AbortOptions & { concurrency?: number },
+  ): Promise<void> {
+    const first = await this.mutex.run(async () => {
+      // claimed by this process (FOR UPDATE SKIP LOCKED) right before its first step, so waiting
+      // for the mutex does not eat the lease; another process's live claims are skipped
+      claimed.push(...(await this.store.claimPayments(candidates, this.owner, this.now(), this.leaseMs)))
+      const paymentIds = claimed
+      const { result } = await this.unit(opts, async (tx) => {
+        const calls: PaymentRecord[] = []
+        const decided = new Map<string, SettleOutcome>()
+        for (const id of paymentIds) {
+          const p = await tx.getPayment(id)
+          if (p === undefined || (p.status !== 'queued' && p.status !== 'processing')) {
+            decided.set(id, 'skipped')
+            continue
+          }
+          if (p.status === 'processing') {
+            calls.push(p)
+            continue
+          }
+          const venue = this.venues.get(p.venue)
+          if (venue === undefined) {
+            this.log.error('payment %s: venue %s is no longer configured; left queued', id, p.venue)
+            decided.set(id, 'skipped')
+            continue
+          }
+          if (tx.now - p.queuedAt > venue.policy.queueDurationMs) {
+            tx.putPayment(
+              {
+                ...p,
+                status: 'failed',
+                declineCode: OFFLINE_SYNC_FAILURE,
+                syncDeclineCode: 'expired',
+                completedAt: tx.now,
+              },
+              p.status,
+            )
+            decided.set(id, 'failed')
+            continue
+          }
+          const next: PaymentRecord = { ...p, status: 'processing' }
+          tx.putPayment(next, p.status)
+          calls.push(next)
         }
-        if (p.status === 'processing') {
-          calls.push(p)
-          continue
-        }
-        const venue = this.venues.get(p.venue)
-        if (venue === undefined) {
-          this.log.error('payment %s: venue %s is no longer configured; left queued', id, p.venue)
-          outcomes.set(id, 'skipped')
-          continue
-        }
-        if (tx.now - p.queuedAt > venue.policy.queueDurationMs) {
-          tx.putPayment(
-            {
-              ...p,
-              status: 'failed',
-              declineCode: OFFLINE_SYNC_FAILURE,
-              syncDeclineCode: 'expired',
-              completedAt: tx.now,
-            },
-            p.status,
-          )
-          outcomes.set(id, 'failed')
-          continue
-        }
-        const next: PaymentRecord = { ...p, status: 'processing' }
-        tx.putPayment(next, p.status)
-        calls.push(next)
-      }
-      await this.commit(tx, opts)
-      return calls
+        return { calls, decided }
+      })
+      return result
     })
+    const mine = new Set(claimed)
+    for (const id of candidates) if (!mine.has(id)) outcomes.set(id, 'skipped')
+    for (const [id, o] of first.decided) outcomes.set(id, o)
+    const toCall = first.calls
     const results = new Map<string, AuthorizeResult>()
     let next = 0
     const worker = async (): Promise<void> => {
@@ -729,43 +793,46 @@ export class Engine {
       }
     }
     await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 8, toCall.length) }, worker))
-    if (results.size === 0) return outcomes
-    await this.mutex.run(async () => {
-      const tx = new Tx(this.store, this.now())
-      for (const [id, result] of results) {
-        const current = await tx.getPayment(id)
-        if (current === undefined || current.status !== 'processing') {
-          outcomes.set(id, 'skipped')
-          continue
-        }
-        const online = current.mode === 'online' && !current.flags.includes('online_unverified')
-        if (result.approved) {
-          tx.putPayment(
-            {
-              ...current,
-              status: 'completed',
-              authorizationCode: result.authorizationCode,
-              completedAt: tx.now,
-            },
-            current.status,
-          )
-        } else {
-          const code: SyncDeclineCode = SYNC_CODES.has(result.code)
-            ? (result.code as SyncDeclineCode)
-            : 'issuer_declined'
-          const failed: PaymentRecord = { ...current, status: 'failed', completedAt: tx.now }
-          if (online) failed.declineCode = code
-          else {
-            failed.declineCode = OFFLINE_SYNC_FAILURE
-            failed.syncDeclineCode = code
+    if (results.size === 0) return
+    const final = await this.mutex.run(async () => {
+      const { result } = await this.unit({}, async (tx) => {
+        const decided = new Map<string, SettleOutcome>()
+        for (const [id, result] of results) {
+          const current = await tx.getPayment(id)
+          if (current === undefined || current.status !== 'processing') {
+            decided.set(id, 'skipped')
+            continue
           }
-          tx.putPayment(failed, current.status)
+          const online = current.mode === 'online' && !current.flags.includes('online_unverified')
+          if (result.approved) {
+            tx.putPayment(
+              {
+                ...current,
+                status: 'completed',
+                authorizationCode: result.authorizationCode,
+                completedAt: tx.now,
+              },
+              current.status,
+            )
+          } else {
+            const code: SyncDeclineCode = SYNC_CODES.has(result.code)
+              ? (result.code as SyncDeclineCode)
+              : 'issuer_declined'
+            const failed: PaymentRecord = { ...current, status: 'failed', completedAt: tx.now }
+            if (online) failed.declineCode = code
+            else {
+              failed.declineCode = OFFLINE_SYNC_FAILURE
+              failed.syncDeclineCode = code
+            }
+            tx.putPayment(failed, current.status)
+          }
+          decided.set(id, result.approved ? 'completed' : 'failed')
         }
-        outcomes.set(id, result.approved ? 'completed' : 'failed')
-      }
-      await this.commit(tx, {})
+        return decided
+      })
+      return result
     })
-    return outcomes
+    for (const [id, o] of final) outcomes.set(id, o)
   }
 
   /** Write something outside the payment flow (webhook endpoints, deny lists) in turn with everything else. */

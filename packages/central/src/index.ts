@@ -20,8 +20,7 @@ export type {
 export { createSimulatedIssuer } from './issuer.js'
 export type { LedgerExport, LedgerExportHeader, LedgerExportMeta } from './ledger-export.js'
 export { readLedgerExport, writeLedgerExport } from './ledger-export.js'
-export type { LevelStoreInit } from './level-store.js'
-export { createLevelStore } from './level-store.js'
+export { summarize } from './report.js'
 export type {
   CentralService,
   CentralServiceInit,
@@ -33,7 +32,13 @@ export type {
 } from './service.js'
 export { createCentralService } from './service.js'
 export type { SettleSummary } from './settlement.js'
-export type { CentralStore, PaymentFilter, StoreOp } from './store.js'
+export type { PgliteInit, PostgresInit, Sql, SqlDb, SqlResult } from './sql/db.js'
+export { openPglite, openPostgres } from './sql/db.js'
+export { MIGRATIONS, migrate, SCHEMA_VERSION } from './sql/schema.js'
+export type { SqlStoreInit } from './sql-store.js'
+export { createSqlStore, REPORT_SQL } from './sql-store.js'
+export type { CentralStore, PaymentAggregate, PaymentFilter, StoreOp } from './store.js'
+export { StoreConflict } from './store.js'
 export type {
   AbortOptions,
   DenylistState,

@@ -23,11 +23,12 @@ import { CentralError } from './errors.js'
 import { buildHttpApp } from './http.js'
 import { createSimulatedIssuer, type IssuerAdapter } from './issuer.js'
 import { type LedgerExportHeader, readLedgerExport } from './ledger-export.js'
-import { createLevelStore } from './level-store.js'
 import { createLogger } from './logger.js'
 import { Mutex } from './mutex.js'
+import { summarize } from './report.js'
 import { Settler, type SettleSummary } from './settlement.js'
-import type { CentralStore, PaymentFilter } from './store.js'
+import { createSqlStore } from './sql-store.js'
+import { type CentralStore, type PaymentFilter, StoreConflict } from './store.js'
 import {
   type AbortOptions,
   type DenylistState,
@@ -43,8 +44,13 @@ import { newWebhookSecret, WebhookDispatcher, type WebhookRetryOptions } from '.
 const log = createLogger('nullmesh:central')
 
 export interface CentralServiceInit {
-  /** where the LevelDB store (and the default simulated issuer's journal) live */
-  dataDir: string
+  /**
+   * where the embedded store (PGlite, in `<dataDir>/central-pg`) and the default simulated issuer's
+   * journal live; optional with `storeUrl` or `store`
+   */
+  dataDir?: string
+  /** a PostgreSQL server, postgres://user:pass@host:port/db, instead of the embedded store */
+  storeUrl?: string
   /** the venues served: their rosters, policies and operator keys */
   venues: VenueBundle[]
   /** default 127.0.0.1, port 0 (any free port) */
@@ -61,8 +67,10 @@ export interface CentralServiceInit {
   settleIntervalMs?: number
   /** the clock, ms since the epoch (certificate validity, expiry, timestamps) */
   now?: () => number
-  /** another storage backend; default LevelDB in `<dataDir>/central.db` */
+  /** another storage backend; default PGlite in `<dataDir>/central-pg`, or PostgreSQL at storeUrl */
   store?: CentralStore
+  /** how long a settlement claim holds against other central processes on one database (default 30 s) */
+  settleLeaseMs?: number
   /** one issuer call may take at most this long (default 10 s) */
   issuerTimeoutMs?: number
   /** a failed issuer call is retried after this long at the earliest (default 2 s) */
@@ -173,10 +181,13 @@ class DefaultCentralService implements CentralService {
     this.init = init
     this.now = init.now ?? Date.now
     this.venues = new VenueRegistry(init.venues)
-    this.store = init.store ?? createLevelStore({ path: join(init.dataDir, 'central.db') })
+    this.store = init.store ?? defaultStore(init)
     this.issuer =
       init.issuer ??
-      createSimulatedIssuer({ seed: 'nullmesh', journalPath: join(init.dataDir, 'simulated-issuer.jsonl') })
+      createSimulatedIssuer({
+        seed: 'nullmesh',
+        ...(init.dataDir === undefined ? {} : { journalPath: join(init.dataDir, 'simulated-issuer.jsonl') }),
+      })
     this.dispatcher = new WebhookDispatcher({
       store: this.store,
       write: (ops) => this.engine.write(ops),
@@ -192,6 +203,7 @@ class DefaultCentralService implements CentralService {
       now: this.now,
       log,
       ...(init.issuerTimeoutMs === undefined ? {} : { issuerTimeoutMs: init.issuerTimeoutMs }),
+      ...(init.settleLeaseMs === undefined ? {} : { settleLeaseMs: init.settleLeaseMs }),
       onOutbox: () => this.dispatcher.kick(),
       onQueued: () => this.settler.kick(),
     })
@@ -231,7 +243,7 @@ class DefaultCentralService implements CentralService {
   }
 
   private async doStart(): Promise<void> {
-    await mkdir(this.init.dataDir, { recursive: true })
+    if (this.init.dataDir !== undefined) await mkdir(this.init.dataDir, { recursive: true })
     await this.store.open()
     const app = buildHttpApp({
       service: this,
@@ -262,6 +274,7 @@ class DefaultCentralService implements CentralService {
         await this.settler.stop()
         await this.dispatcher.stop()
         await this.mutex.run(async () => {})
+        await this.engine.releaseClaims().catch(() => {})
         await this.store.close()
         log('central stopped')
       } finally {
@@ -332,41 +345,8 @@ class DefaultCentralService implements CentralService {
   async summary(venueId: string, opts: AbortOptions = {}): Promise<VenueSummary> {
     this.assertStarted()
     this.requireVenue(venueId)
-    const s: VenueSummary = {
-      venueId,
-      payments: 0,
-      byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0, voided: 0 },
-      settled: { completed: 0, failed: 0 },
-      failedByCode: {},
-      offlineExposureMinor: {},
-      offlineLossMinor: {},
-      partitionLosses: 0,
-      partitionLossMinor: {},
-      policyViolations: {},
-    }
-    const add = (m: Record<string, number>, k: string, v: number): void => {
-      m[k] = (m[k] ?? 0) + v
-    }
-    for await (const p of this.store.scanPayments({ venue: venueId }, opts)) {
-      s.payments++
-      s.byStatus[p.status]++
-      const offline =
-        p.commitId !== undefined && !(p.mode === 'online' && !p.flags.includes('online_unverified'))
-      if (p.status === 'completed') s.settled.completed++
-      if (p.status === 'failed') {
-        s.settled.failed++
-        add(s.failedByCode, p.syncDeclineCode ?? p.declineCode ?? 'other', 1)
-        if (offline) add(s.offlineLossMinor, p.currency, p.amountMinor)
-      }
-      if (offline && (p.status === 'queued' || p.status === 'processing')) {
-        add(s.offlineExposureMinor, p.currency, p.amountMinor)
-      }
-      if (p.syncDeclineCode === 'policy_violation') add(s.policyViolations, p.origin, 1)
-      if (p.partitionLoss === true) {
-        s.partitionLosses++
-        add(s.partitionLossMinor, p.currency, p.amountMinor)
-      }
-    }
+    // one GROUP BY over the report_payments view (the SQL `nullmesh central report` runs)
+    const s = summarize([venueId], await this.store.aggregatePayments(venueId, opts))[0]!
     return s
   }
 
@@ -469,6 +449,25 @@ class DefaultCentralService implements CentralService {
     // the operator key must be readable before anything is recorded
     await this.venues.operatorKey(this.requireVenue(venueId))
     const next = await this.mutex.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.writeDenylist(venueId, update, opts)
+        } catch (err: unknown) {
+          // another central process updated it meanwhile: build on its version
+          if (!(err instanceof StoreConflict) || attempt >= 20) throw err
+        }
+      }
+    })
+    log('deny list of %s is now version %d', venueId, next.version)
+    return this.signDenylist(next)
+  }
+
+  private async writeDenylist(
+    venueId: string,
+    update: DenylistUpdate,
+    opts: AbortOptions,
+  ): Promise<DenylistState> {
+    {
       const current = await this.denylistState(venueId, opts)
       const state: DenylistState = {
         venueId,
@@ -480,14 +479,23 @@ class DefaultCentralService implements CentralService {
       opts.signal?.throwIfAborted()
       await this.store.apply([{ op: 'putDenylist', denylist: state }])
       return state
-    })
-    log('deny list of %s is now version %d', venueId, next.version)
-    return this.signDenylist(next)
+    }
   }
 
   venue(venueId: string): VenueBundle | undefined {
     return this.venues.get(venueId)?.bundle
   }
+}
+
+function defaultStore(init: CentralServiceInit): CentralStore {
+  if (init.storeUrl !== undefined) return createSqlStore({ kind: 'postgres', url: init.storeUrl })
+  if (init.dataDir === undefined)
+    throw new CentralError(
+      'ERR_INVALID_REQUEST',
+      'dataDir (embedded store) or storeUrl (PostgreSQL) is required',
+      400,
+    )
+  return createSqlStore({ kind: 'pglite', path: join(init.dataDir, 'central-pg') })
 }
 
 /** The central dedup and settlement service. */

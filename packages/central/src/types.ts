@@ -76,6 +76,8 @@ export interface PaymentRecord {
   createdAt: number
   updatedAt: number
   completedAt?: number
+  /** the store's revision of this record, as read (a write names it; undefined: not stored yet) */
+  rev?: number
 }
 
 export interface StoredEvent {

@@ -1,7 +1,12 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { DEFAULT_WEBHOOK_RETRY, DEFAULT_WEBHOOK_TOLERANCE_MS, WEBHOOK_SIGNATURE_HEADER } from './constants.js'
+import {
+  DEFAULT_WEBHOOK_LEASE_MS,
+  DEFAULT_WEBHOOK_RETRY,
+  DEFAULT_WEBHOOK_TOLERANCE_MS,
+  WEBHOOK_SIGNATURE_HEADER,
+} from './constants.js'
 import type { Logger } from './logger.js'
 import type { CentralStore, StoreOp } from './store.js'
 import type { OutboxEntry, PaymentRecord, WebhookEndpoint, WebhookEvent, WebhookEventType } from './types.js'
@@ -128,7 +133,12 @@ export interface WebhookDispatcherInit {
   now: () => number
   retry?: WebhookRetryOptions
   log: Logger
+  /** how long a claim on a delivery holds against other processes (default 60 s) */
+  leaseMs?: number
 }
+
+/** deliveries claimed at once */
+const CLAIM_BATCH = 32
 
 /** Delivers the durable outbox: at least once, retried with exponential backoff, dead-lettered at the end. */
 export class WebhookDispatcher {
@@ -142,6 +152,9 @@ export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined
   private pass: Promise<void> | undefined
   private again = false
+  private readonly leaseMs: number
+  /** this process's name on delivery claims */
+  private readonly owner = `webhooks-${process.pid}-${randomBytes(6).toString('hex')}`
 
   constructor(init: WebhookDispatcherInit) {
     this.store = init.store
@@ -149,6 +162,7 @@ export class WebhookDispatcher {
     this.now = init.now
     this.retry = { ...DEFAULT_WEBHOOK_RETRY, ...init.retry }
     this.log = init.log
+    this.leaseMs = init.leaseMs ?? DEFAULT_WEBHOOK_LEASE_MS
   }
 
   start(): void {
@@ -165,6 +179,8 @@ export class WebhookDispatcher {
     this.timer = undefined
     this.controller?.abort()
     await this.pass?.catch(() => {})
+    // what this process claimed and did not deliver is free for the next one at once
+    await this.store.releaseOutbox(this.owner).catch(() => {})
   }
 
   /** Something was written to the outbox: deliver soon. */
@@ -196,44 +212,31 @@ export class WebhookDispatcher {
 
   private async runPass(): Promise<void> {
     const signal = this.controller?.signal
-    const entries = await this.store.listOutbox()
-    const now = this.now()
-    const byEndpoint = new Map<string, OutboxEntry[]>()
-    // one payment's notifications go out in order: nothing overtakes an undelivered older one
-    const waiting = new Set<string>()
-    const orderKey = (e: OutboxEntry): string => `${e.endpointId}/${e.key ?? e.id}`
-    let nextDue = Number.POSITIVE_INFINITY
-    for (const e of entries) {
-      if (waiting.has(orderKey(e))) continue
-      if (e.nextAttemptAt > now) {
-        nextDue = Math.min(nextDue, e.nextAttemptAt)
-        waiting.add(orderKey(e))
-        continue
+    // claim what is due, deliver it, repeat: each claim holds only the oldest undelivered entry of
+    // each (endpoint, payment), so one payment's notifications go out in order, from any process
+    for (;;) {
+      if (signal?.aborted === true || !this.running) return
+      const claimed = await this.store.claimOutbox(this.owner, this.now(), this.leaseMs, CLAIM_BATCH)
+      if (claimed.length === 0) break
+      const byEndpoint = new Map<string, OutboxEntry[]>()
+      for (const e of claimed) {
+        const list = byEndpoint.get(e.endpointId) ?? []
+        list.push(e)
+        byEndpoint.set(e.endpointId, list)
       }
-      const list = byEndpoint.get(e.endpointId) ?? []
-      list.push(e)
-      byEndpoint.set(e.endpointId, list)
-    }
-    // endpoints in parallel, each endpoint's deliveries one at a time, oldest first
-    const results = await Promise.all(
-      [...byEndpoint].map(async ([endpointId, list]) => {
-        const endpoint = await this.store.getWebhook(endpointId)
-        const failed = new Set<string>()
-        let next = Number.POSITIVE_INFINITY
-        for (const entry of list) {
-          if (signal?.aborted === true || !this.running) break
-          if (failed.has(orderKey(entry))) continue
-          const retryAt = await this.deliver(entry, endpoint, signal)
-          if (retryAt !== undefined) {
-            next = Math.min(next, retryAt)
-            failed.add(orderKey(entry))
+      // endpoints in parallel, each endpoint's deliveries one at a time, oldest first
+      await Promise.all(
+        [...byEndpoint].map(async ([endpointId, list]) => {
+          const endpoint = await this.store.getWebhook(endpointId)
+          for (const entry of list) {
+            if (signal?.aborted === true || !this.running) break
+            await this.deliver(entry, endpoint, signal)
           }
-        }
-        return next
-      }),
-    )
-    for (const r of results) nextDue = Math.min(nextDue, r)
-    if (this.running && Number.isFinite(nextDue) && !this.again) this.schedule(nextDue - this.now())
+        }),
+      )
+    }
+    const nextDue = await this.store.nextOutboxDue()
+    if (this.running && nextDue !== undefined && !this.again) this.schedule(nextDue - this.now())
   }
 
   private schedule(delayMs: number): void {

@@ -86,6 +86,19 @@ export function urlArg(value: string): string {
 }
 
 /** A multiaddr string (checked for shape only; libp2p validates it on start). */
+/** a PostgreSQL connection URL */
+export function pgUrlArg(value: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new InvalidArgumentError(`${value} is not a URL (postgres://user:pass@host:port/db)`)
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+    throw new InvalidArgumentError(`${value}: expected postgres://user:pass@host:port/db`)
+  return value
+}
+
 export function multiaddrArg(value: string): string {
   if (!/^\/(ip4|ip6|dns|dns4|dns6|unix)\/\S+/.test(value))
     throw new InvalidArgumentError('expected a multiaddr, e.g. /ip4/127.0.0.1/tcp/0.')

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander'
-import { collect, hostPortArg, intArg, multiaddrArg, numberArg, urlArg } from './args.js'
+import { collect, hostPortArg, intArg, multiaddrArg, numberArg, pgUrlArg, urlArg } from './args.js'
 import { reportError } from './errors.js'
 import { SCENARIOS } from './sim/options.js'
 
@@ -89,7 +89,12 @@ export function buildProgram(): Command {
   const central = program
     .command('central')
     .description('run the central dedup and settlement service (or `central import FILE`)')
-    .option('--data <dir>', 'data directory (LevelDB store)')
+    .option('--data <dir>', 'data directory: the embedded store (PGlite) and the simulated issuer journal')
+    .option(
+      '--store <url>',
+      'a PostgreSQL server instead of the embedded store: postgres://user:pass@host:port/db',
+      pgUrlArg,
+    )
     .option('--listen <host:port>', 'HTTP address (default 127.0.0.1:0)', hostPortArg)
     .option(
       '--venues <dir...>',
@@ -120,7 +125,8 @@ export function buildProgram(): Command {
     .command('import')
     .description('merge a ledger export file (from `nullmesh ledger export`) exactly like an online sync')
     .argument('<file>', 'ledger export file')
-    .requiredOption('--data <dir>', 'central data directory')
+    .option('--data <dir>', 'central data directory (embedded store)')
+    .option('--store <url>', 'PostgreSQL server (postgres://…) instead of the embedded store', pgUrlArg)
     .requiredOption(
       '--venues <dir...>',
       'venue directories',
@@ -130,6 +136,16 @@ export function buildProgram(): Command {
     .action(async (file, opts) =>
       exit(await (await import('./commands/central.js')).centralImport(file, opts)),
     )
+  central
+    .command('report')
+    .description(
+      'payments by venue and status, settled, failed by code, offline exposure and losses: one SQL query over the report_payments view',
+    )
+    .option('--data <dir>', 'central data directory (embedded store; central stopped)')
+    .option('--store <url>', 'PostgreSQL server (postgres://…); central may be running', pgUrlArg)
+    .option('--venue <id>', 'only this venue')
+    .option('--json', 'print JSON')
+    .action(async (opts) => exit(await (await import('./commands/central.js')).centralReport(opts)))
 
   // ── client commands ─────────────────────────────────────────────────────────────────────────
   program
@@ -223,6 +239,11 @@ export function buildProgram(): Command {
       'how long to wait for sync and settlement after the load',
       intArg(0),
       30_000,
+    )
+    .option(
+      '--central-store <url>',
+      "central's store: a PostgreSQL server (postgres://…); default the embedded PGlite in the temp directory",
+      pgUrlArg,
     )
     .option('--json', 'print the summary as one JSON object on the last line of stdout')
     .option('--keep', 'keep the temporary venue and data directories (and logs)')

@@ -17,6 +17,8 @@ export interface SimOptions {
   /** parent of the temporary directory */
   dir?: string | undefined
   progress: boolean
+  /** central's store: a PostgreSQL URL; default the embedded PGlite in the run's directory */
+  centralStore?: string
   /** keep the venue running after the load (dashboards up) until Ctrl-C */
   hold: boolean
 }

@@ -48,6 +48,7 @@ interface RawSimOptions {
   keep?: boolean
   dir?: string
   progress?: boolean
+  centralStore?: string
   hold?: boolean
 }
 
@@ -67,6 +68,7 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     keep: raw.keep === true,
     dir: raw.dir,
     progress: raw.progress !== false,
+    ...(raw.centralStore === undefined ? {} : { centralStore: raw.centralStore }),
     hold: raw.hold === true,
   }
   const { summary, exitCode, error } = await runSim(opts)
@@ -205,7 +207,8 @@ export async function runSim(
     let bundle: VenueBundle = await createVenueBundle({
       outDir: venueDir,
       terminals: opts.terminals,
-      venueId: 'sim-venue',
+      // a shared PostgreSQL store keeps every run: each run is its own venue there
+      venueId: opts.centralStore === undefined ? 'sim-venue' : `sim-venue-${randomBytes(4).toString('hex')}`,
       policy: { blockedBins: [SIM_BLOCKED_BIN] },
     })
     const currency = Object.keys(bundle.policy.currencies)[0]!
@@ -246,6 +249,7 @@ export async function runSim(
           'central',
           '--data',
           join(root, 'central'),
+          ...(opts.centralStore === undefined ? [] : ['--store', opts.centralStore]),
           '--listen',
           '127.0.0.1:0',
           '--venues',
