@@ -1,0 +1,11 @@
+export type { OfflineDecision as OfflineDecisionLike } from '@nullmesh/mesh/core'
+export {
+  issueCertificate,
+  type KeyPair,
+  keyPairFromSeed,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  setVerifyMemo,
+  toHex,
+} from '@nullmesh/protocol'
