@@ -204,6 +204,19 @@ function appendReservation(core: MeshCore, candidate: OfflineCandidate) {
   return { signed: signed as SignedEvent<Reservation>, write }
 }
 
+/**
+ * fsync before send, for Releases too: a Release pushed before it is durable and lost in a crash
+ * leaves peers holding (origin, seq) while the restarted origin signs another event (the recovery
+ * release of the same reservation) with that seq — equivocation at the peers, ERR_SEQ_CONFLICT at
+ * central for the rest of the origin's log. Found by the simulator (seed 6, see
+ * docs/protocol.md). The decision does not wait for it: nothing was approved.
+ */
+function publishWhenDurable(core: MeshCore, signed: SignedEvent, write: number): void {
+  core.onDurable(write, (ok) => {
+    if (ok) core.publish(signed)
+  })
+}
+
 /** mutation `isolated-window`: the isolated budget measured per card window, not until central confirms */
 function windowedIsolatedBudget(core: MeshCore, now: number): void {
   if (core.mut('isolated-window')) core.view.confirmWhere((c) => c.ts < now - core.policy.cardWindowMs)
@@ -340,8 +353,8 @@ export function* authorize(
           : 'quorum_unavailable'
     let releaseSeq = 0
     if (existing === undefined) {
-      const { signed: release } = core.appendOwn({ type: 'release', reservationId: res.id, reason })
-      core.publish(release)
+      const { signed: release, write } = core.appendOwn({ type: 'release', reservationId: res.id, reason })
+      publishWhenDurable(core, release, write)
       releaseSeq = release.event.seq
     }
     const retryable =
@@ -459,8 +472,12 @@ export function* reserveOnline(
           : outcome.kind === 'timeout'
             ? 'barrier_timeout'
             : 'quorum_unavailable'
-      const { signed: release } = core.appendOwn({ type: 'release', reservationId: res.id, reason: code })
-      core.publish(release)
+      const { signed: release, write } = core.appendOwn({
+        type: 'release',
+        reservationId: res.id,
+        reason: code,
+      })
+      publishWhenDurable(core, release, write)
       throw new CoreError('ERR_REFUSED', `the reservation is not held by a quorum: ${code}`)
     }
   }
