@@ -8,6 +8,7 @@ import {
 } from '@nullmesh/mesh/core'
 import { defaultPolicy, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
 import {
+  decodeAck,
   issueCertificate,
   type KeyPair,
   keyPairFromSeed,
@@ -322,6 +323,7 @@ type Ev =
   | { at: number; seq: number; k: 'net' }
   | { at: number; seq: number; k: 'tick'; node: number; inc: number }
   | { at: number; seq: number; k: 'centralUp' }
+  | { at: number; seq: number; k: 'crash'; node: number; inc: number; why: string; wipe: boolean }
 
 type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 type EvInit = DistOmit<Ev, 'at' | 'seq'>
@@ -578,8 +580,24 @@ class Sim {
     return this.nextOp++
   }
 
+  /** reservations each terminal acked, as the origins received the acks */
+  readonly acked = new Map<number, Set<string>>()
+
   crash(node: Node, why: string): void {
     if (!node.up) return
+    // an ack means "I durably hold this nullifier": whatever a crash loses, it was not acked
+    const acked = this.acked.get(node.i)
+    if (acked !== undefined && acked.size > 0) {
+      const held = new Set<string>()
+      for (const r of node.disk.durable) if (r.held) held.add(r.event.idHex)
+      for (const id of [...acked].sort())
+        if (!held.has(id))
+          this.fail(
+            'ack-not-durable',
+            `${node.name} crashed without a durable hold of ${id.slice(0, 8)}, which it had acked`,
+          )
+      acked.clear()
+    }
     this.log(`${node.name} CRASH (${why}); ${node.disk.pending.length} writes not durable lost`)
     this.count('crash')
     node.up = false
@@ -652,13 +670,11 @@ class Sim {
           this.phase === 'safety' &&
           this.rng.chance(this.mix['crash-mid-write'])
         ) {
+          // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
           const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)
-          this.crash(
-            node,
-            `right after asking to write ${e.records.map((r) => r.event.event.type).join('+')}`,
-          )
-          this.at(this.rng.range(200, 3000), { k: 'restart', node: node.i, wipe })
+          const what = e.records.map((r) => r.event.event.type).join('+')
+          this.at(0, { k: 'crash', node: node.i, inc, why: `right after asking to write ${what}`, wipe })
         }
         return
       }
@@ -1184,6 +1200,14 @@ class Sim {
         const node = this.nodes[ev.to]!
         if (!node.up || node.core === undefined) return
         if (ev.epoch >= 0 && this.epoch[this.pair(ev.from, ev.to)] !== ev.epoch) return
+        if (ev.msg.t === 'ans' && ev.msg.ack !== null) {
+          const d = decodeAck(ev.msg.ack)
+          if (d.ok && d.value.ack.ok) {
+            const set = this.acked.get(ev.from) ?? new Set<string>()
+            set.add(toHex(d.value.ack.reservationId))
+            this.acked.set(ev.from, set)
+          }
+        }
         if (ev.msg.t === 'req' || ev.msg.t === 'push') {
           const signed = this.byBytes.get(ev.msg.bytes)
           if (signed !== undefined) this.escape(signed, `${this.nodes[ev.from]!.name}→${node.name}`)
@@ -1305,6 +1329,13 @@ class Sim {
       case 'centralUp':
         this.centralDown = false
         return
+      case 'crash': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        this.crash(node, ev.why)
+        this.at(this.rng.range(200, 3000), { k: 'restart', node: node.i, wipe: ev.wipe })
+        return
+      }
       case 'restart': {
         const node = this.nodes[ev.node]!
         if (node.up) return

@@ -145,11 +145,13 @@ function decide(core: MeshCore, from: string, req: Req, stillCatchingUp: boolean
     reason,
     ts: now,
   })
-  const write = core.write([{ event: reservation, held: true, ackGiven: ack }], { sync: true, own: false })
   if (core.mut('ack-before-durable')) {
     core.view.acksGiven.set(reservation.idHex, ack)
-    return answer(core, from, req.rid, ack)
+    answer(core, from, req.rid, ack)
+    core.write([{ event: reservation, held: true, ackGiven: ack }], { sync: true, own: false })
+    return undefined
   }
+  const write = core.write([{ event: reservation, held: true, ackGiven: ack }], { sync: true, own: false })
   const waiters: Waiter[] = [{ from, rid: req.rid, reason }]
   core.ackWaiters.set(reservation.idHex, waiters)
   core.onDurable(write, (ok) => {
