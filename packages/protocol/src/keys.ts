@@ -68,10 +68,36 @@ export function signBytes(privateKey: Uint8Array, message: Uint8Array): Uint8Arr
   return new Uint8Array(sign(null, message, privateKeyObject(privateKey)))
 }
 
+/**
+ * Memo of verification results, off by default. Only the deterministic simulator turns it on: it
+ * runs every terminal of a venue in one process, where each signature would otherwise be verified
+ * once per terminal (a pure function of key, message and signature, so the answer is the same).
+ */
+let verifyMemo: Map<string, boolean> | undefined
+let verifyMemoMax = 0
+
+export function setVerifyMemo(maxEntries: number): void {
+  verifyMemo = maxEntries > 0 ? new Map() : undefined
+  verifyMemoMax = maxEntries
+}
+
 /** Never throws: a malformed key or signature is simply not valid. */
 export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES)
     return false
+  if (verifyMemo !== undefined) {
+    const k = `${toHex(publicKey)}${toHex(signature)}${createHash('sha256').update(message).digest('hex')}`
+    const hit = verifyMemo.get(k)
+    if (hit !== undefined) return hit
+    const ok = verifyUncached(publicKey, message, signature)
+    if (verifyMemo.size >= verifyMemoMax) verifyMemo.clear()
+    verifyMemo.set(k, ok)
+    return ok
+  }
+  return verifyUncached(publicKey, message, signature)
+}
+
+function verifyUncached(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   const key = publicKeyObject(publicKey)
   if (key === undefined) return false
   try {

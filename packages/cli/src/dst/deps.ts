@@ -1,0 +1,12 @@
+export type { OfflineDecision as OfflineDecisionLike } from '@nullmesh/mesh/core'
+export {
+  decodeAck,
+  issueCertificate,
+  type KeyPair,
+  keyPairFromSeed,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  setVerifyMemo,
+  toHex,
+} from '@nullmesh/protocol'

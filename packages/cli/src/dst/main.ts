@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
+import { FAULTS, type FaultName, runSeed, type SimResult, type Violation } from './sim.js'
+
+/**
+ * Deterministic simulation of a venue: `npm run dst -- [--terminals N] [--seeds K | --seed S]
+ * [--steps M] [--faults all|none|LIST] [--json] [--trace FILE] [--mutation NAME]`.
+ */
+export interface DstArgs {
+  terminals: number
+  seeds: number[]
+  steps: number
+  faults: Set<FaultName>
+  json: boolean
+  trace?: string | undefined
+  mutations: Set<MutationName>
+  quiet: boolean
+}
+
+export function parseArgs(argv: string[]): DstArgs {
+  const a: DstArgs = {
+    terminals: 5,
+    seeds: [],
+    steps: 5000,
+    faults: new Set(FAULTS),
+    json: false,
+    mutations: new Set(),
+    quiet: false,
+  }
+  let count = 20
+  let first = 1
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const val = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${arg} needs a value`)
+      return v
+    }
+    switch (arg) {
+      case '--terminals':
+        a.terminals = Number(val())
+        break
+      case '--seeds':
+        count = Number(val())
+        break
+      case '--first-seed':
+        first = Number(val())
+        break
+      case '--seed':
+        a.seeds = [Number(val())]
+        break
+      case '--steps':
+        a.steps = Number(val())
+        break
+      case '--faults': {
+        const v = val()
+        a.faults =
+          v === 'all'
+            ? new Set(FAULTS)
+            : v === 'none'
+              ? new Set()
+              : new Set(v.split(',').map((f) => f.trim() as FaultName))
+        for (const f of a.faults)
+          if (!FAULTS.includes(f)) throw new Error(`unknown fault ${f}; known: ${FAULTS.join(', ')}`)
+        break
+      }
+      case '--json':
+        a.json = true
+        break
+      case '--quiet':
+        a.quiet = true
+        break
+      case '--trace':
+        a.trace = val()
+        break
+      case '--mutation': {
+        const m = val() as MutationName
+        if (!MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}; known: ${MUTATIONS.join(', ')}`)
+        a.mutations.add(m)
+        break
+      }
+      default:
+        throw new Error(`unknown option ${arg}`)
+    }
+  }
+  if (a.seeds.length === 0) a.seeds = Array.from({ length: count }, (_, k) => first + k)
+  if (!(a.terminals >= 1)) throw new Error('--terminals must be at least 1')
+  return a
+}
+
+export interface DstSummary {
+  seeds: number
+  steps: number
+  payments: number
+  approvals: number
+  faults: Record<string, number>
+  violations: Violation[]
+  stepsPerSecond: number
+  paymentsPerSecond: number
+  /** CPU time of this process (user + system): the wall-clock rates suffer on a shared machine */
+  cpuSeconds: number
+}
+
+export function runMany(
+  args: DstArgs,
+  onSeed?: (r: SimResult) => void,
+): { summary: DstSummary; results: SimResult[] } {
+  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  const results: SimResult[] = []
+  const summary: DstSummary = {
+    seeds: 0,
+    steps: 0,
+    payments: 0,
+    approvals: 0,
+    faults: {},
+    violations: [],
+    stepsPerSecond: 0,
+    paymentsPerSecond: 0,
+    cpuSeconds: 0,
+  }
+  for (const seed of args.seeds) {
+    const r = runSeed({
+      terminals: args.terminals,
+      seed,
+      steps: args.steps,
+      faults: args.faults,
+      mutations: Object.freeze(new Set(args.mutations)),
+      trace: args.trace !== undefined,
+    })
+    results.push(r)
+    summary.seeds++
+    summary.steps += r.steps
+    summary.payments += r.payments
+    summary.approvals += r.approvals
+    for (const [k, v] of Object.entries(r.faults).sort()) summary.faults[k] = (summary.faults[k] ?? 0) + v
+    if (r.violation !== undefined) summary.violations.push(r.violation)
+    onSeed?.(r)
+  }
+  const s = (performance.now() - t0) / 1000
+  summary.stepsPerSecond = Math.round(summary.steps / s)
+  summary.paymentsPerSecond = Math.round(summary.payments / s)
+  const cpu = process.cpuUsage(cpu0)
+  summary.cpuSeconds = Math.round((cpu.user + cpu.system) / 10_000) / 100
+  return { summary, results }
+}
+
+export function traceText(r: SimResult): string {
+  return `seed ${r.seed}\nmix ${JSON.stringify(r.mix)}\n${r.trace.join('\n')}\n${r.violation === undefined ? 'ok' : `VIOLATION ${JSON.stringify(r.violation)}`}\n`
+}
+
+function main(argv: string[]): number {
+  const args = parseArgs(argv)
+  const traces: string[] = []
+  const { summary } = runMany(args, (r) => {
+    if (args.trace !== undefined) traces.push(traceText(r))
+    if (r.violation !== undefined && !args.quiet) {
+      process.stderr.write(
+        `\nseed ${r.seed}: ${r.violation.invariant} at step ${r.violation.step}\n  ${r.violation.detail}\n  fault mix: ${JSON.stringify(r.mix)}\n  last steps:\n    ${r.trace.slice(-30).join('\n    ')}\n  replay: npm run dst -- --terminals ${args.terminals} --seed ${r.seed} --steps ${args.steps}${[...args.mutations].map((m) => ` --mutation ${m}`).join('')} --trace dst-${r.seed}.trace\n`,
+      )
+    } else if (!args.json && !args.quiet) {
+      process.stdout.write(
+        `seed ${r.seed}: ${r.steps} steps, ${r.payments} payments, ${r.approvals} approvals, ok\n`,
+      )
+    }
+  })
+  if (args.trace !== undefined) {
+    const text = traces.join('\n')
+    writeFileSync(args.trace, text)
+    if (!args.json)
+      process.stdout.write(
+        `trace: ${args.trace} (sha256 ${createHash('sha256').update(text).digest('hex').slice(0, 16)})\n`,
+      )
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+  else
+    process.stdout.write(
+      `${summary.seeds} seeds, ${summary.steps} steps, ${summary.payments} payments, ${summary.approvals} approvals, ${summary.violations.length} violations; ${summary.stepsPerSecond} steps/s, ${summary.paymentsPerSecond} payments/s (wall; ${summary.cpuSeconds} s CPU)\n`,
+    )
+  return summary.violations.length === 0 ? 0 : 1
+}
+
+if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  try {
+    process.exitCode = main(process.argv.slice(2))
+  } catch (err: unknown) {
+    process.stderr.write(`dst: ${(err as Error).message}\n`)
+    process.exitCode = 2
+  }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
+import { FAULTS, runSeed, type Violation } from './sim.js'
+
+/**
+ * The simulator's teeth: run each known-bad mutation of the core until a seed fails.
+ * `npm run dst:mutants -- [--json] [--max-seeds 200] [--steps 3000] [--terminals 5] [--only a,b]`
+ */
+export interface MutantResult {
+  name: MutationName
+  caught: boolean
+  /** seeds run until the first violation (or all of them) */
+  seeds: number
+  violation?: Violation | undefined
+}
+
+export function runMutant(
+  name: MutationName,
+  opts: { maxSeeds: number; steps: number; terminals: number; firstSeed?: number },
+): MutantResult {
+  const mutations = Object.freeze(new Set<MutationName>([name]))
+  const first = opts.firstSeed ?? 1
+  for (let k = 0; k < opts.maxSeeds; k++) {
+    const r = runSeed({
+      terminals: opts.terminals,
+      seed: first + k,
+      steps: opts.steps,
+      faults: new Set(FAULTS),
+      mutations,
+    })
+    if (r.violation !== undefined) return { name, caught: true, seeds: k + 1, violation: r.violation }
+  }
+  return { name, caught: false, seeds: opts.maxSeeds }
+}
+
+function main(argv: string[]): number {
+  let json = false
+  let maxSeeds = 200
+  let steps = 3000
+  let terminals = 5
+  let only: MutationName[] = [...MUTATIONS]
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--json') json = true
+    else if (a === '--max-seeds') maxSeeds = Number(argv[++i])
+    else if (a === '--steps') steps = Number(argv[++i])
+    else if (a === '--terminals') terminals = Number(argv[++i])
+    else if (a === '--only') only = (argv[++i] ?? '').split(',') as MutationName[]
+    else throw new Error(`unknown option ${a}`)
+  }
+  for (const m of only) if (!MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}`)
+  const mutants: MutantResult[] = []
+  for (const name of only) {
+    const t0 = performance.now()
+    const r = runMutant(name, { maxSeeds, steps, terminals })
+    mutants.push(r)
+    if (!json)
+      process.stdout.write(
+        `${name.padEnd(28)} ${r.caught ? `caught after ${r.seeds} seed(s): ${r.violation!.invariant} (seed ${r.violation!.seed}, step ${r.violation!.step})` : `NOT caught in ${r.seeds} seeds`} [${((performance.now() - t0) / 1000).toFixed(1)} s]\n`,
+      )
+  }
+  const caught = mutants.filter((m) => m.caught).length
+  const out = {
+    mutants: mutants.map((m) => ({
+      name: m.name,
+      caught: m.caught,
+      seeds: m.seeds,
+      ...(m.violation === undefined ? {} : { invariant: m.violation.invariant, seed: m.violation.seed }),
+    })),
+    caught,
+    total: mutants.length,
+  }
+  if (json) process.stdout.write(`${JSON.stringify(out)}\n`)
+  else process.stdout.write(`${caught}/${mutants.length} mutants caught\n`)
+  return caught === mutants.length ? 0 : 1
+}
+
+if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  try {
+    process.exitCode = main(process.argv.slice(2))
+  } catch (err: unknown) {
+    process.stderr.write(`dst:mutants: ${(err as Error).message}\n`)
+    process.exitCode = 2
+  }
+}

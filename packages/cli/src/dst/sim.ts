@@ -1,0 +1,1530 @@
+import {
+  contiguousMarks,
+  type Effect,
+  eventsAfter,
+  MeshCore,
+  type MutationName,
+  type WireMsg,
+} from '@nullmesh/mesh/core'
+import { defaultPolicy, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import {
+  decodeAck,
+  issueCertificate,
+  type KeyPair,
+  keyPairFromSeed,
+  type OfflineDecisionLike,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  setVerifyMemo,
+  toHex,
+} from './deps.js'
+import { Queue, Rng } from './rng.js'
+
+// ---- configuration ------------------------------------------------------------------------------
+
+export const FAULTS = [
+  'loss',
+  'dup',
+  'reorder',
+  'partition',
+  'asymmetric',
+  'flap',
+  'crash',
+  'crash-mid-write',
+  'wipe',
+  'fsync',
+  'skew',
+  'jump',
+  'central-late',
+  'central-lost',
+  'central-down',
+] as const
+export type FaultName = (typeof FAULTS)[number]
+
+export interface SimOptions {
+  terminals: number
+  seed: number
+  /** steps (queue events) of the safety phase */
+  steps: number
+  faults: ReadonlySet<FaultName>
+  mutations?: ReadonlySet<MutationName>
+  /** keep the full step trace (else only the last lines, for a failure report) */
+  trace?: boolean
+}
+
+export interface Violation {
+  seed: number
+  step: number
+  invariant: string
+  detail: string
+}
+
+export interface SimResult {
+  seed: number
+  steps: number
+  payments: number
+  approvals: number
+  faults: Record<string, number>
+  /** the fault mix drawn for this seed */
+  mix: Record<string, number>
+  violation?: Violation | undefined
+  /** the last trace lines before the violation (or the full trace with opts.trace) */
+  trace: string[]
+}
+
+const VENUE = 'dst-venue'
+const EPOCH = 1_750_000_000_000
+const CURRENCY = 'EUR'
+const ONLINE_TIMEOUT_MS = 800
+const TRACE_TAIL = 60
+
+export function simPolicy(): VenuePolicy {
+  return defaultPolicy(VENUE, {
+    currencies: {
+      [CURRENCY]: {
+        floorLimitMinor: 5000,
+        cardCapMinor: 10_000,
+        deviceCapMinor: 1_000_000_000,
+        venueCapMinor: 1_000_000_000_000,
+        isolatedFloorLimitMinor: 3000,
+        isolatedDeviceCapMinor: 6000,
+      },
+    },
+    cardWindowMs: 10 * 60_000,
+    cardCapCount: 4,
+    deviceMaxQueued: 1_000_000,
+    maxClockSkewMs: 30_000,
+    tapBudgetMs: 2000,
+    barrier: { timeoutMs: 400 },
+  })
+}
+
+interface Venue {
+  operator: KeyPair
+  keys: KeyPair[]
+  hex: string[]
+  index: Map<string, number>
+  certs: Map<string, { notBefore: number; notAfter: number }>
+}
+
+const venues = new Map<number, Venue>()
+
+/** keys and certificates depend on the terminal count only (cached across seeds) */
+function venueOf(n: number): Venue {
+  const cached = venues.get(n)
+  if (cached !== undefined) return cached
+  const seedBytes = (tag: number, i: number) => {
+    const b = new Uint8Array(32)
+    b[0] = tag
+    b[1] = i & 0xff
+    b[2] = (i >> 8) & 0xff
+    return b
+  }
+  const operator = keyPairFromSeed(seedBytes(1, 0))
+  const keys: KeyPair[] = []
+  const hex: string[] = []
+  const index = new Map<string, number>()
+  const certs = new Map<string, { notBefore: number; notAfter: number }>()
+  for (let i = 0; i < n; i++) {
+    const k = keyPairFromSeed(seedBytes(2, i))
+    keys.push(k)
+    const h = toHex(k.publicKey)
+    hex.push(h)
+    index.set(h, i)
+    const c = issueCertificate(operator, {
+      venue: VENUE,
+      subject: k.publicKey,
+      role: 'terminal',
+      notBefore: EPOCH - 86_400_000,
+      notAfter: EPOCH + 10 * 365 * 86_400_000,
+    })
+    certs.set(h, { notBefore: c.certificate.notBefore, notAfter: c.certificate.notAfter })
+  }
+  const v = { operator, keys, hex, index, certs }
+  venues.set(n, v)
+  return v
+}
+
+// ---- the simulated world ------------------------------------------------------------------------
+
+interface Rec {
+  event: SignedEvent
+  held: boolean
+  ackGiven?: SignedAck | undefined
+}
+
+/** A disk: a log of records; writes not yet made durable are lost on a crash. */
+class Disk {
+  durable: Rec[] = []
+  pending: { w: number; recs: Rec[]; sync: boolean }[] = []
+  /** online attempts sent to central (the terminal's `online pending` cursor), durable at once */
+  markers = new Set<string>()
+  confirmed: Record<string, number> = {}
+  private nextW = 1
+
+  private cache: SignedEvent[] | undefined
+  private cacheIds = new Set<string>()
+
+  append(recs: Rec[], sync: boolean): number {
+    const w = this.nextW++
+    this.pending.push({ w, recs, sync })
+    if (this.cache !== undefined)
+      for (const r of recs)
+        if (!this.cacheIds.has(r.event.idHex)) {
+          this.cacheIds.add(r.event.idHex)
+          this.cache.push(r.event)
+        }
+    return w
+  }
+
+  /** make everything up to write w durable (a sync write syncs the log before it too) */
+  flush(w: number): void {
+    while (this.pending.length > 0 && this.pending[0]!.w <= w)
+      this.durable.push(...this.pending.shift()!.recs)
+  }
+
+  crash(): void {
+    this.pending = []
+    this.cache = undefined
+  }
+
+  wipe(): void {
+    this.durable = []
+    this.pending = []
+    this.markers = new Set()
+    this.confirmed = {}
+    this.cache = undefined
+  }
+
+  /** what a read sees (the store answers from its memtable: unsynced writes included) */
+  *all(): Generator<Rec> {
+    yield* this.durable
+    for (const p of this.pending) yield* p.recs
+  }
+
+  /**
+   * What another reader (catch-up, the sync with central) sees: durable records and unsynced
+   * writes (in the memtable at once), but not a sync write before its fsync returned.
+   */
+  readable(): SignedEvent[] {
+    const seen = new Set<string>()
+    const out: SignedEvent[] = []
+    const add = (r: Rec) => {
+      if (seen.has(r.event.idHex)) return
+      seen.add(r.event.idHex)
+      out.push(r.event)
+    }
+    for (const r of this.durable) add(r)
+    for (const p of this.pending) if (!p.sync) for (const r of p.recs) add(r)
+    return out
+  }
+
+  /** the distinct events stored, in write order */
+  events(): SignedEvent[] {
+    if (this.cache === undefined) {
+      this.cacheIds = new Set<string>()
+      this.cache = []
+      for (const r of this.all()) {
+        if (this.cacheIds.has(r.event.idHex)) continue
+        this.cacheIds.add(r.event.idHex)
+        this.cache.push(r.event)
+      }
+    }
+    return this.cache
+  }
+}
+
+interface Payment {
+  id: number
+  node: number
+  nullifier: Uint8Array
+  nullHex: string
+  card: number
+  amountMinor: number
+  online: boolean
+  attempt: number
+}
+
+interface ClientOp {
+  kind: 'offline' | 'reserve' | 'fallback' | 'complete' | 'void-release' | 'start'
+  payment?: Payment | undefined
+  reservation?: SignedEvent<Reservation> | undefined
+  approved?: boolean
+}
+
+interface Node {
+  i: number
+  name: string
+  key: KeyPair
+  hex: string
+  up: boolean
+  inc: number
+  core?: MeshCore | undefined
+  disk: Disk
+  skew: number
+  jump: number
+  /** effects of the core waiting to be carried out (never re-entered synchronously) */
+  ops: Map<number, ClientOp>
+  /** write id of the core → disk write */
+  writes: Map<number, number>
+  /** online attempts waiting for central, by reservation id */
+  online: Map<string, { payment: Payment; res: SignedEvent<Reservation>; answered: boolean }>
+  /** reservations to void at central before release */
+  voids: Set<string>
+  started: boolean
+  /** payments in flight, retried by the POS after a crash */
+  inflight: Map<number, Payment>
+}
+
+type Ev =
+  | { at: number; seq: number; k: 'deliver'; to: number; from: number; msg: WireMsg; epoch: number }
+  | { at: number; seq: number; k: 'timer'; node: number; inc: number; id: number }
+  | { at: number; seq: number; k: 'fsync'; node: number; inc: number; w: number; coreW: number[] }
+  | { at: number; seq: number; k: 'flush'; node: number; inc: number; w: number }
+  | { at: number; seq: number; k: 'hello'; a: number; b: number; epoch: number }
+  | {
+      at: number
+      seq: number
+      k: 'catchreq'
+      from: number
+      to: number
+      epoch: number
+      marks: Record<string, number>
+      initial: boolean
+    }
+  | {
+      at: number
+      seq: number
+      k: 'catchans'
+      to: number
+      from: number
+      epoch: number
+      frames: Uint8Array[]
+      initial: boolean
+    }
+  | { at: number; seq: number; k: 'central'; node: number; req: CentralReq }
+  | {
+      at: number
+      seq: number
+      k: 'centralAns'
+      node: number
+      inc: number
+      req: CentralReq
+      ok: boolean
+      marks?: number
+    }
+  | { at: number; seq: number; k: 'onlineTimeout'; node: number; inc: number; resId: string }
+  | { at: number; seq: number; k: 'pay' }
+  | { at: number; seq: number; k: 'retry'; payment: Payment }
+  | { at: number; seq: number; k: 'fault' }
+  | { at: number; seq: number; k: 'heal'; what: string; a: number; b: number }
+  | { at: number; seq: number; k: 'restart'; node: number; wipe: boolean }
+  | { at: number; seq: number; k: 'net' }
+  | { at: number; seq: number; k: 'tick'; node: number; inc: number }
+  | { at: number; seq: number; k: 'centralUp' }
+  | { at: number; seq: number; k: 'crash'; node: number; inc: number; why: string; wipe: boolean }
+
+type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+type EvInit = DistOmit<Ev, 'at' | 'seq'>
+
+type CentralReq =
+  | { t: 'authorize'; res: SignedEvent<Reservation>; inc: number }
+  | { t: 'void'; resId: string; res: SignedEvent<Reservation>; inc: number }
+  | { t: 'sync'; events: SignedEvent[]; inc: number }
+
+interface Approval {
+  resId: string
+  nullifier: string
+  card: number
+  amountMinor: number
+  ts: number
+  mode: 'quorum' | 'isolated' | 'online'
+  node: number
+  seq: number
+  step: number
+}
+
+class Stop extends Error {
+  constructor(readonly violation: Violation) {
+    super(violation.invariant)
+  }
+}
+
+export function runSeed(opts: SimOptions): SimResult {
+  setVerifyMemo(500_000)
+  return new Sim(opts).run()
+}
+
+class Sim {
+  readonly rng: Rng
+  readonly wl: Rng
+  readonly policy = simPolicy()
+  readonly venue: Venue
+  readonly q = new Queue<Ev>()
+  readonly nodes: Node[] = []
+  readonly n: number
+  now = 0
+  step = 0
+  seqNo = 0
+  phase: 'safety' | 'liveness' = 'safety'
+  readonly trace: string[] = []
+  readonly mix: Record<string, number> = {}
+  readonly faultCounts: Record<string, number> = {}
+  /** link a→b is cut: linkDown[a*n+b] */
+  readonly linkDown: Uint8Array
+  /** connection state per unordered pair: 0 down, 1 handshaking, 2 up; epoch counts (re)connections */
+  readonly conn: Uint8Array
+  readonly epoch: Uint32Array
+  readonly lostAt: Float64Array
+  centralDown = false
+  readonly centralLinkDown: Uint8Array
+  netDirty = true
+  payments = 0
+  approvalsN = 0
+  nextPayment = 1
+  readonly cards: { key: Uint8Array }[] = []
+  readonly usedNullifiers: { nullifier: Uint8Array; card: number }[] = []
+  readonly approvals = new Map<string, Approval[]>()
+  readonly approvedRes = new Set<string>()
+  readonly quorumByCard = new Map<number, Approval[]>()
+  readonly isolatedByNode = new Map<number, Approval[]>()
+  readonly escaped = new Map<string, string>()
+  readonly byBytes = new WeakMap<Uint8Array, SignedEvent>()
+  // central
+  readonly cOnline = new Map<string, { nullifier: string; state: 'authorized' | 'voided' | 'tombstone' }>()
+  readonly cNullifier = new Map<string, string>()
+  readonly cCommitted = new Map<string, string>()
+  readonly cMarks = new Map<string, number>()
+  readonly cSeqs = new Map<string, Set<number>>()
+  livenessApprovals = 0
+  livenessCore: number[] = []
+
+  constructor(readonly opts: SimOptions) {
+    this.n = opts.terminals
+    this.rng = new Rng(opts.seed)
+    this.venue = venueOf(this.n)
+    this.linkDown = new Uint8Array(this.n * this.n)
+    this.conn = new Uint8Array(this.n * this.n)
+    this.epoch = new Uint32Array(this.n * this.n)
+    this.lostAt = new Float64Array(this.n * this.n).fill(-1)
+    this.centralLinkDown = new Uint8Array(this.n)
+    // swarm testing: each seed draws its own mix; a fault not selected, or not drawn, is off
+    const f = (name: FaultName, lo: number, hi: number) => {
+      const on = opts.faults.has(name) && this.rng.chance(0.65)
+      const v = on ? this.rng.range(lo, hi) : 0
+      this.mix[name] = Math.round(v * 10_000) / 10_000
+      return v
+    }
+    f('loss', 0, 0.2)
+    f('dup', 0, 0.15)
+    f('reorder', 0, 30)
+    f('partition', 0, 0.08)
+    f('asymmetric', 0, 1)
+    f('flap', 0, 0.05)
+    f('crash', 0, 0.04)
+    f('crash-mid-write', 0, 0.01)
+    f('wipe', 0, 0.4)
+    f('fsync', 0, 15)
+    f('skew', 0, 20_000)
+    f('jump', 0, 0.01)
+    f('central-late', 0, 0.3)
+    f('central-lost', 0, 0.2)
+    f('central-down', 0, 0.05)
+    this.wl = this.rng.fork()
+    const nCards = 2 + this.wl.int(8)
+    for (let c = 0; c < nCards; c++) this.cards.push({ key: this.wl.bytes(16) })
+    this.mix.cards = nCards
+    this.mix.gapMs = Math.round(this.wl.range(5, 60))
+    this.mix.online = Math.round(this.wl.range(0, 0.6) * 100) / 100
+    for (let i = 0; i < this.n; i++) {
+      const key = this.venue.keys[i]!
+      this.nodes.push({
+        i,
+        name: `T${i + 1}`,
+        key,
+        hex: this.venue.hex[i]!,
+        up: true,
+        inc: 0,
+        disk: new Disk(),
+        skew: this.mix.skew ? Math.round(this.rng.range(-this.mix.skew, this.mix.skew)) : 0,
+        jump: 0,
+        ops: new Map(),
+        writes: new Map(),
+        online: new Map(),
+        voids: new Set(),
+        started: false,
+        inflight: new Map(),
+      })
+    }
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------------
+
+  at(delay: number, ev: EvInit): void {
+    this.q.push({ ...ev, at: this.now + Math.max(0, delay), seq: this.seqNo++ } as Ev)
+  }
+
+  log(text: string): void {
+    const line = `${this.step} t=${(this.now / 1000).toFixed(3)} ${text}`
+    this.trace.push(line)
+    if (!this.opts.trace && this.trace.length > TRACE_TAIL * 2)
+      this.trace.splice(0, this.trace.length - TRACE_TAIL)
+  }
+
+  count(name: string): void {
+    this.faultCounts[name] = (this.faultCounts[name] ?? 0) + 1
+  }
+
+  stopped: Violation | undefined
+
+  fail(invariant: string, detail: string): never {
+    if (this.stopped === undefined) {
+      this.log(`VIOLATION ${invariant}: ${detail}`)
+      this.stopped = { seed: this.opts.seed, step: this.step, invariant, detail }
+    }
+    throw new Stop(this.stopped)
+  }
+
+  name(hex: string): string {
+    const i = this.venue.index.get(hex)
+    return i === undefined ? hex.slice(0, 8) : `T${i + 1}`
+  }
+
+  latency(): number {
+    return 0.3 + this.rng.next() * 1.5 + (this.mix.reorder ? this.rng.next() * this.mix.reorder : 0)
+  }
+
+  pair(a: number, b: number): number {
+    return a < b ? a * this.n + b : b * this.n + a
+  }
+
+  // ---- nodes ------------------------------------------------------------------------------------
+
+  boot(node: Node): void {
+    node.inc++
+    node.up = true
+    node.started = false
+    node.ops = new Map()
+    node.writes = new Map()
+    node.online = new Map()
+    node.voids = new Set()
+    const inc = node.inc
+    const core = new MeshCore({
+      venueId: VENUE,
+      policy: this.policy,
+      key: node.key,
+      roster: {
+        size: this.n,
+        isEnrolled: (k, now) => {
+          const c = this.venue.certs.get(k)
+          return c !== undefined && now >= c.notBefore && now <= c.notAfter
+        },
+      },
+      clock: { wall: () => Math.floor(EPOCH + this.now + node.skew + node.jump), mono: () => this.now },
+      rng: () => this.rng.next(),
+      effects: (e) => this.effect(node, inc, e),
+      ...(this.opts.mutations === undefined ? {} : { mutations: this.opts.mutations }),
+    })
+    node.core = core
+    // recovery: rebuild from what the disk kept
+    const byId = new Map<string, Rec>()
+    const order: string[] = []
+    for (const r of node.disk.durable) {
+      const prev = byId.get(r.event.idHex)
+      if (prev === undefined) {
+        byId.set(r.event.idHex, { ...r })
+        order.push(r.event.idHex)
+      } else {
+        prev.held ||= r.held
+        prev.ackGiven ??= r.ackGiven
+      }
+    }
+    let nextSeq = 1
+    const settled = new Set<string>()
+    for (const id of order) {
+      const e = byId.get(id)!.event
+      if (toHex(e.event.origin) !== node.hex) continue
+      if (e.event.seq >= nextSeq) nextSeq = e.event.seq + 1
+      if (e.event.type === 'commit') settled.add(e.event.reservation.idHex)
+      if (e.event.type === 'release') settled.add(toHex(e.event.reservationId))
+    }
+    core.load({
+      events: order.map((id) => {
+        const r = byId.get(id)!
+        const own = toHex(r.event.event.origin) === node.hex
+        return { signed: r.event, held: r.held || own, ackGiven: r.ackGiven }
+      }),
+      pruned: [],
+      confirmedMarks: { ...node.disk.confirmed },
+      nextSeq,
+    })
+    const pending = order
+      .map((id) => byId.get(id)!.event)
+      .filter(
+        (e) => e.event.type === 'reservation' && toHex(e.event.origin) === node.hex && !settled.has(e.idHex),
+      )
+      .map((e) => ({
+        reservation: e as SignedEvent<Reservation>,
+        keepPending: node.disk.markers.has(e.idHex),
+      }))
+    const op = this.opId()
+    node.ops.set(op, { kind: 'start' })
+    core.start(op, pending)
+    this.at(this.rng.range(100, 500), { k: 'tick', node: node.i, inc })
+    this.netDirty = true
+  }
+
+  private nextOp = 1
+  opId(): number {
+    return this.nextOp++
+  }
+
+  /** reservations each terminal acked, as the origins received the acks */
+  readonly acked = new Map<number, Set<string>>()
+
+  crash(node: Node, why: string): void {
+    if (!node.up) return
+    // an ack means "I durably hold this nullifier": whatever a crash loses, it was not acked
+    const acked = this.acked.get(node.i)
+    if (acked !== undefined && acked.size > 0) {
+      const held = new Set<string>()
+      for (const r of node.disk.durable) if (r.held) held.add(r.event.idHex)
+      for (const id of [...acked].sort())
+        if (!held.has(id))
+          this.fail(
+            'ack-not-durable',
+            `${node.name} crashed without a durable hold of ${id.slice(0, 8)}, which it had acked`,
+          )
+      acked.clear()
+    }
+    this.log(`${node.name} CRASH (${why}); ${node.disk.pending.length} writes not durable lost`)
+    this.count('crash')
+    node.up = false
+    node.core = undefined
+    node.disk.crash()
+    for (let j = 0; j < this.n; j++) {
+      if (j === node.i) continue
+      const p = this.pair(node.i, j)
+      if (this.conn[p] !== 0) {
+        this.conn[p] = 0
+        this.epoch[p]!++
+        const other = this.nodes[j]!
+        // the peer notices the dead connection after a ping timeout
+        if (other.up) this.lostAt[p] = this.now + this.rng.range(1500, 3000)
+      }
+    }
+    this.netDirty = true
+  }
+
+  /** carry out one effect; calls back into a core only from the queue */
+  effect(node: Node, inc: number, e: Effect): void {
+    if (node.inc !== inc || !node.up) return
+    switch (e.type) {
+      case 'send': {
+        const to = this.venue.index.get(e.to)!
+        const msg = e.msg
+        const p = this.pair(node.i, to)
+        if (this.conn[p] !== 2) {
+          // no stream: a request fails at once
+          if (msg.t === 'req')
+            this.at(0.1, {
+              k: 'deliver',
+              to: node.i,
+              from: to,
+              msg: { t: 'ans', rid: msg.rid, ack: null },
+              epoch: -1,
+            })
+          return
+        }
+        this.transmit(node.i, to, msg, this.epoch[p]!)
+        return
+      }
+      case 'gossip': {
+        for (let j = 0; j < this.n; j++) {
+          if (j === node.i || this.linkDown[node.i * this.n + j]) continue
+          if (this.mix.loss && this.rng.chance(this.mix.loss)) continue
+          this.at(this.latency() * 2, {
+            k: 'deliver',
+            to: j,
+            from: node.i,
+            msg: { t: 'push', bytes: e.bytes },
+            epoch: -1,
+          })
+        }
+        return
+      }
+      case 'write': {
+        const w = node.disk.append(
+          e.records.map((r) => ({ event: r.event, held: r.held, ackGiven: r.ackGiven })),
+          e.sync,
+        )
+        if (e.sync) {
+          const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
+          this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
+        } else {
+          this.at(this.rng.range(20, 300), { k: 'flush', node: node.i, inc, w })
+        }
+        if (
+          this.mix['crash-mid-write'] &&
+          this.phase === 'safety' &&
+          this.rng.chance(this.mix['crash-mid-write'])
+        ) {
+          // before this write's fsync (and before anything else the core does next)
+          this.count('crash-mid-write')
+          const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)
+          const what = e.records.map((r) => r.event.event.type).join('+')
+          this.at(0, { k: 'crash', node: node.i, inc, why: `right after asking to write ${what}`, wipe })
+        }
+        return
+      }
+      case 'timer':
+        this.at(e.afterMs, { k: 'timer', node: node.i, inc, id: e.id })
+        return
+      case 'done':
+        this.done(node, e.op, e.result)
+        return
+      case 'event':
+        if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
+        if (this.opts.trace && e.source === 'self')
+          this.log(
+            `${node.name} signed ${e.event.event.type} seq ${e.event.event.seq} ${e.event.idHex.slice(0, 8)}`,
+          )
+        return
+      case 'mode':
+        this.log(`${node.name} mode ${e.mode}`)
+        return
+      case 'peer':
+      case 'log':
+        if (this.opts.trace)
+          this.log(`${node.name} ${e.type === 'peer' ? `peer ${this.name(e.key)} ${e.state}` : e.message}`)
+        return
+    }
+  }
+
+  transmit(from: number, to: number, msg: WireMsg, epoch: number): void {
+    let delay = this.latency()
+    // a lost segment on a stream is retransmitted: late, not lost
+    if (this.mix.loss && this.rng.chance(this.mix.loss)) delay += this.rng.range(200, 1000)
+    this.at(delay, { k: 'deliver', to, from, msg, epoch })
+    if (msg.t === 'push' && this.mix.dup && this.rng.chance(this.mix.dup)) {
+      this.count('dup')
+      this.at(delay + this.rng.range(0, 50), { k: 'deliver', to, from, msg, epoch })
+    }
+  }
+
+  /** an event left its origin's node: no two different events may ever leave with one (origin, seq) */
+  escape(ev: SignedEvent, where: string): void {
+    const key = `${toHex(ev.event.origin)}:${ev.event.seq}`
+    const prev = this.escaped.get(key)
+    if (prev === undefined) this.escaped.set(key, ev.idHex)
+    else if (prev !== ev.idHex && !this.residual.has(key) && this.isResidual(prev)) {
+      // docs/protocol.md, "Lost disks": an own event no quorum certified, held only by peers
+      // outside the quorum a wiped terminal learned from, can still collide (epochs would close it)
+      this.residual.add(key)
+      this.count('residual-seq-reuse')
+      this.log(
+        `residual: ${this.name(toHex(ev.event.origin))} reused seq ${ev.event.seq} of an uncertified event after a wiped disk`,
+      )
+    } else if (prev !== ev.idHex && !this.residual.has(key))
+      this.fail(
+        'seq-signed-twice',
+        `${this.name(toHex(ev.event.origin))} signed two events with seq ${ev.event.seq} (${prev.slice(0, 8)}, ${ev.idHex.slice(0, 8)} ${ev.event.type}) seen at ${where}`,
+      )
+  }
+
+  // ---- the POS and the terminal's online path -----------------------------------------------------
+
+  candidate(p: Payment) {
+    return {
+      nullifier: p.nullifier,
+      cardKey: this.cards[p.card]!.key,
+      amountMinor: p.amountMinor,
+      currency: CURRENCY,
+      method: 'contactless' as const,
+    }
+  }
+
+  pay(p: Payment): void {
+    const node = this.nodes[p.node]!
+    if (!node.up || !node.started || node.core === undefined) return
+    this.payments++
+    node.inflight.set(p.id, p)
+    this.log(
+      `${node.name} pay #${p.id} card c${p.card} ${p.amountMinor} ${p.online ? 'online' : 'offline'} n=${p.nullHex.slice(0, 6)}${p.attempt > 1 ? ` retry ${p.attempt}` : ''}`,
+    )
+    const op = this.opId()
+    if (p.online) {
+      node.ops.set(op, { kind: 'reserve', payment: p })
+      node.core.reserveOnline(op, this.candidate(p))
+    } else {
+      node.ops.set(op, { kind: 'offline', payment: p })
+      node.core.authorize(op, this.candidate(p))
+    }
+  }
+
+  done(node: Node, op: number, result: { ok: boolean; value?: unknown; message?: string }): void {
+    const o = node.ops.get(op)
+    if (o === undefined) return
+    node.ops.delete(op)
+    const core = node.core!
+    const p = o.payment
+    switch (o.kind) {
+      case 'start':
+        node.started = true
+        this.log(
+          `${node.name} started (seq ${core.view.nextSeq}, ${core.view.seqKnown ? 'knows its history' : 'must learn its history'})`,
+        )
+        for (const id of [...node.disk.markers].sort()) {
+          if (core.view.inflight.has(id)) {
+            const ev = node.disk.events().find((e) => e.idHex === id) as SignedEvent<Reservation> | undefined
+            if (ev !== undefined) this.voidAtCentral(node, ev)
+          } else node.disk.markers.delete(id)
+        }
+        return
+      case 'offline':
+      case 'fallback': {
+        node.inflight.delete(p!.id)
+        if (!result.ok) {
+          this.log(`${node.name} #${p!.id} error ${result.message}`)
+          return
+        }
+        const d = result.value as OfflineDecisionLike
+        this.log(
+          `${node.name} #${p!.id} ${d.approved ? 'APPROVED' : 'declined'} ${d.mode}${d.approved ? '' : ` ${d.declineCode}`} res ${d.reservationId?.slice(0, 8) ?? '-'}`,
+        )
+        if (o.kind === 'fallback') {
+          const res = o.reservation!
+          if (d.approved) node.disk.markers.delete(res.idHex)
+          else this.voidAtCentral(node, res)
+        }
+        if (d.approved) {
+          const facts = core.view.exposure.get(d.reservationId!)?.facts
+          this.approve(node, p!, d.reservationId!, facts?.ts ?? 0, d.mode, d.seq)
+        }
+        return
+      }
+      case 'reserve': {
+        if (!result.ok) {
+          // not held: the offline path decides, under a new reservation
+          const op2 = this.opId()
+          node.ops.set(op2, { kind: 'offline', payment: p })
+          core.authorize(op2, this.candidate(p!))
+          return
+        }
+        const res = result.value as SignedEvent<Reservation>
+        node.disk.markers.add(res.idHex)
+        node.online.set(res.idHex, { payment: p!, res, answered: false })
+        this.toCentral(node, { t: 'authorize', res, inc: node.inc })
+        this.at(ONLINE_TIMEOUT_MS, { k: 'onlineTimeout', node: node.i, inc: node.inc, resId: res.idHex })
+        return
+      }
+      case 'complete': {
+        node.inflight.delete(p!.id)
+        node.disk.markers.delete(o.reservation!.idHex)
+        if (!result.ok) return
+        if (o.approved) {
+          const v = result.value as { event: SignedEvent }
+          this.log(`${node.name} #${p!.id} APPROVED online res ${o.reservation!.idHex.slice(0, 8)}`)
+          this.approve(node, p!, o.reservation!.idHex, o.reservation!.event.ts, 'online', v.event.event.seq)
+        } else this.log(`${node.name} #${p!.id} declined online`)
+        return
+      }
+      case 'void-release':
+        node.disk.markers.delete(o.reservation!.idHex)
+        node.voids.delete(o.reservation!.idHex)
+        this.log(`${node.name} released voided ${o.reservation!.idHex.slice(0, 8)}`)
+        return
+    }
+  }
+
+  voidAtCentral(node: Node, res: SignedEvent<Reservation>): void {
+    node.voids.add(res.idHex)
+    this.toCentral(node, { t: 'void', resId: res.idHex, res, inc: node.inc })
+  }
+
+  onlineTimeout(node: Node, resId: string): void {
+    const a = node.online.get(resId)
+    if (a === undefined || a.answered) return
+    a.answered = true
+    this.log(`${node.name} #${a.payment.id} central did not answer: offline under the same reservation`)
+    const op = this.opId()
+    node.ops.set(op, { kind: 'fallback', payment: a.payment, reservation: a.res })
+    node.core!.authorize(op, this.candidate(a.payment), {
+      reservation: a.res,
+      deadline: this.now + this.policy.tapBudgetMs - ONLINE_TIMEOUT_MS,
+    })
+  }
+
+  // ---- central ------------------------------------------------------------------------------------
+
+  toCentral(node: Node, req: CentralReq): void {
+    if (this.centralDown || this.centralLinkDown[node.i]) {
+      this.at(ONLINE_TIMEOUT_MS / 2, { k: 'centralAns', node: node.i, inc: node.inc, req, ok: false })
+      return
+    }
+    this.at(this.latency() * 3, { k: 'central', node: node.i, req })
+  }
+
+  central(node: number, req: CentralReq): void {
+    let ok = true
+    let marks: number | undefined
+    switch (req.t) {
+      case 'authorize': {
+        const id = req.res.idHex
+        const nullifier = toHex(req.res.event.nullifier)
+        const known = this.cOnline.get(id)
+        if (known?.state === 'authorized') ok = true
+        else if (known !== undefined) ok = false
+        else {
+          const holder = this.cNullifier.get(nullifier)
+          if (holder !== undefined && holder !== id) ok = false
+          else {
+            this.cOnline.set(id, { nullifier, state: 'authorized' })
+            this.cNullifier.set(nullifier, id)
+          }
+        }
+        this.log(`central ${ok ? 'AUTHORISED' : 'refused'} ${id.slice(0, 8)} from ${this.nodes[node]!.name}`)
+        break
+      }
+      case 'void': {
+        const known = this.cOnline.get(req.resId)
+        if (known?.state === 'authorized') {
+          known.state = 'voided'
+          if (this.cNullifier.get(known.nullifier) === req.resId && !this.cCommitted.has(req.resId))
+            this.cNullifier.delete(known.nullifier)
+        } else if (known === undefined)
+          this.cOnline.set(req.resId, { nullifier: toHex(req.res.event.nullifier), state: 'tombstone' })
+        this.log(`central voided ${req.resId.slice(0, 8)}`)
+        break
+      }
+      case 'sync': {
+        for (const ev of req.events) {
+          const o = toHex(ev.event.origin)
+          this.escape(ev, 'central')
+          const s = this.cSeqs.get(o)
+          if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
+          else s.add(ev.event.seq)
+          if (ev.event.type === 'commit') {
+            const rid = ev.event.reservation.idHex
+            if (!this.cCommitted.has(rid)) this.cCommitted.set(rid, ev.event.mode)
+            this.cNullifier.set(toHex(ev.event.reservation.event.nullifier), rid)
+          }
+        }
+        const o = this.nodes[node]!.hex
+        const s = this.cSeqs.get(o) ?? new Set<number>()
+        let m = this.cMarks.get(o) ?? 0
+        while (s.has(m + 1)) m++
+        this.cMarks.set(o, m)
+        marks = m
+        break
+      }
+    }
+    const n = this.nodes[node]!
+    if (this.mix['central-lost'] && this.rng.chance(this.mix['central-lost'])) {
+      this.count('central-lost')
+      this.log(`central's answer to ${n.name} lost`)
+      return
+    }
+    let delay = this.latency() * 3
+    if (this.mix['central-late'] && this.rng.chance(this.mix['central-late'])) {
+      this.count('central-late')
+      delay += this.rng.range(300, 2000)
+    }
+    this.at(delay, {
+      k: 'centralAns',
+      node,
+      inc: req.inc,
+      req,
+      ok,
+      ...(marks === undefined ? {} : { marks }),
+    })
+  }
+
+  centralAnswer(node: Node, req: CentralReq, ok: boolean, marks: number | undefined): void {
+    if (!node.up || node.core === undefined) return
+    const core = node.core
+    switch (req.t) {
+      case 'authorize': {
+        const a = node.online.get(req.res.idHex)
+        if (a === undefined || a.answered || node.inc !== req.inc) return
+        a.answered = true
+        const op = this.opId()
+        node.ops.set(op, { kind: 'complete', payment: a.payment, reservation: a.res, approved: ok })
+        core.completeOnline(op, a.res, ok, ok ? 'approved_online' : 'issuer_declined')
+        return
+      }
+      case 'void':
+        if (!node.voids.has(req.resId)) return
+        if (marks === undefined && !ok) return
+        if (this.centralDown || this.centralLinkDown[node.i]) return
+        {
+          const op = this.opId()
+          node.ops.set(op, { kind: 'void-release', reservation: req.res })
+          core.completeOnline(op, req.res, false, 'other')
+        }
+        return
+      case 'sync':
+        if (marks !== undefined) {
+          node.disk.confirmed[node.hex] = Math.max(node.disk.confirmed[node.hex] ?? 0, marks)
+          core.confirmed({ [node.hex]: marks })
+        }
+        return
+    }
+  }
+
+  // ---- invariants ---------------------------------------------------------------------------------
+
+  approve(node: Node, p: Payment, resId: string, ts: number, mode: Approval['mode'], seq: number): void {
+    this.approvalsN++
+    if (this.phase === 'liveness') this.livenessApprovals++
+    if (this.approvedRes.has(resId)) return
+    this.approvedRes.add(resId)
+    const a: Approval = {
+      resId,
+      nullifier: p.nullHex,
+      card: p.card,
+      amountMinor: p.amountMinor,
+      ts,
+      mode,
+      node: node.i,
+      seq,
+      step: this.step,
+    }
+    // no credential use approved twice, unless one of them is an isolated approval (the bounded exposure)
+    const same = this.approvals.get(p.nullHex) ?? []
+    for (const b of same) {
+      if (b.mode !== 'isolated' && a.mode !== 'isolated')
+        this.fail(
+          'double-use',
+          `credential use ${p.nullHex.slice(0, 6)} approved twice: ${this.nodes[b.node]!.name} ${b.mode} (step ${b.step}) and ${node.name} ${a.mode}`,
+        )
+    }
+    same.push(a)
+    this.approvals.set(p.nullHex, same)
+    const limits = this.policy.currencies[CURRENCY]!
+    if (mode === 'quorum') {
+      // card caps among quorum approvals: each counts the card's approvals in its window
+      const list = this.quorumByCard.get(p.card) ?? []
+      list.push(a)
+      this.quorumByCard.set(p.card, list)
+      let amount = 0
+      let count = 0
+      for (const b of list)
+        if (b.ts >= a.ts - this.policy.cardWindowMs) {
+          amount += b.amountMinor
+          count++
+        }
+      if (amount > limits.cardCapMinor)
+        this.fail(
+          'card-amount-cap',
+          `card c${p.card}: ${amount} approved in quorum mode within one window (cap ${limits.cardCapMinor})`,
+        )
+      if (count > this.policy.cardCapCount)
+        this.fail(
+          'card-count-cap',
+          `card c${p.card}: ${count} quorum approvals within one window (cap ${this.policy.cardCapCount})`,
+        )
+    }
+    if (mode === 'isolated') {
+      const list = this.isolatedByNode.get(node.i) ?? []
+      list.push(a)
+      this.isolatedByNode.set(node.i, list)
+      const mark = this.cMarks.get(node.hex) ?? 0
+      let open = 0
+      for (const b of list) if (b.seq > mark) open += b.amountMinor
+      if (open > limits.isolatedDeviceCapMinor)
+        this.fail(
+          'isolated-bound',
+          `${node.name}: ${open} approved in isolated mode and not confirmed by central (cap ${limits.isolatedDeviceCapMinor})`,
+        )
+      let total = 0
+      for (const l of this.isolatedByNode.values())
+        for (const b of l) if (b.seq > (this.cMarks.get(this.nodes[b.node]!.hex) ?? 0)) total += b.amountMinor
+      const bound = partitionExposureBound(this.policy, this.n, CURRENCY)
+      if (total > bound)
+        this.fail('isolated-bound', `venue: ${total} isolated exposure above the reported bound ${bound}`)
+    }
+  }
+
+  readonly residual = new Set<string>()
+
+  /**
+   * Was the earlier event at this (origin, seq) uncertified? A reservation that no Commit
+   * certifies anywhere, or a Commit or Release fewer than a quorum of terminals hold.
+   */
+  isResidual(prevId: string): boolean {
+    const quorum = this.nodes[0]!.core?.quorum ?? Math.floor(this.n / 2) + 1
+    let holders = 0
+    let prev: SignedEvent | undefined
+    for (const node of this.nodes)
+      for (const e of node.disk.readable()) {
+        if (e.idHex === prevId) {
+          holders++
+          prev = e
+        }
+        if (e.event.type === 'commit' && e.event.reservation.idHex === prevId) return false
+      }
+    if (this.cCommitted.has(prevId)) return false
+    if (prev === undefined) return true
+    return prev.event.type === 'reservation' || holders < quorum
+  }
+
+  /** nothing settles at central that no client saw approved (answers recoverable from a durable commit count) */
+  checkSettlement(): void {
+    const settled: string[] = []
+    for (const [id, o] of this.cOnline) if (o.state === 'authorized') settled.push(id)
+    for (const id of this.cCommitted.keys()) settled.push(id)
+    for (const id of settled.sort()) {
+      if (this.approvedRes.has(id)) continue
+      let pendingSomewhere = false
+      let committed = false
+      for (const node of this.nodes) {
+        if (node.disk.markers.has(id) || node.voids.has(id)) pendingSomewhere = true
+        for (const r of node.disk.all())
+          if (r.event.event.type === 'commit' && r.event.event.reservation.idHex === id) committed = true
+      }
+      if (pendingSomewhere || committed) continue
+      this.fail(
+        'settled-unapproved',
+        `central settles ${id.slice(0, 8)} but no client saw it approved and no terminal holds it pending`,
+      )
+    }
+  }
+
+  // ---- faults and the network ---------------------------------------------------------------------
+
+  fault(): void {
+    const r = this.rng
+    if (this.mix.partition && r.chance(this.mix.partition)) {
+      const side = new Set<number>()
+      for (let i = 0; i < this.n; i++) if (r.chance(0.4)) side.add(i)
+      const oneWay = this.mix.asymmetric > 0 && r.chance(this.mix.asymmetric)
+      this.count(oneWay ? 'asymmetric' : 'partition')
+      this.log(
+        `PARTITION ${[...side].map((i) => `T${i + 1}`).join(',') || '-'} | rest${oneWay ? ' (one way)' : ''}`,
+      )
+      for (const a of side)
+        for (let b = 0; b < this.n; b++) {
+          if (side.has(b)) continue
+          this.linkDown[a * this.n + b] = 1
+          if (!oneWay) this.linkDown[b * this.n + a] = 1
+        }
+      this.netDirty = true
+      this.at(r.range(500, 8000), { k: 'heal', what: 'all', a: 0, b: 0 })
+    }
+    if (this.mix.flap && r.chance(this.mix.flap) && this.n > 1) {
+      const a = r.int(this.n)
+      const b = (a + 1 + r.int(this.n - 1)) % this.n
+      this.count('flap')
+      for (let k = 0; k < 4; k++) {
+        this.at(k * r.range(50, 400), { k: 'heal', what: 'cut', a, b })
+        this.at(k * r.range(50, 400) + r.range(20, 300), { k: 'heal', what: 'link', a, b })
+      }
+    }
+    if (this.mix.crash && r.chance(this.mix.crash)) {
+      const node = this.nodes[r.int(this.n)]!
+      if (node.up) {
+        const wipe = this.mix.wipe > 0 && r.chance(this.mix.wipe)
+        this.crash(node, wipe ? 'its disk will be wiped' : 'power loss')
+        this.at(r.range(200, 5000), { k: 'restart', node: node.i, wipe })
+      }
+    }
+    if (this.mix.jump && r.chance(this.mix.jump)) {
+      const node = this.nodes[r.int(this.n)]!
+      const d = Math.round(r.chance(0.7) ? r.range(60_000, 40 * 60_000) : -r.range(1000, 120_000))
+      node.jump += d
+      this.count('jump')
+      this.log(`${node.name} clock jumps ${d > 0 ? '+' : ''}${Math.round(d / 1000)} s`)
+    }
+    if (this.mix['central-down'] && r.chance(this.mix['central-down'])) {
+      if (r.chance(0.5)) {
+        this.centralDown = true
+        this.count('central-down')
+        this.log('central unreachable')
+        this.at(r.range(500, 6000), { k: 'centralUp' })
+      } else {
+        const i = r.int(this.n)
+        this.centralLinkDown[i] = 1
+        this.count('central-down')
+        this.at(r.range(500, 6000), { k: 'heal', what: 'central', a: i, b: 0 })
+      }
+    }
+  }
+
+  /** connections follow the links: handshake (hello, then catch-up) up, ping timeout down */
+  net(): void {
+    this.netDirty = false
+    for (let a = 0; a < this.n; a++)
+      for (let b = a + 1; b < this.n; b++) {
+        const p = a * this.n + b
+        const na = this.nodes[a]!
+        const nb = this.nodes[b]!
+        const physical = na.up && nb.up && !this.linkDown[a * this.n + b] && !this.linkDown[b * this.n + a]
+        if (physical && this.conn[p] === 0 && this.lostAt[p]! < 0) {
+          this.conn[p] = 1
+          this.epoch[p]!++
+          na.core!.peerConnected(nb.hex)
+          nb.core!.peerConnected(na.hex)
+          this.at(this.latency() * 4, { k: 'hello', a, b, epoch: this.epoch[p]! })
+        } else if (!physical && this.conn[p] !== 0 && this.lostAt[p]! < 0) {
+          this.lostAt[p] = this.now + this.rng.range(1500, 3000)
+        } else if (physical && this.lostAt[p]! >= 0 && this.conn[p] !== 0) {
+          this.lostAt[p] = -1
+        }
+        if (this.lostAt[p]! >= 0 && this.lostAt[p]! <= this.now) {
+          this.lostAt[p] = -1
+          if (this.conn[p] !== 0) {
+            this.conn[p] = 0
+            this.epoch[p]!++
+          }
+          if (na.up && na.core) na.core.peerLost(nb.hex)
+          if (nb.up && nb.core) nb.core.peerLost(na.hex)
+          this.netDirty = true
+        } else if (this.lostAt[p]! >= 0) this.netDirty = true
+      }
+  }
+
+  catchupRequest(from: Node, to: Node, initial: boolean): void {
+    const p = this.pair(from.i, to.i)
+    from.core!.catchupStarted(to.hex, initial)
+    const marks = contiguousMarks(from.disk.events())
+    this.at(this.latency(), { k: 'catchreq', from: from.i, to: to.i, epoch: this.epoch[p]!, marks, initial })
+  }
+
+  // ---- the run ----------------------------------------------------------------------------------
+
+  handle(ev: Ev): void {
+    switch (ev.k) {
+      case 'deliver': {
+        const node = this.nodes[ev.to]!
+        if (!node.up || node.core === undefined) return
+        if (ev.epoch >= 0 && this.epoch[this.pair(ev.from, ev.to)] !== ev.epoch) return
+        if (ev.msg.t === 'ans' && ev.msg.ack !== null) {
+          const d = decodeAck(ev.msg.ack)
+          if (d.ok && d.value.ack.ok) {
+            const set = this.acked.get(ev.from) ?? new Set<string>()
+            set.add(toHex(d.value.ack.reservationId))
+            this.acked.set(ev.from, set)
+          }
+        }
+        if (ev.msg.t === 'req' || ev.msg.t === 'push') {
+          const signed = this.byBytes.get(ev.msg.bytes)
+          if (signed !== undefined) this.escape(signed, `${this.nodes[ev.from]!.name}→${node.name}`)
+        }
+        if (this.opts.trace)
+          this.log(
+            `${node.name} <- ${ev.msg.t}${'rid' in ev.msg ? `#${ev.msg.rid}` : ''} from ${this.nodes[ev.from]!.name}`,
+          )
+        node.core.message(this.nodes[ev.from]!.hex, ev.msg)
+        return
+      }
+      case 'timer': {
+        const node = this.nodes[ev.node]!
+        if (node.inc === ev.inc && node.up) node.core!.timer(ev.id)
+        return
+      }
+      case 'fsync': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        node.disk.flush(ev.w)
+        for (const id of ev.coreW) node.core!.durable(id)
+        return
+      }
+      case 'flush': {
+        const node = this.nodes[ev.node]!
+        if (node.inc === ev.inc && node.up) node.disk.flush(ev.w)
+        return
+      }
+      case 'hello': {
+        const p = this.pair(ev.a, ev.b)
+        if (this.epoch[p] !== ev.epoch || this.conn[p] !== 1) return
+        this.conn[p] = 2
+        const na = this.nodes[ev.a]!
+        const nb = this.nodes[ev.b]!
+        na.core!.peerVerified(nb.hex)
+        nb.core!.peerVerified(na.hex)
+        this.catchupRequest(na, nb, true)
+        this.catchupRequest(nb, na, true)
+        return
+      }
+      case 'catchreq': {
+        const server = this.nodes[ev.to]!
+        const client = this.nodes[ev.from]!
+        const p = this.pair(ev.from, ev.to)
+        if (this.epoch[p] !== ev.epoch || !server.up || this.conn[p] !== 2) {
+          if (client.up && client.core && this.epoch[p] === ev.epoch)
+            client.core.catchupEnded(server.hex, false, ev.initial)
+          else if (client.up && client.core) client.core.catchupEnded(server.hex, false, ev.initial)
+          return
+        }
+        const events = eventsAfter(server.disk.readable(), ev.marks, 200_000)
+        this.at(this.latency() + events.length * 0.01, {
+          k: 'catchans',
+          to: ev.from,
+          from: ev.to,
+          epoch: ev.epoch,
+          frames: events.map((e) => e.bytes),
+          initial: ev.initial,
+        })
+        return
+      }
+      case 'catchans': {
+        const client = this.nodes[ev.to]!
+        if (!client.up || client.core === undefined) return
+        const server = this.nodes[ev.from]!
+        const ok = this.epoch[this.pair(ev.from, ev.to)] === ev.epoch
+        if (ok)
+          for (const bytes of ev.frames) {
+            const signed = this.byBytes.get(bytes)
+            if (signed !== undefined) this.escape(signed, `catch-up ${server.name}→${client.name}`)
+          }
+        if (ok) client.core.catchupBatch(server.hex, ev.frames)
+        client.core.catchupEnded(server.hex, ok, ev.initial)
+        return
+      }
+      case 'central':
+        this.central(ev.node, ev.req)
+        return
+      case 'centralAns': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc) {
+          // an answer to an earlier incarnation: a void is still valid for the disk's pending one
+          if (ev.req.t !== 'void') return
+        }
+        this.centralAnswer(node, ev.req, ev.ok, ev.marks)
+        return
+      }
+      case 'onlineTimeout': {
+        const node = this.nodes[ev.node]!
+        if (node.inc === ev.inc && node.up) this.onlineTimeout(node, ev.resId)
+        return
+      }
+      case 'pay':
+        // after the liveness approval only the drain runs: voids and syncs reach central
+        if (this.phase === 'liveness' && this.livenessApprovals > 0) return
+        this.workload()
+        this.at(this.wl.range(0.2, 2) * this.mix.gapMs!, { k: 'pay' })
+        return
+      case 'retry':
+        this.pay(ev.payment)
+        return
+      case 'fault':
+        if (this.phase === 'safety') this.fault()
+        this.at(100, { k: 'fault' })
+        return
+      case 'heal':
+        if (ev.what === 'all') {
+          if (this.phase === 'safety' && this.rng.chance(0.3)) return // some partitions outlast others
+          this.linkDown.fill(0)
+        } else if (ev.what === 'cut') {
+          this.linkDown[ev.a * this.n + ev.b] = 1
+          this.linkDown[ev.b * this.n + ev.a] = 1
+        } else if (ev.what === 'link') {
+          this.linkDown[ev.a * this.n + ev.b] = 0
+          this.linkDown[ev.b * this.n + ev.a] = 0
+        } else if (ev.what === 'central') this.centralLinkDown[ev.a] = 0
+        this.netDirty = true
+        return
+      case 'centralUp':
+        this.centralDown = false
+        return
+      case 'crash': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        this.crash(node, ev.why)
+        this.at(this.rng.range(200, 3000), { k: 'restart', node: node.i, wipe: ev.wipe })
+        return
+      }
+      case 'restart': {
+        const node = this.nodes[ev.node]!
+        if (node.up) return
+        if (ev.wipe) {
+          node.disk.wipe()
+          this.count('wipe')
+        }
+        this.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
+        const lost = [...node.inflight.values()]
+        node.inflight = new Map()
+        this.boot(node)
+        // the POS retries what it never got an answer for: same credential use, sometimes other parameters
+        for (const p of lost) {
+          const changed = this.wl.chance(0.3)
+          this.at(this.wl.range(300, 1500), {
+            k: 'retry',
+            payment: {
+              ...p,
+              attempt: p.attempt + 1,
+              amountMinor: changed ? p.amountMinor + 100 : p.amountMinor,
+            },
+          })
+        }
+        return
+      }
+      case 'net':
+        if (this.netDirty) this.net()
+        this.at(50, { k: 'net' })
+        return
+      case 'tick': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up || node.core === undefined) return
+        // anti-entropy with a random ready peer, the sync with central, voids to retry
+        const peer = node.core.antiEntropyPeer()
+        if (peer !== undefined && this.rng.chance(0.3))
+          this.catchupRequest(node, this.nodes[this.venue.index.get(peer)!]!, false)
+        const mark = this.cMarks.get(node.hex) ?? 0
+        const own = node.disk
+          .readable()
+          .filter((e) => toHex(e.event.origin) === node.hex && e.event.seq > mark)
+          .sort((x, y) => x.event.seq - y.event.seq)
+        if (own.length > 0 || this.rng.chance(0.2))
+          this.toCentral(node, { t: 'sync', events: own, inc: node.inc })
+        for (const id of [...node.voids].sort()) {
+          const ev2 = node.disk.events().find((e) => e.idHex === id) as SignedEvent<Reservation> | undefined
+          if (ev2 !== undefined) this.toCentral(node, { t: 'void', resId: id, res: ev2, inc: node.inc })
+        }
+        this.at(this.rng.range(800, 2500), { k: 'tick', node: node.i, inc: node.inc })
+        return
+      }
+    }
+  }
+
+  workload(): void {
+    const r = this.wl
+    const up = this.nodes.filter((n) => n.up && n.started)
+    if (up.length === 0) return
+    const fresh = (card: number) => {
+      const nullifier = r.bytes(32)
+      this.usedNullifiers.push({ nullifier, card })
+      return nullifier
+    }
+    const mk = (
+      node: number,
+      nullifier: Uint8Array,
+      card: number,
+      amount: number,
+      online: boolean,
+    ): Payment => ({
+      id: this.nextPayment++,
+      node,
+      nullifier,
+      nullHex: toHex(nullifier),
+      card,
+      amountMinor: amount,
+      online,
+      attempt: 1,
+    })
+    const amount = () => (r.chance(0.7) ? 100 + r.int(30) * 100 : 3000 + r.int(40) * 100)
+    if (this.phase === 'liveness') {
+      const node = this.livenessCore[r.int(this.livenessCore.length)]!
+      const card = this.cards.length
+      this.cards.push({ key: r.bytes(16) })
+      this.pay(mk(node, fresh(card), card, 500, false))
+      return
+    }
+    const x = r.next()
+    const online = r.chance(this.mix.online!)
+    if (x < 0.7 || this.usedNullifiers.length === 0) {
+      const card = r.int(this.cards.length)
+      this.pay(mk(r.pick(up).i, fresh(card), card, amount(), online))
+    } else if (x < 0.85) {
+      // a replayed credential use, at any terminal
+      const u = r.pick(this.usedNullifiers)
+      this.count('replay')
+      this.pay(mk(r.pick(up).i, u.nullifier, u.card, amount(), online))
+    } else if (x < 0.92) {
+      // one card at many terminals at once, other credential uses, together past its cap
+      const card = r.int(this.cards.length)
+      const k = 2 + r.int(Math.min(4, up.length))
+      this.count('card-burst')
+      for (let j = 0; j < k; j++) this.pay(mk(r.pick(up).i, fresh(card), card, 2000 + r.int(30) * 100, false))
+    } else {
+      // one credential at many terminals at once
+      const card = r.int(this.cards.length)
+      const nullifier = fresh(card)
+      const k = 2 + r.int(Math.min(4, up.length))
+      this.count('burst')
+      for (let j = 0; j < k; j++)
+        this.pay(mk(r.pick(up).i, nullifier, card, amount(), r.chance(this.mix.online!)))
+    }
+  }
+
+  run(): SimResult {
+    let violation: Violation | undefined
+    try {
+      for (const node of this.nodes) this.boot(node)
+      this.at(0, { k: 'net' })
+      this.at(300, { k: 'pay' })
+      this.at(100, { k: 'fault' })
+      while (this.step < this.opts.steps) this.next()
+      this.liveness()
+      this.checkSettlement()
+    } catch (err: unknown) {
+      if (!(err instanceof Stop)) throw err
+      violation = err.violation
+    }
+    return {
+      seed: this.opts.seed,
+      steps: this.step,
+      payments: this.payments,
+      approvals: this.approvalsN,
+      faults: this.faultCounts,
+      mix: this.mix,
+      violation,
+      trace: this.opts.trace ? this.trace : this.trace.slice(-TRACE_TAIL),
+    }
+  }
+
+  next(): void {
+    const ev = this.q.pop()
+    if (ev === undefined) throw new Error('empty queue')
+    this.now = ev.at
+    this.step++
+    this.handle(ev)
+    // a violation detected inside a core operation (an effect) surfaces here
+    if (this.stopped !== undefined) throw new Stop(this.stopped)
+  }
+
+  /**
+   * Liveness: heal a quorum-sized core of terminals (and central), stop injecting faults, reset
+   * clocks; fresh payments at the core must be approved again within a bounded time.
+   */
+  liveness(): void {
+    this.phase = 'liveness'
+    const quorum = this.nodes[0]!.core?.quorum ?? Math.floor(this.n / 2) + 1
+    const ids = this.nodes.map((n) => n.i)
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = this.rng.int(i + 1)
+      ;[ids[i], ids[j]] = [ids[j]!, ids[i]!]
+    }
+    this.livenessCore = ids.slice(0, quorum).sort((a, b) => a - b)
+    this.log(`LIVENESS core ${this.livenessCore.map((i) => `T${i + 1}`).join(',')}: healed, no more faults`)
+    this.mix.loss = 0
+    this.mix.dup = 0
+    this.mix['central-lost'] = 0
+    this.mix['central-late'] = 0
+    this.centralDown = false
+    this.centralLinkDown.fill(0)
+    for (const a of this.livenessCore) {
+      const node = this.nodes[a]!
+      node.jump = 0
+      for (const b of this.livenessCore) {
+        this.linkDown[a * this.n + b] = 0
+      }
+      if (!node.up) this.at(10, { k: 'restart', node: a, wipe: false })
+    }
+    this.netDirty = true
+    const start = this.now
+    const limit = 30_000
+    this.livenessApprovals = 0
+    while (this.now - start < limit && this.livenessApprovals === 0) this.next()
+    if (this.livenessApprovals === 0)
+      this.fail(
+        'liveness',
+        `no approval within ${limit / 1000} s with a healed quorum ${this.livenessCore.map((i) => `T${i + 1}`).join(',')}`,
+      )
+    // drain: pending voids reach central, commits are synced
+    const end = this.now + 6000
+    while (this.now < end && this.q.size > 0) this.next()
+  }
+}

@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { runMany } from '../src/dst/main.js'
+import { runMutant } from '../src/dst/mutants.js'
+import { FAULTS, runSeed } from '../src/dst/sim.js'
+
+/** Bounded deterministic-simulation runs; long runs are `npm run dst` / `npm run dst:mutants`. */
+describe('deterministic simulation (bounded)', () => {
+  it('50 seeds at 5 terminals with every fault: no invariant violated', () => {
+    const { summary } = runMany({
+      terminals: 5,
+      seeds: Array.from({ length: 50 }, (_, k) => 1 + k),
+      steps: 600,
+      faults: new Set(FAULTS),
+      json: true,
+      mutations: new Set(),
+      quiet: true,
+    })
+    expect(summary.violations).toEqual([])
+    expect(summary.approvals).toBeGreaterThan(0)
+  }, 120_000)
+
+  it('one seed twice: byte-identical traces', () => {
+    const hash = () => {
+      const r = runSeed({ terminals: 5, seed: 7, steps: 800, faults: new Set(FAULTS), trace: true })
+      return createHash('sha256').update(r.trace.join('\n')).digest('hex')
+    }
+    expect(hash()).toBe(hash())
+  }, 60_000)
+
+  it.each(['refusal-as-ack', 'no-online-nullifier-check', 'send-before-durable'] as const)(
+    'catches the mutant %s',
+    (name) => {
+      const r = runMutant(name, { maxSeeds: 40, steps: 2000, terminals: 5 })
+      expect(r.caught).toBe(true)
+    },
+    120_000,
+  )
+})

@@ -1,0 +1,122 @@
+import { MAX_EVENT_BYTES, type SignedEvent, toHex } from '@nullmesh/protocol'
+import { MAX_GOSSIP_BYTES } from '../constants.js'
+import { EventValidationError } from '../errors.js'
+import { validateEventBytes } from '../validation.js'
+import type { MeshCore } from './core.js'
+import * as responder from './responder.js'
+
+/**
+ * Catch-up (anti-entropy) and dissemination, receiving side: events pushed, gossiped or caught
+ * up are validated alike and applied to the view; they are written without fsync (no approval
+ * waits for them). The serving side reads the store (contiguousMarks / eventsAfter below are the
+ * pure rules the simulator's store uses; the LevelDB ledger implements the same).
+ */
+
+/** a validated event from a peer: into the view now, into the store soon (not on an approval path) */
+export function applyRemote(core: MeshCore, signed: SignedEvent, source: 'gossip' | 'catchup'): void {
+  if (core.view.known.has(signed.idHex)) return
+  core.view.apply(signed, false)
+  core.write([{ event: signed, held: false }], { sync: false, own: false })
+  core.out({ type: 'event', event: signed, source })
+}
+
+export function receive(core: MeshCore, bytes: Uint8Array): unknown {
+  try {
+    const signed = validateEventBytes(core.validationContext(), bytes, MAX_GOSSIP_BYTES)
+    applyRemote(core, signed, 'gossip')
+    return undefined
+  } catch (err: unknown) {
+    if (err instanceof EventValidationError && err.action === 'REJECT')
+      core.log(`reject ${err.code}: ${err.message}`)
+    return err
+  }
+}
+
+export function started(core: MeshCore, key: string, initial: boolean): void {
+  if (initial) core.catchups.set(key, (core.catchups.get(key) ?? 0) + 1)
+}
+
+/** one frame of a catch-up answer: validated and applied; returns how many were new */
+export function batch(core: MeshCore, _key: string, frames: Uint8Array[]): number {
+  const valid: SignedEvent[] = []
+  const ctx = core.validationContext()
+  for (const bytes of frames) {
+    try {
+      const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
+      core.view.apply(signed, false)
+      valid.push(signed)
+    } catch (err: unknown) {
+      if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
+        core.log(`catch-up event rejected: ${(err as Error).message}`)
+    }
+  }
+  if (valid.length > 0) {
+    core.write(
+      valid.map((event) => ({ event, held: false })),
+      { sync: false, own: false },
+    )
+    for (const event of valid) core.out({ type: 'event', event, source: 'catchup' })
+  }
+  return valid.length
+}
+
+/**
+ * A catch-up finished. After the initial one (the one behind a hello) succeeded, the peer counts
+ * toward the quorum, and once a quorum of peers taught us our own history we may sign again.
+ */
+export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean): void {
+  if (initial) {
+    const n = (core.catchups.get(key) ?? 1) - 1
+    if (n <= 0) core.catchups.delete(key)
+    else core.catchups.set(key, n)
+  }
+  const peer = core.reach.get(key)
+  if (initial && ok && peer?.verified) {
+    peer.caughtUp = true
+    core.learnedFrom.add(key)
+    if (!core.view.seqKnown && core.learnedFrom.size + 1 >= core.quorum) {
+      // any event of ours that a quorum certified is held by one of these peers (intersection)
+      core.view.seqKnown = true
+      core.log(`learned our own history from ${core.learnedFrom.size} peers: next seq ${core.view.nextSeq}`)
+    }
+    core.out({ type: 'peer', key, state: 'ready' })
+    core.updateMode()
+  }
+  responder.wake(core)
+}
+
+// ---- the serving side's rules, for stores without an index (the simulator) ------------------------
+
+/** per-origin contiguous high-water marks of a set of events */
+export function contiguousMarks(events: Iterable<SignedEvent>): Record<string, number> {
+  const seqs = new Map<string, Set<number>>()
+  for (const e of events) {
+    const hex = toHex(e.event.origin)
+    const s = seqs.get(hex)
+    if (s === undefined) seqs.set(hex, new Set([e.event.seq]))
+    else s.add(e.event.seq)
+  }
+  const marks: Record<string, number> = {}
+  for (const o of [...seqs.keys()].sort()) {
+    const s = seqs.get(o)!
+    let m = 0
+    while (s.has(m + 1)) m++
+    marks[o] = m
+  }
+  return marks
+}
+
+/** the events above the marks, in (origin, seq) order */
+export function eventsAfter(
+  events: Iterable<SignedEvent>,
+  marks: Record<string, number>,
+  limit = Number.POSITIVE_INFINITY,
+): SignedEvent[] {
+  const out: { o: string; e: SignedEvent }[] = []
+  for (const e of events) {
+    const hex = toHex(e.event.origin)
+    if (e.event.seq > (marks[hex] ?? 0)) out.push({ o: hex, e })
+  }
+  out.sort((a, b) => (a.o < b.o ? -1 : a.o > b.o ? 1 : a.e.event.seq - b.e.event.seq))
+  return out.slice(0, limit).map((x) => x.e)
+}

@@ -1,0 +1,364 @@
+import { quorumSize, type VenuePolicy } from '@nullmesh/policy'
+import {
+  type Commit,
+  type KeyPair,
+  type NullmeshEvent,
+  type Release,
+  type Reservation,
+  type SignedEvent,
+  signEvent,
+  toHex,
+} from '@nullmesh/protocol'
+import { DEFAULT_TAP_BUDGET_MS, ISOLATION_PROBE_MS } from '../constants.js'
+import type { ValidationContext } from '../validation.js'
+import * as catchup from './catchup.js'
+import * as origin from './origin.js'
+import { Reachability } from './reachability.js'
+import * as recovery from './recovery.js'
+import * as responder from './responder.js'
+import type {
+  CoreInit,
+  Effect,
+  MutationName,
+  OfflineCandidate,
+  OpResult,
+  WireMsg,
+  WriteRecord,
+} from './types.js'
+import { View } from './view.js'
+
+/** What an operation waits for: a write made durable, some monotonic time, a barrier round. */
+export type Wait =
+  | { w: 'durable'; id: number }
+  | { w: 'sleep'; ms: number }
+  | { w: 'round'; round: origin.Round }
+
+export type Op<T> = Generator<Wait, T, unknown>
+
+export class CoreError extends Error {
+  constructor(
+    readonly code: 'ERR_REFUSED' | 'ERR_ABORTED' | 'ERR_WRITE',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const NO_MUTATIONS: ReadonlySet<MutationName> = Object.freeze(new Set<MutationName>())
+
+/**
+ * The protocol core of one terminal, without I/O: synchronous methods take inputs (a message from
+ * a peer, a peer ready or lost, a write made durable, a timer, a payment request) and hand effects
+ * (messages, writes, timers, answers) to `init.effects`, in order. No clock, randomness or timer
+ * of its own: the libp2p adapter (node.ts) and the simulator inject them. Roles, one file each:
+ * barrier origin (origin.ts), barrier responder (responder.ts), catch-up (catchup.ts), membership
+ * and reachability (reachability.ts), recovery on start (recovery.ts), the shared view (view.ts).
+ */
+export class MeshCore {
+  readonly me: string
+  readonly key: KeyPair
+  readonly policy: VenuePolicy
+  readonly venueId: string
+  readonly quorum: number
+  readonly view: View
+  readonly reach: Reachability
+  readonly mutations: ReadonlySet<MutationName>
+  readonly init: CoreInit
+  readonly tapBudgetMs: number
+  /** enrolled peers (public key hex) whose history we caught up with in this run */
+  readonly learnedFrom = new Set<string>()
+  /** initial catch-ups running, per peer: acks wait for them */
+  readonly catchups = new Map<string, number>()
+  /** moving average of recent barrier rounds (ms), sizing the retry back-off */
+  recentBarrierMs = 5
+  started = false
+  private nextWrite = 1
+  private nextTimer = 1
+  nextRid = 1
+  private readonly writes = new Map<number, ((ok: boolean) => void)[]>()
+  private readonly timers = new Map<number, () => void>()
+  private readonly aborted = new Set<number>()
+  readonly rounds = new Map<number, origin.Round>()
+  readonly parked: responder.Parked[] = []
+  readonly ackWaiters = new Map<string, responder.Waiter[]>()
+
+  constructor(init: CoreInit) {
+    this.init = init
+    this.key = init.key
+    this.policy = init.policy
+    this.venueId = init.venueId
+    this.me = toHex(init.key.publicKey)
+    this.mutations = init.mutations ?? NO_MUTATIONS
+    this.quorum = quorumSize(this.policy, init.roster.size)
+    this.tapBudgetMs = this.policy.tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS
+    this.view = new View(this.me)
+    this.reach = new Reachability(
+      this.quorum,
+      Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
+    )
+  }
+
+  // ---- environment ----------------------------------------------------------------------------
+
+  wall(): number {
+    return this.init.clock.wall()
+  }
+  mono(): number {
+    return this.init.clock.mono()
+  }
+  rng(): number {
+    return this.init.rng()
+  }
+  mut(name: MutationName): boolean {
+    return this.mutations.has(name)
+  }
+  out(effect: Effect): void {
+    this.init.effects(effect)
+  }
+  log(message: string): void {
+    this.out({ type: 'log', message })
+  }
+
+  /** ask for records to be written; sync writes complete with durable(id) and run `then` */
+  write(records: WriteRecord[], opts: { sync: boolean; own: boolean }): number {
+    const id = this.nextWrite++
+    if (opts.sync) this.writes.set(id, [])
+    this.out({ type: 'write', id, records, sync: opts.sync, own: opts.own })
+    return id
+  }
+
+  onDurable(id: number, then: (ok: boolean) => void): void {
+    const waiters = this.writes.get(id)
+    if (waiters === undefined) then(true)
+    else waiters.push(then)
+  }
+
+  after(ms: number, then: () => void): number {
+    const id = this.nextTimer++
+    this.timers.set(id, then)
+    this.out({ type: 'timer', id, afterMs: Math.max(0, ms) })
+    return id
+  }
+
+  cancel(timer: number): void {
+    this.timers.delete(timer)
+  }
+
+  send(to: string, msg: WireMsg): void {
+    this.out({ type: 'send', to, msg })
+  }
+
+  validationContext(): ValidationContext {
+    const now = this.wall()
+    return {
+      venue: this.venueId,
+      now,
+      maxClockSkewMs: this.policy.maxClockSkewMs,
+      quorum: this.quorum,
+      policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
+      isEnrolled: (k) => this.init.roster.isEnrolled(k, now),
+      isKnown: (id) => this.view.known.has(id),
+      idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
+      reservationOrigin: (id) => this.view.reservationOrigin.get(id),
+    }
+  }
+
+  /**
+   * Append one of our own events: seq assigned and view updated synchronously (so concurrent
+   * decisions see it at once); the durable write is ordered behind earlier own writes.
+   */
+  appendOwn(
+    fields:
+      | Omit<Reservation, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<Commit, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>,
+  ): { signed: SignedEvent; write: number } {
+    const event = {
+      ...fields,
+      venue: this.venueId,
+      origin: this.key.publicKey,
+      seq: this.view.nextSeq++,
+      ts: this.wall(),
+    } as NullmeshEvent
+    const signed = signEvent(this.key, event)
+    this.view.apply(signed, true)
+    const write = this.write([{ event: signed, held: true }], { sync: true, own: true })
+    this.out({ type: 'event', event: signed, source: 'self' })
+    return { signed, write }
+  }
+
+  /** Disseminate our Commit or Release: pushed to every ready peer, gossiped while some are not. */
+  publish(signed: SignedEvent): void {
+    const ready = this.reach.ready()
+    for (const peer of ready) this.send(peer, { t: 'push', bytes: signed.bytes })
+    if (ready.length < this.init.roster.size - 1) this.out({ type: 'gossip', bytes: signed.bytes })
+  }
+
+  updateMode(): void {
+    const changed = this.reach.update(this.mono())
+    if (changed !== undefined) this.out({ type: 'mode', mode: changed })
+  }
+
+  // ---- operations -------------------------------------------------------------------------------
+
+  private run(op: number, gen: Op<unknown>): void {
+    this.resume(op, gen, {})
+  }
+
+  private resume(op: number, gen: Op<unknown>, input: { v?: unknown; err?: Error }): void {
+    let r: IteratorResult<Wait, unknown>
+    try {
+      r = input.err !== undefined ? gen.throw(input.err) : gen.next(input.v)
+    } catch (err: unknown) {
+      this.aborted.delete(op)
+      const code = err instanceof CoreError ? err.code : 'ERR_WRITE'
+      this.out({ type: 'done', op, result: { ok: false, code, message: (err as Error).message } })
+      return
+    }
+    if (r.done) {
+      this.aborted.delete(op)
+      const result: OpResult = { ok: true, value: r.value }
+      this.out({ type: 'done', op, result })
+      return
+    }
+    const w = r.value
+    switch (w.w) {
+      case 'durable':
+        this.onDurable(w.id, (ok) =>
+          this.resume(op, gen, ok ? {} : { err: new CoreError('ERR_WRITE', 'ledger write failed') }),
+        )
+        break
+      case 'sleep':
+        this.after(w.ms, () => this.resume(op, gen, {}))
+        break
+      case 'round':
+        w.round.onFinish((outcome) => this.resume(op, gen, { v: outcome }))
+        break
+    }
+  }
+
+  throwIfAborted(op: number): void {
+    if (this.aborted.has(op)) throw new CoreError('ERR_ABORTED', 'aborted')
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------------
+
+  /** a sync write was made durable (or failed) */
+  durable(id: number, ok = true): void {
+    const waiters = this.writes.get(id)
+    if (waiters === undefined) return
+    this.writes.delete(id)
+    for (const w of waiters) w(ok)
+  }
+
+  timer(id: number): void {
+    const t = this.timers.get(id)
+    if (t === undefined) return
+    this.timers.delete(id)
+    t()
+  }
+
+  abort(op: number): void {
+    this.aborted.add(op)
+  }
+
+  /** restore the view from the ledger (recovery.ts) */
+  load(state: recovery.LoadedState): void {
+    recovery.load(this, state)
+  }
+
+  /** recovery on start: answers `op` once pending own reservations are dealt with */
+  start(op: number, pending: recovery.Pending[]): void {
+    this.run(op, recovery.start(this, pending))
+  }
+
+  authorize(
+    op: number,
+    candidate: OfflineCandidate,
+    opts: { reservation?: SignedEvent<Reservation> | undefined; deadline?: number | undefined } = {},
+  ): void {
+    this.run(op, origin.authorize(this, op, candidate, opts))
+  }
+
+  reserveOnline(op: number, candidate: OfflineCandidate, opts: { deadline?: number | undefined } = {}): void {
+    this.run(op, origin.reserveOnline(this, op, candidate, opts))
+  }
+
+  completeOnline(op: number, reservation: SignedEvent<Reservation>, approved: boolean, reason: string): void {
+    this.run(op, origin.completeOnline(this, reservation, approved, reason))
+  }
+
+  message(from: string, msg: WireMsg): void {
+    switch (msg.t) {
+      case 'req':
+        responder.onRequest(this, from, msg)
+        break
+      case 'ans':
+        origin.onAnswer(this, from, msg.rid, msg.ack)
+        break
+      case 'push':
+        this.receive(msg.bytes)
+        break
+    }
+  }
+
+  /** an event pushed by a peer or relayed by gossip: returns the validation error, if any */
+  receive(bytes: Uint8Array): unknown {
+    return catchup.receive(this, bytes)
+  }
+
+  peerConnected(key: string): void {
+    if (key === this.me) return
+    this.reach.connect(key)
+    this.updateMode()
+  }
+
+  peerVerified(key: string): void {
+    this.reach.connect(key).verified = true
+  }
+
+  peerLost(key: string): void {
+    if (!this.reach.lose(key)) return
+    this.catchups.delete(key)
+    origin.peerLost(this, key)
+    responder.wake(this)
+    this.out({ type: 'peer', key, state: 'disconnected' })
+    this.updateMode()
+  }
+
+  catchupStarted(key: string, initial: boolean): void {
+    catchup.started(this, key, initial)
+  }
+
+  catchupBatch(key: string, frames: Uint8Array[]): number {
+    return catchup.batch(this, key, frames)
+  }
+
+  catchupEnded(key: string, ok: boolean, initial: boolean): void {
+    catchup.ended(this, key, ok, initial)
+  }
+
+  setPartitioned(partitioned: boolean): void {
+    this.reach.partitioned = partitioned
+    if (partitioned) for (const key of this.reach.keys()) this.peerLost(key)
+    this.updateMode()
+  }
+
+  /** the transport stopped: every peer is gone (no events) */
+  disconnectAll(): void {
+    for (const key of this.reach.keys()) origin.peerLost(this, key)
+    this.reach.clear()
+    this.catchups.clear()
+  }
+
+  confirmed(marks: Record<string, number>): void {
+    this.view.confirmed(marks)
+  }
+
+  /** the peer periodic anti-entropy asks, chosen with the injected rng */
+  antiEntropyPeer(): string | undefined {
+    const ready = this.reach.ready()
+    if (ready.length === 0) return undefined
+    return ready[Math.floor(this.rng() * ready.length)]
+  }
+}

@@ -1,0 +1,525 @@
+import { decideOffline, originView } from '@nullmesh/policy'
+import {
+  type CommitMode,
+  createProof,
+  type DeclineCode,
+  decodeAck,
+  equalBytes,
+  isDeclineCode,
+  ONLINE_ACK_REASON,
+  type ProofDecision,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  signAck,
+  toHex,
+  verifyAckSignature,
+} from '@nullmesh/protocol'
+import { REACHABILITY_POLL_MS } from '../constants.js'
+import { CoreError, type MeshCore, type Op } from './core.js'
+import type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './types.js'
+
+/**
+ * Barrier origin: the offline decision (policy → durable reservation → barrier → durable commit →
+ * proof, within the tap budget), the online reservation held by a quorum before central is asked,
+ * and the online outcome. Each is a generator the core runs: it yields what it waits for.
+ */
+
+export type Outcome =
+  | { kind: 'quorum'; acks: SignedAck[] }
+  | { kind: 'refused'; code: string; acks: number }
+  | { kind: 'unreachable' | 'timeout'; acks: number }
+
+/** One barrier round: requests out, acks in, until quorum, impossibility or timeout. */
+export class Round {
+  readonly acks: SignedAck[]
+  readonly outstanding = new Map<number, string>()
+  refusal: string | undefined
+  result: Outcome | undefined
+  timer = 0
+  private cb: ((o: Outcome) => void) | undefined
+
+  constructor(
+    readonly reservation: SignedEvent<Reservation>,
+    readonly reason: string,
+    self: SignedAck,
+  ) {
+    this.acks = [self]
+  }
+
+  onFinish(cb: (o: Outcome) => void): void {
+    if (this.result !== undefined) cb(this.result)
+    else this.cb = cb
+  }
+
+  finish(core: MeshCore, o: Outcome): void {
+    if (this.result !== undefined) return
+    this.result = o
+    core.cancel(this.timer)
+    for (const rid of this.outstanding.keys()) core.rounds.delete(rid)
+    this.outstanding.clear()
+    this.cb?.(o)
+  }
+}
+
+const RETRYABLE: ReadonlySet<string> = new Set([
+  'nullifier_seen',
+  'card_cap_exceeded',
+  'card_count_exceeded',
+  'device_cap_exceeded',
+  'venue_cap_exceeded',
+  'conflict',
+])
+
+/**
+ * Collect acks until the quorum is met, a quorum is no longer possible, or `timeoutMs` passes.
+ * `online`: the peers judge it by the online rules and answer with an `online` ack.
+ */
+export function collect(
+  core: MeshCore,
+  reservation: SignedEvent<Reservation>,
+  view: string[],
+  opts: { timeoutMs: number; online: boolean },
+): Round {
+  const reason = opts.online ? ONLINE_ACK_REASON : ''
+  const self = signAck(core.key, {
+    venue: core.venueId,
+    acker: core.key.publicKey,
+    reservationId: reservation.id,
+    ok: true,
+    reason,
+    ts: core.wall(),
+  })
+  const round = new Round(reservation, reason, self)
+  const targets = core.reach.ready()
+  if (targets.length + 1 < core.quorum) {
+    round.finish(core, { kind: 'unreachable', acks: 1 })
+    return round
+  }
+  // a roster of one (or a quorum of one): our own durable ack is the quorum
+  if (round.acks.length >= core.quorum) {
+    round.finish(core, { kind: 'quorum', acks: round.acks })
+    return round
+  }
+  round.timer = core.after(opts.timeoutMs, () =>
+    round.finish(core, { kind: 'timeout', acks: round.acks.length }),
+  )
+  for (const peer of targets) {
+    const rid = core.nextRid++
+    round.outstanding.set(rid, peer)
+    core.rounds.set(rid, round)
+    core.send(peer, { t: 'req', rid, bytes: reservation.bytes, view, online: opts.online })
+  }
+  return round
+}
+
+/** a peer's answer (null: no answer, the stream failed, or the peer was lost) */
+export function onAnswer(core: MeshCore, from: string, rid: number, bytes: Uint8Array | null): void {
+  const round = core.rounds.get(rid)
+  if (round === undefined || round.outstanding.get(rid) !== from) return
+  round.outstanding.delete(rid)
+  core.rounds.delete(rid)
+  const decoded = bytes === null ? undefined : decodeAck(bytes)
+  const ack = decoded?.ok === true ? decoded.value : undefined
+  const valid =
+    ack !== undefined &&
+    equalBytes(ack.ack.reservationId, round.reservation.id) &&
+    toHex(ack.ack.acker) === from &&
+    verifyAckSignature(ack)
+  if (valid && ((ack.ack.ok && ack.ack.reason === round.reason) || core.mut('refusal-as-ack'))) {
+    round.acks.push(ack)
+    if (round.acks.length >= core.quorum) round.finish(core, { kind: 'quorum', acks: round.acks })
+  } else if (valid && !ack.ack.ok) {
+    // a refusal does not end the barrier while a quorum is still possible: safety comes from
+    // quorum intersection, and stopping at the first "no" turns contention into livelock
+    round.refusal ??= ack.ack.reason
+  }
+  if (round.result === undefined && round.acks.length + round.outstanding.size < core.quorum) {
+    round.finish(
+      core,
+      round.refusal !== undefined
+        ? { kind: 'refused', code: round.refusal, acks: round.acks.length }
+        : { kind: 'unreachable', acks: round.acks.length },
+    )
+  }
+}
+
+export function peerLost(core: MeshCore, key: string): void {
+  const rids: number[] = []
+  for (const [rid, round] of core.rounds) if (round.outstanding.get(rid) === key) rids.push(rid)
+  for (const rid of rids) onAnswer(core, key, rid, null)
+}
+
+/** Wait (within the deadline) until the quorum is reachable or known to be unreachable. */
+function* awaitReachability(
+  core: MeshCore,
+  op: number,
+  deadline: number,
+): Op<'quorum' | 'isolated' | 'unknown'> {
+  for (;;) {
+    const r = core.reach.reach(core.mono())
+    if (r !== 'unknown' || core.mono() >= deadline) return r
+    core.throwIfAborted(op)
+    yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
+  }
+}
+
+function proofFor(
+  core: MeshCore,
+  candidate: OfflineCandidate,
+  decision: ProofDecision,
+  seq: number,
+  ts: number,
+  declineCode?: DeclineCode,
+): Uint8Array {
+  return createProof(core.key, {
+    nullifier: candidate.nullifier,
+    amountMinor: candidate.amountMinor,
+    currency: candidate.currency,
+    decision,
+    declineCode,
+    ts,
+    seq,
+    policyVersion: core.policy.version,
+  })
+}
+
+/** randomised exponential back-off: contenders for one card spread out instead of colliding again */
+function backoff(core: MeshCore, attempt: number, deadline: number): { w: 'sleep'; ms: number } {
+  // the window must exceed a barrier round, or contenders meet again: scale by the recent one
+  const window = (core.policy.barrier.retryJitterMs + core.recentBarrierMs) * 2 ** (attempt - 1)
+  return { w: 'sleep', ms: Math.min(2 + core.rng() * window, Math.max(0, deadline - core.mono())) }
+}
+
+function appendReservation(core: MeshCore, candidate: OfflineCandidate) {
+  const { signed, write } = core.appendOwn({
+    type: 'reservation',
+    nullifier: candidate.nullifier,
+    cardKey: candidate.cardKey,
+    amountMinor: candidate.amountMinor,
+    currency: candidate.currency,
+    method: candidate.method,
+    policyVersion: core.policy.version,
+  })
+  return { signed: signed as SignedEvent<Reservation>, write }
+}
+
+/**
+ * fsync before send, for Releases too: a Release pushed before it is durable and lost in a crash
+ * leaves peers holding (origin, seq) while the restarted origin signs another event (the recovery
+ * release of the same reservation) with that seq — equivocation at the peers, ERR_SEQ_CONFLICT at
+ * central for the rest of the origin's log. Found by the simulator (seed 6, see
+ * docs/protocol.md). The decision does not wait for it: nothing was approved.
+ */
+function publishWhenDurable(core: MeshCore, signed: SignedEvent, write: number): void {
+  core.onDurable(write, (ok) => {
+    if (ok) core.publish(signed)
+  })
+}
+
+/** mutation `isolated-window`: the isolated budget measured per card window, not until central confirms */
+function windowedIsolatedBudget(core: MeshCore, now: number): void {
+  if (core.mut('isolated-window')) core.view.confirmWhere((c) => c.ts < now - core.policy.cardWindowMs)
+}
+
+export function* authorize(
+  core: MeshCore,
+  op: number,
+  candidate: OfflineCandidate,
+  opts: { reservation?: SignedEvent<Reservation> | undefined; deadline?: number | undefined },
+): Op<OfflineDecision> {
+  const t0 = core.mono()
+  // every decision returns within the tap budget; a barrier round needs a little room to commit
+  const deadline = opts.deadline ?? t0 + core.tapBudgetMs
+  const retries = core.policy.barrier.retries
+  let lastAcks = 0
+  let attempts = 0
+  const stats = (): BarrierStats => ({
+    acks: lastAcks,
+    quorum: core.quorum,
+    ms: Math.round((core.mono() - t0) * 1000) / 1000,
+    attempts,
+  })
+  // An existing reservation of ours (an online attempt whose answer never came): decided offline
+  // under the same payment identity, and never released here — the caller must void it at
+  // central first, since central may have authorised it.
+  const existing = opts.reservation
+  const decline = (mode: MeshMode, code: string, message?: string, seq = 0): OfflineDecision => {
+    const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
+    const ts = core.wall()
+    return {
+      approved: false,
+      decision: 'declined_offline',
+      declineCode,
+      message,
+      mode,
+      seq,
+      ts,
+      proof: proofFor(core, candidate, 'declined_offline', seq, ts, declineCode),
+      barrier: stats(),
+      ...(existing === undefined ? {} : { reservationId: existing.idHex }),
+    }
+  }
+  const timeLeft = () => deadline - core.mono()
+  for (;;) {
+    core.throwIfAborted(op)
+    attempts++
+    const reach = yield* awaitReachability(core, op, deadline)
+    if (reach === 'unknown')
+      return decline(
+        core.reach.mode,
+        'quorum_unavailable',
+        'peers are still connecting: no quorum within the tap budget',
+      )
+    if (!core.view.seqKnown)
+      return decline(
+        core.reach.mode,
+        'quorum_unavailable',
+        'this terminal has no history of its own yet and has not learned it from a quorum',
+      )
+    const now = core.wall()
+    const base = {
+      id: existing?.idHex,
+      origin: core.me,
+      nullifier: toHex(candidate.nullifier),
+      cardKey: toHex(candidate.cardKey),
+      amountMinor: candidate.amountMinor,
+      currency: candidate.currency,
+      method: candidate.method,
+      bin: candidate.bin,
+      ts: existing?.event.ts ?? now,
+    }
+    if (reach === 'isolated') return yield* authorizeIsolated(core, candidate, base, stats, existing)
+    const verdict = decideOffline(core.policy, core.view.exposure, base, { mode: 'quorum', now })
+    if (!verdict.approve) {
+      // the conflict may be a reservation still in flight that is about to be released
+      if (
+        RETRYABLE.has(verdict.code) &&
+        core.view.inflight.size > 0 &&
+        attempts <= retries &&
+        timeLeft() > 0
+      ) {
+        yield backoff(core, attempts, deadline)
+        continue
+      }
+      return decline('quorum', verdict.code, verdict.message)
+    }
+    const appended = existing === undefined ? appendReservation(core, candidate) : undefined
+    const res = appended?.signed ?? existing!
+    // The view is what this decision counted: taken in the same synchronous step as the decision,
+    // before anything is awaited. Taken after the fsync it could name a reservation committed
+    // meanwhile that the decision never counted, and a peer holding it would wrongly find no
+    // conflict (this broke a card cap in the double-tap sim; mutant 'view-after-fsync').
+    const view = core.mut('view-after-fsync')
+      ? undefined
+      : originView(core.policy, core.view.exposure, { ...base, id: res.idHex })
+    // fsync before send: peers must never hold a reservation we could lose in a crash (we would
+    // reuse its seq for another event, and the peers would hold it for good)
+    if (appended !== undefined && !core.mut('send-before-durable')) yield { w: 'durable', id: appended.write }
+    const roundStart = core.mono()
+    const round = collect(
+      core,
+      res,
+      view ?? originView(core.policy, core.view.exposure, { ...base, id: res.idHex }),
+      {
+        timeoutMs: Math.min(core.policy.barrier.timeoutMs, timeLeft()),
+        online: false,
+      },
+    )
+    const outcome = (yield { w: 'round', round }) as Outcome
+    core.recentBarrierMs = 0.8 * core.recentBarrierMs + 0.2 * (core.mono() - roundStart)
+    if (outcome.kind === 'quorum') {
+      lastAcks = outcome.acks.length
+      const { signed: commit, write } = core.appendOwn({
+        type: 'commit',
+        reservation: res,
+        mode: 'quorum',
+        acks: outcome.acks,
+      })
+      yield { w: 'durable', id: write }
+      core.publish(commit)
+      return {
+        approved: true,
+        decision: 'approved_offline',
+        mode: 'quorum',
+        reservationId: res.idHex,
+        commitId: commit.idHex,
+        seq: commit.event.seq,
+        ts: commit.event.ts,
+        proof: proofFor(core, candidate, 'approved_offline', commit.event.seq, commit.event.ts),
+        barrier: stats(),
+      }
+    }
+    lastAcks = outcome.acks
+    const reason =
+      outcome.kind === 'refused'
+        ? outcome.code
+        : outcome.kind === 'timeout'
+          ? 'barrier_timeout'
+          : 'quorum_unavailable'
+    let releaseSeq = 0
+    if (existing === undefined) {
+      const { signed: release, write } = core.appendOwn({ type: 'release', reservationId: res.id, reason })
+      publishWhenDurable(core, release, write)
+      releaseSeq = release.event.seq
+    }
+    const retryable =
+      outcome.kind === 'refused'
+        ? RETRYABLE.has(outcome.code) && attempts <= retries
+        : outcome.kind === 'timeout'
+          ? // a loaded peer, not a lost one: try again after a back-off
+            attempts <= Math.min(retries, 2)
+          : true // peers were lost mid-round: reachability decides on the next turn
+    if (retryable && timeLeft() > 0 && existing === undefined) {
+      yield backoff(core, attempts, deadline)
+      continue
+    }
+    if (outcome.kind === 'refused')
+      return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, releaseSeq)
+    // Peers are connected but slow: decline. Falling back to isolated mode here would let
+    // every terminal of a loaded venue approve the same card alone.
+    return decline('quorum', reason, undefined, releaseSeq)
+  }
+}
+
+function* authorizeIsolated(
+  core: MeshCore,
+  candidate: OfflineCandidate,
+  base: Parameters<typeof decideOffline>[2],
+  stats: () => BarrierStats,
+  existing?: SignedEvent<Reservation>,
+): Op<OfflineDecision> {
+  const now = core.wall()
+  windowedIsolatedBudget(core, now)
+  const verdict = decideOffline(
+    core.policy,
+    core.view.exposure,
+    { ...base, ts: existing?.event.ts ?? now },
+    { mode: 'isolated', now },
+  )
+  if (!verdict.approve) {
+    const declineCode: DeclineCode = isDeclineCode(verdict.code) ? verdict.code : 'other'
+    return {
+      approved: false,
+      decision: 'declined_offline',
+      declineCode,
+      message: verdict.message,
+      mode: 'isolated',
+      ...(existing === undefined ? {} : { reservationId: existing.idHex }),
+      seq: 0,
+      ts: now,
+      proof: proofFor(core, candidate, 'declined_offline', 0, now, declineCode),
+      barrier: stats(),
+    }
+  }
+  const res = existing ?? appendReservation(core, candidate).signed
+  const { signed: commit, write } = core.appendOwn({
+    type: 'commit',
+    reservation: res,
+    mode: 'isolated',
+    acks: [],
+  })
+  yield { w: 'durable', id: write }
+  core.publish(commit)
+  return {
+    approved: true,
+    decision: 'approved_offline_isolated',
+    mode: 'isolated',
+    reservationId: res.idHex,
+    commitId: commit.idHex,
+    seq: commit.event.seq,
+    ts: commit.event.ts,
+    proof: proofFor(core, candidate, 'approved_offline_isolated', commit.event.seq, commit.event.ts),
+    barrier: stats(),
+  }
+}
+
+export function* reserveOnline(
+  core: MeshCore,
+  op: number,
+  candidate: OfflineCandidate,
+  opts: { deadline?: number | undefined },
+): Op<SignedEvent<Reservation>> {
+  const deadline = opts.deadline ?? core.mono() + core.tapBudgetMs
+  // Our own ack counts toward the quorum, so we check what every acker checks: a credential use
+  // we hold (ours or one we acked) is not reserved again.
+  if (
+    !core.mut('no-online-nullifier-check') &&
+    core.view.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined
+  )
+    throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+  const reach = yield* awaitReachability(core, op, deadline)
+  if (reach === 'unknown' || !core.view.seqKnown)
+    throw new CoreError(
+      'ERR_REFUSED',
+      'no quorum reachable yet and none known to be lost: quorum_unavailable',
+    )
+  // again after the wait, in the same synchronous step as the append: a decision that ran in the
+  // meantime may hold this credential use now, and our own ack counts toward the quorum
+  if (
+    !core.mut('no-online-nullifier-check') &&
+    core.view.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined
+  )
+    throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+  const { signed: res, write } = appendReservation(core, candidate)
+  if (!core.mut('send-before-durable')) yield { w: 'durable', id: write }
+  // With a quorum reachable, an online payment is held by a quorum before central is asked. A
+  // refusal or a timeout means it is not held: released, never sent to central. Without a quorum
+  // (really isolated) central's nullifier dedup is the guard.
+  if (reach === 'quorum') {
+    const view = originView(core.policy, core.view.exposure, {
+      cardKey: toHex(candidate.cardKey),
+      currency: candidate.currency,
+      ts: res.event.ts,
+      id: res.idHex,
+    })
+    const round = collect(core, res, view, {
+      timeoutMs: Math.min(core.policy.barrier.timeoutMs, deadline - core.mono()),
+      online: true,
+    })
+    const outcome = (yield { w: 'round', round }) as Outcome
+    if (outcome.kind !== 'quorum') {
+      const code =
+        outcome.kind === 'refused'
+          ? outcome.code
+          : outcome.kind === 'timeout'
+            ? 'barrier_timeout'
+            : 'quorum_unavailable'
+      const { signed: release, write } = core.appendOwn({
+        type: 'release',
+        reservationId: res.id,
+        reason: code,
+      })
+      publishWhenDurable(core, release, write)
+      throw new CoreError('ERR_REFUSED', `the reservation is not held by a quorum: ${code}`)
+    }
+  }
+  return res
+}
+
+export function* completeOnline(
+  core: MeshCore,
+  reservation: SignedEvent<Reservation>,
+  approved: boolean,
+  reason: string,
+): Op<{ event: SignedEvent; proof: Uint8Array }> {
+  const mode: CommitMode = 'online'
+  const { signed, write } = approved
+    ? core.appendOwn({ type: 'commit', reservation, mode, acks: [] })
+    : core.appendOwn({ type: 'release', reservationId: reservation.id, reason })
+  yield { w: 'durable', id: write }
+  core.publish(signed)
+  const r = reservation.event
+  const declineCode = isDeclineCode(reason) ? reason : 'issuer_declined'
+  const proof = createProof(core.key, {
+    nullifier: r.nullifier,
+    amountMinor: r.amountMinor,
+    currency: r.currency,
+    decision: approved ? 'approved_online' : 'declined_online',
+    declineCode: approved ? undefined : declineCode,
+    ts: signed.event.ts,
+    seq: signed.event.seq,
+    policyVersion: core.policy.version,
+  })
+  return { event: signed, proof }
+}

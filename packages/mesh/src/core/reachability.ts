@@ -1,0 +1,90 @@
+import type { MeshMode } from './types.js'
+
+/** What the core knows of one enrolled peer with a connection. */
+export interface PeerView {
+  key: string
+  /** presented a valid enrollment certificate (hello) */
+  verified: boolean
+  /** its initial catch-up succeeded: it counts toward the quorum */
+  caughtUp: boolean
+}
+
+/**
+ * Membership and reachability: which peers count toward the quorum, the mode, and whether a
+ * decision may take the isolated path. Peers are iterated in key order (deterministic).
+ */
+export class Reachability {
+  private readonly peers = new Map<string, PeerView>()
+  partitioned = false
+  mode: MeshMode = 'isolated'
+  /** monotonic time at which ready peers last fell below the quorum (or the node started) */
+  quorumLostAt = 0
+
+  constructor(
+    readonly quorum: number,
+    /** how long missing peers count as possibly reachable after the quorum was lost */
+    readonly probeMs: number,
+  ) {}
+
+  get connections(): number {
+    return this.peers.size
+  }
+
+  get(key: string): PeerView | undefined {
+    return this.peers.get(key)
+  }
+
+  connect(key: string): PeerView {
+    let p = this.peers.get(key)
+    if (p === undefined) {
+      p = { key, verified: false, caughtUp: false }
+      this.peers.set(key, p)
+    }
+    return p
+  }
+
+  lose(key: string): boolean {
+    return this.peers.delete(key)
+  }
+
+  /** every connected peer's key, sorted */
+  keys(): string[] {
+    return [...this.peers.keys()].sort()
+  }
+
+  clear(): void {
+    this.peers.clear()
+  }
+
+  /** peers verified and caught up, sorted by key */
+  ready(): string[] {
+    const out: string[] = []
+    for (const p of this.peers.values()) if (p.verified && p.caughtUp) out.push(p.key)
+    return out.sort()
+  }
+
+  /**
+   * Can a quorum be reached? `quorum`: enough peers are ready. `isolated`: not enough peers are
+   * ready or even connected, and none has become so for probeMs since the quorum was lost (or
+   * since start). `unknown`: peers are connecting, greeting or catching up, or the probe time has
+   * not passed: "not greeted yet" is not "unreachable".
+   */
+  reach(mono: number): 'quorum' | 'isolated' | 'unknown' {
+    if (this.partitioned) return 'isolated'
+    const ready = this.ready().length
+    if (ready + 1 >= this.quorum) return 'quorum'
+    const connecting = this.peers.size - ready
+    if (ready + connecting + 1 >= this.quorum) return 'unknown'
+    if (mono - this.quorumLostAt < this.probeMs) return 'unknown'
+    return 'isolated'
+  }
+
+  /** recompute the mode; returns it when it changed */
+  update(mono: number): MeshMode | undefined {
+    const mode: MeshMode = !this.partitioned && this.ready().length + 1 >= this.quorum ? 'quorum' : 'isolated'
+    if (mode === this.mode) return undefined
+    if (mode === 'isolated') this.quorumLostAt = mono
+    this.mode = mode
+    return mode
+  }
+}

@@ -1,0 +1,86 @@
+import type { ReservationSummary } from '@nullmesh/ledger'
+import type { ReservationFacts } from '@nullmesh/policy'
+import type { CommitMode, PaymentMethod, Reservation, SignedAck, SignedEvent } from '@nullmesh/protocol'
+import type { MeshCore, Op } from './core.js'
+
+/** What the store holds at start, read by the adapter (LevelDB ledger, or the simulator's disk). */
+export interface LoadedState {
+  /** stored events in store order; `held`: originated or acked by us, with the ack we gave */
+  events: { signed: SignedEvent; held: boolean; ackGiven?: SignedAck | undefined }[]
+  /** reservations whose bodies were pruned after central confirmed them (their indexes survive) */
+  pruned: ReservationSummary[]
+  confirmedMarks: Record<string, number>
+  /** the store's next own seq (1 for an empty store) */
+  nextSeq: number
+}
+
+export interface Pending {
+  reservation: SignedEvent<Reservation>
+  /** an online attempt that central may have authorised: kept pending until it is voided */
+  keepPending: boolean
+}
+
+/** Rebuild the view from the store. */
+export function load(core: MeshCore, state: LoadedState): void {
+  const view = core.view
+  for (const { signed, held, ackGiven } of state.events) {
+    if (signed.event.type === 'reservation' && held && ackGiven !== undefined)
+      view.acksGiven.set(signed.idHex, ackGiven)
+    view.apply(signed, signed.event.type === 'reservation' ? held : false)
+  }
+  // Bodies central confirmed may have been pruned: their reservations still hold their nullifier
+  // and count in their card's window, from the indexes the store keeps (a replayed credential
+  // must not be approved again after a restart, nor a card pass its cap).
+  for (const r of state.pruned) {
+    if (view.known.has(r.id)) continue
+    const f: ReservationFacts = {
+      id: r.id,
+      origin: r.origin ?? '',
+      nullifier: r.nullifier,
+      cardKey: r.cardKey,
+      amountMinor: r.amountMinor,
+      currency: r.currency,
+      method: (r.method ?? 'contactless') as PaymentMethod,
+      ts: r.ts,
+    }
+    view.known.add(r.id)
+    view.reservationOrigin.set(r.id, f.origin)
+    view.exposure.addReservation(f, r.held)
+    if (r.state === 'committed') {
+      const modes = r.modes.length > 0 ? r.modes : ['quorum']
+      for (const m of modes) view.exposure.addCommit(f, m as CommitMode)
+    }
+    if (r.state === 'released') view.exposure.addRelease(r.id)
+    if (r.state !== 'reserved') view.settled.add(r.id)
+    // pruned means central confirmed it: an isolated approval no longer uses the isolated budget
+    if (r.modes.includes('isolated')) view.exposure.confirmIsolated(r.id)
+  }
+  view.confirmed(state.confirmedMarks)
+  view.nextSeq = Math.max(view.nextSeq, state.nextSeq)
+  // An intact store knows our own high-water mark (own events are durable before they leave).
+  // An empty one may be a lost disk: learn from a quorum before signing (catchup.ts).
+  view.seqKnown = view.nextSeq > 1 || core.quorum <= 1 || core.mut('reuse-seq-after-wipe')
+}
+
+/**
+ * Recovery on start: our own reservations without Commit or Release were never answered
+ * "approved". An offline one is released. One that was sent to central (keepPending) may have
+ * been authorised there: it stays pending until central has been asked (the terminal voids it).
+ */
+export function* start(core: MeshCore, pending: Pending[]): Op<number> {
+  core.reach.quorumLostAt = core.mono()
+  core.started = true
+  let released = 0
+  for (const p of pending) {
+    if (p.keepPending && !core.mut('release-pending-online')) continue
+    const { write } = core.appendOwn({
+      type: 'release',
+      reservationId: p.reservation.id,
+      reason: 'recovered_after_restart',
+    })
+    yield { w: 'durable', id: write }
+    released++
+  }
+  core.updateMode()
+  return released
+}

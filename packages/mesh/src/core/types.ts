@@ -1,0 +1,129 @@
+import type { VenuePolicy } from '@nullmesh/policy'
+import type {
+  DeclineCode,
+  KeyPair,
+  PaymentMethod,
+  ProofDecision,
+  SignedAck,
+  SignedEvent,
+} from '@nullmesh/protocol'
+
+/**
+ * Known-bad mutations of the core, for the simulator's mutation check (`npm run dst:mutants`).
+ * Production never sets any: MeshInit has no way to pass them; only the simulator does.
+ */
+export const MUTATIONS = [
+  /** barrier responder: decide offline acks without the origin's view of the card */
+  'no-view-check',
+  /** barrier responder: send the ack before the hold is durable */
+  'ack-before-durable',
+  /** barrier origin: send the reservation before the origin's own write is durable */
+  'send-before-durable',
+  /** barrier origin: count a signed refusal as an ack */
+  'refusal-as-ack',
+  /** online path: no nullifier check (neither the origin's own nor the peers' online acks) */
+  'no-online-nullifier-check',
+  /** recovery: release pending online reservations at start without asking central */
+  'release-pending-online',
+  /** isolated budget measured per time window (card window) instead of until central confirms */
+  'isolated-window',
+  /** recovery: sign again after a wiped disk without learning the own high-water mark */
+  'reuse-seq-after-wipe',
+  /** barrier origin: take the view sent with a reservation after its fsync, not with the decision */
+  'view-after-fsync',
+] as const
+export type MutationName = (typeof MUTATIONS)[number]
+
+/** Injected time: `wall` signs events and judges timestamps, `mono` measures deadlines and timers. */
+export interface Clock {
+  wall(): number
+  mono(): number
+}
+
+/** The enrolled terminals, by public key (hex); validity judged at `now`. */
+export interface Roster {
+  readonly size: number
+  isEnrolled(publicKeyHex: string, now: number): boolean
+}
+
+export interface CoreInit {
+  venueId: string
+  policy: VenuePolicy
+  key: KeyPair
+  roster: Roster
+  clock: Clock
+  /** uniform in [0, 1): back-off jitter and the anti-entropy peer; seeded in the simulator */
+  rng: () => number
+  /** receives every effect, synchronously, in order */
+  effects: (effect: Effect) => void
+  /** simulator only: frozen, default empty */
+  mutations?: ReadonlySet<MutationName>
+}
+
+/** Barrier messages between cores (the adapter maps them onto the barrier stream's frames). */
+export type WireMsg =
+  | { t: 'req'; rid: number; bytes: Uint8Array; view: string[]; online: boolean }
+  | { t: 'ans'; rid: number; ack: Uint8Array | null }
+  | { t: 'push'; bytes: Uint8Array }
+
+export interface WriteRecord {
+  event: SignedEvent
+  held: boolean
+  ackGiven?: SignedAck | undefined
+}
+
+export interface OfflineCandidate {
+  nullifier: Uint8Array
+  cardKey: Uint8Array
+  amountMinor: number
+  currency: string
+  method: PaymentMethod
+  /** issuer identification number, checked at the origin only (never leaves the terminal) */
+  bin?: string | undefined
+}
+
+export interface BarrierStats {
+  acks: number
+  quorum: number
+  ms: number
+  attempts: number
+}
+
+export type MeshMode = 'quorum' | 'isolated'
+
+export interface OfflineDecision {
+  approved: boolean
+  decision: ProofDecision
+  declineCode?: DeclineCode | undefined
+  message?: string | undefined
+  mode: MeshMode
+  /** the reservation's content id: the payment id of an offline payment */
+  reservationId?: string | undefined
+  commitId?: string | undefined
+  seq: number
+  ts: number
+  proof: Uint8Array
+  barrier: BarrierStats
+}
+
+export type OpResult =
+  | { ok: true; value: unknown }
+  | { ok: false; code: 'ERR_REFUSED' | 'ERR_ABORTED' | 'ERR_WRITE'; message: string }
+
+export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier'
+
+/**
+ * What the core asks its environment to do. `write` completes with `durable(id)` (sync writes
+ * only: unsynced ones complete with nothing); `timer` fires with `timer(id)` after `afterMs` of
+ * monotonic time; `done` answers the operation `op`.
+ */
+export type Effect =
+  | { type: 'send'; to: string; msg: WireMsg }
+  | { type: 'gossip'; bytes: Uint8Array }
+  | { type: 'write'; id: number; records: WriteRecord[]; sync: boolean; own: boolean }
+  | { type: 'timer'; id: number; afterMs: number }
+  | { type: 'done'; op: number; result: OpResult }
+  | { type: 'mode'; mode: MeshMode }
+  | { type: 'peer'; key: string; state: 'ready' | 'disconnected' }
+  | { type: 'event'; event: SignedEvent; source: EventSource }
+  | { type: 'log'; message: string }
