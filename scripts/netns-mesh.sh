@@ -4,6 +4,9 @@
 #
 #   scripts/netns-mesh.sh up N                 create the LAN and start central + N terminals
 #   scripts/netns-mesh.sh cut I | heal I       take terminal I off the LAN (cable pulled) / back on
+#   scripts/netns-mesh.sh unplug I | plug I    remove terminal I's LAN link / give it a new one, under a new
+#                                              name (eth1, eth2, ...) and index, same address (like docker
+#                                              network disconnect / connect)
 #   scripts/netns-mesh.sh partition "1 2" "3 4 5"   split the LAN into groups (unnamed terminals form one more group)
 #   scripts/netns-mesh.sh unpartition          undo the partition only
 #   scripts/netns-mesh.sh heal-all             undo every cut, partition, loss, delay, and bring central online
@@ -173,7 +176,9 @@ wait_mesh() { # every terminal in quorum mode with every peer
 
 # ── links ──────────────────────────────────────────────────────────────────────────────────────
 
-mcast_route() { ip -n "$(ns_t "$1")" route replace 224.0.0.0/4 dev eth0; }
+# terminal I's LAN interface: eth0, or ethK after its K-th `plug`
+lan_if() { cat "$NM_STATE/lanif-T$1" 2>/dev/null || echo eth0; }
+mcast_route() { ip -n "$(ns_t "$1")" route replace 224.0.0.0/4 dev "$(lan_if "$1")"; }
 
 clear_partition() {
   local i r
@@ -186,8 +191,9 @@ clear_partition() {
 }
 
 set_loss() { # I PCT
-  local ns pct=$2
+  local ns pct=$2 dev
   ns=$(ns_t "$1")
+  dev=$(lan_if "$1")
   command -v nft >/dev/null 2>&1 || {
     say "installing nftables (for packet loss)"
     apt_install nftables || die "nftables is missing and could not be installed"
@@ -196,24 +202,25 @@ set_loss() { # I PCT
   [ "$pct" = 0 ] && return 0
   ip netns exec "$ns" nft -f - <<EOF
 table inet nmloss {
-  chain input { type filter hook input priority 0; policy accept; iifname "eth0" numgen random mod 100 < $pct drop; }
-  chain output { type filter hook output priority 0; policy accept; oifname "eth0" numgen random mod 100 < $pct drop; }
+  chain input { type filter hook input priority 0; policy accept; iifname "$dev" numgen random mod 100 < $pct drop; }
+  chain output { type filter hook output priority 0; policy accept; oifname "$dev" numgen random mod 100 < $pct drop; }
 }
 EOF
 }
 
 set_delay() { # I MS
-  local i=$1 ms=$2 ns
+  local i=$1 ms=$2 ns dev
   ns=$(ns_t "$i")
-  ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
+  dev=$(lan_if "$i")
+  ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null || true
   ip netns exec "$P-hub" tc qdisc del dev "vh$i" root 2>/dev/null || true
   [ "$ms" = 0 ] && return 0
-  if ip netns exec "$ns" tc qdisc replace dev eth0 root netem delay "${ms}ms" 2>/dev/null; then
+  if ip netns exec "$ns" tc qdisc replace dev "$dev" root netem delay "${ms}ms" 2>/dev/null; then
     ip netns exec "$P-hub" tc qdisc replace dev "vh$i" root netem delay "${ms}ms"
   else
     # kernels without sch_netem (e.g. minimal VM kernels): a slow, queueing link instead
     say "sch_netem is not available in this kernel: emulating a slow link (tbf 256kbit, up to ${ms}ms queueing) instead of a fixed delay"
-    ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate 256kbit burst 4kb latency "${ms}ms"
+    ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate 256kbit burst 4kb latency "${ms}ms"
     ip netns exec "$P-hub" tc qdisc replace dev "vh$i" root tbf rate 256kbit burst 4kb latency "${ms}ms"
   fi
 }
@@ -362,9 +369,26 @@ case "$cmd" in
   heal)
     need_root; load_state; check_index "${1:-}"
     ip -n "$P-hub" link set "vh$1" up
-    ip -n "$(ns_t "$1")" link set eth0 up
+    ip -n "$(ns_t "$1")" link set "$(lan_if "$1")" up
     mcast_route "$1" # a flapping eth0 loses the multicast route
     say "T$1 back on the LAN" ;;
+  unplug)
+    need_root; load_state; check_index "${1:-}"
+    # deleting the hub's end deletes the terminal's end too: the interface is gone, not just down
+    ip -n "$P-hub" link del "vh$1" 2>/dev/null || true
+    say "T$1 unplugged: its LAN interface $(lan_if "$1") is gone" ;;
+  plug)
+    need_root; load_state; check_index "${1:-}"
+    ip -n "$P-hub" link show "vh$1" >/dev/null 2>&1 && die "T$1 is plugged in (unplug it first)"
+    n_plug=$(($(cat "$NM_STATE/plugs-T$1" 2>/dev/null || echo 0) + 1))
+    dev="eth$n_plug"
+    ip -n "$P-hub" link add "vh$1" type veth peer name "$dev" netns "$(ns_t "$1")"
+    ip -n "$P-hub" link set "vh$1" master br0; ip -n "$P-hub" link set "vh$1" up
+    ip -n "$(ns_t "$1")" addr add "$(lan_ip "$1")/24" dev "$dev"; ip -n "$(ns_t "$1")" link set "$dev" up
+    echo "$n_plug" >"$NM_STATE/plugs-T$1"
+    echo "$dev" >"$NM_STATE/lanif-T$1"
+    mcast_route "$1"
+    say "T$1 plugged back in on a new interface $dev ($(lan_ip "$1"))" ;;
   partition)
     need_root; load_state
     [ $# -ge 1 ] || die 'usage: partition "1 2" "3 4 5" (terminals not named form one more group)'
@@ -389,7 +413,7 @@ case "$cmd" in
     clear_partition
     for i in $(seq 1 "$N"); do
       ip -n "$P-hub" link set "vh$i" up
-      ip -n "$(ns_t "$i")" link set eth0 up
+      ip -n "$(ns_t "$i")" link set "$(lan_if "$i")" up 2>/dev/null || true
       mcast_route "$i"
       ip netns exec "$(ns_t "$i")" nft delete table inet nmloss 2>/dev/null || true
       set_delay "$i" 0

@@ -4,6 +4,7 @@ import { fromBase64url, toBase64url } from '@nullmesh/protocol'
 import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { MAX_BODY_BYTES, MAX_EVENT_BASE64_LENGTH, MAX_PAYMENTS_LIMIT, MAX_SYNC_EVENTS } from './constants.js'
+import { registerCentralDashboard } from './dashboard.js'
 import { CentralError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { CentralService } from './service.js'
@@ -13,6 +14,8 @@ export interface HttpAppInit {
   service: CentralService
   adminToken: string | undefined
   log: Logger
+  /** the venues served (the dashboard lists them) */
+  venueIds?: () => string[]
 }
 
 const Base64url = Type.String({
@@ -122,6 +125,7 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
       if (method === 'HEAD' || route.url === '/openapi.json') continue
+      if ((route.schema as { hide?: boolean } | undefined)?.hide === true) continue
       routes.push({
         method: method.toLowerCase(),
         url: route.url,
@@ -269,6 +273,14 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
       return reply.code(204).send()
     },
   )
+
+  // GET /dashboard, /v1/dashboard, /v1/dashboard/stream, /v1/dashboard/payments/:id (dashboard.ts)
+  registerCentralDashboard(app as unknown as FastifyInstance, {
+    service,
+    adminToken: init.adminToken,
+    venueIds: init.venueIds ?? (() => []),
+    log,
+  })
 
   return app as unknown as FastifyInstance
 }

@@ -243,7 +243,12 @@ class DefaultCentralService implements CentralService {
   private async doStart(): Promise<void> {
     if (this.init.dataDir !== undefined) await mkdir(this.init.dataDir, { recursive: true })
     await this.store.open()
-    const app = buildHttpApp({ service: this, adminToken: this.init.adminToken, log })
+    const app = buildHttpApp({
+      service: this,
+      adminToken: this.init.adminToken,
+      log,
+      venueIds: () => this.venues.ids(),
+    })
     this.app = app
     const listen = this.init.listen ?? { host: DEFAULT_HOST, port: DEFAULT_PORT }
     await app.listen({ host: listen.host, port: listen.port })

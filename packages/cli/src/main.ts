@@ -249,6 +249,10 @@ export function buildProgram(): Command {
     .option('--keep', 'keep the temporary venue and data directories (and logs)')
     .option('--dir <dir>', 'where to create the temporary directory (default: the OS temp dir)')
     .option('--no-progress', 'no live progress on stderr')
+    .option(
+      '--hold',
+      'after the load, keep the venue running (dashboards up) until Ctrl-C, then stop and summarise',
+    )
     .addHelpText(
       'after',
       `

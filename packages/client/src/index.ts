@@ -33,3 +33,18 @@ export type {
   TerminalStatus,
 } from './types.js'
 export { TERMINAL_EVENT_TYPES } from './types.js'
+export type {
+  CentralPaymentStatus,
+  ConstructEventOptions,
+  WebhookEvent,
+  WebhookEventType,
+  WebhookPayment,
+  WebhookVerificationCode,
+} from './webhooks.js'
+export {
+  constructEvent,
+  DEFAULT_WEBHOOK_TOLERANCE_MS,
+  WEBHOOK_EVENT_TYPES,
+  WEBHOOK_SIGNATURE_HEADER,
+  WebhookVerificationError,
+} from './webhooks.js'

@@ -111,6 +111,8 @@ export interface TerminalStatus {
   queue: { count: number; amountsByCurrency: Record<string, number> }
   /** worst case all terminals could approve in isolated mode (policy's first currency) */
   exposureBoundMinor: number
+  /** online attempts without an answer from central, held until central voided them */
+  onlineUnresolved?: number
   /** own approved payments by settlement status (queued ones are counted in `queue`) */
   settlement: { forwarded: number; completed: number; failed: number }
   /** roster id */

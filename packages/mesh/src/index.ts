@@ -1,7 +1,12 @@
+// issue 15: rejoining after a pulled cable
+export type { AddressBook, AddressBookEntry, AddressBookInit } from './address-book.js'
+export { ADDRESS_BOOK_CURSOR, createAddressBook, normaliseAddr } from './address-book.js'
 export { gossipTopic, mdnsServiceTag, protocolIds } from './constants.js'
 export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
 export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'
+export type { InterfaceChange, InterfaceWatch, InterfaceWatchInit } from './interface-watch.js'
+export { createInterfaceWatch, interfaceKeys } from './interface-watch.js'
 export type {
   BarrierStats,
   MeshEvents,
@@ -13,5 +18,7 @@ export type {
   OfflineDecision,
 } from './node.js'
 export { createMeshNode } from './node.js'
+export type { Rejoin, RejoinInit } from './rejoin.js'
+export { startRejoin } from './rejoin.js'
 export type { ValidationContext } from './validation.js'
 export { validateCommit, validateEventBytes, validateRelease, validateReservation } from './validation.js'

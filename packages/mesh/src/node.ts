@@ -79,6 +79,7 @@ import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
 import { Membership } from './membership.js'
+import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
 import { type ValidationContext, validateEventBytes } from './validation.js'
 
 const log = debug('nullmesh:mesh')
@@ -358,6 +359,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private readonly staticPeers: { peerId: string; addr: string }[]
+  /** issue 15: address book + interface watch (rejoin.ts) */
+  private rejoin?: Rejoin | undefined
 
   constructor(init: MeshInit) {
     super()
@@ -490,6 +493,15 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       })
     }
     await node.start()
+    // ── issue 15 hook (rejoin.ts): persisted address book redialled, mDNS restarted on a new interface
+    this.rejoin = await startRejoin({
+      libp2p: node as never,
+      ledger: this.ledger,
+      isMember: (id) => this.membership.memberForPeer(id, this.now()) !== undefined,
+      paused: () => this.partitioned,
+      mdns: (node.services as Record<string, unknown>).mdns,
+    })
+    // ── end issue 15 hook
     this.started = true
     this.timers.push(setInterval(() => this.redial(), REDIAL_INTERVAL_MS))
     this.timers.push(setInterval(() => this.antiEntropy(), ANTI_ENTROPY_INTERVAL_MS))
@@ -512,6 +524,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.starting = undefined
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    await this.rejoin?.stop() // issue 15 hook: before the caller closes the ledger
+    this.rejoin = undefined
     for (const p of this.peers.values()) p.channel?.failAll()
     this.peers.clear()
     const node = this.libp2p
@@ -1348,17 +1362,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         }
         return decline('quorum', verdict.code, verdict.message)
       }
-      let res: SignedEvent<Reservation>
-      if (existing === undefined) {
-        const appended = this.appendReservation(candidate)
-        res = appended.signed
-        // fsync before send: peers must never hold a reservation we could lose in a crash (we
-        // would reuse its seq for another event, and the peers would hold it for good)
-        await appended.durable
-      } else {
-        res = existing
-      }
+      const appended = existing === undefined ? this.appendReservation(candidate) : undefined
+      const res = appended?.signed ?? existing!
+      // The view is what this decision counted: taken in the same synchronous step as the decision,
+      // before any await. Taken after the fsync it could name a reservation acked meanwhile that
+      // the decision never counted, and a peer holding it would wrongly find no conflict (this
+      // broke a card cap in the double-tap sim).
       const view = originView(this.policy, this.exposure, { ...base, id: res.idHex })
+      // fsync before send: peers must never hold a reservation we could lose in a crash (we would
+      // reuse its seq for another event, and the peers would hold it for good)
+      if (appended !== undefined) await appended.durable
       const round = performance.now()
       const outcome = await this.collect(res, view, {
         timeoutMs: Math.min(this.policy.barrier.timeoutMs, timeLeft()),
@@ -1492,19 +1505,24 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         'ERR_REFUSED',
         'no quorum reachable yet and none known to be lost: quorum_unavailable',
       )
+    // again after the wait, in the same synchronous step as the append: a decision that ran in the
+    // meantime may hold this credential use now, and our own ack counts toward the quorum
+    if (this.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined) {
+      throw new MeshError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+    }
     const { signed: res, durable } = this.appendReservation(candidate)
+    const view = originView(this.policy, this.exposure, {
+      cardKey: toHex(candidate.cardKey),
+      currency: candidate.currency,
+      ts: res.event.ts,
+      id: res.idHex,
+    })
     await durable
     // With a quorum reachable, an online payment is held by a quorum before central is asked:
     // otherwise one credential use authorised online here could be approved offline at a peer in
     // the same instant. A refusal or a timeout means it is not held: released, never sent to
     // central. Without a quorum (really isolated) central's nullifier dedup is the guard.
     if (reach === 'quorum') {
-      const view = originView(this.policy, this.exposure, {
-        cardKey: toHex(candidate.cardKey),
-        currency: candidate.currency,
-        ts: res.event.ts,
-        id: res.idHex,
-      })
       const outcome = await this.collect(res, view, {
         timeoutMs: Math.min(this.policy.barrier.timeoutMs, deadline - performance.now()),
         online: true,

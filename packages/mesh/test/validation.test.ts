@@ -199,6 +199,19 @@ describe('gossip validation rules', () => {
       'ERR_FOREIGN_RELEASE',
     )
   })
+  it('[IGNORE] release of a reservation not known here (could be another terminal’s)', () => {
+    const r = reservation(b)
+    const release = signEvent(a, {
+      type: 'release',
+      venue,
+      origin: a.publicKey,
+      seq: 3,
+      ts: NOW,
+      reservationId: r.id,
+      reason: 'x',
+    })
+    expectCode(() => validateEventBytes(ctx(), release.bytes, 16384), 'ERR_UNKNOWN_RESERVATION')
+  })
   it('maps outcomes to gossipsub verdicts in one place', () => {
     expect(toGossipVerdict(undefined)).toBe(TopicValidatorResult.Accept)
     expect(toGossipVerdict(new EventValidationError('ERR_ALREADY_KNOWN', ''))).toBe(

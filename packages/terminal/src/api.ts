@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import swagger from '@fastify/swagger'
+import { DASHBOARD_PATH, isPublicDashboardPath } from '@nullmesh/dashboard'
 import { Type } from '@sinclair/typebox'
 import debug from 'debug'
 import Fastify, {
@@ -10,6 +11,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify'
 import { API_BODY_LIMIT_BYTES, LOG_NAMESPACE, SSE_KEEPALIVE_MS, SSE_RETRY_MS } from './constants.js'
+import { createDashboardAuth, registerTerminalDashboard } from './dashboard.js'
 import { TerminalError } from './errors.js'
 import {
   ErrorSchema,
@@ -76,6 +78,8 @@ function toTerminalError(err: FastifyError | Error): TerminalError {
 /** The local HTTP API of one terminal. Every route but /openapi.json needs the bearer token. */
 export async function startApiServer(terminal: NullmeshTerminal, init: ApiServerInit): Promise<ApiServer> {
   const expected = digest(init.token)
+  // browsers: the same token, also as the dashboard's login cookie (GET and HEAD only)
+  const browser = createDashboardAuth(init.token)
   const app = Fastify({
     logger: false,
     bodyLimit: API_BODY_LIMIT_BYTES,
@@ -115,9 +119,8 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0]!
-    if (PUBLIC_ROUTES.has(path)) return
-    const header = req.headers.authorization
-    const token = typeof header === 'string' && /^bearer /i.test(header) ? header.slice(7).trim() : undefined
+    if (PUBLIC_ROUTES.has(path) || path === DASHBOARD_PATH || isPublicDashboardPath(path)) return
+    const token = browser.token(req)
     if (token === undefined || !timingSafeEqual(digest(token), expected)) {
       reply.header('www-authenticate', 'Bearer')
       return sendError(
@@ -260,6 +263,9 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
   )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  // the venue dashboard (dashboard.ts): GET /dashboard, /v1/dashboard, /v1/dashboard/stream
+  await registerTerminalDashboard(app, terminal, init.token)
 
   await app.listen({ host: init.host, port: init.port })
   const address = app.server.address() as AddressInfo

@@ -148,6 +148,10 @@ export const StatusSchema = Type.Object(
       { additionalProperties: false },
     ),
     exposureBoundMinor: Type.Integer(),
+    onlineUnresolved: Type.Integer({
+      description:
+        'online attempts without an answer from central and not approved offline: held, to be voided at central before release',
+    }),
     settlement: Type.Object(
       {
         forwarded: Type.Integer({ description: 'own payments central has and is settling' }),

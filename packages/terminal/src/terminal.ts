@@ -257,6 +257,8 @@ class NullmeshTerminal implements Terminal {
   #firstSeqOfRun = 1
   /** reservations a recovery is answering right now */
   readonly #recovering = new Set<string>()
+  /** own online attempts marked pending and not yet resolved (status: onlineUnresolved) */
+  readonly #onlineUnresolved = new Set<string>()
   /** online attempts a decision of this run is still waiting on (not for the resolver) */
   readonly #ownedByDecision = new Set<string>()
   readonly #onMode = (evt: Event): void => {
@@ -378,7 +380,11 @@ class NullmeshTerminal implements Terminal {
       key,
       ledger,
       // an online attempt interrupted by a crash stays pending until central has voided it
-      keepPending: async (id) => (await ledger.getCursor(onlineCursor(id))) === ONLINE_PENDING,
+      keepPending: async (id) => {
+        const keep = (await ledger.getCursor(onlineCursor(id))) === ONLINE_PENDING
+        if (keep) this.#onlineUnresolved.add(id)
+        return keep
+      },
       ...(init.listen === undefined ? {} : { listen: init.listen }),
       ...(init.discovery === undefined ? {} : { discovery: init.discovery }),
     })
@@ -792,6 +798,7 @@ class NullmeshTerminal implements Terminal {
     this.#ownedByDecision.add(reservation.idHex)
     try {
       await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_PENDING, { sync: true })
+      this.#onlineUnresolved.add(reservation.idHex)
       return await this.#authorizeOnline(c, reservation, deadline, requireOnline)
     } finally {
       this.#ownedByDecision.delete(reservation.idHex)
@@ -826,7 +833,7 @@ class NullmeshTerminal implements Terminal {
         // central refused the request itself (4xx): it charged nothing, so releasing is safe
         log('central refused the online authorisation (%s): offline path', err.message)
         await mesh.completeOnline(reservation, false, 'other')
-        await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+        await this.#onlineDone(reservation.idHex)
         return undefined
       }
       if (err instanceof TerminalError) this.#monitor?.reportFailure(err)
@@ -845,7 +852,7 @@ class NullmeshTerminal implements Terminal {
     const reason =
       declineCode === undefined ? undefined : isDeclineCode(declineCode) ? declineCode : 'issuer_declined'
     const { proof } = await mesh.completeOnline(reservation, approved, reason)
-    await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+    await this.#onlineDone(reservation.idHex)
     return {
       paymentId: reservation.idHex,
       centralPaymentId: answer.paymentId,
@@ -868,8 +875,7 @@ class NullmeshTerminal implements Terminal {
     const blocked = this.#denylistCode(c)
     if (blocked !== undefined) return this.#pendingDecline(c, reservation, blocked)
     const d = await this.#mesh!.authorize(c, { reservation, deadline })
-    if (d.approved)
-      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+    if (d.approved) await this.#onlineDone(reservation.idHex)
     // still pending if declined: the resolver voids it at central, then releases it
     const barrier =
       d.barrier.acks > 0 ? { acks: d.barrier.acks, quorum: d.barrier.quorum, ms: d.barrier.ms } : undefined
@@ -897,13 +903,18 @@ class NullmeshTerminal implements Terminal {
     if (answer.status === 'committed') {
       // a Commit of it reached central: it was approved after all, and is settled as such
       log('online attempt %s was committed, not voided', reservation.idHex.slice(0, 16))
-      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+      await this.#onlineDone(reservation.idHex)
       return false
     }
     await this.#mesh!.completeOnline(reservation, false, 'voided')
-    await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_DONE, { sync: false })
+    await this.#onlineDone(reservation.idHex)
     log('voided the unanswered online attempt %s at central', reservation.idHex.slice(0, 16))
     return true
+  }
+
+  async #onlineDone(reservationIdHex: string): Promise<void> {
+    this.#onlineUnresolved.delete(reservationIdHex)
+    await this.#ledger!.setCursor(onlineCursor(reservationIdHex), ONLINE_DONE, { sync: false })
   }
 
   /** Void every own online attempt still pending (crash, timeout then offline decline). */
@@ -1158,6 +1169,7 @@ class NullmeshTerminal implements Terminal {
       mesh: { mode: s.mode, peers: s.peers, roster: s.roster, quorum: s.quorum },
       queue: this.#queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
+      onlineUnresolved: this.#onlineUnresolved.size,
       settlement: { ...this.#settled },
       terminal: this.id,
       peerId: s.peerId,

@@ -19,4 +19,6 @@ export interface SimOptions {
   progress: boolean
   /** central's store: a PostgreSQL URL; default the embedded PGlite in the run's directory */
   centralStore?: string
+  /** keep the venue running after the load (dashboards up) until Ctrl-C */
+  hold: boolean
 }

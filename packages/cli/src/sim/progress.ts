@@ -6,6 +6,7 @@ export interface TerminalView {
   peers?: number | undefined
   online?: boolean | undefined
   queue?: number | undefined
+  onlineUnresolved?: number | undefined
   partitioned: boolean
   alive: boolean
 }

@@ -49,6 +49,7 @@ interface RawSimOptions {
   dir?: string
   progress?: boolean
   centralStore?: string
+  hold?: boolean
 }
 
 export async function simCommand(raw: RawSimOptions): Promise<number> {
@@ -68,6 +69,7 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     dir: raw.dir,
     progress: raw.progress !== false,
     ...(raw.centralStore === undefined ? {} : { centralStore: raw.centralStore }),
+    hold: raw.hold === true,
   }
   const { summary, exitCode, error } = await runSim(opts)
   if (summary === undefined && opts.json) {
@@ -102,6 +104,8 @@ interface TerminalProc {
   publicKey: Uint8Array
   dataDir: string
   polling: boolean
+  /** dashboard URL with its login token */
+  dashboard?: string
 }
 
 interface TerminalReady extends Record<string, unknown> {
@@ -149,6 +153,9 @@ export async function runSim(
   let progress: Progress | undefined
   let interrupted = false
   const abort = new AbortController()
+  // --hold: the first Ctrl-C ends the hold (a clean stop and the summary), not the run
+  let endHold: (() => void) | undefined
+  let holdEndedAt = 0
 
   const onUnexpectedExit = (child: NodeChild): void => {
     crashes.push(`${child.name} (${describeExit(child.exit!)})`)
@@ -156,6 +163,15 @@ export async function runSim(
       say(`!! ${child.name} exited unexpectedly (${describeExit(child.exit!)})${child.tail(12)}`)
   }
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (endHold !== undefined) {
+      say(`sim: ${signal}: stopping the venue (again to interrupt)`)
+      endHold()
+      endHold = undefined
+      holdEndedAt = Date.now()
+      return
+    }
+    // one Ctrl-C can arrive twice (a wrapper forwarding it to the process group): not a second press
+    if (Date.now() - holdEndedAt < 1_000) return
     if (interrupted) {
       // second Ctrl-C: no more patience
       for (const c of children) c.kill()
@@ -224,7 +240,8 @@ export async function runSim(
     const issuerArgs = ['--issuer-seed', opts.seed, '--decline-rate', String(SIM_ISSUER_DECLINE_RATE)]
     if (lostCard !== undefined) issuerArgs.push('--lost-or-stolen', cardKey(lostCard.token))
 
-    // ── central ──
+    // ── central ── (the admin token opens its dashboard)
+    const adminToken = randomBytes(18).toString('base64url')
     const centralChild = new NodeChild<CentralReady>(
       {
         name: 'central',
@@ -238,6 +255,8 @@ export async function runSim(
           '--venues',
           venueDir,
           ...issuerArgs,
+          '--admin-token',
+          adminToken,
           '--stop-on-stdin-end',
         ],
         logPath: join(logs, 'central.log'),
@@ -299,10 +318,23 @@ export async function runSim(
       terminals.push(t)
       const ready = await raceAbort(child.ready, abort.signal)
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
+      t.dashboard = dashboardUrl(ready.api, ready.token)
       // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
       const addr = ready.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? ready.multiaddrs[0]
       if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
     }
+
+    // ── dashboards: one line each, the URL signs the browser in ──
+    const dashboards = (): void => {
+      say(`sim: central dashboard ${dashboardUrl(centralUrl, adminToken)}`)
+      for (const t of terminals) {
+        if (t.dashboard !== undefined)
+          say(
+            `sim: ${t.id} dashboard ${t.dashboard} (pid ${t.child.pid}: kill -USR1 cuts it from the mesh, -USR2 heals)`,
+          )
+      }
+    }
+    dashboards()
 
     // ── live view ──
     const stats: LiveStats = {
@@ -336,6 +368,7 @@ export async function runSim(
             t.view.peers = s.mesh.peers
             t.view.online = s.online
             t.view.queue = s.queue.count
+            t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
           } catch {
             t.view.mode = '?'
           } finally {
@@ -483,11 +516,17 @@ export async function runSim(
       const pending = [...centralView.values()].filter(
         (p) => p.status === 'queued' || p.status === 'processing',
       ).length
-      if (allOnline && queued === 0 && missing === 0 && pending === 0) break
+      // an online attempt central may have authorised while its terminal declined is voided by the
+      // terminal's next sync round: settled means none is left
+      const unresolved = terminals.reduce(
+        (s, t) => s + (t.child.running ? (t.view.onlineUnresolved ?? 0) : 0),
+        0,
+      )
+      if (allOnline && queued === 0 && missing === 0 && pending === 0 && unresolved === 0) break
       if (Date.now() > settleDeadline) {
         syncTimedOut = true
         say(
-          `sim: sync not complete after ${opts.settleTimeoutMs} ms (terminal queues ${queued}, missing at central ${missing}, settling ${pending})`,
+          `sim: sync not complete after ${opts.settleTimeoutMs} ms (terminal queues ${queued}, missing at central ${missing}, settling ${pending}, online attempts to void ${unresolved})`,
         )
         break
       }
@@ -497,6 +536,17 @@ export async function runSim(
     progress.stop()
     if (!syncTimedOut && !abort.signal.aborted)
       say('sim: sync complete: terminal queues empty, every approval at central and settled')
+
+    if (opts.hold && !abort.signal.aborted) {
+      say(
+        'sim: holding the venue: the dashboards stay up, the terminals keep taking payments; Ctrl-C stops it',
+      )
+      dashboards()
+      stats.phase = 'holding'
+      await new Promise<void>((resolve) => {
+        endHold = resolve
+      })
+    }
 
     let centralSummary: CentralVenueSummary | undefined
     if (!abort.signal.aborted) {
@@ -599,6 +649,11 @@ export async function runSim(
 }
 
 class Interrupted extends Error {}
+
+/** The dashboard URL that opens the page directly: it carries the token once, then a cookie does. */
+function dashboardUrl(base: string, token: string): string {
+  return `${base}/dashboard?token=${encodeURIComponent(token)}`
+}
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new Interrupted())
