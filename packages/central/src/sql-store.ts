@@ -336,6 +336,11 @@ class SqlCentralStore implements CentralStore {
         )
         return
       }
+      case 'delOutbox': {
+        const ids = (run as Array<Extract<StoreOp, { op: 'delOutbox' }>>).map((o) => o.id)
+        await tx.query('DELETE FROM outbox WHERE id = ANY($1::text[])', [ids])
+        return
+      }
       case 'putOutbox': {
         for (const { entry: e } of run as Array<Extract<StoreOp, { op: 'putOutbox' }>>) {
           await tx.query(
@@ -773,10 +778,14 @@ class SqlCentralStore implements CentralStore {
     return r.rows.sort((a, b) => num(a.pos) - num(b.pos)).map(toOutbox)
   }
 
-  async releaseOutbox(owner: string): Promise<void> {
-    await this.sql.query('UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [
-      owner,
-    ])
+  async releaseOutbox(owner: string, ids?: string[]): Promise<void> {
+    if (ids !== undefined && ids.length === 0) return
+    await this.sql.query(
+      ids === undefined
+        ? 'UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1'
+        : 'UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])',
+      ids === undefined ? [owner] : [owner, ids],
+    )
   }
 
   async nextOutboxDue(opts: AbortOptions & { endpointId?: string } = {}): Promise<number | undefined> {

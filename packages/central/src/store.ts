@@ -167,8 +167,8 @@ export interface CentralStore {
     limit: number,
     endpointId?: string,
   ): Promise<OutboxEntry[]>
-  /** Give up owner's claims on deliveries (when stopping). */
-  releaseOutbox(owner: string): Promise<void>
+  /** Give up owner's claims on deliveries (these, or all of them when stopping). */
+  releaseOutbox(owner: string, ids?: string[]): Promise<void>
   /** when the earliest delivery (of one endpoint, when given) not yet due is due, if any */
   nextOutboxDue(opts?: AbortOptions & { endpointId?: string }): Promise<number | undefined>
   /** endpoints with a delivery due at `now` that nobody holds */

@@ -313,6 +313,7 @@ export class WebhookAdmin {
           : { disabled: false as const }),
     })
     await this.init.write(ops)
+    this.init.dispatcher.changed(id)
     if (reenable) {
       this.init.log('webhook %s re-enabled: its pending deliveries go out now, in order', id)
       this.init.dispatcher.kick([id])
@@ -323,6 +324,7 @@ export class WebhookAdmin {
   async remove(id: string, opts: AbortOptions = {}): Promise<boolean> {
     if ((await this.store.getWebhook(id, opts)) === undefined) return false
     await this.init.write([{ op: 'delWebhook', id }])
+    this.init.dispatcher.changed(id)
     return true
   }
 
@@ -343,6 +345,7 @@ export class WebhookAdmin {
       ...(current.previousSecrets ?? []).filter((p) => p.expiresAt > now),
     ]
     await this.init.write([{ op: 'patchWebhook', id, secret, previousSecrets }])
+    this.init.dispatcher.changed(id)
     this.init.log('webhook %s: secret rotated, the previous one signs for %d s more', id, overlap)
     return { id, secret, previousSecretExpiresAt: expiresAt }
   }

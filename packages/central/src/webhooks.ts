@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { request as httpRequest } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import { setMaxListeners } from 'node:events'
+import { Agent as HttpAgent, request as httpRequest } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import {
   DEFAULT_EVENT_RETENTION_MS,
   DEFAULT_WEBHOOK_LEASE_MS,
@@ -245,6 +246,11 @@ export interface WebhookDispatcherInit {
   retentionMs?: number
 }
 
+/** a lane claims this many rounds of deliveries (× its concurrency) at once */
+const CLAIM_ROUNDS = 4
+/** a lane re-reads its endpoint (url, secrets, disabled) at least this often */
+const ENDPOINT_CACHE_MS = 500
+
 /** One endpoint's delivery counters since this process started (for /metrics). */
 export interface LaneCounters {
   delivered: number
@@ -257,15 +263,35 @@ export interface LaneCounters {
  */
 class Lane {
   private inflight = new Set<Promise<void>>()
+  /** claimed, not started yet (oldest first) */
+  private queue: OutboxEntry[] = []
   private pumping: Promise<void> | undefined
   private again = false
   private timer: NodeJS.Timeout | undefined
+  private endpoint: { value: WebhookEndpoint | undefined; at: number } | undefined
   readonly counters: LaneCounters = { delivered: 0, failed: 0 }
+  /** this lane's keep-alive connections: at most `concurrency`, closed after 5 s idle */
+  readonly agents: { http: HttpAgent; https: HttpsAgent }
 
   constructor(
     readonly endpointId: string,
     private readonly d: WebhookDispatcher,
-  ) {}
+  ) {
+    const o = { keepAlive: true, maxSockets: d.concurrency, maxFreeSockets: d.concurrency, timeout: 5_000 }
+    this.agents = { http: new HttpAgent(o), https: new HttpsAgent(o) }
+  }
+
+  /** The endpoint changed (url, secrets, disabled): read it again before the next delivery. */
+  invalidate(): void {
+    this.endpoint = undefined
+  }
+
+  private async current(): Promise<WebhookEndpoint | undefined> {
+    const now = Date.now()
+    if (this.endpoint === undefined || now - this.endpoint.at > ENDPOINT_CACHE_MS)
+      this.endpoint = { value: await this.d.store.getWebhook(this.endpointId), at: now }
+    return this.endpoint.value
+  }
 
   kick(): void {
     if (!this.d.running) return
@@ -290,20 +316,35 @@ class Lane {
     for (;;) {
       this.again = false
       if (!this.d.running) return
-      const endpoint = await this.d.store.getWebhook(this.endpointId)
-      if (endpoint === undefined || endpoint.disabled === true) return
-      const free = this.d.concurrency - this.inflight.size
+      const endpoint = await this.current()
+      if (endpoint === undefined || endpoint.disabled === true) {
+        // what was claimed and not started goes back (a disabled endpoint's lane sends nothing)
+        const back = this.queue.splice(0)
+        if (back.length > 0)
+          await this.d.store.releaseOutbox(
+            this.d.owner,
+            back.map((e) => e.id),
+          )
+        return
+      }
+      let free = this.d.concurrency - this.inflight.size
       if (free <= 0) return // a delivery ending kicks the lane again
-      const claimed = await this.d.store.claimOutbox(
-        this.d.owner,
-        this.d.now(),
-        this.d.leaseMs,
-        free,
-        this.endpointId,
-      )
-      for (const entry of claimed) {
+      if (this.queue.length === 0) {
+        // a few rounds' worth at once: one claim for several deliveries
+        this.queue = await this.d.store.claimOutbox(
+          this.d.owner,
+          this.d.now(),
+          this.d.leaseMs,
+          this.d.concurrency * CLAIM_ROUNDS,
+          this.endpointId,
+        )
+        if (this.queue.length === 0 && !this.again) break
+      }
+      while (free > 0 && this.queue.length > 0) {
+        const entry = this.queue.shift()!
+        free--
         const p: Promise<void> = this.d
-          .deliver(entry, endpoint, this.counters)
+          .deliver(entry, endpoint, this.counters, this.agents)
           .catch((err: unknown) => this.d.log.error('webhook %s: %o', entry.id, err))
           .finally(() => {
             this.inflight.delete(p)
@@ -311,9 +352,9 @@ class Lane {
           })
         this.inflight.add(p)
       }
-      if (claimed.length < free && !this.again) break
+      if (free === 0 || this.queue.length > 0) return
     }
-    if (this.inflight.size > 0) return // their ends kick the lane
+    if (this.inflight.size > 0 || this.queue.length > 0) return // their ends kick the lane
     const due = await this.d.store.nextOutboxDue({ endpointId: this.endpointId })
     if (due === undefined || !this.d.running) return
     if (this.timer !== undefined) clearTimeout(this.timer)
@@ -336,6 +377,13 @@ class Lane {
   stop(): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
+    this.queue = []
+  }
+
+  /** close its connections (after its deliveries ended) */
+  close(): void {
+    this.agents.http.destroy()
+    this.agents.https.destroy()
   }
 }
 
@@ -361,6 +409,9 @@ export class WebhookDispatcher {
   private pollTimer: NodeJS.Timeout | undefined
   private polling: Promise<void> | undefined
   private lastPrune = 0
+  private readonly pending: Array<{ ops: StoreOp[]; resolve: () => void; reject: (err: unknown) => void }> =
+    []
+  private writing: Promise<void> | undefined
   /** this process's name on delivery claims */
   readonly owner = `webhooks-${process.pid}-${randomBytes(6).toString('hex')}`
 
@@ -372,7 +423,8 @@ export class WebhookDispatcher {
     this.timeoutMs = init.retry?.timeoutMs ?? DEFAULT_WEBHOOK_RETRY.timeoutMs
     this.concurrency = Math.max(1, init.retry?.concurrency ?? DEFAULT_WEBHOOK_RETRY.concurrency)
     this.pollMs = init.retry?.pollMs ?? DEFAULT_WEBHOOK_RETRY.pollMs
-    this.leaseMs = init.leaseMs ?? Math.max(DEFAULT_WEBHOOK_LEASE_MS, this.timeoutMs * 2)
+    // a claimed delivery may wait in its lane's queue for CLAIM_ROUNDS attempts before its own
+    this.leaseMs = init.leaseMs ?? Math.max(DEFAULT_WEBHOOK_LEASE_MS, this.timeoutMs * (CLAIM_ROUNDS + 2))
     this.retentionMs = init.retentionMs ?? DEFAULT_EVENT_RETENTION_MS
   }
 
@@ -384,6 +436,8 @@ export class WebhookDispatcher {
     if (this.running) return
     this.running = true
     this.controller = new AbortController()
+    // every delivery in flight listens on this one signal
+    setMaxListeners(0, this.controller.signal)
     this.pollTimer = setInterval(() => this.kick(), this.pollMs)
     this.pollTimer.unref()
     this.kick()
@@ -398,6 +452,7 @@ export class WebhookDispatcher {
     for (const lane of this.lanes.values()) lane.stop()
     await this.polling?.catch(() => {})
     await Promise.all([...this.lanes.values()].map((l) => l.idle()))
+    for (const lane of this.lanes.values()) lane.close()
     this.lanes.clear()
     // what this process claimed and did not deliver is free for the next one at once
     await this.store.releaseOutbox(this.owner).catch(() => {})
@@ -410,6 +465,11 @@ export class WebhookDispatcher {
       this.lanes.set(endpointId, lane)
     }
     return lane
+  }
+
+  /** An endpoint was changed here (url, secrets, disabled): its lane reads it again. */
+  changed(endpointId: string): void {
+    this.lanes.get(endpointId)?.invalidate()
   }
 
   /** Deliveries were written (for these endpoints, or any): deliver soon. */
@@ -458,8 +518,51 @@ export class WebhookDispatcher {
     return new Map([...this.lanes].map(([id, l]) => [id, { ...l.counters }]))
   }
 
+  /**
+   * Write a delivery's outcome. Outcomes of every lane that end together are written in one
+   * transaction (group commit): one commit for many deliveries. If it fails, the claims lapse and
+   * those events are delivered again (at least once).
+   */
+  private record(ops: StoreOp[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ ops, resolve, reject })
+      if (this.writing === undefined) this.writing = this.flushOutcomes()
+    })
+  }
+
+  private async flushOutcomes(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0)
+      // outbox rows first, then endpoints (the order every writer locks them in); one success
+      // per endpoint is enough for its health
+      const rows: StoreOp[] = []
+      const health = new Map<string, StoreOp>()
+      const failures: StoreOp[] = []
+      for (const { ops } of batch)
+        for (const o of ops) {
+          if (o.op === 'webhookAttempt') {
+            if (o.error === undefined) health.set(o.id, o)
+            else failures.push(o)
+          } else rows.push(o)
+        }
+      rows.sort((a, b) => (a.op === b.op ? 0 : a.op === 'delOutbox' ? -1 : 1))
+      try {
+        await this.store.apply([...rows, ...health.values(), ...failures])
+        for (const b of batch) b.resolve()
+      } catch (err: unknown) {
+        for (const b of batch) b.reject(err)
+      }
+    }
+    this.writing = undefined
+  }
+
   /** One attempt of one claimed delivery; its outcome is written with the endpoint's health. */
-  async deliver(entry: OutboxEntry, endpoint: WebhookEndpoint, counters: LaneCounters): Promise<void> {
+  async deliver(
+    entry: OutboxEntry,
+    endpoint: WebhookEndpoint,
+    counters: LaneCounters,
+    agents?: { http: HttpAgent; https: HttpsAgent },
+  ): Promise<void> {
     const signal = this.signal
     const t = this.now()
     let error: string
@@ -468,6 +571,7 @@ export class WebhookDispatcher {
         [WEBHOOK_SIGNATURE_HEADER]: signWebhookPayload(entry.body, signingSecrets(endpoint, t), t),
         timeoutMs: this.timeoutMs,
         signal,
+        ...(agents === undefined ? {} : { agents }),
       })
       error = `HTTP ${status}`
       if (status >= 200 && status < 300) error = ''
@@ -476,7 +580,7 @@ export class WebhookDispatcher {
     }
     if (error === '') {
       // if this write fails, the claim lapses and the event is delivered again: at least once
-      await this.store.apply([
+      await this.record([
         { op: 'delOutbox', id: entry.id },
         { op: 'webhookAttempt', id: endpoint.id, at: this.now() },
       ])
@@ -490,7 +594,7 @@ export class WebhookDispatcher {
     const exhausted = attempts > this.schedule.length
     const delay = this.schedule[Math.min(attempts, this.schedule.length) - 1]!
     const at = this.now()
-    await this.store.apply([
+    await this.record([
       { op: 'retryOutbox', id: entry.id, attempts, nextAttemptAt: at + delay, lastError: error },
       {
         op: 'webhookAttempt',
@@ -524,12 +628,14 @@ export class WebhookDispatcher {
 interface PostOptions {
   timeoutMs: number
   signal: AbortSignal | undefined
+  /** keep-alive connections of one lane (destroyed when it stops); none: one connection per request */
+  agents?: { http: HttpAgent; https: HttpsAgent }
   [header: string]: unknown
 }
 
 /** POST without keep-alive (no sockets left open after stop). Resolves with the status code. */
 export function postJson(url: string, body: string, opts: PostOptions): Promise<number> {
-  const { timeoutMs, signal, ...headers } = opts
+  const { timeoutMs, signal, agents, ...headers } = opts
   return new Promise((resolve, reject) => {
     let target: URL
     try {
@@ -543,13 +649,13 @@ export function postJson(url: string, body: string, opts: PostOptions): Promise<
       target,
       {
         method: 'POST',
-        agent: false,
+        agent: agents === undefined ? false : target.protocol === 'https:' ? agents.https : agents.http,
         headers: {
           ...(headers as Record<string, string>),
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
           'user-agent': 'nullmesh-central',
-          connection: 'close',
+          ...(agents === undefined ? { connection: 'close' } : {}),
         },
         timeout: timeoutMs,
         signal,
