@@ -91,7 +91,7 @@ async function payments(bundle, count) {
  * that never answer, `count` payments synced at `rate` per second and settled; waits until every
  * healthy endpoint has all 3 × count events.
  */
-async function run(root, bundle, { label, healthy, hung, count, rate }, say) {
+async function run(root, bundle, { label, healthy, hung, count, rate, burst = false }, say) {
   const { createCentralService } = await import('@nullmesh/central')
   const rx = await receivers()
   const central = createCentralService({
@@ -107,10 +107,15 @@ async function run(root, bundle, { label, healthy, hung, count, rate }, say) {
     const load = await payments(bundle, count)
     const expected = 3 * count * healthy
     const t0 = Date.now()
-    for (let i = 0; i < load.length; i++) {
-      const due = t0 + (i * 1000) / rate
-      if (due > Date.now()) await sleep(due - Date.now())
-      await central.ingest(load[i])
+    if (burst) {
+      // as fast as central takes them: 50 payments per sync
+      for (let i = 0; i < load.length; i += 50) await central.ingest(load.slice(i, i + 50).flat())
+    } else {
+      for (let i = 0; i < load.length; i++) {
+        const due = t0 + (i * 1000) / rate
+        if (due > Date.now()) await sleep(due - Date.now())
+        await central.ingest(load[i])
+      }
     }
     const deadline = Date.now() + 300_000
     while (rx.arrivals.length < expected && Date.now() < deadline) await sleep(50)
@@ -122,7 +127,8 @@ async function run(root, bundle, { label, healthy, hung, count, rate }, say) {
       endpoints: healthy + hung,
       hung,
       payments: count,
-      paymentsPerSecond: rate,
+      paymentsPerSecond: burst ? null : rate,
+      burst,
       healthyDeliveries: rx.arrivals.length,
       expected,
       seconds: Math.round(seconds * 100) / 100,
@@ -150,7 +156,14 @@ export async function figureWebhooks({ quick, say }) {
       policy: BENCH_POLICY,
     })
     const count = quick ? 60 : 200
-    const rate = 10
+    // payments 200 ms apart, as in the issue's measurement
+    const rate = 5
+    const capacity = await run(
+      root,
+      bundle,
+      { label: 'one-burst', healthy: 1, hung: 0, count: quick ? 300 : 1000, rate, burst: true },
+      say,
+    )
     const one = await run(root, bundle, { label: 'one', healthy: 1, hung: 0, count, rate }, say)
     const control = await run(root, bundle, { label: 'fifteen', healthy: 15, hung: 0, count, rate }, say)
     const twenty = await run(root, bundle, { label: 'twenty', healthy: 15, hung: 5, count, rate }, say)
@@ -163,9 +176,12 @@ export async function figureWebhooks({ quick, say }) {
         'endpoints are local HTTP servers answering 204, or accepting the request and never answering (central times ' +
         'out after 10 s and retries); latency = arrival at a healthy endpoint − the event’s createdAt (its transition’s ' +
         'commit); deliveries/s = healthy deliveries ÷ (last arrival − first sync). Embedded PGlite, one central process, ' +
-        'receivers in the same process. Control: the 15 healthy endpoints without the 5 hung ones.',
+        'receivers in the same process. Control: the 15 healthy endpoints without the 5 hung ones. Capacity: one ' +
+        'endpoint, payments synced all at once (50 per sync), deliveries/s until the last arrives.',
       runs: [one, control, twenty],
+      capacity,
       lines: [
+        `1 endpoint, ${capacity.payments} payments synced at once: ${capacity.deliveriesPerSecond} deliveries/s (p99 ${capacity.latencyMs.p99} ms)`,
         `1 endpoint: ${one.deliveriesPerSecond} deliveries/s, p50 ${one.latencyMs.p50} ms, p99 ${one.latencyMs.p99} ms`,
         `15 healthy alone: ${control.deliveriesPerSecond} deliveries/s, p50 ${control.latencyMs.p50} ms, p99 ${control.latencyMs.p99} ms`,
         `15 healthy + 5 hung: ${twenty.deliveriesPerSecond} deliveries/s, p50 ${twenty.latencyMs.p50} ms, p99 ${twenty.latencyMs.p99} ms`,
