@@ -1158,7 +1158,17 @@ function table() {
         `   ${String(r.terminals).padEnd(9)} | ${fmt(r.rttMs).padEnd(21)} | ${fmt(r.fsyncMs).padEnd(21)} | ${String(r.floorP50Ms).padEnd(9)} | ${String(r.ratioInprocess).padEnd(13)} | ${r.ratioHttp}`,
       )
   }
-  for (const key of ['redis', 'throughput', 'catchup', 'heal', 'ingest', 'sizes', 'memory', 'safety']) {
+  for (const key of [
+    'redis',
+    'throughput',
+    'catchup',
+    'heal',
+    'ingest',
+    'sizes',
+    'memory',
+    'safety',
+    'webhooks',
+  ]) {
     const x = f[key]
     if (x === undefined || x.lines === undefined) continue
     lines.push('', `${x.figure}. ${x.title}`)
@@ -1196,7 +1206,19 @@ const FIGURES = [
   [7, 'central ingest + memory (figures 7, 9)', figureIngestAndMemory],
   [4, 'throughput (figure 4)', figureThroughput],
   [6, 'heal (figure 6)', figureHeal],
+  [11, 'webhook delivery (figure 11)', figureWebhooksRun],
 ]
+
+async function figureWebhooksRun() {
+  const { figureWebhooks } = await import('./bench/webhooks.js')
+  const f = await figureWebhooks({ quick: QUICK, say })
+  results.figures.webhooks = f
+  results.goals.webhooks = goal(
+    'healthy endpoints’ delivery p99 beside 5 hung endpoints within 1 s of one endpoint alone',
+    `p99 ${f.runs[0].latencyMs.p99} ms alone, ${f.runs[2].latencyMs.p99} ms beside 5 hung (15 healthy alone: ${f.runs[1].latencyMs.p99} ms)`,
+    f.p99DeltaVsOneMs <= 1000,
+  )
+}
 
 async function main() {
   const t0 = Date.now()

@@ -38,15 +38,50 @@ export const DEFAULT_SETTLE_LEASE_MS = 30_000
 /** A webhook dispatcher's claim on a delivery holds this long against other processes. */
 export const DEFAULT_WEBHOOK_LEASE_MS = 60_000
 
+const SECOND = 1_000
+const MINUTE = 60 * SECOND
+const HOUR = 60 * MINUTE
+/**
+ * When a failed delivery is attempted again: the first attempt at once, then after each of these
+ * delays — 15 attempts over 71 h 42 min (about three days, as Stripe). When the last one fails and
+ * the endpoint has not succeeded since that event was created, the endpoint is disabled (its
+ * deliveries wait for it to be re-enabled); otherwise the event is tried every 12 h.
+ */
+export const DEFAULT_WEBHOOK_SCHEDULE_MS: readonly number[] = [
+  5 * SECOND,
+  30 * SECOND,
+  2 * MINUTE,
+  10 * MINUTE,
+  30 * MINUTE,
+  1 * HOUR,
+  2 * HOUR,
+  4 * HOUR,
+  8 * HOUR,
+  8 * HOUR,
+  12 * HOUR,
+  12 * HOUR,
+  12 * HOUR,
+  12 * HOUR,
+]
+
 export const DEFAULT_WEBHOOK_RETRY = {
-  /** delay before the second attempt; doubled after every failure */
-  initialDelayMs: 500,
-  maxDelayMs: 5 * 60_000,
-  /** after this many failed attempts a delivery moves to the dead-letter store */
-  maxAttempts: 15,
   /** one delivery attempt (connect, send, response) may take at most this long */
   timeoutMs: 10_000,
+  /** deliveries in flight at once to one endpoint (its lane) */
+  concurrency: 4,
+  /** how often a dispatcher looks for deliveries written by other central processes */
+  pollMs: 1_000,
 } as const
+
+/** How long the event log keeps an event (longer while an enabled endpoint still waits for it). */
+export const DEFAULT_EVENT_RETENTION_MS = 30 * 24 * HOUR
+/** A rotated-out secret signs deliveries this long by default (POST …/rotate-secret). */
+export const DEFAULT_SECRET_OVERLAP_S = 24 * 60 * 60
+export const MAX_SECRET_OVERLAP_S = 7 * 24 * 60 * 60
+/** A merchant-supplied signing secret has at least this many bytes (UTF-8). */
+export const MIN_WEBHOOK_SECRET_BYTES = 32
+export const DEFAULT_EVENTS_LIMIT = 100
+export const MAX_EVENTS_LIMIT = 1_000
 
 /** How far the receiver's clock may be from the signature's timestamp. */
 export const DEFAULT_WEBHOOK_TOLERANCE_MS = 5 * 60_000

@@ -172,11 +172,17 @@ class Tx {
   async finish(): Promise<StoreOp[]> {
     if (this.notify.length > 0) {
       this.endpoints ??= await this.store.listWebhooks()
+      const logged: StoreOp[] = []
+      const deliveries: StoreOp[] = []
       for (const { record, previous } of this.notify) {
         // only the state it ends in: a payment created and failed in one batch notifies 'failed'
         if (this.payments.get(record.paymentId) !== record) continue
-        this.ops.push(...outboxOpsFor(record, this.endpoints, this.now, previous))
+        for (const o of outboxOpsFor(record, this.endpoints, this.now, previous))
+          (o.op === 'putWebhookEvent' ? logged : deliveries).push(o)
       }
+      // one statement for the log entries, then the deliveries (each in the log's order)
+      this.ops.push(...logged, ...deliveries)
+      this.notify.length = 0
     }
     return this.ops
   }
@@ -190,8 +196,8 @@ export interface EngineInit {
   now: () => number
   log: Logger
   issuerTimeoutMs?: number
-  /** a transition was written: wake the webhook dispatcher */
-  onOutbox: () => void
+  /** a transition was written with deliveries for these endpoints: wake their lanes */
+  onOutbox: (endpointIds: Set<string>) => void
   /** payments were queued: wake the settlement loop */
   onQueued: () => void
   /** how long a settlement claim on a payment holds against other processes (default 30 s) */
@@ -212,7 +218,7 @@ export class Engine {
   private readonly now: () => number
   private readonly log: Logger
   private readonly issuerTimeoutMs: number
-  private readonly onOutbox: () => void
+  private readonly onOutbox: (endpointIds: Set<string>) => void
   private readonly onQueued: () => void
   private readonly leaseMs: number
   /** this process's name on settlement claims */
@@ -261,7 +267,9 @@ export class Engine {
     if (ops.length === 0) return
     opts.signal?.throwIfAborted()
     await this.store.apply(ops)
-    if (ops.some((o) => o.op === 'putOutbox')) this.onOutbox()
+    const endpoints = new Set<string>()
+    for (const o of ops) if (o.op === 'putOutbox') endpoints.add(o.entry.endpointId)
+    if (endpoints.size > 0) this.onOutbox(endpoints)
     if (ops.some((o) => o.op === 'putPayment' && o.payment.status === 'queued')) this.onQueued()
   }
 

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import {
   MAX_BODY_BYTES,
   MAX_EVENT_BASE64_LENGTH,
+  MAX_EVENTS_LIMIT,
   MAX_PARAM_LENGTH,
   MAX_PAYMENTS_LIMIT,
   MAX_SYNC_EVENTS,
@@ -254,41 +255,196 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     },
   )
 
+  /**
+   * Validation drops unknown body fields (Fastify's default): for the webhook routes a field we do not
+   * know is a 400 instead (a typo such as `enabled` must not answer 200 having changed nothing).
+   */
+  const onlyFields =
+    (...allowed: string[]) =>
+    async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      await requireAdmin(req, reply)
+      const body = req.body
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+      const unknown = Object.keys(body).filter((k) => !allowed.includes(k))
+      if (unknown.length > 0)
+        throw new CentralError(
+          'ERR_INVALID_REQUEST',
+          `${unknown.join(', ')}: unknown field${unknown.length > 1 ? 's' : ''} (known: ${allowed.join(', ')})`,
+        )
+    }
+  const WebhookParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+  const EventTypes = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 })
+  const notRegistered = (id: string): CentralError =>
+    new CentralError('ERR_NOT_FOUND', `webhook ${id} is not registered`, 404)
+
   app.post(
     '/v1/webhooks',
     {
+      preValidation: onlyFields('url', 'secret', 'events'),
       preHandler: requireAdmin,
       schema: {
         body: Type.Object(
           {
             url: Type.String({ minLength: 1, maxLength: 2048 }),
-            secret: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
+            secret: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+            events: Type.Optional(EventTypes),
           },
           { additionalProperties: false },
         ),
       },
     },
-    async (req, reply) => {
-      const { url, secret } = req.body
-      const registration = await service.addWebhook(secret === undefined ? { url } : { url, secret })
-      return reply.code(201).send(registration)
-    },
+    async (req, reply) => reply.code(201).send(await service.addWebhook(req.body)),
   )
 
   app.get('/v1/webhooks', { preHandler: requireAdmin }, async () => ({
     webhooks: await service.listWebhooks(),
   }))
 
+  app.get(
+    '/v1/webhooks/:id',
+    { preHandler: requireAdmin, schema: { params: WebhookParams } },
+    async (req) => {
+      const w = await service.getWebhook(req.params.id)
+      if (w === undefined) throw notRegistered(req.params.id)
+      return w
+    },
+  )
+
+  app.patch(
+    '/v1/webhooks/:id',
+    {
+      preValidation: onlyFields('url', 'events', 'disabled'),
+      preHandler: requireAdmin,
+      schema: {
+        params: WebhookParams,
+        body: Type.Object(
+          {
+            url: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+            events: Type.Optional(EventTypes),
+            disabled: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => service.updateWebhook(req.params.id, req.body),
+  )
+
   app.delete(
     '/v1/webhooks/:id',
-    { preHandler: requireAdmin, schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
+    { preHandler: requireAdmin, schema: { params: WebhookParams } },
     async (req, reply) => {
-      if (!(await service.removeWebhook(req.params.id))) {
-        throw new CentralError('ERR_NOT_FOUND', `webhook ${req.params.id} is not registered`, 404)
-      }
+      if (!(await service.removeWebhook(req.params.id))) throw notRegistered(req.params.id)
       return reply.code(204).send()
     },
   )
+
+  app.post(
+    '/v1/webhooks/:id/rotate-secret',
+    {
+      preValidation: onlyFields('overlapSeconds', 'secret'),
+      preHandler: requireAdmin,
+      schema: {
+        params: WebhookParams,
+        body: Type.Optional(
+          Type.Object(
+            {
+              overlapSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 })),
+              secret: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+    },
+    async (req) => service.rotateWebhookSecret(req.params.id, req.body ?? {}),
+  )
+
+  app.post(
+    '/v1/webhooks/:id/redeliver',
+    {
+      preValidation: onlyFields('eventId', 'since', 'until'),
+      preHandler: requireAdmin,
+      schema: {
+        params: WebhookParams,
+        body: Type.Object(
+          {
+            eventId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+            since: Type.Optional(Type.Integer({ minimum: 0 })),
+            until: Type.Optional(Type.Integer({ minimum: 0 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => reply.code(202).send(await service.redeliverWebhook(req.params.id, req.body)),
+  )
+
+  app.post(
+    '/v1/webhooks/:id/test',
+    {
+      preValidation: onlyFields('type'),
+      preHandler: requireAdmin,
+      schema: {
+        params: WebhookParams,
+        body: Type.Object(
+          { type: Type.String({ minLength: 1, maxLength: 64 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => service.testWebhook(req.params.id, req.body.type),
+  )
+
+  app.get(
+    '/v1/events',
+    {
+      preHandler: requireAdmin,
+      schema: {
+        querystring: Type.Object(
+          {
+            type: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+            payment: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+            created_gte: Type.Optional(Type.Integer({ minimum: 0 })),
+            created_lt: Type.Optional(Type.Integer({ minimum: 0 })),
+            order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_EVENTS_LIMIT })),
+            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      const q = req.query
+      return service.listEvents({
+        ...(q.type === undefined ? {} : { type: q.type }),
+        ...(q.payment === undefined ? {} : { payment: q.payment }),
+        ...(q.created_gte === undefined ? {} : { createdGte: q.created_gte }),
+        ...(q.created_lt === undefined ? {} : { createdLt: q.created_lt }),
+        ...(q.order === undefined ? {} : { order: q.order }),
+        ...(q.limit === undefined ? {} : { limit: q.limit }),
+        ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
+      })
+    },
+  )
+
+  app.get(
+    '/v1/events/:id',
+    { preHandler: requireAdmin, schema: { params: Type.Object({ id: Type.String({ maxLength: 128 }) }) } },
+    async (req) => {
+      const e = await service.getEvent(req.params.id)
+      if (e === undefined)
+        throw new CentralError('ERR_NOT_FOUND', `event ${req.params.id} is not in the event log`, 404)
+      return e
+    },
+  )
+
+  // Prometheus: open like the other read routes without an admin token, behind it with one
+  app.get('/metrics', async (req, reply) => {
+    if (init.adminToken !== undefined) await requireAdmin(req, reply)
+    return reply.type('text/plain; version=0.0.4').send(await service.metrics())
+  })
 
   // GET /dashboard, /v1/dashboard, /v1/dashboard/stream, /v1/dashboard/payments/:id (dashboard.ts)
   registerCentralDashboard(app as unknown as FastifyInstance, {

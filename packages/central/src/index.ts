@@ -1,4 +1,6 @@
 export {
+  DEFAULT_EVENT_RETENTION_MS,
+  DEFAULT_WEBHOOK_SCHEDULE_MS,
   DEFAULT_WEBHOOK_TOLERANCE_MS,
   LEDGER_EXPORT_FORMAT,
   LEDGER_EXPORT_VERSION,
@@ -28,7 +30,6 @@ export type {
   DenylistUpdate,
   ImportResult,
   VenueSummary,
-  WebhookRegistration,
 } from './service.js'
 export { createCentralService } from './service.js'
 export type { SettleSummary } from './settlement.js'
@@ -37,11 +38,19 @@ export { openPglite, openPostgres } from './sql/db.js'
 export { MIGRATIONS, migrate, SCHEMA_VERSION } from './sql/schema.js'
 export type { SqlStoreInit } from './sql-store.js'
 export { createSqlStore, REPORT_SQL } from './sql-store.js'
-export type { CentralStore, PaymentAggregate, PaymentFilter, StoreOp } from './store.js'
+export type {
+  CentralStore,
+  EventLogFilter,
+  PaymentAggregate,
+  PaymentFilter,
+  RedeliverRequest,
+  StoreOp,
+} from './store.js'
 export { StoreConflict } from './store.js'
 export type {
   AbortOptions,
   DenylistState,
+  EventLogEntry,
   OutboxEntry,
   PaymentRecord,
   PaymentStatus,
@@ -50,9 +59,20 @@ export type {
   PendingRelease,
   StoredEvent,
   SyncDeclineCode,
+  WebhookBacklog,
   WebhookEndpoint,
   WebhookEvent,
   WebhookEventType,
 } from './types.js'
+export { WEBHOOK_EVENT_TYPES } from './types.js'
+export type {
+  EventList,
+  EventListQuery,
+  TestDelivery,
+  WebhookCreate,
+  WebhookPatch,
+  WebhookRegistration,
+  WebhookView,
+} from './webhook-admin.js'
 export type { VerifyWebhookOptions, WebhookRetryOptions } from './webhooks.js'
-export { signWebhookPayload, verifyWebhookSignature } from './webhooks.js'
+export { retrySchedule, signWebhookPayload, verifyWebhookSignature } from './webhooks.js'

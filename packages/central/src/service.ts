@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -36,10 +35,20 @@ import {
   type PaymentView,
   type SyncDeclineCode,
   toPaymentView,
-  type WebhookEndpoint,
+  type WebhookEvent,
 } from './types.js'
 import { VenueRegistry } from './venues.js'
-import { newWebhookSecret, WebhookDispatcher, type WebhookRetryOptions } from './webhooks.js'
+import {
+  type EventList,
+  type EventListQuery,
+  type TestDelivery,
+  WebhookAdmin,
+  type WebhookCreate,
+  type WebhookPatch,
+  type WebhookRegistration,
+  type WebhookView,
+} from './webhook-admin.js'
+import { WebhookDispatcher, type WebhookRetryOptions } from './webhooks.js'
 
 const log = createLogger('nullmesh:central')
 
@@ -59,7 +68,10 @@ export interface CentralServiceInit {
   issuer?: IssuerAdapter
   /** bearer token for admin endpoints (webhooks, deny-list updates); without one they answer 403 */
   adminToken?: string
+  /** the retry schedule (default: 15 attempts over about 3 days), attempt timeout, per-endpoint concurrency */
   webhookRetry?: WebhookRetryOptions
+  /** how long the event log keeps an event (default 30 days; longer while an enabled endpoint waits for it) */
+  eventRetentionMs?: number
   /**
    * how often the settlement loop runs besides being woken by ingest (default 1 s); 0 turns automatic
    * settlement off: payments then settle only in settleNow()
@@ -109,12 +121,6 @@ export interface VenueSummary {
   policyViolations: Record<string, number>
 }
 
-export interface WebhookRegistration {
-  id: string
-  url: string
-  secret: string
-}
-
 export interface ImportResult extends IngestResult {
   header: LedgerExportHeader
 }
@@ -147,9 +153,35 @@ export interface CentralService {
   getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentView | undefined>
   listPayments(filter: PaymentFilter, opts?: AbortOptions): Promise<PaymentView[]>
   summary(venueId: string, opts?: AbortOptions): Promise<VenueSummary>
-  addWebhook(endpoint: { url: string; secret?: string }, opts?: AbortOptions): Promise<WebhookRegistration>
+  /** Register an endpoint: http(s) URL, secret ≥ 32 bytes (default generated), event types (default all). */
+  addWebhook(endpoint: WebhookCreate, opts?: AbortOptions): Promise<WebhookRegistration>
   removeWebhook(id: string, opts?: AbortOptions): Promise<boolean>
-  listWebhooks(opts?: AbortOptions): Promise<Array<{ id: string; url: string; createdAt: number }>>
+  listWebhooks(opts?: AbortOptions): Promise<WebhookView[]>
+  /** An endpoint with its delivery health (pending, oldest pending, last success and error, disabled). */
+  getWebhook(id: string, opts?: AbortOptions): Promise<WebhookView | undefined>
+  /** Change url, events or disabled; re-enabling sends what waited, in order. */
+  updateWebhook(id: string, patch: WebhookPatch, opts?: AbortOptions): Promise<WebhookView>
+  /** A new secret; the old one keeps signing (a second v1=) for overlapSeconds (default 24 h). */
+  rotateWebhookSecret(
+    id: string,
+    req: { overlapSeconds?: number; secret?: string },
+    opts?: AbortOptions,
+  ): Promise<{ id: string; secret: string; previousSecretExpiresAt: number }>
+  /** Queue one logged event, or every event since a time, for the endpoint again. */
+  redeliverWebhook(
+    id: string,
+    req: { eventId?: string; since?: number; until?: number },
+    opts?: AbortOptions,
+  ): Promise<{ queued: number }>
+  /** Sign and send a test event of this type to the endpoint now; its answer. */
+  testWebhook(id: string, type: string, opts?: AbortOptions): Promise<TestDelivery>
+  /** The event log, filtered, a page at a time. */
+  listEvents(query: EventListQuery, opts?: AbortOptions): Promise<EventList>
+  getEvent(id: string, opts?: AbortOptions): Promise<WebhookEvent | undefined>
+  /** Prune the event log now (it also runs by itself). */
+  pruneEvents(opts?: AbortOptions): Promise<{ events: number; deliveries: number }>
+  /** Prometheus text exposition of webhook delivery. */
+  metrics(opts?: AbortOptions): Promise<string>
   /** The venue's current deny list, signed by its operator key. */
   getDenylist(venueId: string, opts?: AbortOptions): Promise<SignedDocument<DenylistPayload>>
   /** Replace the venue's blocked BINs and/or card keys; the version increments. */
@@ -172,6 +204,7 @@ class DefaultCentralService implements CentralService {
   private readonly engine: Engine
   private readonly settler: Settler
   private readonly dispatcher: WebhookDispatcher
+  private readonly webhooks: WebhookAdmin
   private app: FastifyInstance | undefined
   private address = ''
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
@@ -190,10 +223,17 @@ class DefaultCentralService implements CentralService {
       })
     this.dispatcher = new WebhookDispatcher({
       store: this.store,
-      write: (ops) => this.engine.write(ops),
       now: this.now,
       ...(init.webhookRetry === undefined ? {} : { retry: init.webhookRetry }),
+      ...(init.eventRetentionMs === undefined ? {} : { retentionMs: init.eventRetentionMs }),
       log: log.extend('webhooks'),
+    })
+    this.webhooks = new WebhookAdmin({
+      store: this.store,
+      dispatcher: this.dispatcher,
+      now: this.now,
+      log: log.extend('webhooks'),
+      write: (ops) => this.engine.write(ops),
     })
     this.engine = new Engine({
       store: this.store,
@@ -204,7 +244,7 @@ class DefaultCentralService implements CentralService {
       log,
       ...(init.issuerTimeoutMs === undefined ? {} : { issuerTimeoutMs: init.issuerTimeoutMs }),
       ...(init.settleLeaseMs === undefined ? {} : { settleLeaseMs: init.settleLeaseMs }),
-      onOutbox: () => this.dispatcher.kick(),
+      onOutbox: (endpoints) => this.dispatcher.kick(endpoints),
       onQueued: () => this.settler.kick(),
     })
     this.settler = new Settler({
@@ -350,44 +390,72 @@ class DefaultCentralService implements CentralService {
     return s
   }
 
-  async addWebhook(
-    endpoint: { url: string; secret?: string },
-    opts: AbortOptions = {},
-  ): Promise<WebhookRegistration> {
+  async addWebhook(endpoint: WebhookCreate, opts: AbortOptions = {}): Promise<WebhookRegistration> {
     this.assertStarted()
-    let url: URL
-    try {
-      url = new URL(endpoint.url)
-    } catch {
-      throw new CentralError('ERR_INVALID_REQUEST', 'url: not a valid URL')
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new CentralError('ERR_INVALID_REQUEST', 'url: must be http or https')
-    }
-    const record: WebhookEndpoint = {
-      id: `wh_${randomBytes(12).toString('hex')}`,
-      url: url.toString(),
-      secret: endpoint.secret ?? newWebhookSecret(),
-      createdAt: this.now(),
-    }
-    opts.signal?.throwIfAborted()
-    await this.engine.write([{ op: 'putWebhook', endpoint: record }])
-    log('webhook %s → %s registered', record.id, record.url)
-    return { id: record.id, url: record.url, secret: record.secret }
+    return this.webhooks.add(endpoint, opts)
   }
 
   async removeWebhook(id: string, opts: AbortOptions = {}): Promise<boolean> {
     this.assertStarted()
-    if ((await this.store.getWebhook(id, opts)) === undefined) return false
-    await this.engine.write([{ op: 'delWebhook', id }])
-    return true
+    return this.webhooks.remove(id, opts)
   }
 
-  async listWebhooks(
-    opts: AbortOptions = {},
-  ): Promise<Array<{ id: string; url: string; createdAt: number }>> {
+  async listWebhooks(opts: AbortOptions = {}): Promise<WebhookView[]> {
     this.assertStarted()
-    return (await this.store.listWebhooks(opts)).map(({ id, url, createdAt }) => ({ id, url, createdAt }))
+    return this.webhooks.list(opts)
+  }
+
+  async getWebhook(id: string, opts: AbortOptions = {}): Promise<WebhookView | undefined> {
+    this.assertStarted()
+    return this.webhooks.view(id, opts)
+  }
+
+  async updateWebhook(id: string, patch: WebhookPatch, opts: AbortOptions = {}): Promise<WebhookView> {
+    this.assertStarted()
+    return this.webhooks.update(id, patch, opts)
+  }
+
+  async rotateWebhookSecret(
+    id: string,
+    req: { overlapSeconds?: number; secret?: string },
+    opts: AbortOptions = {},
+  ): Promise<{ id: string; secret: string; previousSecretExpiresAt: number }> {
+    this.assertStarted()
+    return this.webhooks.rotateSecret(id, req, opts)
+  }
+
+  async redeliverWebhook(
+    id: string,
+    req: { eventId?: string; since?: number; until?: number },
+    opts: AbortOptions = {},
+  ): Promise<{ queued: number }> {
+    this.assertStarted()
+    return this.webhooks.redeliver(id, req, opts)
+  }
+
+  async testWebhook(id: string, type: string, opts: AbortOptions = {}): Promise<TestDelivery> {
+    this.assertStarted()
+    return this.webhooks.test(id, type, opts)
+  }
+
+  async listEvents(query: EventListQuery, opts: AbortOptions = {}): Promise<EventList> {
+    this.assertStarted()
+    return this.webhooks.listEvents(query, opts)
+  }
+
+  async getEvent(id: string, opts: AbortOptions = {}): Promise<WebhookEvent | undefined> {
+    this.assertStarted()
+    return this.webhooks.getEvent(id, opts)
+  }
+
+  async pruneEvents(_opts: AbortOptions = {}): Promise<{ events: number; deliveries: number }> {
+    this.assertStarted()
+    return this.dispatcher.prune()
+  }
+
+  async metrics(opts: AbortOptions = {}): Promise<string> {
+    this.assertStarted()
+    return this.webhooks.metrics(opts)
   }
 
   private requireVenue(venueId: string): ReturnType<VenueRegistry['get']> & {} {

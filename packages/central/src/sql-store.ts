@@ -1,19 +1,30 @@
+import { randomBytes } from 'node:crypto'
 import { DEFAULT_PAYMENTS_LIMIT, MAX_PAYMENTS_LIMIT } from './constants.js'
 import { CentralError, throwIfAborted } from './errors.js'
 import { isConflictError, openPglite, openPostgres, type Sql, type SqlDb } from './sql/db.js'
 import { migrate } from './sql/schema.js'
-import type { CentralStore, PaymentAggregate, PaymentFilter, StoreOp } from './store.js'
+import type {
+  CentralStore,
+  EventLogFilter,
+  PaymentAggregate,
+  PaymentFilter,
+  RedeliverRequest,
+  StoreOp,
+} from './store.js'
 import { StoreConflict } from './store.js'
 import type {
   AbortOptions,
   DenylistState,
+  EventLogEntry,
   OutboxEntry,
   PaymentRecord,
   PaymentStatus,
   PendingRelease,
   StoredEvent,
   SyncDeclineCode,
+  WebhookBacklog,
   WebhookEndpoint,
+  WebhookEventType,
 } from './types.js'
 
 export type SqlStoreInit =
@@ -141,8 +152,29 @@ function toOutbox(r: Row): OutboxEntry {
   if (key !== undefined) e.key = key
   const lastError = optStr(r.last_error)
   if (lastError !== undefined) e.lastError = lastError
+  const eventId = optStr(r.event_id)
+  if (eventId !== undefined) e.eventId = eventId
   return e
 }
+
+function toLogEntry(r: Row): EventLogEntry {
+  return {
+    id: String(r.id),
+    type: r.type as WebhookEventType,
+    paymentId: String(r.payment_id),
+    createdAt: num(r.created_at),
+    body: String(r.body),
+    pos: num(r.pos),
+  }
+}
+
+const WEBHOOK_EVENT_COLUMNS = [
+  ['id', 'text'],
+  ['type', 'text'],
+  ['payment_id', 'text'],
+  ['created_at', 'bigint'],
+  ['body', 'text'],
+] as const
 
 /** `unnest($1::text[], $2::bigint[], …) AS alias(c1, c2, …)` over column-wise arrays */
 function unnest(columns: ReadonlyArray<readonly [string, string]>, alias: string, first = 1): string {
@@ -293,11 +325,31 @@ class SqlCentralStore implements CentralStore {
         )
         return
       }
+      case 'putWebhookEvent': {
+        const rows = (run as Array<Extract<StoreOp, { op: 'putWebhookEvent' }>>).map(({ event: e }) => [
+          e.id,
+          e.type,
+          e.paymentId,
+          e.createdAt,
+          e.body,
+        ])
+        await tx.query(
+          `INSERT INTO webhook_events (${WEBHOOK_EVENT_COLUMNS.map(([c]) => c).join(', ')})
+           SELECT * FROM ${unnest(WEBHOOK_EVENT_COLUMNS, 'e')} ON CONFLICT (id) DO NOTHING`,
+          columnArrays(rows, WEBHOOK_EVENT_COLUMNS.length),
+        )
+        return
+      }
+      case 'delOutbox': {
+        const ids = (run as Array<Extract<StoreOp, { op: 'delOutbox' }>>).map((o) => o.id)
+        await tx.query('DELETE FROM outbox WHERE id = ANY($1::text[])', [ids])
+        return
+      }
       case 'putOutbox': {
         for (const { entry: e } of run as Array<Extract<StoreOp, { op: 'putOutbox' }>>) {
           await tx.query(
-            `INSERT INTO outbox (id, endpoint_id, key, body, attempts, next_attempt_at, created_at, last_error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            `INSERT INTO outbox (id, endpoint_id, key, body, attempts, next_attempt_at, created_at, last_error, event_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts,
                next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,
                lease_owner = NULL, lease_until = NULL`,
@@ -310,6 +362,7 @@ class SqlCentralStore implements CentralStore {
               e.nextAttemptAt,
               e.createdAt,
               e.lastError ?? null,
+              e.eventId ?? null,
             ],
           )
         }
@@ -350,16 +403,95 @@ class SqlCentralStore implements CentralStore {
         if (r.rows.length === 0) throw new StoreConflict(`release of ${o.reservationId} already taken`)
         return
       }
-      case 'putWebhook':
-        await tx.query('INSERT INTO webhooks (id, url, secret, created_at) VALUES ($1, $2, $3, $4)', [
-          o.endpoint.id,
-          o.endpoint.url,
-          o.endpoint.secret,
-          o.endpoint.createdAt,
-        ])
+      case 'putWebhook': {
+        const e = o.endpoint
+        await tx.query(
+          `INSERT INTO webhooks (id, url, secret, created_at, events, disabled, disabled_at, disabled_reason, previous_secrets)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [
+            e.id,
+            e.url,
+            e.secret,
+            e.createdAt,
+            e.events === undefined ? null : e.events.join(','),
+            e.disabled === true,
+            e.disabledAt ?? null,
+            e.disabledReason ?? null,
+            JSON.stringify(e.previousSecrets ?? []),
+          ],
+        )
         return
+      }
       case 'delWebhook':
+        await tx.query('DELETE FROM outbox WHERE endpoint_id = $1', [o.id])
         await tx.query('DELETE FROM webhooks WHERE id = $1', [o.id])
+        return
+      case 'patchWebhook': {
+        const set: string[] = []
+        const params: unknown[] = [o.id]
+        const add = (column: string, value: unknown): void => {
+          params.push(value)
+          set.push(`${column} = $${params.length}`)
+        }
+        if (o.url !== undefined) add('url', o.url)
+        if (o.events !== undefined) add('events', o.events === null ? null : o.events.join(','))
+        if (o.secret !== undefined) add('secret', o.secret)
+        if (o.previousSecrets !== undefined) add('previous_secrets', JSON.stringify(o.previousSecrets))
+        if (o.disabled === false) {
+          add('disabled', false)
+          add('disabled_at', null)
+          add('disabled_reason', null)
+          add('failing_since', null)
+        } else if (o.disabled !== undefined) {
+          add('disabled', true)
+          add('disabled_at', o.disabled.at)
+          add('disabled_reason', o.disabled.reason)
+        }
+        if (set.length === 0) return
+        await tx.query(`UPDATE webhooks SET ${set.join(', ')} WHERE id = $1`, params)
+        return
+      }
+      case 'webhookAttempt':
+        if (o.error === undefined) {
+          // at most one write a second per endpoint while it is healthy
+          await tx.query(
+            `UPDATE webhooks SET last_success_at = $2::bigint, failing_since = NULL
+             WHERE id = $1 AND (last_success_at IS NULL OR last_success_at < $2::bigint - 1000 OR failing_since IS NOT NULL)`,
+            [o.id, o.at],
+          )
+        } else {
+          // disabled when it has not succeeded since the delivery that ran out of its schedule was created
+          const off = `$4::bigint IS NOT NULL AND (last_success_at IS NULL OR last_success_at < $4::bigint)`
+          await tx.query(
+            `UPDATE webhooks SET last_error = $3::text, last_error_at = $2::bigint,
+               failing_since = coalesce(failing_since, $2::bigint),
+               disabled = disabled OR (${off}),
+               disabled_at = CASE WHEN NOT disabled AND ${off} THEN $2::bigint ELSE disabled_at END,
+               disabled_reason = CASE WHEN NOT disabled AND ${off} THEN $5::text ELSE disabled_reason END
+             WHERE id = $1`,
+            [
+              o.id,
+              o.at,
+              o.error.slice(0, 500),
+              o.disableIfNoSuccessSince ?? null,
+              `failed for the whole retry schedule (last error: ${o.error.slice(0, 200)})`,
+            ],
+          )
+        }
+        return
+      case 'rescheduleOutbox':
+        await tx.query(
+          `UPDATE outbox SET attempts = 0, next_attempt_at = $2, last_error = NULL
+           WHERE endpoint_id = $1 AND (lease_until IS NULL OR lease_until <= $2)`,
+          [o.endpointId, o.at],
+        )
+        return
+      case 'retryOutbox':
+        await tx.query(
+          `UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+           WHERE id = $1`,
+          [o.id, o.attempts, o.nextAttemptAt, o.lastError.slice(0, 500)],
+        )
         return
       case 'delOutbox':
         await tx.query('DELETE FROM outbox WHERE id = $1', [o.id])
@@ -624,39 +756,156 @@ class SqlCentralStore implements CentralStore {
     return r.rows.map(toOutbox)
   }
 
-  async claimOutbox(owner: string, now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
+  async claimOutbox(
+    owner: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+    endpointId?: string,
+  ): Promise<OutboxEntry[]> {
     const r = await this.sql.transaction((tx) =>
       tx.query(
         `UPDATE outbox SET lease_owner = $1, lease_until = $3
          WHERE id IN (
            SELECT o.id FROM outbox o
-           WHERE o.next_attempt_at <= $2
-             AND (o.lease_until IS NULL OR o.lease_until <= $2 OR o.lease_owner = $1)
+           WHERE o.next_attempt_at <= $2 ${endpointId === undefined ? '' : 'AND o.endpoint_id = $5'}
+             AND (o.lease_until IS NULL OR o.lease_until <= $2)
              AND NOT EXISTS (SELECT 1 FROM outbox b
                              WHERE b.endpoint_id = o.endpoint_id AND b.key = o.key AND b.pos < o.pos)
            ORDER BY o.pos LIMIT $4
            FOR UPDATE SKIP LOCKED)
          RETURNING *`,
-        [owner, now, now + leaseMs, limit],
+        endpointId === undefined
+          ? [owner, now, now + leaseMs, limit]
+          : [owner, now, now + leaseMs, limit, endpointId],
       ),
     )
     return r.rows.sort((a, b) => num(a.pos) - num(b.pos)).map(toOutbox)
   }
 
-  async releaseOutbox(owner: string): Promise<void> {
-    await this.sql.query('UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [
-      owner,
-    ])
+  async releaseOutbox(owner: string, ids?: string[]): Promise<void> {
+    if (ids !== undefined && ids.length === 0) return
+    await this.sql.query(
+      ids === undefined
+        ? 'UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1'
+        : 'UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND id = ANY($2::text[])',
+      ids === undefined ? [owner] : [owner, ids],
+    )
   }
 
-  async nextOutboxDue(opts: AbortOptions = {}): Promise<number | undefined> {
+  async nextOutboxDue(opts: AbortOptions & { endpointId?: string } = {}): Promise<number | undefined> {
     throwIfAborted(opts.signal)
+    const one = opts.endpointId !== undefined
     const r = await this.sql.query<{ due: unknown }>(
       `SELECT min(greatest(o.next_attempt_at, coalesce(o.lease_until, 0))) AS due FROM outbox o
-       WHERE NOT EXISTS (SELECT 1 FROM outbox b
+       WHERE ${one ? 'o.endpoint_id = $1 AND' : ''} NOT EXISTS (SELECT 1 FROM outbox b
                          WHERE b.endpoint_id = o.endpoint_id AND b.key = o.key AND b.pos < o.pos)`,
+      one ? [opts.endpointId] : [],
     )
     return optNum(r.rows[0]?.due)
+  }
+
+  async dueEndpoints(now: number, opts: AbortOptions = {}): Promise<string[]> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query<{ endpoint_id: string }>(
+      `SELECT DISTINCT o.endpoint_id FROM outbox o JOIN webhooks w ON w.id = o.endpoint_id AND NOT w.disabled
+       WHERE o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until <= $1)`,
+      [now],
+    )
+    return r.rows.map((x) => x.endpoint_id)
+  }
+
+  async webhookBacklog(opts: AbortOptions = {}): Promise<WebhookBacklog[]> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query(
+      'SELECT endpoint_id, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY endpoint_id',
+    )
+    return r.rows.map((x) => {
+      const b: WebhookBacklog = { endpointId: String(x.endpoint_id), pending: num(x.n) }
+      const oldest = optNum(x.oldest)
+      if (oldest !== undefined) b.oldestPendingAt = oldest
+      return b
+    })
+  }
+
+  async listWebhookEvents(filter: EventLogFilter, opts: AbortOptions = {}): Promise<EventLogEntry[]> {
+    throwIfAborted(opts.signal)
+    const where: string[] = []
+    const params: unknown[] = []
+    const add = (clause: (p: string) => string, value: unknown): void => {
+      params.push(value)
+      where.push(clause(`$${params.length}`))
+    }
+    const asc = filter.order === 'asc'
+    if (filter.types !== undefined) add((p) => `type = ANY(${p}::text[])`, filter.types)
+    if (filter.paymentId !== undefined) add((p) => `payment_id = ${p}`, filter.paymentId)
+    if (filter.createdGte !== undefined) add((p) => `created_at >= ${p}`, filter.createdGte)
+    if (filter.createdLt !== undefined) add((p) => `created_at < ${p}`, filter.createdLt)
+    if (filter.afterPos !== undefined) add((p) => `pos ${asc ? '>' : '<'} ${p}`, filter.afterPos)
+    params.push(filter.limit)
+    const r = await this.sql.query(
+      `SELECT * FROM webhook_events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY pos ${asc ? 'ASC' : 'DESC'} LIMIT $${params.length}`,
+      params,
+    )
+    return r.rows.map(toLogEntry)
+  }
+
+  async getWebhookEvent(id: string, opts: AbortOptions = {}): Promise<EventLogEntry | undefined> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query('SELECT * FROM webhook_events WHERE id = $1', [id])
+    return r.rows[0] === undefined ? undefined : toLogEntry(r.rows[0])
+  }
+
+  async redeliverEvents(req: RedeliverRequest, opts: AbortOptions = {}): Promise<number> {
+    throwIfAborted(opts.signal)
+    const params: unknown[] = [
+      `${String(req.now).padStart(16, '0')}-r${randomBytes(6).toString('hex')}-`,
+      req.endpointId,
+      req.now,
+    ]
+    const where: string[] = []
+    const add = (clause: (p: string) => string, value: unknown): void => {
+      params.push(value)
+      where.push(clause(`$${params.length}`))
+    }
+    if (req.eventIds !== undefined) add((p) => `id = ANY(${p}::text[])`, req.eventIds)
+    if (req.since !== undefined) add((p) => `created_at >= ${p}`, req.since)
+    if (req.until !== undefined) add((p) => `created_at < ${p}`, req.until)
+    if (req.types !== undefined) add((p) => `type = ANY(${p}::text[])`, req.types)
+    if (where.length === 0) return 0
+    // after what the endpoint has pending (new positions), in the log's order
+    const r = await this.sql.transaction((tx) =>
+      tx.query(
+        `INSERT INTO outbox (id, endpoint_id, key, body, event_id, attempts, next_attempt_at, created_at)
+         SELECT $1::text || lpad((row_number() OVER (ORDER BY pos))::text, 8, '0'), $2, payment_id, body, id, 0, $3::bigint, $3::bigint
+         FROM webhook_events WHERE ${where.join(' AND ')} ORDER BY pos`,
+        params,
+      ),
+    )
+    return r.rowCount
+  }
+
+  async pruneWebhookEvents(
+    before: number,
+    opts: AbortOptions = {},
+  ): Promise<{ events: number; deliveries: number }> {
+    throwIfAborted(opts.signal)
+    return this.sql.transaction(async (tx) => {
+      // a disabled endpoint's deliveries go with the log entries they deliver
+      const d = await tx.query(
+        `DELETE FROM outbox o USING webhooks w
+         WHERE w.id = o.endpoint_id AND w.disabled AND o.created_at < $1`,
+        [before],
+      )
+      // what an enabled endpoint still waits for stays
+      const e = await tx.query(
+        `DELETE FROM webhook_events e WHERE e.created_at < $1
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)`,
+        [before],
+      )
+      return { events: e.rowCount, deliveries: d.rowCount }
+    })
   }
 
   async listDeadLetters(opts: AbortOptions = {}): Promise<OutboxEntry[]> {
@@ -681,7 +930,32 @@ class SqlCentralStore implements CentralStore {
 }
 
 function toWebhook(r: Row): WebhookEndpoint {
-  return { id: String(r.id), url: String(r.url), secret: String(r.secret), createdAt: num(r.created_at) }
+  const w: WebhookEndpoint = {
+    id: String(r.id),
+    url: String(r.url),
+    secret: String(r.secret),
+    createdAt: num(r.created_at),
+  }
+  if (r.events !== null && r.events !== undefined)
+    w.events = r.events === '' ? [] : (String(r.events).split(',') as WebhookEventType[])
+  if (r.disabled === true) {
+    w.disabled = true
+    const at = optNum(r.disabled_at)
+    if (at !== undefined) w.disabledAt = at
+    const reason = optStr(r.disabled_reason)
+    if (reason !== undefined) w.disabledReason = reason
+  }
+  const previous = JSON.parse(String(r.previous_secrets ?? '[]')) as WebhookEndpoint['previousSecrets']
+  if (previous !== undefined && previous.length > 0) w.previousSecrets = previous
+  const lastSuccessAt = optNum(r.last_success_at)
+  if (lastSuccessAt !== undefined) w.lastSuccessAt = lastSuccessAt
+  const lastErrorAt = optNum(r.last_error_at)
+  if (lastErrorAt !== undefined) w.lastErrorAt = lastErrorAt
+  const lastError = optStr(r.last_error)
+  if (lastError !== undefined) w.lastError = lastError
+  const failingSince = optNum(r.failing_since)
+  if (failingSince !== undefined) w.failingSince = failingSince
+  return w
 }
 
 /** The central store on SQL: PGlite in a directory, or a PostgreSQL server. Migrated on open(). */

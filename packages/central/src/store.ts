@@ -1,12 +1,15 @@
 import type {
   AbortOptions,
   DenylistState,
+  EventLogEntry,
   OutboxEntry,
   PaymentRecord,
   PaymentStatus,
   PendingRelease,
   StoredEvent,
+  WebhookBacklog,
   WebhookEndpoint,
+  WebhookEventType,
 } from './types.js'
 
 /** One write of an atomic batch. A backend applies a whole batch or none of it. */
@@ -25,8 +28,30 @@ export type StoreOp =
   | { op: 'putRelease'; release: PendingRelease }
   | { op: 'delRelease'; reservationId: string }
   | { op: 'putWebhook'; endpoint: WebhookEndpoint }
+  /** an endpoint and every delivery still waiting for it */
   | { op: 'delWebhook'; id: string }
+  /** change these settings of an endpoint (events null: every type) */
+  | {
+      op: 'patchWebhook'
+      id: string
+      url?: string
+      events?: WebhookEventType[] | null
+      secret?: string
+      previousSecrets?: Array<{ secret: string; expiresAt: number }>
+      disabled?: { at: number; reason: string } | false
+    }
+  /**
+   * a delivery attempt's outcome on the endpoint's health; a failure with `disableIfNoSuccessSince`
+   * disables the endpoint unless it has had a success since then
+   */
+  | { op: 'webhookAttempt'; id: string; at: number; error?: string; disableIfNoSuccessSince?: number }
+  /** every delivery waiting for the endpoint: due at `at`, attempts from zero (re-enabled) */
+  | { op: 'rescheduleOutbox'; endpointId: string; at: number }
+  /** an event of the event log (kept once per id) */
+  | { op: 'putWebhookEvent'; event: EventLogEntry }
   | { op: 'putOutbox'; entry: OutboxEntry }
+  /** a failed attempt: rescheduled and unclaimed (only while the entry exists: never re-inserts) */
+  | { op: 'retryOutbox'; id: string; attempts: number; nextAttemptAt: number; lastError: string }
   | { op: 'delOutbox'; id: string }
   | { op: 'putDeadLetter'; entry: OutboxEntry }
   /** creates the venue's list, or replaces exactly version − 1 of it (StoreConflict otherwise) */
@@ -41,6 +66,31 @@ export class StoreConflict extends Error {
     super(message, options)
     this.name = 'StoreConflict'
   }
+}
+
+export interface EventLogFilter {
+  types?: WebhookEventType[]
+  paymentId?: string
+  /** createdAt ≥ */
+  createdGte?: number
+  /** createdAt < */
+  createdLt?: number
+  /** 'desc' (default): newest first */
+  order?: 'asc' | 'desc'
+  /** keyset: only entries after this position in the order */
+  afterPos?: number
+  limit: number
+}
+
+export interface RedeliverRequest {
+  endpointId: string
+  /** these events */
+  eventIds?: string[]
+  /** or every event created at or after this time (until `until` when given) of `types` */
+  since?: number
+  until?: number
+  types?: WebhookEventType[]
+  now: number
 }
 
 export interface PaymentFilter {
@@ -108,15 +158,37 @@ export interface CentralStore {
   /** pending deliveries, oldest first */
   listOutbox(opts?: AbortOptions): Promise<OutboxEntry[]>
   /**
-   * Claim due deliveries for `owner` until now + leaseMs: per (endpoint, payment) only the oldest
-   * undelivered one, so one payment's notifications go out in order whichever process sends them.
+   * Claim due deliveries for `owner` until now + leaseMs (SELECT … FOR UPDATE SKIP LOCKED), of one
+   * endpoint when given: per (endpoint, payment) only the oldest undelivered one, so one payment's
+   * notifications go out in order whichever process sends them.
    */
-  claimOutbox(owner: string, now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]>
-  /** Give up owner's claims on deliveries (when stopping). */
-  releaseOutbox(owner: string): Promise<void>
-  /** when the earliest delivery not yet due is due, if any */
-  nextOutboxDue(opts?: AbortOptions): Promise<number | undefined>
+  claimOutbox(
+    owner: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+    endpointId?: string,
+  ): Promise<OutboxEntry[]>
+  /** Give up owner's claims on deliveries (these, or all of them when stopping). */
+  releaseOutbox(owner: string, ids?: string[]): Promise<void>
+  /** when the earliest delivery (of one endpoint, when given) not yet due is due, if any */
+  nextOutboxDue(opts?: AbortOptions & { endpointId?: string }): Promise<number | undefined>
+  /** endpoints with a delivery due at `now` that nobody holds */
+  dueEndpoints(now: number, opts?: AbortOptions): Promise<string[]>
+  /** pending deliveries per endpoint (only endpoints with some) */
+  webhookBacklog(opts?: AbortOptions): Promise<WebhookBacklog[]>
   listDeadLetters(opts?: AbortOptions): Promise<OutboxEntry[]>
+
+  /** The event log: filtered, in `order` by position, after `afterPos`, at most `limit`. */
+  listWebhookEvents(filter: EventLogFilter, opts?: AbortOptions): Promise<EventLogEntry[]>
+  getWebhookEvent(id: string, opts?: AbortOptions): Promise<EventLogEntry | undefined>
+  /** Queue logged events for one endpoint again (after what it has pending); returns how many. */
+  redeliverEvents(req: RedeliverRequest, opts?: AbortOptions): Promise<number>
+  /**
+   * Delete log entries created before `before`, except those still pending for an enabled endpoint;
+   * deliveries of a disabled endpoint created before it go with them.
+   */
+  pruneWebhookEvents(before: number, opts?: AbortOptions): Promise<{ events: number; deliveries: number }>
 
   getDenylist(venueId: string, opts?: AbortOptions): Promise<DenylistState | undefined>
 }

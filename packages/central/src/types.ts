@@ -102,8 +102,23 @@ export interface PendingRelease {
 export interface WebhookEndpoint {
   id: string
   url: string
+  /** the current signing secret */
   secret: string
   createdAt: number
+  /** the event types delivered to it; undefined: every type */
+  events?: WebhookEventType[]
+  /** set (true) while deliveries are stopped: by PATCH, or after failing for the whole retry schedule */
+  disabled?: boolean
+  disabledAt?: number
+  disabledReason?: string
+  /** secrets replaced by a rotation that still sign deliveries until expiresAt */
+  previousSecrets?: Array<{ secret: string; expiresAt: number }>
+  /** delivery health (written by the dispatcher) */
+  lastSuccessAt?: number
+  lastErrorAt?: number
+  lastError?: string
+  /** the first failure since the last success */
+  failingSince?: number
 }
 
 export type WebhookEventType =
@@ -111,6 +126,13 @@ export type WebhookEventType =
   | 'payment.processing'
   | 'payment.completed'
   | 'payment.failed'
+
+export const WEBHOOK_EVENT_TYPES: readonly WebhookEventType[] = [
+  'payment.queued',
+  'payment.processing',
+  'payment.completed',
+  'payment.failed',
+]
 
 /** The payment as webhooks and reports show it. */
 export interface PaymentView {
@@ -144,7 +166,29 @@ export interface WebhookEvent {
   id: string
   type: WebhookEventType
   createdAt: number
+  /** only on `nullmesh webhooks trigger` test events, which are not in the event log */
+  test?: true
   data: { payment: PaymentView }
+}
+
+/** One entry of the event log (webhook_events): the event exactly as delivered. */
+export interface EventLogEntry {
+  id: string
+  type: WebhookEventType
+  paymentId: string
+  createdAt: number
+  /** the exact JSON body POSTed to endpoints */
+  body: string
+  /** the log's order (assigned when written) */
+  pos?: number
+}
+
+/** Per endpoint: what waits to be delivered. */
+export interface WebhookBacklog {
+  endpointId: string
+  pending: number
+  /** createdAt of the oldest pending delivery */
+  oldestPendingAt?: number
 }
 
 /** A webhook delivery waiting to be made (the durable outbox). */
@@ -156,6 +200,8 @@ export interface OutboxEntry {
   key?: string
   /** the exact JSON body to POST */
   body: string
+  /** the event log entry it delivers (none for entries written before the log existed) */
+  eventId?: string
   attempts: number
   nextAttemptAt: number
   createdAt: number

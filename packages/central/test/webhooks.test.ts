@@ -70,11 +70,11 @@ describe('webhook delivery', () => {
       central.url,
       'POST',
       '/v1/webhooks',
-      { url: `http://127.0.0.1:${port}/hooks`, secret: 'merchant-secret-0123456789' },
+      { url: `http://127.0.0.1:${port}/hooks`, secret: 'merchant-secret-0123456789-abcdefghij' },
       ADMIN,
     )
     expect(reg.status).toBe(201)
-    expect(reg.body).toMatchObject({ secret: 'merchant-secret-0123456789' })
+    expect(reg.body).toMatchObject({ secret: 'merchant-secret-0123456789-abcdefghij' })
     expect((await api(central.url, 'GET', '/v1/webhooks', undefined, ADMIN)).body.webhooks).toHaveLength(1)
 
     const p = venue.pay(venue.t(0))
@@ -108,7 +108,7 @@ describe('webhook delivery', () => {
         verifyWebhookSignature(
           h.raw,
           h.headers['nullmesh-signature'] as string,
-          'merchant-secret-0123456789',
+          'merchant-secret-0123456789-abcdefghij',
         ),
       ).toBe(true)
       expect(h.body.data.payment.paymentId).toBe(p.reservation.idHex)
@@ -119,7 +119,7 @@ describe('webhook delivery', () => {
     })
   })
 
-  it('moves a delivery that keeps failing to the dead letters after maxAttempts', async () => {
+  it('never dead-letters: an endpoint failing for the whole schedule is disabled, its deliveries kept, and re-enabled it gets them in order', async () => {
     const dir = await temp.make()
     const venue = await VenueFixture.create(dir, 'yard', 2)
     const receiver = new Receiver()
@@ -135,14 +135,33 @@ describe('webhook delivery', () => {
     })
     cleanups.push(() => central.stop())
     await central.start()
-    await api(central.url, 'POST', '/v1/webhooks', { url: receiver.url }, ADMIN)
+    const { id } = (await api(central.url, 'POST', '/v1/webhooks', { url: receiver.url }, ADMIN)).body
     const p = venue.pay(venue.t(0), {}, 2)
     await central.ingest([p.reservation.bytes, p.commit.bytes])
-    const dead = await waitFor('dead letters', async () => {
-      const d = await central.store.listDeadLetters()
-      return d.length === 1 ? d : undefined
+    const disabled = await waitFor('disabled', async () => {
+      const w = (await api(central.url, 'GET', `/v1/webhooks/${id}`, undefined, ADMIN)).body
+      return w.disabled === true ? w : undefined
     })
-    expect(dead[0]).toMatchObject({ attempts: 3, lastError: 'HTTP 500' })
-    expect(await central.store.listOutbox()).toHaveLength(0)
+    expect(disabled.disabledReason).toMatch(/whole retry schedule.*HTTP 500/)
+    expect(disabled.delivery).toMatchObject({ pending: 1, lastError: 'HTTP 500', lastSuccessAt: null })
+    expect(await central.store.listDeadLetters()).toHaveLength(0)
+    await central.settleNow()
+    expect((await central.store.listOutbox()).filter((e) => e.endpointId === id)).toHaveLength(3)
+    receiver.status = 200
+    expect(
+      (await api(central.url, 'PATCH', `/v1/webhooks/${id}`, { disabled: false }, ADMIN)).body,
+    ).toMatchObject({
+      disabled: false,
+      disabledReason: null,
+    })
+    await waitFor('all three', () => receiver.received.length === 3)
+    expect(receiver.received.map((h) => h.body.type)).toEqual([
+      'payment.queued',
+      'payment.processing',
+      'payment.completed',
+    ])
+    const healthy = (await api(central.url, 'GET', `/v1/webhooks/${id}`, undefined, ADMIN)).body
+    expect(healthy.delivery).toMatchObject({ pending: 0, oldestPendingAt: null, failingSince: null })
+    expect(healthy.delivery.lastSuccessAt).toBeGreaterThan(0)
   })
 })

@@ -135,3 +135,27 @@ export function existingFile(path: string, what: string): string {
   if (!isFile) throw new UserError(`${what} ${path} is not a file`)
   return full
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** A duration: `500ms`, `5s`, `2m`, `1h`, `3d` (a bare number is milliseconds). */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim())
+  if (m === null)
+    throw new InvalidArgumentError(`${value}: expected a duration such as 500ms, 5s, 2m, 1h or 3d.`)
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!)
+  if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(`${value}: too long.`)
+  return ms
+}
+
+export function durationArg(value: string): number {
+  return parseDuration(value)
+}
+
+/** Comma-separated durations, e.g. `5s,30s,2m,1h`. */
+export function durationListArg(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim())
+  if (list.length === 0 || list.some((v) => v === ''))
+    throw new InvalidArgumentError('expected comma-separated durations, e.g. 5s,30s,2m,1h.')
+  return list.map(parseDuration)
+}

@@ -1,5 +1,15 @@
 import { Command, CommanderError, Option } from 'commander'
-import { collect, hostPortArg, intArg, multiaddrArg, numberArg, pgUrlArg, urlArg } from './args.js'
+import {
+  collect,
+  durationArg,
+  durationListArg,
+  hostPortArg,
+  intArg,
+  multiaddrArg,
+  numberArg,
+  pgUrlArg,
+  urlArg,
+} from './args.js'
 import { reportError } from './errors.js'
 import { SCENARIOS } from './sim/options.js'
 
@@ -116,6 +126,21 @@ export function buildProgram(): Command {
       '--admin-token <token>',
       'bearer token for admin endpoints (webhooks, deny list); without one they answer 403',
     )
+    .option(
+      '--webhook-retry <delays>',
+      'webhook retry schedule: delays between attempts, e.g. 5s,30s,2m,1h (default 15 attempts over about 3 days; the endpoint is disabled when the last fails)',
+      durationListArg,
+    )
+    .option(
+      '--webhook-timeout <duration>',
+      'one webhook delivery attempt may take this long (default 10s)',
+      durationArg,
+    )
+    .option(
+      '--event-retention <duration>',
+      'how long the event log keeps events, e.g. 30d (default; longer while an enabled endpoint waits for one)',
+      durationArg,
+    )
     .addOption(
       new Option('--stop-on-stdin-end', 'stop when stdin closes (used by `nullmesh sim`)').hideHelp(),
     )
@@ -146,6 +171,55 @@ export function buildProgram(): Command {
     .option('--venue <id>', 'only this venue')
     .option('--json', 'print JSON')
     .action(async (opts) => exit(await (await import('./commands/central.js')).centralReport(opts)))
+
+  // ── webhooks ─────────────────────────────────────────────────────────────────────────────────
+  const webhooks = program
+    .command('webhooks')
+    .description('develop against central’s webhooks: forward its events to a local server, send test events')
+  webhooks
+    .command('listen')
+    .description(
+      'forward every new event of central’s event log, signed, to a local URL; one line per event with the status it got',
+    )
+    .option('--central <url>', 'central URL (default $NULLMESH_CENTRAL)', urlArg)
+    .option('--token <token>', 'central’s admin token (default $NULLMESH_ADMIN_TOKEN)')
+    .requiredOption(
+      '--forward-to <url>',
+      'where to POST each event, e.g. http://localhost:3000/hooks',
+      urlArg,
+    )
+    .option('--events <types>', 'only these types, comma-separated (default: every type)')
+    .option('--secret <secret>', 'sign with this secret (default: a new one, printed at start)')
+    .option('--poll <duration>', 'how often to read the event log (default 500ms)', durationArg)
+    .option('--json', 'one JSON object per event instead of a line of text')
+    .addHelpText(
+      'after',
+      `
+Reads GET /v1/events (the event log) and POSTs each new event exactly as central would: the same
+body, a nullmesh-signature header made with the listen secret (verify it with constructEvent from
+@nullmesh/client). Prints "Ready" and the secret on stderr, then one line per event on stdout:
+  2026-12-03T10:00:00.000Z  payment.completed  evt_…  → 200
+Stops on Ctrl-C. Central does not have to reach this machine: the events are pulled.`,
+    )
+    .action(async (opts) => exit(await (await import('./commands/webhooks.js')).webhooksListen(opts)))
+  webhooks
+    .command('trigger')
+    .description('have central sign and send a test event of this type to a registered endpoint now')
+    .argument('<type>', 'payment.queued, payment.processing, payment.completed or payment.failed')
+    .requiredOption('--endpoint <id>', 'the webhook endpoint id (wh_…)')
+    .option('--central <url>', 'central URL (default $NULLMESH_CENTRAL)', urlArg)
+    .option('--token <token>', 'central’s admin token (default $NULLMESH_ADMIN_TOKEN)')
+    .option('--json', 'print central’s answer as JSON')
+    .addHelpText(
+      'after',
+      `
+The event is made up (a test payment, "test": true), signed with the endpoint's secrets and sent
+once, now, not through the outbox and not into the event log. Exit code 0 when the endpoint
+answered 2xx, 1 otherwise.`,
+    )
+    .action(async (type, opts) =>
+      exit(await (await import('./commands/webhooks.js')).webhooksTrigger(type, opts)),
+    )
 
   // ── client commands ─────────────────────────────────────────────────────────────────────────
   program

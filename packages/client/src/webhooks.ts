@@ -55,6 +55,8 @@ interface WebhookEventBase<T extends WebhookEventType, S extends CentralPaymentS
   id: string
   type: T
   createdAt: number
+  /** only on test events (`nullmesh webhooks trigger`): a made-up payment, not in the event log */
+  test?: true
   data: { payment: WebhookPayment & { status: S } }
 }
 

@@ -157,8 +157,13 @@ async function ensureTemplate(cacheDir: string): Promise<string> {
 }
 
 export async function openPglite(init: PgliteInit): Promise<SqlDb> {
+  let template: string | undefined
   if (await isEmptyDir(init.path)) {
-    const template = await ensureTemplate(init.templateDir ?? defaultTemplateDir())
+    // the template cache is an optimisation: where it cannot be written (a read-only install, a
+    // container running as another user) the database is initialised in place
+    template = await ensureTemplate(init.templateDir ?? defaultTemplateDir()).catch(() => undefined)
+  }
+  if (template !== undefined) {
     await mkdir(dirname(init.path), { recursive: true })
     const staging = `${init.path}.tmp-${randomBytes(4).toString('hex')}`
     await cp(template, staging, { recursive: true })

@@ -15,6 +15,9 @@ export interface CentralOptions {
   declineRate?: number
   lostOrStolen?: string[]
   adminToken?: string
+  webhookRetry?: number[]
+  webhookTimeout?: number
+  eventRetention?: number
   stopOnStdinEnd?: boolean
 }
 
@@ -63,6 +66,15 @@ export async function runCentral(opts: CentralOptions): Promise<number> {
     venues,
     listen: opts.listen ?? { host: '127.0.0.1', port: 0 },
     ...(opts.adminToken === undefined ? {} : { adminToken: opts.adminToken }),
+    ...(opts.webhookRetry === undefined && opts.webhookTimeout === undefined
+      ? {}
+      : {
+          webhookRetry: {
+            ...(opts.webhookRetry === undefined ? {} : { scheduleMs: opts.webhookRetry }),
+            ...(opts.webhookTimeout === undefined ? {} : { timeoutMs: opts.webhookTimeout }),
+          },
+        }),
+    ...(opts.eventRetention === undefined ? {} : { eventRetentionMs: opts.eventRetention }),
     ...(custom
       ? {
           issuer: createSimulatedIssuer({
