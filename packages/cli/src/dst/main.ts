@@ -17,6 +17,7 @@ export interface DstArgs {
   trace?: string | undefined
   mutations: Set<MutationName>
   quiet: boolean
+  fastCrypto?: boolean
 }
 
 export function parseArgs(argv: string[]): DstArgs {
@@ -71,6 +72,9 @@ export function parseArgs(argv: string[]): DstArgs {
         break
       case '--quiet':
         a.quiet = true
+        break
+      case '--fast-crypto':
+        a.fastCrypto = true
         break
       case '--trace':
         a.trace = val()
@@ -129,6 +133,7 @@ export function runMany(
       faults: args.faults,
       mutations: Object.freeze(new Set(args.mutations)),
       trace: args.trace !== undefined,
+      fastCrypto: args.fastCrypto === true,
     })
     results.push(r)
     summary.seeds++

@@ -16,6 +16,7 @@ import {
   type Reservation,
   type SignedAck,
   type SignedEvent,
+  setSimulatedSignatures,
   setVerifyMemo,
   toHex,
 } from './deps.js'
@@ -51,6 +52,8 @@ export interface SimOptions {
   mutations?: ReadonlySet<MutationName>
   /** keep the full step trace (else only the last lines, for a failure report) */
   trace?: boolean
+  /** a keyed hash instead of Ed25519 (protocol setSimulatedSignatures): throughput runs */
+  fastCrypto?: boolean
 }
 
 export interface Violation {
@@ -358,6 +361,7 @@ class Stop extends Error {
 
 export function runSeed(opts: SimOptions): SimResult {
   setVerifyMemo(500_000)
+  setSimulatedSignatures(opts.fastCrypto === true)
   return new Sim(opts).run()
 }
 
