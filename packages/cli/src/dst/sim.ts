@@ -441,7 +441,7 @@ class Sim {
     f('wipe', 0, 0.4)
     f('fsync', 0, 15)
     f('skew', 0, 20_000)
-    f('jump', 0, 0.01)
+    f('jump', 0, 0.03)
     f('central-late', 0, 0.3)
     f('central-lost', 0, 0.2)
     f('central-down', 0, 0.05)
@@ -1166,7 +1166,9 @@ class Sim {
     const r = this.rng
     if (this.mix.partition && r.chance(this.mix.partition)) {
       const side = new Set<number>()
-      for (let i = 0; i < this.n; i++) if (r.chance(0.4)) side.add(i)
+      // half of the cuts isolate one terminal (a pulled cable), the others split the venue
+      if (r.chance(0.5)) side.add(r.int(this.n))
+      else for (let i = 0; i < this.n; i++) if (r.chance(0.4)) side.add(i)
       const oneWay = this.mix.asymmetric > 0 && r.chance(this.mix.asymmetric)
       this.count(oneWay ? 'asymmetric' : 'partition')
       this.log(
@@ -1179,7 +1181,14 @@ class Sim {
           if (!oneWay) this.linkDown[b * this.n + a] = 1
         }
       this.netDirty = true
-      this.at(r.range(500, 8000), { k: 'heal', what: 'all', a: 0, b: 0 })
+      const healIn = r.range(500, 8000)
+      this.at(healIn, { k: 'heal', what: 'all', a: 0, b: 0 })
+      if (side.size === 1 && r.chance(0.5)) {
+        // a pulled cable: the terminal's way to central goes through the same LAN
+        const [only] = [...side]
+        this.centralLinkDown[only!] = 1
+        this.at(healIn, { k: 'heal', what: 'central', a: only!, b: 0 })
+      }
     }
     if (this.mix.flap && r.chance(this.mix.flap) && this.n > 1) {
       const a = r.int(this.n)
@@ -1199,7 +1208,9 @@ class Sim {
       }
     }
     if (this.mix.jump && r.chance(this.mix.jump)) {
-      const node = this.nodes[r.int(this.n)]!
+      // clocks that jump matter most where the isolated budget is in use: prefer a cut-off terminal
+      const cut = this.nodes.filter((n) => n.up && n.core?.reach.mode === 'isolated')
+      const node = cut.length > 0 && r.chance(0.6) ? r.pick(cut) : this.nodes[r.int(this.n)]!
       const d = Math.round(r.chance(0.7) ? r.range(60_000, 40 * 60_000) : -r.range(1000, 120_000))
       node.jump += d
       this.count('jump')
@@ -1410,9 +1421,21 @@ class Sim {
         if (ev.wipe) {
           node.disk.wipe()
           this.wipedAt.set(node.i, this.now)
+          // its acks die with the disk: the documented lost-disk case, not an ack broken
+          this.acked.get(node.i)?.clear()
           this.count('wipe')
         }
         this.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
+        if (ev.wipe && this.phase === 'safety' && this.rng.chance(0.5)) {
+          // a replaced terminal often boots before its network is back
+          this.log(`${node.name} boots cut off from its peers`)
+          for (let j = 0; j < this.n; j++) {
+            if (j === node.i) continue
+            this.linkDown[node.i * this.n + j] = 1
+            this.linkDown[j * this.n + node.i] = 1
+          }
+          this.at(this.rng.range(1000, 4000), { k: 'heal', what: 'all', a: 0, b: 0 })
+        }
         const lost = [...node.inflight.values()]
         node.inflight = new Map()
         this.boot(node)
