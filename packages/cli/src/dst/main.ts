@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
+import { rosterSizeIssue } from '@nullmesh/policy'
 import { FAULTS, type FaultName, runSeed, type SimResult, type Violation } from './sim.js'
 
 /**
@@ -91,6 +92,9 @@ export function parseArgs(argv: string[]): DstArgs {
   }
   if (a.seeds.length === 0) a.seeds = Array.from({ length: count }, (_, k) => first + k)
   if (!(a.terminals >= 1)) throw new Error('--terminals must be at least 1')
+  // the policy refuses larger rosters (a quorum certificate carries at most 64 acks)
+  const issue = rosterSizeIssue(a.terminals)
+  if (issue !== undefined) throw new Error(`--terminals ${a.terminals}: ${issue}`)
   return a
 }
 
