@@ -7,6 +7,7 @@ export {
   type Reservation,
   type SignedAck,
   type SignedEvent,
+  setSimulatedSignatures,
   setVerifyMemo,
   toHex,
 } from '@nullmesh/protocol'

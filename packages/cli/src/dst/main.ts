@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
+import { rosterSizeIssue } from '@nullmesh/policy'
 import { FAULTS, type FaultName, runSeed, type SimResult, type Violation } from './sim.js'
 
 /**
@@ -17,6 +18,7 @@ export interface DstArgs {
   trace?: string | undefined
   mutations: Set<MutationName>
   quiet: boolean
+  fastCrypto?: boolean
 }
 
 export function parseArgs(argv: string[]): DstArgs {
@@ -72,6 +74,9 @@ export function parseArgs(argv: string[]): DstArgs {
       case '--quiet':
         a.quiet = true
         break
+      case '--fast-crypto':
+        a.fastCrypto = true
+        break
       case '--trace':
         a.trace = val()
         break
@@ -87,6 +92,9 @@ export function parseArgs(argv: string[]): DstArgs {
   }
   if (a.seeds.length === 0) a.seeds = Array.from({ length: count }, (_, k) => first + k)
   if (!(a.terminals >= 1)) throw new Error('--terminals must be at least 1')
+  // the policy refuses larger rosters (a quorum certificate carries at most 64 acks)
+  const issue = rosterSizeIssue(a.terminals)
+  if (issue !== undefined) throw new Error(`--terminals ${a.terminals}: ${issue}`)
   return a
 }
 
@@ -129,6 +137,7 @@ export function runMany(
       faults: args.faults,
       mutations: Object.freeze(new Set(args.mutations)),
       trace: args.trace !== undefined,
+      fastCrypto: args.fastCrypto === true,
     })
     results.push(r)
     summary.seeds++

@@ -36,7 +36,7 @@ export function runMutant(
 function main(argv: string[]): number {
   let json = false
   let maxSeeds = 200
-  let steps = 3000
+  let steps = 4000
   let terminals = 5
   let only: MutationName[] = [...MUTATIONS]
   for (let i = 0; i < argv.length; i++) {

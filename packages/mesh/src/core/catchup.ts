@@ -72,7 +72,7 @@ export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean
   }
   const peer = core.reach.get(key)
   if (initial && ok && peer?.verified) {
-    peer.caughtUp = true
+    core.reach.markCaughtUp(key)
     core.learnedFrom.add(key)
     if (!core.view.seqKnown && core.learnedFrom.size + 1 >= core.quorum) {
       // any event of ours that a quorum certified is held by one of these peers (intersection)

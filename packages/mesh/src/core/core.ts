@@ -314,7 +314,7 @@ export class MeshCore {
   }
 
   peerVerified(key: string): void {
-    this.reach.connect(key).verified = true
+    this.reach.markVerified(key)
   }
 
   peerLost(key: string): void {

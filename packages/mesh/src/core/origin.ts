@@ -208,8 +208,8 @@ function appendReservation(core: MeshCore, candidate: OfflineCandidate) {
  * fsync before send, for Releases too: a Release pushed before it is durable and lost in a crash
  * leaves peers holding (origin, seq) while the restarted origin signs another event (the recovery
  * release of the same reservation) with that seq — equivocation at the peers, ERR_SEQ_CONFLICT at
- * central for the rest of the origin's log. Found by the simulator (seed 6, see
- * docs/protocol.md). The decision does not wait for it: nothing was approved.
+ * central for the rest of the origin's log. Found by the simulator (docs/protocol.md,
+ * "Found by the simulator"). The decision does not wait for it: nothing was approved.
  */
 function publishWhenDurable(core: MeshCore, signed: SignedEvent, write: number): void {
   core.onDurable(write, (ok) => {

@@ -15,6 +15,8 @@ export interface PeerView {
  */
 export class Reachability {
   private readonly peers = new Map<string, PeerView>()
+  /** the sorted ready keys, recomputed only after a change (large rosters) */
+  private readyCache: string[] | undefined
   partitioned = false
   mode: MeshMode = 'isolated'
   /** monotonic time at which ready peers last fell below the quorum (or the node started) */
@@ -43,7 +45,20 @@ export class Reachability {
     return p
   }
 
+  markVerified(key: string): void {
+    this.connect(key).verified = true
+    this.readyCache = undefined
+  }
+
+  markCaughtUp(key: string): void {
+    const p = this.peers.get(key)
+    if (p === undefined) return
+    p.caughtUp = true
+    this.readyCache = undefined
+  }
+
   lose(key: string): boolean {
+    this.readyCache = undefined
     return this.peers.delete(key)
   }
 
@@ -54,13 +69,17 @@ export class Reachability {
 
   clear(): void {
     this.peers.clear()
+    this.readyCache = undefined
   }
 
   /** peers verified and caught up, sorted by key */
   ready(): string[] {
-    const out: string[] = []
-    for (const p of this.peers.values()) if (p.verified && p.caughtUp) out.push(p.key)
-    return out.sort()
+    if (this.readyCache === undefined) {
+      const out: string[] = []
+      for (const p of this.peers.values()) if (p.verified && p.caughtUp) out.push(p.key)
+      this.readyCache = out.sort()
+    }
+    return this.readyCache
   }
 
   /**
