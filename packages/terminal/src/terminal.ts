@@ -924,25 +924,28 @@ class NullmeshTerminal implements Terminal {
   /** Void every own online attempt still pending (crash, timeout then offline decline). */
   async #resolveOnlineAttempts(signal?: AbortSignal): Promise<number> {
     const ledger = this.#ledger
-    if (ledger === undefined || this.#link === undefined) return 0
+    if (ledger === undefined || this.#link === undefined || this.#onlineUnresolved.size === 0) return 0
+    const opts = signal === undefined ? {} : { signal }
     let n = 0
-    for (const pending of await ledger.pendingReservations(
-      this.#publicKeyHex,
-      signal === undefined ? {} : { signal },
-    )) {
-      if (this.#recovering.has(pending.idHex)) continue
-      if ((await ledger.getCursor(onlineCursor(pending.idHex))) !== ONLINE_PENDING) continue
-      // a decision of this run still waiting for central owns it
-      if (this.#ownedByDecision.has(pending.idHex)) continue
-      this.#recovering.add(pending.idHex)
+    // the in-memory set (filled at start from the kept reservations, then by every online attempt)
+    // is what needs voiding: no ledger scan on every sync round
+    for (const id of [...this.#onlineUnresolved].sort()) {
+      // a decision of this run still waiting for central owns it; a recovery may be voiding it
+      if (this.#ownedByDecision.has(id) || this.#recovering.has(id)) continue
+      const pending = await ledger.getEvent(id, opts)
+      if (pending?.event.type !== 'reservation' || (await ledger.reservationState(id, opts)) !== 'reserved') {
+        await this.#onlineDone(id)
+        continue
+      }
+      this.#recovering.add(id)
       try {
         if (await this.#voidOnline(pending as SignedEvent<Reservation>, signal)) n++
       } catch (err: unknown) {
         // unreachable: the round fails and is retried; refused: logged, and never blocks the sync
         if (err instanceof TerminalError && err.code === 'central_unavailable') throw err
-        log('voiding %s failed: %s', pending.idHex.slice(0, 16), (err as Error).message)
+        log('voiding %s failed: %s', id.slice(0, 16), (err as Error).message)
       } finally {
-        this.#recovering.delete(pending.idHex)
+        this.#recovering.delete(id)
       }
     }
     return n
