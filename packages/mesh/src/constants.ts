@@ -49,8 +49,6 @@ export const MAX_GOSSIP_BYTES = 16 * 1024
 export const ISOLATION_PROBE_MS = 1500
 /** how often a decision waiting for the quorum re-checks it */
 export const REACHABILITY_POLL_MS = 20
-/** tap budget when the policy does not set one (policy.tapBudgetMs) */
-export const DEFAULT_TAP_BUDGET_MS = 2000
 
 /*
  * Resource limits for a LAN of enrolled peers (issue 17, item 6). A venue has at most 127

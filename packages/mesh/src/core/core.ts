@@ -9,7 +9,7 @@ import {
   signEvent,
   toHex,
 } from '@nullmesh/protocol'
-import { DEFAULT_TAP_BUDGET_MS, ISOLATION_PROBE_MS } from '../constants.js'
+import { ISOLATION_PROBE_MS } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
 import * as origin from './origin.js'
@@ -90,7 +90,7 @@ export class MeshCore {
     this.me = toHex(init.key.publicKey)
     this.mutations = init.mutations ?? NO_MUTATIONS
     this.quorum = quorumSize(this.policy, init.roster.size)
-    this.tapBudgetMs = this.policy.tapBudgetMs ?? DEFAULT_TAP_BUDGET_MS
+    this.tapBudgetMs = this.policy.tapBudgetMs
     this.view = new View(this.me)
     this.reach = new Reachability(
       this.quorum,
