@@ -47,6 +47,11 @@ export const MAX_GOSSIP_BYTES = 16 * 1024
  * a LAN, short enough to leave most of a tap budget (capped at ¾ of it).
  */
 export const ISOLATION_PROBE_MS = 1500
+/**
+ * Margin (ms), on top of twice the recent fsync latency, that a decision keeps before its tap
+ * deadline to commit (or to let the terminal record a decline): the barrier ends earlier by that much.
+ */
+export const FINISH_MARGIN_MS = 10
 /** how often a decision waiting for the quorum re-checks it */
 export const REACHABILITY_POLL_MS = 20
 

@@ -60,6 +60,7 @@ import {
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
 
 const log = debug(LOG_NAMESPACE)
+const slow = debug(`${LOG_NAMESPACE}:slow`)
 
 export type DecisionMode = 'mesh' | 'floor-limit-only'
 export type SettlementStatus = 'none' | 'queued' | 'forwarded' | 'completed' | 'failed'
@@ -610,10 +611,13 @@ class NullmeshTerminal implements Terminal {
     }
     const behavior: OfflineBehavior = request.offlineBehavior ?? 'prefer_online'
     let path = 'offline'
+    const marks: Array<[string, number]> = [['start', t0]]
     let outcome = await this.#recover(candidate, deadline)
+    marks.push(['recover', performance.now()])
     if (outcome !== undefined) path = 'recovered'
     if (outcome === undefined && behavior !== 'force_offline' && this.#link !== undefined && this.online) {
       outcome = await this.#payOnline(candidate, deadline, behavior === 'require_online')
+      marks.push(['online', performance.now()])
       if (outcome !== undefined) path = 'online'
     }
     if (outcome === undefined) {
@@ -625,8 +629,19 @@ class NullmeshTerminal implements Terminal {
         outcome = await this.#payOffline(candidate, opts, deadline)
       }
     }
+    marks.push(['decide', performance.now()])
     const response = await this.#record(request, candidate, outcome)
-    this.#metrics?.decision.observe({ path }, (performance.now() - t0) / 1000)
+    const t1 = performance.now()
+    this.#metrics?.decision.observe({ path }, (t1 - t0) / 1000)
+    if (t1 - t0 > this.#mesh!.tapBudgetMs) {
+      marks.push(['record', t1])
+      slow(
+        'decision over the tap budget: %d ms (%s) %s',
+        Math.round(t1 - t0),
+        response.declineCode ?? response.status,
+        marks.map(([n, t], i) => (i === 0 ? '' : `${n} ${Math.round(t - marks[i - 1]![1])}`)).join(' '),
+      )
+    }
     return response
   }
 

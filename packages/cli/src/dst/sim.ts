@@ -254,6 +254,8 @@ interface ClientOp {
   payment?: Payment | undefined
   reservation?: SignedEvent<Reservation> | undefined
   approved?: boolean
+  /** offline decisions: the tap deadline the core was given (or its own: start + tap budget) */
+  deadline?: number
 }
 
 interface Node {
@@ -786,7 +788,7 @@ class Sim {
       node.ops.set(op, { kind: 'reserve', payment: p })
       node.core.reserveOnline(op, this.candidate(p))
     } else {
-      node.ops.set(op, { kind: 'offline', payment: p })
+      node.ops.set(op, { kind: 'offline', payment: p, deadline: this.now + this.policy.tapBudgetMs })
       node.core.authorize(op, this.candidate(p))
     }
   }
@@ -818,6 +820,12 @@ class Sim {
           return
         }
         const d = result.value as OfflineDecisionLike
+        // every decision returns within its tap deadline, its Commit's fsync included
+        if (o.deadline !== undefined && this.now > o.deadline)
+          this.fail(
+            'tap-budget',
+            `${node.name} #${p!.id} decided ${Math.round(this.now - o.deadline)} ms after its tap deadline (${d.approved ? 'approved' : d.declineCode})`,
+          )
         this.log(
           `${node.name} #${p!.id} ${d.approved ? 'APPROVED' : 'declined'} ${d.mode}${d.approved ? '' : ` ${d.declineCode}`} res ${d.reservationId?.slice(0, 8) ?? '-'}`,
         )
@@ -836,7 +844,7 @@ class Sim {
         if (!result.ok) {
           // not held: the offline path decides, under a new reservation
           const op2 = this.opId()
-          node.ops.set(op2, { kind: 'offline', payment: p })
+          node.ops.set(op2, { kind: 'offline', payment: p, deadline: this.now + this.policy.tapBudgetMs })
           core.authorize(op2, this.candidate(p!))
           return
         }
@@ -888,11 +896,9 @@ class Sim {
     a.answered = true
     this.log(`${node.name} #${a.payment.id} central did not answer: offline under the same reservation`)
     const op = this.opId()
-    node.ops.set(op, { kind: 'fallback', payment: a.payment, reservation: a.res })
-    node.core!.authorize(op, this.candidate(a.payment), {
-      reservation: a.res,
-      deadline: this.now + this.policy.tapBudgetMs - ONLINE_TIMEOUT_MS,
-    })
+    const deadline = this.now + this.policy.tapBudgetMs - ONLINE_TIMEOUT_MS
+    node.ops.set(op, { kind: 'fallback', payment: a.payment, reservation: a.res, deadline })
+    node.core!.authorize(op, this.candidate(a.payment), { reservation: a.res, deadline })
   }
 
   // ---- central ------------------------------------------------------------------------------------

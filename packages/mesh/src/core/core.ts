@@ -9,7 +9,7 @@ import {
   signEvent,
   toHex,
 } from '@nullmesh/protocol'
-import { ISOLATION_PROBE_MS } from '../constants.js'
+import { FINISH_MARGIN_MS, ISOLATION_PROBE_MS } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
 import * as origin from './origin.js'
@@ -71,11 +71,15 @@ export class MeshCore {
   readonly catchups = new Map<string, number>()
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
+  /** moving average of recent durable writes (ms): the time a decision keeps to finish */
+  recentDurableMs = 5
   started = false
   private nextWrite = 1
   private nextTimer = 1
   nextRid = 1
   private readonly writes = new Map<number, ((ok: boolean) => void)[]>()
+  /** monotonic time each sync write was asked for (its fsync latency feeds recentDurableMs) */
+  private readonly writeStart = new Map<number, number>()
   private readonly timers = new Map<number, () => void>()
   private readonly aborted = new Set<number>()
   readonly rounds = new Map<number, origin.Round>()
@@ -122,7 +126,10 @@ export class MeshCore {
   /** ask for records to be written; sync writes complete with durable(id) and run `then` */
   write(records: WriteRecord[], opts: { sync: boolean; own: boolean }): number {
     const id = this.nextWrite++
-    if (opts.sync) this.writes.set(id, [])
+    if (opts.sync) {
+      this.writes.set(id, [])
+      this.writeStart.set(id, this.mono())
+    }
     this.out({ type: 'write', id, records, sync: opts.sync, own: opts.own })
     return id
   }
@@ -237,6 +244,19 @@ export class MeshCore {
     }
   }
 
+  /**
+   * Time a decision keeps, before its deadline, to finish once its barrier is over: one durable
+   * write (the Commit of an approval, or the terminal's record of a decline) and the bookkeeping
+   * around it. Twice the recent fsync latency plus a margin, never more than a quarter of the budget.
+   */
+  finishReserveMs(): number {
+    if (this.mut('no-finish-reserve')) return 0
+    return Math.min(
+      Math.floor(this.tapBudgetMs / 4),
+      Math.ceil(2 * this.recentDurableMs) + FINISH_MARGIN_MS,
+    )
+  }
+
   throwIfAborted(op: number): void {
     if (this.aborted.has(op)) throw new CoreError('ERR_ABORTED', 'aborted')
   }
@@ -248,6 +268,10 @@ export class MeshCore {
     const waiters = this.writes.get(id)
     if (waiters === undefined) return
     this.writes.delete(id)
+    const started = this.writeStart.get(id)
+    this.writeStart.delete(id)
+    if (ok && started !== undefined)
+      this.recentDurableMs = 0.8 * this.recentDurableMs + 0.2 * (this.mono() - started)
     for (const w of waiters) w(ok)
   }
 

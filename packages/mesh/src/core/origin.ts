@@ -185,10 +185,10 @@ function proofFor(
 }
 
 /** randomised exponential back-off: contenders for one card spread out instead of colliding again */
-function backoff(core: MeshCore, attempt: number, deadline: number): { w: 'sleep'; ms: number } {
+function backoff(core: MeshCore, attempt: number, timeLeft: number): { w: 'sleep'; ms: number } {
   // the window must exceed a barrier round, or contenders meet again: scale by the recent one
   const window = (core.policy.barrier.retryJitterMs + core.recentBarrierMs) * 2 ** (attempt - 1)
-  return { w: 'sleep', ms: Math.min(2 + core.rng() * window, Math.max(0, deadline - core.mono())) }
+  return { w: 'sleep', ms: Math.min(2 + core.rng() * window, Math.max(0, timeLeft)) }
 }
 
 function appendReservation(core: MeshCore, candidate: OfflineCandidate) {
@@ -234,6 +234,7 @@ export function* authorize(
   const retries = core.policy.barrier.retries
   let lastAcks = 0
   let attempts = 0
+  let lastReleaseSeq = 0
   const stats = (): BarrierStats => ({
     acks: lastAcks,
     quorum: core.quorum,
@@ -260,11 +261,23 @@ export function* authorize(
       ...(existing === undefined ? {} : { reservationId: existing.idHex }),
     }
   }
-  const timeLeft = () => deadline - core.mono()
+  // the barrier (and any wait before it) ends early enough to commit, or to record a decline,
+  // within the deadline; re-read each time, since the fsync latency it keeps room for moves
+  const timeLeft = () => deadline - core.finishReserveMs() - core.mono()
+  let lastReason: { code: string; message?: string | undefined } | undefined
   for (;;) {
     core.throwIfAborted(op)
     attempts++
-    const reach = yield* awaitReachability(core, op, deadline)
+    // Another round only if it can finish in time: a reservation made now would wait for its own
+    // fsync and then for a round that has no time left, and decide after the deadline.
+    if (
+      lastReason !== undefined &&
+      existing === undefined &&
+      !core.mut('no-finish-reserve') &&
+      timeLeft() < core.recentDurableMs + core.recentBarrierMs
+    )
+      return decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
+    const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs())
     if (reach === 'unknown')
       return decline(
         core.reach.mode,
@@ -299,7 +312,8 @@ export function* authorize(
         attempts <= retries &&
         timeLeft() > 0
       ) {
-        yield backoff(core, attempts, deadline)
+        lastReason = { code: verdict.code, message: verdict.message }
+        yield backoff(core, attempts, timeLeft())
         continue
       }
       return decline('quorum', verdict.code, verdict.message)
@@ -371,7 +385,12 @@ export function* authorize(
             attempts <= Math.min(retries, 2)
           : true // peers were lost mid-round: reachability decides on the next turn
     if (retryable && timeLeft() > 0 && existing === undefined) {
-      yield backoff(core, attempts, deadline)
+      lastReason = {
+        code: reason,
+        message: outcome.kind === 'refused' ? `refused by a peer: ${outcome.code}` : undefined,
+      }
+      lastReleaseSeq = releaseSeq
+      yield backoff(core, attempts, timeLeft())
       continue
     }
     if (outcome.kind === 'refused')
@@ -448,7 +467,7 @@ export function* reserveOnline(
     core.view.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined
   )
     throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
-  const reach = yield* awaitReachability(core, op, deadline)
+  const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs())
   if (reach === 'unknown' || !core.view.seqKnown)
     throw new CoreError(
       'ERR_REFUSED',
@@ -474,7 +493,7 @@ export function* reserveOnline(
       id: res.idHex,
     })
     const round = collect(core, res, view, {
-      timeoutMs: Math.min(core.policy.barrier.timeoutMs, deadline - core.mono()),
+      timeoutMs: Math.min(core.policy.barrier.timeoutMs, deadline - core.finishReserveMs() - core.mono()),
       online: true,
     })
     const outcome = (yield { w: 'round', round }) as Outcome

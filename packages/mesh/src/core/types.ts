@@ -29,6 +29,8 @@ export const MUTATIONS = [
   'isolated-window',
   /** recovery: sign again after a wiped disk without learning the own high-water mark */
   'reuse-seq-after-wipe',
+  /** barrier origin: rounds run to the tap deadline, leaving no time to commit (or record a decline) */
+  'no-finish-reserve',
   /** barrier origin: take the view sent with a reservation after its fsync, not with the decision */
   'view-after-fsync',
 ] as const
