@@ -110,13 +110,16 @@ describe('[limits] a peer flooding barrier requests', () => {
         closed = true
       },
     )
+    const t0 = performance.now()
     for (let i = 1; i <= BARRIER_REQUEST_BURST * 3 && !closed; i++) {
       await framed.send([i, new Uint8Array([1, 2, 3, i & 0xff])]).catch(() => {})
     }
     await waitFor(() => closed, 10_000, 'flooding stream closed')
-    // the burst, plus what the rate refills while the flood is sent (well under a second); without
-    // the limiter all 3 × burst would be answered
-    expect(answers).toBeLessThanOrEqual(BARRIER_REQUEST_BURST + BARRIER_REQUESTS_PER_SECOND)
+    // the burst, plus what the rate refilled while the flood was sent (a loaded machine sends it
+    // slowly, so the refill is counted, not assumed); without the limiter all 3 × burst are answered
+    const refill = Math.ceil(((performance.now() - t0) / 1000) * BARRIER_REQUESTS_PER_SECOND)
+    expect(answers).toBeLessThanOrEqual(BARRIER_REQUEST_BURST + refill)
+    expect(answers).toBeLessThan(BARRIER_REQUEST_BURST * 3)
     const c = venue.nodes[2]!.node
     const d = await c.authorize(candidate(venue.bundle, '4111111111115555', 500, { idem: 'after-flood' }))
     expect(d.approved).toBe(true)
