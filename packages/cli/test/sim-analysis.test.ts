@@ -271,6 +271,7 @@ function cleanSummary(over: Partial<SimSummary> = {}): SimSummary {
     barrierMs: { p50: 10, p99: 50, max: 60, count: 40 },
     latencyMs: { p50: 12, p99: 70 },
     maxDecisionMs: 80,
+    overBudgetDecisions: 0,
     tapBudgetMs: 2_000,
     proofBytesMax: 87,
     proofsInvalid: 0,
@@ -355,9 +356,9 @@ describe('violations', () => {
   })
 
   it('the tap budget is reported, not a violation (the terminals enforce it)', () => {
-    const slow = cleanSummary({ maxDecisionMs: 2_500 })
+    const slow = cleanSummary({ maxDecisionMs: 2_500, overBudgetDecisions: 3 })
     expect(violations(slow)).toEqual([])
-    expect(formatSummary(slow)).toMatch(/⚠ longest tap → decision 2500 ms \(tap budget 2000 ms\)/)
+    expect(formatSummary(slow)).toMatch(/⚠ longest tap → decision 2500 ms \(tap budget 2000 ms, 3 over it\)/)
   })
 })
 

@@ -38,6 +38,8 @@ export interface SimSummary {
   latencyMs: { p50: number; p99: number }
   /** the longest tap → decision (or error) over every payment, as the client timed the HTTP call */
   maxDecisionMs: number
+  /** taps answered later than the tap budget (the terminal logs each: DEBUG=nullmesh:terminal:slow) */
+  overBudgetDecisions: number
   /** the policy's tapBudgetMs, which every decision should fit in */
   tapBudgetMs: number
   proofBytesMax: number
@@ -109,7 +111,7 @@ export function formatSummary(s: SimSummary): string {
     `  by kind      ${kinds} (approved/made)`,
     `  declines     ${list(s.declines)}`,
     `  barrier      p50 ${s.barrierMs.p50} ms · p99 ${s.barrierMs.p99} ms · max ${s.barrierMs.max} ms over ${s.barrierMs.count} offline decisions; request latency p50 ${s.latencyMs.p50} ms · p99 ${s.latencyMs.p99} ms`,
-    `  tap time     ${s.maxDecisionMs <= s.tapBudgetMs ? ok(true) : '⚠'} longest tap → decision ${s.maxDecisionMs} ms (tap budget ${s.tapBudgetMs} ms)`,
+    `  tap time     ${s.maxDecisionMs <= s.tapBudgetMs ? ok(true) : '⚠'} longest tap → decision ${s.maxDecisionMs} ms (tap budget ${s.tapBudgetMs} ms, ${s.overBudgetDecisions} over it)`,
     `  proofs       ≤ ${s.proofBytesMax} bytes, ${s.proofsInvalid === 0 ? 'every one verified with its terminal’s key' : `${s.proofsInvalid} FAILED verification`}`,
     `  ledgers      ${Object.entries(s.ledgers.perTerminal)
       .map(([t, n]) => `${t} ${n}`)

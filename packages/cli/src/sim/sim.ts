@@ -890,6 +890,7 @@ function buildSummary(x: SummaryInput): SimSummary {
       p99: latency.totalCount > 0 ? latency.getValueAtPercentile(99) : 0,
     },
     maxDecisionMs: Math.ceil(outcomes.reduce((m, o) => Math.max(m, o.latencyMs), 0)),
+    overBudgetDecisions: outcomes.filter((o) => o.latencyMs > policy.tapBudgetMs).length,
     tapBudgetMs: policy.tapBudgetMs,
     proofBytesMax,
     proofsInvalid,
