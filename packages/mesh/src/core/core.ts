@@ -251,10 +251,7 @@ export class MeshCore {
    */
   finishReserveMs(): number {
     if (this.mut('no-finish-reserve')) return 0
-    return Math.min(
-      Math.floor(this.tapBudgetMs / 4),
-      Math.ceil(2 * this.recentDurableMs) + FINISH_MARGIN_MS,
-    )
+    return Math.min(Math.floor(this.tapBudgetMs / 4), Math.ceil(2 * this.recentDurableMs) + FINISH_MARGIN_MS)
   }
 
   throwIfAborted(op: number): void {
