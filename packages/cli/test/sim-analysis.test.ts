@@ -306,7 +306,7 @@ describe('violations', () => {
   it('none for a clean run; the summary prints the new figures', () => {
     expect(violations(cleanSummary())).toEqual([])
     const text = formatSummary(cleanSummary())
-    expect(text).toMatch(/longest tap → decision 80 ms \(tap budget 2000 ms\)/)
+    expect(text).toMatch(/longest tap → decision 80 ms \(tap budget 2000 ms, 0 over it\)/)
     expect(text).toMatch(/0 card\(s\) over the offline count cap \(worst card window 5 of 5 payments\)/)
     expect(text).toMatch(/0 isolated approval\(s\) of 0.00 EUR within the partition bound 600.00/)
   })
