@@ -9,6 +9,7 @@
 export { parseHostPort } from './args.js'
 export type { LatencySummary, ScaleFigure, ScaleGoal, ScaleInit, ScaleRun } from './bench/scale.js'
 export { runScale, scaleGoals } from './bench/scale.js'
+export { scaleChartSvg } from './bench/scale-chart.js'
 export { UserError } from './errors.js'
 export { findLedgerDir } from './ledger-dir.js'
 export { buildProgram, main, VERSION } from './main.js'
