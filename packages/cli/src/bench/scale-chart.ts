@@ -18,7 +18,7 @@ interface Panel {
   goal?: { name: string; value: number } | undefined
 }
 
-const W = 980
+const W = 1000
 const H = 460
 const TOP = 70
 const PANEL_H = 270
@@ -79,7 +79,7 @@ export function scaleChartSvg(
   out.push(
     `<text x="${LEFTS[0]}" y="40" fill="#555">${esc(
       `${about.machine ?? ''} paced ${p.ratePerSecond}/s venue-wide at every N, ${p.payments} payments per N, ` +
-        `${p.processes} processes; ${about.startedAt ?? ''}${about.quick ? ' (quick)' : ''}`,
+        `≤ ${p.processes} processes; ${about.startedAt ?? ''}${about.quick ? ' (quick)' : ''}`,
     )}</text>`,
   )
   panels.forEach((panel, i) => {
@@ -92,14 +92,14 @@ export function scaleChartSvg(
       .filter((v): v is number => v != null && v > 0)
     const y = axis(panel.log, values, (v, yy) => {
       out.push(
-        `<line x1="${left}" x2="${left + PANEL_W}" y1="${yy}" y2="${yy}" stroke="#e4e4e4"/>`,
-        `<text x="${left - 6}" y="${yy + 4}" text-anchor="end" fill="#444">${fmt(v)}</text>`,
+        `<line x1="${left}" x2="${left + PANEL_W}" y1="${yy.toFixed(1)}" y2="${yy.toFixed(1)}" stroke="#e4e4e4"/>`,
+        `<text x="${left - 6}" y="${(yy + 4).toFixed(1)}" text-anchor="end" fill="#444">${fmt(v)}</text>`,
       )
     })
     for (const n of xs) {
       out.push(
-        `<line x1="${x(n)}" x2="${x(n)}" y1="${TOP}" y2="${TOP + PANEL_H}" stroke="#eee"/>`,
-        `<text x="${x(n)}" y="${TOP + PANEL_H + 18}" text-anchor="middle">${n}</text>`,
+        `<line x1="${x(n).toFixed(1)}" x2="${x(n).toFixed(1)}" y1="${TOP}" y2="${TOP + PANEL_H}" stroke="#eee"/>`,
+        `<text x="${x(n).toFixed(1)}" y="${TOP + PANEL_H + 18}" text-anchor="middle">${n}</text>`,
       )
     }
     out.push(
@@ -111,7 +111,7 @@ export function scaleChartSvg(
     if (panel.goal !== undefined) {
       const gy = y(panel.goal.value)
       out.push(
-        `<line x1="${left}" x2="${left + PANEL_W}" y1="${gy}" y2="${gy}" stroke="#9467bd" stroke-width="2" stroke-dasharray="2 3"/>`,
+        `<line x1="${left}" x2="${left + PANEL_W}" y1="${gy.toFixed(1)}" y2="${gy.toFixed(1)}" stroke="#9467bd" stroke-width="2" stroke-dasharray="2 3"/>`,
       )
       legend.push({ name: panel.goal.name, color: '#9467bd', dash: '2 3', get: () => null })
     }

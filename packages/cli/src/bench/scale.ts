@@ -93,7 +93,7 @@ export interface ScaleRun {
   /** CPU of every child process during the load ÷ payments ÷ terminals (idle background included) */
   cpuMsPerPaymentPerTerminal?: number
   /** the same with the idle phase's background rate subtracted */
-  cpuMsPerPaymentPerTerminalAboveIdle?: number
+  cpuMsPerPaymentPerTerminalAboveIdle?: number | null
   cpuMsPerPaymentAllTerminals?: number
   /** background CPU with no payments (connection pings, gossip heartbeats, timers) */
   idleCpuMsPerSecondPerTerminal?: number
@@ -333,10 +333,11 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
       messagesPerPaymentByKind: perKind,
       fsyncsPerPayment: perKind.syncWrites,
       cpuMsPerPaymentPerTerminal: round(cpuMs / count / n, 3),
-      cpuMsPerPaymentPerTerminalAboveIdle: round(
-        Math.max(0, cpuMs - idleCpuMsPerS * (loadMs / 1000)) / count / n,
-        3,
-      ),
+      // null when the idle phase was the busier one (reconnections, catch-ups): nothing to subtract from
+      cpuMsPerPaymentPerTerminalAboveIdle:
+        cpuMs < idleCpuMsPerS * (loadMs / 1000)
+          ? null
+          : round((cpuMs - idleCpuMsPerS * (loadMs / 1000)) / count / n, 3),
       cpuMsPerPaymentAllTerminals: round(cpuMs / count, 2),
       idleCpuMsPerSecondPerTerminal: round(idleCpuMsPerS / n, 2),
       coresBusy: round(cpuMs / loadMs, 2),
@@ -474,7 +475,7 @@ class ScaleProcess {
       execArgv: [],
     })
     this.child.stderr?.on('data', (d: Buffer) => {
-      this.stderr = (this.stderr + d.toString()).slice(-2000)
+      this.stderr = (this.stderr + d.toString()).slice(-8000)
     })
     // BENCH_LOG_DIR=<dir> (as for the other figures): each child's stderr, e.g. DEBUG=nullmesh:* logs
     const logDir = process.env.BENCH_LOG_DIR
@@ -485,7 +486,8 @@ class ScaleProcess {
     this.exit = new Promise((resolve) => {
       this.child.once('exit', (code, sig) => {
         this.exited = true
-        const err = new Error(`${name} exited (${code ?? sig}) ${this.stderr.slice(-600)}`)
+        // the end of its stderr: an uncaught error's message and stack
+        const err = new Error(`${name} exited (${code ?? sig}) ${this.stderr.slice(-1500).trim()}`)
         for (const p of this.pending.values()) p.reject(err)
         this.pending.clear()
         resolve()
@@ -501,7 +503,7 @@ class ScaleProcess {
         else p.resolve(m.result)
       })
       void this.exit.then(() =>
-        reject(new Error(`${name} exited before it was ready: ${this.stderr.slice(-600)}`)),
+        reject(new Error(`${name} exited before it was ready: ${this.stderr.slice(-1500).trim()}`)),
       )
     })
     this.ready.catch(() => {})
