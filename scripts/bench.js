@@ -1159,6 +1159,7 @@ function table() {
       )
   }
   for (const key of [
+    'scale',
     'redis',
     'throughput',
     'catchup',
@@ -1200,6 +1201,7 @@ function table() {
 
 const FIGURES = [
   [1, 'barrier latency + floor + sizes (figures 1, 2, 8)', figureBarrier],
+  [12, 'venue scale (figure 12)', figureScaleRun],
   [10, 'money safety (figure 10)', figureSafety],
   [3, 'Redis (figure 3)', figureRedis],
   [5, 'catch-up (figure 5)', figureCatchup],
@@ -1208,6 +1210,14 @@ const FIGURES = [
   [6, 'heal (figure 6)', figureHeal],
   [11, 'webhook delivery (figure 11)', figureWebhooksRun],
 ]
+
+// the harness is TypeScript in the typed build: packages/cli/src/bench/scale.ts
+async function figureScaleRun() {
+  const { runScale, scaleGoals } = await import('@nullmesh/cli')
+  const f = await runScale({ quick: QUICK, say })
+  results.figures.scale = f
+  Object.assign(results.goals, scaleGoals(f))
+}
 
 async function figureWebhooksRun() {
   const { figureWebhooks } = await import('./bench/webhooks.js')

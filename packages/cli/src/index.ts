@@ -3,10 +3,13 @@
  *
  * The `nullmesh` command (see bin.ts) and the pieces of it that are useful as a library: the sim's
  * deterministic load plan and its ledger analysis, the CLI program itself, and peer ids from
- * roster keys.
+ * roster keys, and the `scale` bench figure (run by scripts/bench.js).
  */
 
 export { parseHostPort } from './args.js'
+export type { LatencySummary, ScaleFigure, ScaleGoal, ScaleInit, ScaleRun } from './bench/scale.js'
+export { runScale, scaleGoals } from './bench/scale.js'
+export { scaleChartSvg } from './bench/scale-chart.js'
 export { UserError } from './errors.js'
 export { findLedgerDir } from './ledger-dir.js'
 export { buildProgram, main, VERSION } from './main.js'

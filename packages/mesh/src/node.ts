@@ -61,6 +61,7 @@ import type {
   OpResult,
   WriteRecord,
 } from './core/types.js'
+import { countEffect, type MeshCounters, newCounters } from './counters.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
@@ -162,6 +163,8 @@ export interface MeshNode extends TypedEventTarget<MeshEvents> {
   setPartitioned(partitioned: boolean): Promise<void>
   /** pull what we miss from every ready peer now */
   catchUp(opts?: { signal?: AbortSignal }): Promise<{ received: number }>
+  /** barrier messages, gossip publishes and fsync'd records since creation (a copy) */
+  counters(): MeshCounters
 }
 
 /** A connected enrolled peer, as the transport sees it. */
@@ -276,6 +279,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private readonly barrierRate = new RateLimiter(BARRIER_REQUESTS_PER_SECOND, BARRIER_REQUEST_BURST)
   /** issue 15: address book + interface watch (rejoin.ts) */
   private rejoin?: Rejoin | undefined
+  private readonly counts = newCounters()
 
   constructor(init: MeshInit) {
     super()
@@ -329,6 +333,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   /** Carry out one effect of the core. Never calls back into the core synchronously. */
   private effect(e: Effect): void {
+    countEffect(this.counts, e)
     switch (e.type) {
       case 'send': {
         const msg = e.msg
@@ -592,6 +597,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     for (const t of this.coreTimers.values()) clearTimeout(t)
     this.coreTimers.clear()
     log('stopped %s', this.peerId)
+  }
+
+  counters(): MeshCounters {
+    return { ...this.counts }
   }
 
   multiaddrs(): string[] {

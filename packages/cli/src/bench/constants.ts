@@ -1,0 +1,38 @@
+/** Defaults of the `scale` bench figure (scale.ts); `--quick` uses the QUICK_ ones. */
+export const SCALE_SIZES = [5, 10, 25, 50]
+export const SCALE_QUICK_SIZES = [5, 10, 25]
+/** child processes per venue (fewer when the venue has fewer terminals): N/5 terminals each */
+export const SCALE_PROCESSES = 5
+/**
+ * Offered load, venue-wide, the same at every size. Low on purpose: today every payment costs
+ * every terminal work, and 50 terminals share this machine's 2 cores.
+ */
+export const SCALE_RATE = 4
+export const SCALE_PAYMENTS = 200
+export const SCALE_QUICK_PAYMENTS = 60
+/** warm-up payments (not recorded): at least one per terminal, so every origin has opened its streams */
+export const SCALE_MIN_WARMUP = 20
+/** the idle phase that measures background CPU (pings, gossip heartbeats) before the load */
+export const SCALE_IDLE_MS = 3_000
+/** after the last answer, before the counters are read: late acks and pushes are still counted */
+export const SCALE_SETTLE_MS = 1_000
+/** how long the venue may take to form (every terminal in quorum mode with every peer ready) */
+export const SCALE_FORM_TIMEOUT_MS = 180_000
+/** formation is polled this often; counts unchanged for SCALE_STABLE_POLLS polls = settled */
+export const SCALE_POLL_MS = 250
+export const SCALE_STABLE_POLLS = 12
+/** a child that does not exit after `stop` is killed */
+export const SCALE_STOP_TIMEOUT_MS = 15_000
+/** generous caps: the figure measures cost, not the policy's limits */
+export const SCALE_POLICY = {
+  currencies: {
+    EUR: {
+      floorLimitMinor: 5_000,
+      cardCapMinor: 15_000,
+      deviceCapMinor: 1_000_000_000,
+      venueCapMinor: 1_000_000_000,
+    },
+  },
+  deviceMaxQueued: 10_000_000,
+}
+export const SCALE_AMOUNT_MINOR = 1_250

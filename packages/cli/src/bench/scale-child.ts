@@ -1,0 +1,134 @@
+// One process of the `scale` bench figure: it hosts several real terminals (each its own libp2p
+// node, LevelDB ledger and key, no HTTP API, no central), driven by the parent (scale.ts) over IPC.
+// Node 20 lacks Promise.withResolvers, which libp2p uses: the shim must load before libp2p.
+import '@nullmesh/protocol/shim'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { MeshCounters } from '@nullmesh/mesh'
+import type { Terminal } from '@nullmesh/terminal'
+
+/** The parent's requests; every one is answered with `{ id, result }` or `{ id, error }`. */
+export type ScaleRequest =
+  | { id: number; cmd: 'start'; venueDir: string; dataRoot: string; ids: string[]; peers: string[] }
+  | { id: number; cmd: 'status' }
+  | { id: number; cmd: 'sample' }
+  | { id: number; cmd: 'pay'; terminal: string; body: Record<string, unknown> }
+  | { id: number; cmd: 'stop' }
+
+export interface ScaleStarted {
+  /** one dialable multiaddr (with /p2p/) per terminal, in the order started */
+  addrs: string[]
+}
+
+export interface ScaleTerminalStatus {
+  id: string
+  mode: string
+  peers: number
+}
+
+export interface ScaleSample {
+  /** this process's user + system CPU time since it started (process.cpuUsage) */
+  cpuMs: number
+  /** the sum of the mesh counters of the terminals in this process */
+  counters: MeshCounters
+}
+
+export interface ScalePaid {
+  /** terminal.pay() timed in this process: tap → decision */
+  ms: number
+  status: string
+  declineCode?: string | undefined
+}
+
+const terminals = new Map<string, Terminal>()
+
+async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<ScaleStarted> {
+  const { createTerminal } = await import('@nullmesh/terminal')
+  const peers = [...req.peers]
+  const addrs: string[] = []
+  // one after the other, each given every terminal started before it, as the sim does
+  for (const id of req.ids) {
+    const dataDir = join(req.dataRoot, id)
+    await mkdir(dataDir, { recursive: true })
+    const t = createTerminal({
+      venueDir: req.venueDir,
+      id,
+      dataDir,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      api: false,
+      token: 'bench-scale-token-0123456789',
+      discovery: { mdns: false, peers: [...peers] },
+      mode: 'mesh',
+    })
+    terminals.set(id, t)
+    await t.start()
+    const a = t.multiaddrs().find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? t.multiaddrs()[0]
+    if (a === undefined) throw new Error(`${id}: no listen address`)
+    const addr = a.includes('/p2p/') ? a : `${a}/p2p/${t.peerId}`
+    peers.push(addr)
+    addrs.push(addr)
+  }
+  return { addrs }
+}
+
+function sample(): ScaleSample {
+  const u = process.cpuUsage()
+  const counters: MeshCounters = {
+    barrierRequests: 0,
+    barrierAnswers: 0,
+    barrierPushes: 0,
+    gossipPublished: 0,
+    syncWrites: 0,
+  }
+  for (const t of terminals.values()) {
+    const c = t.mesh.counters()
+    for (const k of Object.keys(counters) as (keyof MeshCounters)[]) counters[k] += c[k]
+  }
+  return { cpuMs: (u.user + u.system) / 1000, counters }
+}
+
+async function pay(req: Extract<ScaleRequest, { cmd: 'pay' }>): Promise<ScalePaid> {
+  const t = terminals.get(req.terminal)
+  if (t === undefined) throw new Error(`no terminal ${req.terminal} in this process`)
+  const t0 = performance.now()
+  const response = await t.pay(req.body)
+  return { ms: performance.now() - t0, status: response.status, declineCode: response.declineCode }
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.allSettled([...terminals.values()].map((t) => t.stop()))
+  terminals.clear()
+}
+
+async function handle(req: ScaleRequest): Promise<unknown> {
+  switch (req.cmd) {
+    case 'start':
+      return start(req)
+    case 'status':
+      return [...terminals.values()].map((t) => {
+        const s = t.mesh.status()
+        return { id: t.id, mode: s.mode, peers: s.peers } satisfies ScaleTerminalStatus
+      })
+    case 'sample':
+      return sample()
+    case 'pay':
+      return pay(req)
+    case 'stop':
+      await stopAll()
+      setTimeout(() => process.exit(0), 20)
+      return true
+  }
+}
+
+process.on('message', (m: ScaleRequest) => {
+  handle(m).then(
+    (result) => process.send?.({ id: m.id, result }),
+    (err: unknown) =>
+      process.send?.({ id: m.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+  )
+})
+// the parent died or let go of us: stop our terminals and leave, no orphan survives
+process.on('disconnect', () => {
+  stopAll().finally(() => process.exit(0))
+})
+process.send?.({ ready: true, pid: process.pid })

@@ -1,0 +1,32 @@
+import type { Effect } from './core/types.js'
+
+/**
+ * What one mesh node has sent and made durable for the protocol since it was created: the cost of
+ * a payment in messages and fsyncs, read by benchmarks (bench figure `scale`). Counted where the
+ * adapter carries the core's effects out, so every protocol path is counted alike.
+ */
+export interface MeshCounters {
+  /** barrier requests sent: one reservation to one peer */
+  barrierRequests: number
+  /** barrier answers sent: an ack (or refusal) to an origin */
+  barrierAnswers: number
+  /** Commits and Releases pushed to one peer on the barrier stream */
+  barrierPushes: number
+  /** events published on the gossip topic (one publish, however many peers it reaches) */
+  gossipPublished: number
+  /** ledger records written with fsync (each one LevelDB write with `sync: true`) */
+  syncWrites: number
+}
+
+export function newCounters(): MeshCounters {
+  return { barrierRequests: 0, barrierAnswers: 0, barrierPushes: 0, gossipPublished: 0, syncWrites: 0 }
+}
+
+export function countEffect(c: MeshCounters, e: Effect): void {
+  if (e.type === 'send') {
+    if (e.msg.t === 'req') c.barrierRequests++
+    else if (e.msg.t === 'ans') c.barrierAnswers++
+    else c.barrierPushes++
+  } else if (e.type === 'gossip') c.gossipPublished++
+  else if (e.type === 'write' && e.sync) c.syncWrites += e.records.length
+}
