@@ -5,9 +5,11 @@ import {
   eventId,
   type Release,
   type Reservation,
+  type SignedAck,
   type SignedEvent,
   toBase64url,
   toHex,
+  verifyAckSignature,
   verifyEventSignature,
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
@@ -29,6 +31,7 @@ import {
   type WebhookEndpoint,
 } from './types.js'
 import type { VenueContext, VenueRegistry } from './venues.js'
+import type { SignatureChecks, VerifyPool } from './verify-pool.js'
 import { outboxOpsFor } from './webhooks.js'
 
 export interface EventResult {
@@ -99,7 +102,15 @@ class Tx {
   }
 
   async getEventById(id: string): Promise<StoredEvent | undefined> {
-    return this.eventIds.get(id) ?? (await this.store.getEventById(id))
+    const own = this.eventIds.get(id)
+    if (own !== undefined || this.absent.has(id)) return own
+    return this.store.getEventById(id)
+  }
+
+  /** ids the store was just asked about in one query and does not hold: no query each */
+  private absent = new Set<string>()
+  assumeAbsent(ids: Set<string>): void {
+    this.absent = ids
   }
 
   putEvent(signed: SignedEvent): void {
@@ -202,6 +213,8 @@ export interface EngineInit {
   onQueued: () => void
   /** how long a settlement claim on a payment holds against other processes (default 30 s) */
   settleLeaseMs?: number
+  /** verifies sync batches on worker threads; without one (or while it is stopped) ingest verifies inline */
+  verifyPool?: VerifyPool
 }
 
 /** a unit of work that lost a race to another process is redone at most this often */
@@ -221,6 +234,9 @@ export class Engine {
   private readonly onOutbox: (endpointIds: Set<string>) => void
   private readonly onQueued: () => void
   private readonly leaseMs: number
+  private readonly pool: VerifyPool | undefined
+  /** events of ingest calls waiting for their signature checks, by id: concurrent syncs overlap */
+  private readonly inflight = new Map<string, Promise<boolean[] | undefined>>()
   /** this process's name on settlement claims */
   readonly owner = `central-${process.pid}-${randomBytes(6).toString('hex')}`
 
@@ -235,6 +251,7 @@ export class Engine {
     this.onOutbox = init.onOutbox
     this.onQueued = init.onQueued
     this.leaseMs = init.settleLeaseMs ?? DEFAULT_SETTLE_LEASE_MS
+    this.pool = init.verifyPool
   }
 
   /**
@@ -275,12 +292,19 @@ export class Engine {
 
   /** Verify, store and apply a batch of wire events. All of it is written atomically, or none. */
   async ingest(batch: Uint8Array[], opts: AbortOptions = {}): Promise<IngestResult> {
+    const ids = batch.map((bytes) => toHex(eventId(bytes)))
+    // signatures are checked on the pool's threads before the batch takes the mutex, so one sync's
+    // verification overlaps another's store work; the checks below then only read the answers
+    const checks = await this.preverify(batch, ids)
     return this.mutex.run(async () => {
       const { tx, result } = await this.unit(opts, async (tx) => {
         const results: EventResult[] = []
         const touched = new Set<string>()
-        for (const bytes of batch) {
-          const id = toHex(eventId(bytes))
+        const known = await this.store.knownEventIds(ids, opts)
+        tx.assumeAbsent(new Set(ids.filter((id) => !known.has(id))))
+        for (let i = 0; i < batch.length; i++) {
+          const bytes = batch[i] as Uint8Array
+          const id = ids[i] as string
           try {
             const existing = await tx.getEventById(id)
             if (existing !== undefined) {
@@ -289,7 +313,7 @@ export class Engine {
               if (pid !== undefined) touched.add(pid)
               continue
             }
-            const { signed, venue } = this.verify(bytes, tx.now)
+            const { signed, venue } = this.verify(bytes, tx.now, checks?.[i])
             const pid = await this.apply(tx, signed, venue)
             results.push({ id, status: 'stored' })
             if (pid !== undefined) touched.add(pid)
@@ -317,6 +341,58 @@ export class Engine {
     })
   }
 
+  /**
+   * The signature checks of the batch's events not stored yet, from the pool; undefined entries
+   * (and everything, without a running pool or when it fails) are verified inline as before.
+   */
+  private async preverify(batch: Uint8Array[], ids: string[]): Promise<SignatureChecks | undefined> {
+    const pool = this.pool
+    if (pool === undefined || !pool.running) return undefined
+    let known: Set<string>
+    try {
+      known = await this.store.knownEventIds(ids)
+    } catch {
+      return undefined
+    }
+    // each event not stored is verified once: by this call, or by a concurrent one already at it
+    const mine: Array<{ id: string; bytes: Uint8Array }> = []
+    const plan: Array<number | Promise<boolean[] | undefined> | undefined> = []
+    const mineAt = new Map<string, number>()
+    for (let i = 0; i < batch.length; i++) {
+      const id = ids[i] as string
+      const other = known.has(id) ? undefined : this.inflight.get(id)
+      if (known.has(id)) plan.push(undefined)
+      else if (other !== undefined) plan.push(other)
+      else {
+        let at = mineAt.get(id)
+        if (at === undefined) {
+          at = mine.length
+          mineAt.set(id, at)
+          mine.push({ id, bytes: batch[i] as Uint8Array })
+        }
+        plan.push(at)
+      }
+    }
+    const ours: Promise<SignatureChecks | undefined> =
+      mine.length === 0
+        ? Promise.resolve(undefined)
+        : pool.check(mine.map((m) => m.bytes)).catch((err: unknown) => {
+            this.log('verification pool failed (%s): verifying inline', (err as Error).message)
+            return undefined
+          })
+    for (const [i, m] of mine.entries())
+      this.inflight.set(
+        m.id,
+        ours.then((c) => c?.[i]),
+      )
+    try {
+      const all = await ours
+      return await Promise.all(plan.map((x) => (typeof x === 'number' ? all?.[x] : x)))
+    } finally {
+      for (const m of mine) this.inflight.delete(m.id)
+    }
+  }
+
   private async paymentIdOf(tx: Tx, e: StoredEvent): Promise<string | undefined> {
     if (e.type === 'reservation') return e.id
     const d = decodeEvent(Buffer.from(e.bytes, 'base64url'))
@@ -337,18 +413,29 @@ export class Engine {
    * syncs after a certificate expired. Those times are bounded: none may be more than
    * maxClockSkewMs ahead of `now`, and an ack must lie near the reservation it acks.
    */
-  private verify(bytes: Uint8Array, now: number): { signed: SignedEvent; venue: VenueContext } {
+  private verify(
+    bytes: Uint8Array,
+    now: number,
+    precomputed?: boolean[],
+  ): { signed: SignedEvent; venue: VenueContext } {
     const decoded = decodeEvent(bytes)
     if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
     const signed = decoded.value
     const e = signed.event
+    // answers from the verification pool, in this order: own signature, embedded reservation's,
+    // each ack's; a shape that does not match this event is ignored and everything checked here
+    const sig =
+      precomputed !== undefined && precomputed.length === (e.type === 'commit' ? 2 + e.acks.length : 1)
+        ? precomputed
+        : undefined
     const venue = this.venues.get(e.venue)
     if (venue === undefined) throw new Rejection('ERR_UNKNOWN_VENUE', `venue ${e.venue} is not served here`)
     this.checkSignedBy(venue, e.origin, e.ts, now, e.type)
-    if (!verifyEventSignature(signed)) throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
+    if (!(sig === undefined ? verifyEventSignature(signed) : sig[0] === true))
+      throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
     if (e.type === 'commit') {
       const res = e.reservation.event
-      if (!verifyEventSignature(e.reservation)) {
+      if (!(sig === undefined ? verifyEventSignature(e.reservation) : sig[1] === true)) {
         throw new Rejection('ERR_BAD_SIGNATURE', 'signature of the committed reservation invalid')
       }
       this.checkSignedBy(venue, res.origin, res.ts, now, 'committed reservation')
@@ -364,9 +451,12 @@ export class Engine {
       // dated far from it (an old key's ack re-used, a back-dated one) is not counted
       const window = skew + venue.policy.barrier.timeoutMs
       const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
+      const ackOk = new Map<SignedAck, boolean>()
+      if (sig !== undefined) for (const [i, a] of e.acks.entries()) ackOk.set(a, sig[2 + i] === true)
       const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
         isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
         quorum: venue.quorum,
+        verifyAck: (a) => ackOk.get(a) ?? verifyAckSignature(a),
       })
       if (!q.ok) {
         const dropped = e.acks.length - acks.length

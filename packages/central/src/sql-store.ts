@@ -595,6 +595,13 @@ class SqlCentralStore implements CentralStore {
     return r.rows[0] === undefined ? undefined : toEvent(r.rows[0])
   }
 
+  async knownEventIds(ids: string[], opts: AbortOptions = {}): Promise<Set<string>> {
+    throwIfAborted(opts.signal)
+    if (ids.length === 0) return new Set()
+    const r = await this.sql.query<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids])
+    return new Set(r.rows.map((row) => row.id))
+  }
+
   async countEvents(opts: AbortOptions = {}): Promise<number> {
     throwIfAborted(opts.signal)
     const r = await this.sql.query<{ n: unknown }>('SELECT count(*) AS n FROM events')

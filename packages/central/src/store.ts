@@ -130,6 +130,8 @@ export interface CentralStore {
 
   getEvent(origin: string, seq: number, opts?: AbortOptions): Promise<StoredEvent | undefined>
   getEventById(id: string, opts?: AbortOptions): Promise<StoredEvent | undefined>
+  /** which of these event ids are stored (one query for a whole sync batch) */
+  knownEventIds(ids: string[], opts?: AbortOptions): Promise<Set<string>>
   countEvents(opts?: AbortOptions): Promise<number>
 
   getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentRecord | undefined>

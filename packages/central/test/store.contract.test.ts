@@ -167,6 +167,14 @@ for (const backend of backends) {
       expect(await store.countEvents()).toBe(before + 1)
     })
 
+    it('knownEventIds answers which ids of a batch are stored, in one call', async () => {
+      const a = event()
+      const b = event()
+      await store.apply([{ op: 'putEvent', event: a }])
+      expect(await store.knownEventIds([])).toEqual(new Set())
+      expect(await store.knownEventIds([a.id, b.id, a.id])).toEqual(new Set([a.id]))
+    })
+
     it('a nullifier is held by one payment: a second claim conflicts; only its holder frees it', async () => {
       const n = hex(32)
       await store.apply([{ op: 'claimNullifier', nullifier: n, paymentId: 'a' }])
