@@ -5,6 +5,7 @@ import {
   eventId,
   type Release,
   type Reservation,
+  type Result,
   type SignedAck,
   type SignedEvent,
   toBase64url,
@@ -19,7 +20,7 @@ import { CentralError, type RejectCode } from './errors.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
-import { type CentralStore, StoreConflict, type StoreOp } from './store.js'
+import { type CentralStore, type ReadSet, type ReadSetRequest, StoreConflict, type StoreOp } from './store.js'
 import {
   type AbortOptions,
   type PaymentRecord,
@@ -98,19 +99,45 @@ class Tx {
   ) {}
 
   async getEvent(origin: string, seq: number): Promise<StoredEvent | undefined> {
-    return this.events.get(`${origin}!${seq}`) ?? (await this.store.getEvent(origin, seq))
+    const key = `${origin}!${seq}`
+    const own = this.events.get(key)
+    if (own !== undefined) return own
+    const pre = this.pre.events.get(key)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getEvent(origin, seq)
+  }
+
+  /**
+   * What the store held under these keys, read in one go at the start of the unit (null: nothing):
+   * the reads below answer from it as the store would have (the unit's own writes first, as ever).
+   */
+  private readonly pre = {
+    ids: new Map<string, StoredEvent | null>(),
+    events: new Map<string, StoredEvent | null>(),
+    payments: new Map<string, PaymentRecord | null>(),
+    nullifiers: new Map<string, string | null>(),
+    releases: new Map<string, PendingRelease | null>(),
+  }
+
+  async prefetch(req: ReadSetRequest): Promise<void> {
+    const got: ReadSet = await this.store.readSet(req)
+    for (const id of req.ids) this.pre.ids.set(id, null)
+    for (const k of req.events) this.pre.events.set(`${k.origin}!${k.seq}`, null)
+    for (const e of got.events) {
+      this.pre.events.set(`${e.origin}!${e.seq}`, e)
+      this.pre.ids.set(e.id, e)
+    }
+    for (const id of req.payments) this.pre.payments.set(id, null)
+    for (const p of got.payments) this.pre.payments.set(p.paymentId, p)
+    for (const n of req.nullifiers) this.pre.nullifiers.set(n, got.nullifiers.get(n) ?? null)
+    for (const id of req.releases) this.pre.releases.set(id, null)
+    for (const r of got.releases) this.pre.releases.set(r.reservationId, r)
   }
 
   async getEventById(id: string): Promise<StoredEvent | undefined> {
     const own = this.eventIds.get(id)
-    if (own !== undefined || this.absent.has(id)) return own
-    return this.store.getEventById(id)
-  }
-
-  /** ids the store was just asked about in one query and does not hold: no query each */
-  private absent = new Set<string>()
-  assumeAbsent(ids: Set<string>): void {
-    this.absent = ids
+    if (own !== undefined) return own
+    const pre = this.pre.ids.get(id)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getEventById(id)
   }
 
   putEvent(signed: SignedEvent): void {
@@ -130,7 +157,10 @@ class Tx {
   }
 
   async getPayment(id: string): Promise<PaymentRecord | undefined> {
-    return this.payments.get(id) ?? (await this.store.getPayment(id))
+    const own = this.payments.get(id)
+    if (own !== undefined) return own
+    const pre = this.pre.payments.get(id)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getPayment(id)
   }
 
   /** Record a payment; a status change with a webhook type also queues its deliveries. */
@@ -144,7 +174,9 @@ class Tx {
   async getNullifier(n: string): Promise<string | undefined> {
     const local = this.nullifiers.get(n)
     if (local === null) return undefined
-    return local ?? (await this.store.getNullifier(n))
+    if (local !== undefined) return local
+    const pre = this.pre.nullifiers.get(n)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getNullifier(n)
   }
 
   claimNullifier(nullifier: string, paymentId: string): void {
@@ -162,7 +194,9 @@ class Tx {
   async getRelease(reservationId: string): Promise<PendingRelease | undefined> {
     const local = this.releases.get(reservationId)
     if (local === null) return undefined
-    return local ?? (await this.store.getPendingRelease(reservationId))
+    if (local !== undefined) return local
+    const pre = this.pre.releases.get(reservationId)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getPendingRelease(reservationId)
   }
 
   putRelease(release: PendingRelease): void {
@@ -215,6 +249,37 @@ export interface EngineInit {
   settleLeaseMs?: number
   /** verifies sync batches on worker threads; without one (or while it is stopped) ingest verifies inline */
   verifyPool?: VerifyPool
+}
+
+/** The keys a sync batch's new events will read (each key once). */
+function readSetOf(decoded: Array<Result<SignedEvent> | undefined>): ReadSetRequest {
+  const events = new Map<string, { origin: string; seq: number }>()
+  const payments = new Set<string>()
+  const nullifiers = new Set<string>()
+  const releases = new Set<string>()
+  for (const d of decoded) {
+    if (d === undefined || !d.ok) continue
+    const e = d.value.event
+    const origin = toHex(e.origin)
+    events.set(`${origin}!${e.seq}`, { origin, seq: e.seq })
+    if (e.type === 'reservation') {
+      payments.add(d.value.idHex)
+      releases.add(d.value.idHex)
+    } else if (e.type === 'commit') {
+      const r = e.reservation
+      events.set(`${origin}!${r.event.seq}`, { origin, seq: r.event.seq })
+      payments.add(r.idHex)
+      releases.add(r.idHex)
+      nullifiers.add(toHex(r.event.nullifier))
+    } else if (e.type === 'release') payments.add(toHex(e.reservationId))
+  }
+  return {
+    ids: [],
+    events: [...events.values()],
+    payments: [...payments],
+    nullifiers: [...nullifiers],
+    releases: [...releases],
+  }
 }
 
 /** a unit of work that lost a race to another process is redone at most this often */
@@ -300,8 +365,14 @@ export class Engine {
       const { tx, result } = await this.unit(opts, async (tx) => {
         const results: EventResult[] = []
         const touched = new Set<string>()
-        const known = await this.store.knownEventIds(ids, opts)
-        tx.assumeAbsent(new Set(ids.filter((id) => !known.has(id))))
+        // what the batch will read, in a few queries: its ids, then the keys its new events touch
+        await tx.prefetch({ ids, events: [], payments: [], nullifiers: [], releases: [] })
+        const decoded = await Promise.all(
+          batch.map(async (bytes, i) =>
+            (await tx.getEventById(ids[i] as string)) === undefined ? decodeEvent(bytes) : undefined,
+          ),
+        )
+        await tx.prefetch(readSetOf(decoded))
         for (let i = 0; i < batch.length; i++) {
           const bytes = batch[i] as Uint8Array
           const id = ids[i] as string
@@ -313,7 +384,7 @@ export class Engine {
               if (pid !== undefined) touched.add(pid)
               continue
             }
-            const { signed, venue } = this.verify(bytes, tx.now, checks?.[i])
+            const { signed, venue } = this.verify(bytes, tx.now, checks?.[i], decoded[i])
             const pid = await this.apply(tx, signed, venue)
             results.push({ id, status: 'stored' })
             if (pid !== undefined) touched.add(pid)
@@ -326,8 +397,23 @@ export class Engine {
       })
       const { results, touched } = result
       const payments: PaymentStatusView[] = []
+      const unwritten = [...touched].filter((pid) => tx.payment(pid) === undefined)
+      const read =
+        unwritten.length === 0
+          ? new Map<string, PaymentRecord>()
+          : new Map(
+              (
+                await this.store.readSet({
+                  ids: [],
+                  events: [],
+                  payments: unwritten,
+                  nullifiers: [],
+                  releases: [],
+                })
+              ).payments.map((p) => [p.paymentId, p]),
+            )
       for (const pid of touched) {
-        const p = tx.payment(pid) ?? (await this.store.getPayment(pid))
+        const p = tx.payment(pid) ?? read.get(pid)
         if (p !== undefined) payments.push(toStatusView(p))
       }
       const stored = results.filter((r) => r.status === 'stored').length
@@ -417,8 +503,9 @@ export class Engine {
     bytes: Uint8Array,
     now: number,
     precomputed?: boolean[],
+    already?: Result<SignedEvent>,
   ): { signed: SignedEvent; venue: VenueContext } {
-    const decoded = decodeEvent(bytes)
+    const decoded = already ?? decodeEvent(bytes)
     if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
     const signed = decoded.value
     const e = signed.event

@@ -8,6 +8,8 @@ import type {
   EventLogFilter,
   PaymentAggregate,
   PaymentFilter,
+  ReadSet,
+  ReadSetRequest,
   RedeliverRequest,
   StoreOp,
 } from './store.js'
@@ -272,19 +274,21 @@ class SqlCentralStore implements CentralStore {
     try {
       await this.sql.transaction(async (tx) => {
         const payments = new Map<string, { rev: number | undefined; record: PaymentRecord }>()
-        for (const run of runs(ops)) {
-          if (run[0]!.op === 'putPayment') {
-            for (const o of run as Array<Extract<StoreOp, { op: 'putPayment' }>>) {
-              const seen = payments.get(o.payment.paymentId)
-              payments.set(o.payment.paymentId, {
-                rev: seen === undefined ? o.payment.rev : seen.rev,
-                record: o.payment,
-              })
-            }
-            continue
-          }
-          await this.applyRun(tx, run)
+        for (const o of ops) {
+          if (o.op !== 'putPayment') continue
+          const seen = payments.get(o.payment.paymentId)
+          payments.set(o.payment.paymentId, {
+            rev: seen === undefined ? o.payment.rev : seen.rev,
+            record: o.payment,
+          })
         }
+        // a sync batch interleaves its events with other writes: the events depend on nothing
+        // else in the batch, so all of them go in one statement, first; payments are written last,
+        // so the other writes between them form longer runs of one statement each
+        const events = ops.filter((o) => o.op === 'putEvent')
+        if (events.length > 0) await this.applyRun(tx, events)
+        for (const run of runs(ops.filter((o) => o.op !== 'putEvent' && o.op !== 'putPayment')))
+          await this.applyRun(tx, run)
         // payments last: a new payment marks its reservation id known in `releases`, after this
         // batch's own release writes
         if (payments.size > 0) await this.writePayments(tx, [...payments.values()])
@@ -600,6 +604,47 @@ class SqlCentralStore implements CentralStore {
     if (ids.length === 0) return new Set()
     const r = await this.sql.query<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids])
     return new Set(r.rows.map((row) => row.id))
+  }
+
+  async readSet(req: ReadSetRequest, opts: AbortOptions = {}): Promise<ReadSet> {
+    throwIfAborted(opts.signal)
+    const out: ReadSet = { events: [], payments: [], nullifiers: new Map(), releases: [] }
+    if (req.ids.length > 0) {
+      const r = await this.sql.query('SELECT * FROM events WHERE id = ANY($1::text[])', [req.ids])
+      out.events.push(...r.rows.map(toEvent))
+    }
+    if (req.events.length > 0) {
+      const r = await this.sql.query(
+        'SELECT e.* FROM events e JOIN unnest($1::text[], $2::bigint[]) AS k(origin, seq) ON e.origin = k.origin AND e.seq = k.seq',
+        [req.events.map((k) => k.origin), req.events.map((k) => k.seq)],
+      )
+      out.events.push(...r.rows.map(toEvent))
+    }
+    if (req.payments.length > 0) {
+      const r = await this.sql.query('SELECT * FROM payments WHERE payment_id = ANY($1::text[])', [
+        req.payments,
+      ])
+      out.payments = r.rows.map(toPayment)
+    }
+    if (req.nullifiers.length > 0) {
+      const r = await this.sql.query<{ nullifier: string; payment_id: string }>(
+        'SELECT nullifier, payment_id FROM nullifiers WHERE nullifier = ANY($1::text[])',
+        [req.nullifiers],
+      )
+      for (const row of r.rows) out.nullifiers.set(row.nullifier, row.payment_id)
+    }
+    if (req.releases.length > 0) {
+      const r = await this.sql.query(
+        'SELECT * FROM releases WHERE reservation_id = ANY($1::text[]) AND consumed = false',
+        [req.releases],
+      )
+      out.releases = r.rows.map((row) => ({
+        reservationId: String(row.reservation_id),
+        origin: String(row.origin),
+        eventId: String(row.event_id),
+      }))
+    }
+    return out
   }
 
   async countEvents(opts: AbortOptions = {}): Promise<number> {
