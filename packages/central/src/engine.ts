@@ -17,6 +17,7 @@ import {
 import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
 import { DEFAULT_ISSUER_TIMEOUT_MS, DEFAULT_SETTLE_LEASE_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
+import { BatchVerifier, readSetOf } from './ingest-batch.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
@@ -32,7 +33,7 @@ import {
   type WebhookEndpoint,
 } from './types.js'
 import type { VenueContext, VenueRegistry } from './venues.js'
-import type { SignatureChecks, VerifyPool } from './verify-pool.js'
+import type { VerifyPool } from './verify-pool.js'
 import { outboxOpsFor } from './webhooks.js'
 
 export interface EventResult {
@@ -251,37 +252,6 @@ export interface EngineInit {
   verifyPool?: VerifyPool
 }
 
-/** The keys a sync batch's new events will read (each key once). */
-function readSetOf(decoded: Array<Result<SignedEvent> | undefined>): ReadSetRequest {
-  const events = new Map<string, { origin: string; seq: number }>()
-  const payments = new Set<string>()
-  const nullifiers = new Set<string>()
-  const releases = new Set<string>()
-  for (const d of decoded) {
-    if (d === undefined || !d.ok) continue
-    const e = d.value.event
-    const origin = toHex(e.origin)
-    events.set(`${origin}!${e.seq}`, { origin, seq: e.seq })
-    if (e.type === 'reservation') {
-      payments.add(d.value.idHex)
-      releases.add(d.value.idHex)
-    } else if (e.type === 'commit') {
-      const r = e.reservation
-      events.set(`${origin}!${r.event.seq}`, { origin, seq: r.event.seq })
-      payments.add(r.idHex)
-      releases.add(r.idHex)
-      nullifiers.add(toHex(r.event.nullifier))
-    } else if (e.type === 'release') payments.add(toHex(e.reservationId))
-  }
-  return {
-    ids: [],
-    events: [...events.values()],
-    payments: [...payments],
-    nullifiers: [...nullifiers],
-    releases: [...releases],
-  }
-}
-
 /** a unit of work that lost a race to another process is redone at most this often */
 const MAX_ATTEMPTS = 50
 
@@ -299,9 +269,7 @@ export class Engine {
   private readonly onOutbox: (endpointIds: Set<string>) => void
   private readonly onQueued: () => void
   private readonly leaseMs: number
-  private readonly pool: VerifyPool | undefined
-  /** events of ingest calls waiting for their signature checks, by id: concurrent syncs overlap */
-  private readonly inflight = new Map<string, Promise<boolean[] | undefined>>()
+  private readonly batchVerifier: BatchVerifier | undefined
   /** this process's name on settlement claims */
   readonly owner = `central-${process.pid}-${randomBytes(6).toString('hex')}`
 
@@ -316,7 +284,10 @@ export class Engine {
     this.onOutbox = init.onOutbox
     this.onQueued = init.onQueued
     this.leaseMs = init.settleLeaseMs ?? DEFAULT_SETTLE_LEASE_MS
-    this.pool = init.verifyPool
+    this.batchVerifier =
+      init.verifyPool === undefined
+        ? undefined
+        : new BatchVerifier({ pool: init.verifyPool, store: init.store, log: init.log })
   }
 
   /**
@@ -360,7 +331,7 @@ export class Engine {
     const ids = batch.map((bytes) => toHex(eventId(bytes)))
     // signatures are checked on the pool's threads before the batch takes the mutex, so one sync's
     // verification overlaps another's store work; the checks below then only read the answers
-    const checks = await this.preverify(batch, ids)
+    const checks = await this.batchVerifier?.check(batch, ids)
     return this.mutex.run(async () => {
       const { tx, result } = await this.unit(opts, async (tx) => {
         const results: EventResult[] = []
@@ -425,58 +396,6 @@ export class Engine {
       )
       return { results, payments }
     })
-  }
-
-  /**
-   * The signature checks of the batch's events not stored yet, from the pool; undefined entries
-   * (and everything, without a running pool or when it fails) are verified inline as before.
-   */
-  private async preverify(batch: Uint8Array[], ids: string[]): Promise<SignatureChecks | undefined> {
-    const pool = this.pool
-    if (pool === undefined || !pool.running) return undefined
-    let known: Set<string>
-    try {
-      known = await this.store.knownEventIds(ids)
-    } catch {
-      return undefined
-    }
-    // each event not stored is verified once: by this call, or by a concurrent one already at it
-    const mine: Array<{ id: string; bytes: Uint8Array }> = []
-    const plan: Array<number | Promise<boolean[] | undefined> | undefined> = []
-    const mineAt = new Map<string, number>()
-    for (let i = 0; i < batch.length; i++) {
-      const id = ids[i] as string
-      const other = known.has(id) ? undefined : this.inflight.get(id)
-      if (known.has(id)) plan.push(undefined)
-      else if (other !== undefined) plan.push(other)
-      else {
-        let at = mineAt.get(id)
-        if (at === undefined) {
-          at = mine.length
-          mineAt.set(id, at)
-          mine.push({ id, bytes: batch[i] as Uint8Array })
-        }
-        plan.push(at)
-      }
-    }
-    const ours: Promise<SignatureChecks | undefined> =
-      mine.length === 0
-        ? Promise.resolve(undefined)
-        : pool.check(mine.map((m) => m.bytes)).catch((err: unknown) => {
-            this.log('verification pool failed (%s): verifying inline', (err as Error).message)
-            return undefined
-          })
-    for (const [i, m] of mine.entries())
-      this.inflight.set(
-        m.id,
-        ours.then((c) => c?.[i]),
-      )
-    try {
-      const all = await ours
-      return await Promise.all(plan.map((x) => (typeof x === 'number' ? all?.[x] : x)))
-    } finally {
-      for (const m of mine) this.inflight.delete(m.id)
-    }
   }
 
   private async paymentIdOf(tx: Tx, e: StoredEvent): Promise<string | undefined> {

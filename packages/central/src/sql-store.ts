@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { DEFAULT_PAYMENTS_LIMIT, MAX_PAYMENTS_LIMIT } from './constants.js'
 import { CentralError, throwIfAborted } from './errors.js'
 import { isConflictError, openPglite, openPostgres, type Sql, type SqlDb } from './sql/db.js'
+import { readSet } from './sql/read-set.js'
 import { migrate } from './sql/schema.js'
 import type {
   CentralStore,
@@ -608,43 +609,7 @@ class SqlCentralStore implements CentralStore {
 
   async readSet(req: ReadSetRequest, opts: AbortOptions = {}): Promise<ReadSet> {
     throwIfAborted(opts.signal)
-    const out: ReadSet = { events: [], payments: [], nullifiers: new Map(), releases: [] }
-    if (req.ids.length > 0) {
-      const r = await this.sql.query('SELECT * FROM events WHERE id = ANY($1::text[])', [req.ids])
-      out.events.push(...r.rows.map(toEvent))
-    }
-    if (req.events.length > 0) {
-      const r = await this.sql.query(
-        'SELECT e.* FROM events e JOIN unnest($1::text[], $2::bigint[]) AS k(origin, seq) ON e.origin = k.origin AND e.seq = k.seq',
-        [req.events.map((k) => k.origin), req.events.map((k) => k.seq)],
-      )
-      out.events.push(...r.rows.map(toEvent))
-    }
-    if (req.payments.length > 0) {
-      const r = await this.sql.query('SELECT * FROM payments WHERE payment_id = ANY($1::text[])', [
-        req.payments,
-      ])
-      out.payments = r.rows.map(toPayment)
-    }
-    if (req.nullifiers.length > 0) {
-      const r = await this.sql.query<{ nullifier: string; payment_id: string }>(
-        'SELECT nullifier, payment_id FROM nullifiers WHERE nullifier = ANY($1::text[])',
-        [req.nullifiers],
-      )
-      for (const row of r.rows) out.nullifiers.set(row.nullifier, row.payment_id)
-    }
-    if (req.releases.length > 0) {
-      const r = await this.sql.query(
-        'SELECT * FROM releases WHERE reservation_id = ANY($1::text[]) AND consumed = false',
-        [req.releases],
-      )
-      out.releases = r.rows.map((row) => ({
-        reservationId: String(row.reservation_id),
-        origin: String(row.origin),
-        eventId: String(row.event_id),
-      }))
-    }
-    return out
+    return readSet(this.sql, req, { toEvent, toPayment })
   }
 
   async countEvents(opts: AbortOptions = {}): Promise<number> {
