@@ -5,19 +5,23 @@ import {
   eventId,
   type Release,
   type Reservation,
+  type Result,
+  type SignedAck,
   type SignedEvent,
   toBase64url,
   toHex,
+  verifyAckSignature,
   verifyEventSignature,
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
 import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
 import { DEFAULT_ISSUER_TIMEOUT_MS, DEFAULT_SETTLE_LEASE_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
+import { BatchVerifier, readSetOf } from './ingest-batch.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
-import { type CentralStore, StoreConflict, type StoreOp } from './store.js'
+import { type CentralStore, type ReadSet, type ReadSetRequest, StoreConflict, type StoreOp } from './store.js'
 import {
   type AbortOptions,
   type PaymentRecord,
@@ -29,6 +33,7 @@ import {
   type WebhookEndpoint,
 } from './types.js'
 import type { VenueContext, VenueRegistry } from './venues.js'
+import type { VerifyPool } from './verify-pool.js'
 import { outboxOpsFor } from './webhooks.js'
 
 export interface EventResult {
@@ -95,11 +100,45 @@ class Tx {
   ) {}
 
   async getEvent(origin: string, seq: number): Promise<StoredEvent | undefined> {
-    return this.events.get(`${origin}!${seq}`) ?? (await this.store.getEvent(origin, seq))
+    const key = `${origin}!${seq}`
+    const own = this.events.get(key)
+    if (own !== undefined) return own
+    const pre = this.pre.events.get(key)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getEvent(origin, seq)
+  }
+
+  /**
+   * What the store held under these keys, read in one go at the start of the unit (null: nothing):
+   * the reads below answer from it as the store would have (the unit's own writes first, as ever).
+   */
+  private readonly pre = {
+    ids: new Map<string, StoredEvent | null>(),
+    events: new Map<string, StoredEvent | null>(),
+    payments: new Map<string, PaymentRecord | null>(),
+    nullifiers: new Map<string, string | null>(),
+    releases: new Map<string, PendingRelease | null>(),
+  }
+
+  async prefetch(req: ReadSetRequest): Promise<void> {
+    const got: ReadSet = await this.store.readSet(req)
+    for (const id of req.ids) this.pre.ids.set(id, null)
+    for (const k of req.events) this.pre.events.set(`${k.origin}!${k.seq}`, null)
+    for (const e of got.events) {
+      this.pre.events.set(`${e.origin}!${e.seq}`, e)
+      this.pre.ids.set(e.id, e)
+    }
+    for (const id of req.payments) this.pre.payments.set(id, null)
+    for (const p of got.payments) this.pre.payments.set(p.paymentId, p)
+    for (const n of req.nullifiers) this.pre.nullifiers.set(n, got.nullifiers.get(n) ?? null)
+    for (const id of req.releases) this.pre.releases.set(id, null)
+    for (const r of got.releases) this.pre.releases.set(r.reservationId, r)
   }
 
   async getEventById(id: string): Promise<StoredEvent | undefined> {
-    return this.eventIds.get(id) ?? (await this.store.getEventById(id))
+    const own = this.eventIds.get(id)
+    if (own !== undefined) return own
+    const pre = this.pre.ids.get(id)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getEventById(id)
   }
 
   putEvent(signed: SignedEvent): void {
@@ -119,7 +158,10 @@ class Tx {
   }
 
   async getPayment(id: string): Promise<PaymentRecord | undefined> {
-    return this.payments.get(id) ?? (await this.store.getPayment(id))
+    const own = this.payments.get(id)
+    if (own !== undefined) return own
+    const pre = this.pre.payments.get(id)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getPayment(id)
   }
 
   /** Record a payment; a status change with a webhook type also queues its deliveries. */
@@ -133,7 +175,9 @@ class Tx {
   async getNullifier(n: string): Promise<string | undefined> {
     const local = this.nullifiers.get(n)
     if (local === null) return undefined
-    return local ?? (await this.store.getNullifier(n))
+    if (local !== undefined) return local
+    const pre = this.pre.nullifiers.get(n)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getNullifier(n)
   }
 
   claimNullifier(nullifier: string, paymentId: string): void {
@@ -151,7 +195,9 @@ class Tx {
   async getRelease(reservationId: string): Promise<PendingRelease | undefined> {
     const local = this.releases.get(reservationId)
     if (local === null) return undefined
-    return local ?? (await this.store.getPendingRelease(reservationId))
+    if (local !== undefined) return local
+    const pre = this.pre.releases.get(reservationId)
+    return pre !== undefined ? (pre ?? undefined) : this.store.getPendingRelease(reservationId)
   }
 
   putRelease(release: PendingRelease): void {
@@ -202,6 +248,8 @@ export interface EngineInit {
   onQueued: () => void
   /** how long a settlement claim on a payment holds against other processes (default 30 s) */
   settleLeaseMs?: number
+  /** verifies sync batches on worker threads; without one (or while it is stopped) ingest verifies inline */
+  verifyPool?: VerifyPool
 }
 
 /** a unit of work that lost a race to another process is redone at most this often */
@@ -221,6 +269,7 @@ export class Engine {
   private readonly onOutbox: (endpointIds: Set<string>) => void
   private readonly onQueued: () => void
   private readonly leaseMs: number
+  private readonly batchVerifier: BatchVerifier | undefined
   /** this process's name on settlement claims */
   readonly owner = `central-${process.pid}-${randomBytes(6).toString('hex')}`
 
@@ -235,6 +284,10 @@ export class Engine {
     this.onOutbox = init.onOutbox
     this.onQueued = init.onQueued
     this.leaseMs = init.settleLeaseMs ?? DEFAULT_SETTLE_LEASE_MS
+    this.batchVerifier =
+      init.verifyPool === undefined
+        ? undefined
+        : new BatchVerifier({ pool: init.verifyPool, store: init.store, log: init.log })
   }
 
   /**
@@ -275,12 +328,25 @@ export class Engine {
 
   /** Verify, store and apply a batch of wire events. All of it is written atomically, or none. */
   async ingest(batch: Uint8Array[], opts: AbortOptions = {}): Promise<IngestResult> {
+    const ids = batch.map((bytes) => toHex(eventId(bytes)))
+    // signatures are checked on the pool's threads before the batch takes the mutex, so one sync's
+    // verification overlaps another's store work; the checks below then only read the answers
+    const checks = await this.batchVerifier?.check(batch, ids)
     return this.mutex.run(async () => {
       const { tx, result } = await this.unit(opts, async (tx) => {
         const results: EventResult[] = []
         const touched = new Set<string>()
-        for (const bytes of batch) {
-          const id = toHex(eventId(bytes))
+        // what the batch will read, in a few queries: its ids, then the keys its new events touch
+        await tx.prefetch({ ids, events: [], payments: [], nullifiers: [], releases: [] })
+        const decoded = await Promise.all(
+          batch.map(async (bytes, i) =>
+            (await tx.getEventById(ids[i] as string)) === undefined ? decodeEvent(bytes) : undefined,
+          ),
+        )
+        await tx.prefetch(readSetOf(decoded))
+        for (let i = 0; i < batch.length; i++) {
+          const bytes = batch[i] as Uint8Array
+          const id = ids[i] as string
           try {
             const existing = await tx.getEventById(id)
             if (existing !== undefined) {
@@ -289,7 +355,7 @@ export class Engine {
               if (pid !== undefined) touched.add(pid)
               continue
             }
-            const { signed, venue } = this.verify(bytes, tx.now)
+            const { signed, venue } = this.verify(bytes, tx.now, checks?.[i], decoded[i])
             const pid = await this.apply(tx, signed, venue)
             results.push({ id, status: 'stored' })
             if (pid !== undefined) touched.add(pid)
@@ -302,8 +368,23 @@ export class Engine {
       })
       const { results, touched } = result
       const payments: PaymentStatusView[] = []
+      const unwritten = [...touched].filter((pid) => tx.payment(pid) === undefined)
+      const read =
+        unwritten.length === 0
+          ? new Map<string, PaymentRecord>()
+          : new Map(
+              (
+                await this.store.readSet({
+                  ids: [],
+                  events: [],
+                  payments: unwritten,
+                  nullifiers: [],
+                  releases: [],
+                })
+              ).payments.map((p) => [p.paymentId, p]),
+            )
       for (const pid of touched) {
-        const p = tx.payment(pid) ?? (await this.store.getPayment(pid))
+        const p = tx.payment(pid) ?? read.get(pid)
         if (p !== undefined) payments.push(toStatusView(p))
       }
       const stored = results.filter((r) => r.status === 'stored').length
@@ -337,18 +418,30 @@ export class Engine {
    * syncs after a certificate expired. Those times are bounded: none may be more than
    * maxClockSkewMs ahead of `now`, and an ack must lie near the reservation it acks.
    */
-  private verify(bytes: Uint8Array, now: number): { signed: SignedEvent; venue: VenueContext } {
-    const decoded = decodeEvent(bytes)
+  private verify(
+    bytes: Uint8Array,
+    now: number,
+    precomputed?: boolean[],
+    already?: Result<SignedEvent>,
+  ): { signed: SignedEvent; venue: VenueContext } {
+    const decoded = already ?? decodeEvent(bytes)
     if (!decoded.ok) throw new Rejection(decoded.error.code as RejectCode, decoded.error.message)
     const signed = decoded.value
     const e = signed.event
+    // answers from the verification pool, in this order: own signature, embedded reservation's,
+    // each ack's; a shape that does not match this event is ignored and everything checked here
+    const sig =
+      precomputed !== undefined && precomputed.length === (e.type === 'commit' ? 2 + e.acks.length : 1)
+        ? precomputed
+        : undefined
     const venue = this.venues.get(e.venue)
     if (venue === undefined) throw new Rejection('ERR_UNKNOWN_VENUE', `venue ${e.venue} is not served here`)
     this.checkSignedBy(venue, e.origin, e.ts, now, e.type)
-    if (!verifyEventSignature(signed)) throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
+    if (!(sig === undefined ? verifyEventSignature(signed) : sig[0] === true))
+      throw new Rejection('ERR_BAD_SIGNATURE', 'event signature invalid')
     if (e.type === 'commit') {
       const res = e.reservation.event
-      if (!verifyEventSignature(e.reservation)) {
+      if (!(sig === undefined ? verifyEventSignature(e.reservation) : sig[1] === true)) {
         throw new Rejection('ERR_BAD_SIGNATURE', 'signature of the committed reservation invalid')
       }
       this.checkSignedBy(venue, res.origin, res.ts, now, 'committed reservation')
@@ -364,9 +457,12 @@ export class Engine {
       // dated far from it (an old key's ack re-used, a back-dated one) is not counted
       const window = skew + venue.policy.barrier.timeoutMs
       const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
+      const ackOk = new Map<SignedAck, boolean>()
+      if (sig !== undefined) for (const [i, a] of e.acks.entries()) ackOk.set(a, sig[2 + i] === true)
       const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
         isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
         quorum: venue.quorum,
+        verifyAck: (a) => ackOk.get(a) ?? verifyAckSignature(a),
       })
       if (!q.ok) {
         const dropped = e.acks.length - acks.length

@@ -65,6 +65,8 @@ export type {
   WebhookEventType,
 } from './types.js'
 export { WEBHOOK_EVENT_TYPES } from './types.js'
+export type { SignatureChecks, VerifyPoolInit } from './verify-pool.js'
+export { VerifyPool } from './verify-pool.js'
 export type {
   EventList,
   EventListQuery,

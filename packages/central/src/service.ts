@@ -38,6 +38,7 @@ import {
   type WebhookEvent,
 } from './types.js'
 import { VenueRegistry } from './venues.js'
+import { VerifyPool } from './verify-pool.js'
 import {
   type EventList,
   type EventListQuery,
@@ -87,6 +88,11 @@ export interface CentralServiceInit {
   issuerTimeoutMs?: number
   /** a failed issuer call is retried after this long at the earliest (default 2 s) */
   issuerRetryMs?: number
+  /**
+   * worker threads verifying the signatures of synced events (default: the cores available);
+   * 0 verifies on the main thread
+   */
+  verifyThreads?: number
 }
 
 export interface DenylistPayload {
@@ -202,6 +208,7 @@ class DefaultCentralService implements CentralService {
   private readonly venues: VenueRegistry
   private readonly mutex = new Mutex()
   private readonly engine: Engine
+  private readonly pool: VerifyPool | undefined
   private readonly settler: Settler
   private readonly dispatcher: WebhookDispatcher
   private readonly webhooks: WebhookAdmin
@@ -235,7 +242,15 @@ class DefaultCentralService implements CentralService {
       log: log.extend('webhooks'),
       write: (ops) => this.engine.write(ops),
     })
+    this.pool =
+      init.verifyThreads === 0
+        ? undefined
+        : new VerifyPool({
+            ...(init.verifyThreads === undefined ? {} : { size: init.verifyThreads }),
+            log: log.extend('verify'),
+          })
     this.engine = new Engine({
+      ...(this.pool === undefined ? {} : { verifyPool: this.pool }),
       store: this.store,
       venues: this.venues,
       issuer: this.issuer,
@@ -275,6 +290,7 @@ class DefaultCentralService implements CentralService {
         this.state = 'stopped'
         await this.app?.close().catch(() => {})
         this.app = undefined
+        await this.pool?.stop()
         await this.store.close().catch(() => {})
         throw err
       },
@@ -285,6 +301,7 @@ class DefaultCentralService implements CentralService {
   private async doStart(): Promise<void> {
     if (this.init.dataDir !== undefined) await mkdir(this.init.dataDir, { recursive: true })
     await this.store.open()
+    this.pool?.start()
     const app = buildHttpApp({
       service: this,
       adminToken: this.init.adminToken,
@@ -315,6 +332,7 @@ class DefaultCentralService implements CentralService {
         await this.dispatcher.stop()
         await this.mutex.run(async () => {})
         await this.engine.releaseClaims().catch(() => {})
+        await this.pool?.stop()
         await this.store.close()
         log('central stopped')
       } finally {

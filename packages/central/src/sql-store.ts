@@ -2,12 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { DEFAULT_PAYMENTS_LIMIT, MAX_PAYMENTS_LIMIT } from './constants.js'
 import { CentralError, throwIfAborted } from './errors.js'
 import { isConflictError, openPglite, openPostgres, type Sql, type SqlDb } from './sql/db.js'
+import { readSet } from './sql/read-set.js'
 import { migrate } from './sql/schema.js'
 import type {
   CentralStore,
   EventLogFilter,
   PaymentAggregate,
   PaymentFilter,
+  ReadSet,
+  ReadSetRequest,
   RedeliverRequest,
   StoreOp,
 } from './store.js'
@@ -272,19 +275,21 @@ class SqlCentralStore implements CentralStore {
     try {
       await this.sql.transaction(async (tx) => {
         const payments = new Map<string, { rev: number | undefined; record: PaymentRecord }>()
-        for (const run of runs(ops)) {
-          if (run[0]!.op === 'putPayment') {
-            for (const o of run as Array<Extract<StoreOp, { op: 'putPayment' }>>) {
-              const seen = payments.get(o.payment.paymentId)
-              payments.set(o.payment.paymentId, {
-                rev: seen === undefined ? o.payment.rev : seen.rev,
-                record: o.payment,
-              })
-            }
-            continue
-          }
-          await this.applyRun(tx, run)
+        for (const o of ops) {
+          if (o.op !== 'putPayment') continue
+          const seen = payments.get(o.payment.paymentId)
+          payments.set(o.payment.paymentId, {
+            rev: seen === undefined ? o.payment.rev : seen.rev,
+            record: o.payment,
+          })
         }
+        // a sync batch interleaves its events with other writes: the events depend on nothing
+        // else in the batch, so all of them go in one statement, first; payments are written last,
+        // so the other writes between them form longer runs of one statement each
+        const events = ops.filter((o) => o.op === 'putEvent')
+        if (events.length > 0) await this.applyRun(tx, events)
+        for (const run of runs(ops.filter((o) => o.op !== 'putEvent' && o.op !== 'putPayment')))
+          await this.applyRun(tx, run)
         // payments last: a new payment marks its reservation id known in `releases`, after this
         // batch's own release writes
         if (payments.size > 0) await this.writePayments(tx, [...payments.values()])
@@ -593,6 +598,18 @@ class SqlCentralStore implements CentralStore {
     throwIfAborted(opts.signal)
     const r = await this.sql.query('SELECT * FROM events WHERE id = $1', [id])
     return r.rows[0] === undefined ? undefined : toEvent(r.rows[0])
+  }
+
+  async knownEventIds(ids: string[], opts: AbortOptions = {}): Promise<Set<string>> {
+    throwIfAborted(opts.signal)
+    if (ids.length === 0) return new Set()
+    const r = await this.sql.query<{ id: string }>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids])
+    return new Set(r.rows.map((row) => row.id))
+  }
+
+  async readSet(req: ReadSetRequest, opts: AbortOptions = {}): Promise<ReadSet> {
+    throwIfAborted(opts.signal)
+    return readSet(this.sql, req, { toEvent, toPayment })
   }
 
   async countEvents(opts: AbortOptions = {}): Promise<number> {

@@ -93,6 +93,27 @@ export interface RedeliverRequest {
   now: number
 }
 
+/** Keys a unit of work will read: getEvent, getPayment, getNullifier, getPendingRelease of each. */
+export interface ReadSetRequest {
+  /** events by id (getEventById) */
+  ids: string[]
+  /** events by origin and seq (getEvent) */
+  events: Array<{ origin: string; seq: number }>
+  payments: string[]
+  nullifiers: string[]
+  releases: string[]
+}
+
+/** What is stored under those keys (a key with nothing stored is simply absent). */
+export interface ReadSet {
+  /** the events found by id and by (origin, seq) */
+  events: StoredEvent[]
+  payments: PaymentRecord[]
+  /** nullifier → the payment holding it */
+  nullifiers: Map<string, string>
+  releases: PendingRelease[]
+}
+
 export interface PaymentFilter {
   venue?: string
   status?: PaymentStatus
@@ -130,6 +151,10 @@ export interface CentralStore {
 
   getEvent(origin: string, seq: number, opts?: AbortOptions): Promise<StoredEvent | undefined>
   getEventById(id: string, opts?: AbortOptions): Promise<StoredEvent | undefined>
+  /** which of these event ids are stored (one query for a whole sync batch) */
+  knownEventIds(ids: string[], opts?: AbortOptions): Promise<Set<string>>
+  /** what a sync batch will read, in a few queries instead of several per event */
+  readSet(req: ReadSetRequest, opts?: AbortOptions): Promise<ReadSet>
   countEvents(opts?: AbortOptions): Promise<number>
 
   getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentRecord | undefined>

@@ -167,6 +167,44 @@ for (const backend of backends) {
       expect(await store.countEvents()).toBe(before + 1)
     })
 
+    it('knownEventIds answers which ids of a batch are stored, in one call', async () => {
+      const a = event()
+      const b = event()
+      await store.apply([{ op: 'putEvent', event: a }])
+      expect(await store.knownEventIds([])).toEqual(new Set())
+      expect(await store.knownEventIds([a.id, b.id, a.id])).toEqual(new Set([a.id]))
+    })
+
+    it('readSet answers for a whole batch what the single getters answer for each key', async () => {
+      const e = event()
+      const p = payment()
+      const release = { reservationId: hex(32), origin: hex(32), eventId: hex(32) }
+      await store.apply([
+        { op: 'putEvent', event: e },
+        { op: 'putPayment', payment: p },
+        { op: 'claimNullifier', nullifier: p.nullifier, paymentId: p.paymentId },
+        { op: 'putRelease', release },
+      ])
+      const missing = hex(32)
+      const got = await store.readSet({
+        ids: [e.id, missing],
+        events: [
+          { origin: e.origin, seq: e.seq },
+          { origin: e.origin, seq: e.seq + 1 },
+        ],
+        payments: [p.paymentId, missing],
+        nullifiers: [p.nullifier, missing],
+        releases: [release.reservationId, missing],
+      })
+      // found once by id and once by (origin, seq)
+      expect(got.events).toEqual([e, e])
+      expect(got.payments.map(strip)).toEqual([strip((await store.getPayment(p.paymentId))!)])
+      expect(got.nullifiers).toEqual(new Map([[p.nullifier, p.paymentId]]))
+      expect(got.releases).toEqual([release])
+      const none = await store.readSet({ ids: [], events: [], payments: [], nullifiers: [], releases: [] })
+      expect(none).toEqual({ events: [], payments: [], nullifiers: new Map(), releases: [] })
+    })
+
     it('a nullifier is held by one payment: a second claim conflicts; only its holder frees it', async () => {
       const n = hex(32)
       await store.apply([{ op: 'claimNullifier', nullifier: n, paymentId: 'a' }])
