@@ -410,9 +410,11 @@ export class Engine {
       const window = skew + venue.policy.barrier.timeoutMs
       const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
       const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
-        // issue 17: an ack signed at or after its acker's revocation certifies nothing
+        // issue 17: an ack signed at or after its acker's revocation certifies nothing (the
+        // origin's own ack aside: its revoked Commit is stored and failed as a violation of it)
         isEnrolled: (hex, signedAt) =>
-          this.venues.isEnrolled(venue, hex, signedAt) && !this.venues.isRevoked(venue, hex, signedAt),
+          this.venues.isEnrolled(venue, hex, signedAt) &&
+          (hex === toHex(e.origin) || !this.venues.isRevoked(venue, hex, signedAt)),
         quorum: venue.quorum,
       })
       if (!q.ok) {
