@@ -19,7 +19,7 @@ import type { VenueRegistry } from './venues.js'
  *
  * - every terminal sends a signed sync checkpoint after a sync round that left nothing behind:
  *   "every event my ledger held at `at` has reached central";
- * - once every enrolled terminal that is not revoked has checkpointed past a reservation's time +
+ * - once every terminal of the roster that is not revoked has checkpointed past a reservation's time +
  *   tap budget + clock skew + a margin, any Commit of it that a live ledger held has reached
  *   central; a reservation still `created` then is `abandoned` (a revoked terminal's ledger is
  *   written off by the operator's revocation: what only it holds is lost);
@@ -51,7 +51,11 @@ export interface AbandonDeps {
 }
 
 /** The payment of a Commit of an abandoned reservation: failed, never settled. */
-export function lateCommitOfAbandoned(p: PaymentRecord, signed: SignedEvent<Commit>, now: number): PaymentRecord {
+export function lateCommitOfAbandoned(
+  p: PaymentRecord,
+  signed: SignedEvent<Commit>,
+  now: number,
+): PaymentRecord {
   return {
     ...p,
     commitId: signed.idHex,
@@ -81,10 +85,15 @@ export async function receiveCheckpoint(
   }
   const { venueId, terminal, at } = v.value.payload
   const venue = deps.venues.get(venueId)
-  if (venue === undefined) throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${venueId} is not served here`, 404)
+  if (venue === undefined)
+    throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${venueId} is not served here`, 404)
   const now = deps.now()
   if (!deps.venues.isEnrolled(venue, terminal, now))
-    throw new CentralError('ERR_NOT_ENROLLED', 'checkpoint: its terminal is not enrolled in the venue now', 422)
+    throw new CentralError(
+      'ERR_NOT_ENROLLED',
+      'checkpoint: its terminal is not enrolled in the venue now',
+      422,
+    )
   if (at > now + venue.policy.maxClockSkewMs)
     throw new CentralError('ERR_FUTURE_TS', 'checkpoint: dated ahead of central’s clock', 422)
   await deps.write([{ op: 'putCheckpoint', checkpoint: { venueId, terminal, at, receivedAt: now } }])
@@ -109,8 +118,9 @@ export async function abandonHorizon(
     (await deps.store.listCheckpoints(venueId, opts)).map((c) => [c.terminal, c.at] as const),
   )
   let oldest = Number.POSITIVE_INFINITY
+  // every terminal of the roster that is not revoked, enrolled now or not: one whose certificate
+  // expired may still hold what it signed while enrolled (the operator revokes it to write it off)
   for (const r of venue.bundle.roster) {
-    if (!deps.venues.isEnrolled(venue, r.publicKeyHex, now)) continue
     if (deps.venues.isRevoked(venue, r.publicKeyHex, now)) continue
     const at = checkpoints.get(r.publicKeyHex)
     if (at === undefined) return undefined
@@ -121,7 +131,11 @@ export async function abandonHorizon(
 }
 
 /** Abandon the venue's `created` reservations older than the horizon; their ids. */
-export async function abandonScan(deps: AbandonDeps, venueId: string, opts: AbortOptions = {}): Promise<string[]> {
+export async function abandonScan(
+  deps: AbandonDeps,
+  venueId: string,
+  opts: AbortOptions = {},
+): Promise<string[]> {
   await deps.refreshRevocations(opts)
   const horizon = await abandonHorizon(deps, venueId, opts)
   if (horizon === undefined) return []

@@ -13,12 +13,12 @@ import {
 } from '@nullmesh/protocol'
 import { lateCommitOfAbandoned } from './abandon.js'
 import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
-import { revokedAtSigning, revokedCommitViolation } from './revocations.js'
 import { DEFAULT_ISSUER_TIMEOUT_MS, DEFAULT_SETTLE_LEASE_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
+import { revokedAtSigning, revokedCommitViolation } from './revocations.js'
 import { type CentralStore, StoreConflict, type StoreOp } from './store.js'
 import {
   type AbortOptions,

@@ -234,7 +234,9 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     service.publishRevocation(req.params.id, req.body),
   )
   // issue 17, item 5: terminals' sync checkpoints (terminal-signed) and the abandonment list
-  app.post('/v1/sync/checkpoint', { schema: { body: SignedDoc } }, async (req) => service.checkpoint(req.body))
+  app.post('/v1/sync/checkpoint', { schema: { body: SignedDoc } }, async (req) =>
+    service.checkpoint(req.body),
+  )
   app.get('/v1/venues/:id/abandoned', { schema: { params: VenueParams } }, async (req) =>
     service.abandonedList(req.params.id),
   )

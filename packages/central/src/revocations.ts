@@ -31,7 +31,12 @@ import type { VenueContext, VenueRegistry } from './venues.js'
 
 export const REVOKED_FLAG = 'terminal_revoked'
 
-export function revokedAtSigning(venues: VenueRegistry, venueId: string, origin: string, ts: number): boolean {
+export function revokedAtSigning(
+  venues: VenueRegistry,
+  venueId: string,
+  origin: string,
+  ts: number,
+): boolean {
   const venue = venues.get(venueId)
   return venue !== undefined && venues.isRevoked(venue, origin, ts)
 }
@@ -109,15 +114,27 @@ export async function publishRevocation(
   opts: AbortOptions = {},
 ): Promise<PublishResult> {
   const venue = deps.venues.get(venueId)
-  if (venue === undefined) throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${venueId} is not served here`, 404)
+  if (venue === undefined)
+    throw new CentralError('ERR_UNKNOWN_VENUE', `venue ${venueId} is not served here`, 404)
   const v = verifyRevocation(doc, { operatorPublicKey: venue.bundle.operatorPublicKey, venueId })
   if (!v.ok) {
-    const code = v.error.code === 'ERR_BAD_SIGNATURE' || v.error.code === 'ERR_WRONG_ISSUER' ? 'ERR_BAD_SIGNATURE' : 'ERR_INVALID_REQUEST'
-    throw new CentralError(code, `revocation refused: ${v.error.message}`, code === 'ERR_BAD_SIGNATURE' ? 422 : 400)
+    const code =
+      v.error.code === 'ERR_BAD_SIGNATURE' || v.error.code === 'ERR_WRONG_ISSUER'
+        ? 'ERR_BAD_SIGNATURE'
+        : 'ERR_INVALID_REQUEST'
+    throw new CentralError(
+      code,
+      `revocation refused: ${v.error.message}`,
+      code === 'ERR_BAD_SIGNATURE' ? 422 : 400,
+    )
   }
   const p = v.value.payload
   if (!venue.bundle.roster.some((r) => r.publicKeyHex === p.terminal))
-    throw new CentralError('ERR_INVALID_REQUEST', `terminal ${p.terminal.slice(0, 16)}… is not in the roster of ${venueId}`, 400)
+    throw new CentralError(
+      'ERR_INVALID_REQUEST',
+      `terminal ${p.terminal.slice(0, 16)}… is not in the roster of ${venueId}`,
+      400,
+    )
   // the store keeps the earliest effective time; so does the registry
   const before = (await deps.store.listRevocations(venueId, opts)).find((r) => r.terminal === p.terminal)
   await deps.write([{ op: 'putRevocation', revocation: toRecord(v.value, deps.now()) }])

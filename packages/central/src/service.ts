@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { VenueBundle } from '@nullmesh/policy'
 import { type SignedAbandonment, type SignedDocument, signDocument } from '@nullmesh/protocol'
+import type { FastifyInstance } from 'fastify'
 import {
   type AbandonDeps,
   abandonmentList,
@@ -10,7 +11,6 @@ import {
   DEFAULT_ABANDON_MARGIN_MS,
   receiveCheckpoint,
 } from './abandon.js'
-import type { FastifyInstance } from 'fastify'
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -32,6 +32,13 @@ import { type LedgerExportHeader, readLedgerExport } from './ledger-export.js'
 import { createLogger } from './logger.js'
 import { Mutex } from './mutex.js'
 import { summarize } from './report.js'
+import {
+  listRevocationDocuments,
+  loadRevocations,
+  type PublishResult,
+  publishRevocation,
+  type RevocationDeps,
+} from './revocations.js'
 import { Settler, type SettleSummary } from './settlement.js'
 import { createSqlStore } from './sql-store.js'
 import { type CentralStore, type PaymentFilter, StoreConflict } from './store.js'
@@ -44,13 +51,6 @@ import {
   toPaymentView,
   type WebhookEvent,
 } from './types.js'
-import {
-  listRevocationDocuments,
-  loadRevocations,
-  type PublishResult,
-  publishRevocation,
-  type RevocationDeps,
-} from './revocations.js'
 import { VenueRegistry } from './venues.js'
 import {
   type EventList,
@@ -614,7 +614,13 @@ class DefaultCentralService implements CentralService {
   async publishRevocation(venueId: string, doc: unknown, opts: AbortOptions = {}): Promise<PublishResult> {
     this.assertStarted()
     const r = await publishRevocation(this.revocationDeps(), venueId, doc, opts)
-    log('terminal %s of %s revoked from %d (%d payments flagged)', r.terminal.slice(0, 16), venueId, r.effectiveAt, r.flagged)
+    log(
+      'terminal %s of %s revoked from %d (%d payments flagged)',
+      r.terminal.slice(0, 16),
+      venueId,
+      r.effectiveAt,
+      r.flagged,
+    )
     // the revoked terminal no longer holds abandonment back
     await abandonScan(this.abandonDeps(), venueId, opts)
     return r

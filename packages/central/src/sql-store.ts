@@ -984,7 +984,12 @@ class SqlCentralStore implements CentralStore {
     return r.rows.map((row) => String(row.payment_id))
   }
 
-  async listAbandoned(venueId: string, since: number, limit: number, opts: AbortOptions = {}): Promise<string[]> {
+  async listAbandoned(
+    venueId: string,
+    since: number,
+    limit: number,
+    opts: AbortOptions = {},
+  ): Promise<string[]> {
     throwIfAborted(opts.signal)
     const r = await this.sql.query(
       `SELECT payment_id FROM payments WHERE venue = $1 AND status = 'abandoned' AND completed_at >= $2

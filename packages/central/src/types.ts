@@ -35,7 +35,12 @@ export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   'abandoned',
 ]
 
-export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['completed', 'failed', 'voided', 'abandoned'])
+export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set([
+  'completed',
+  'failed',
+  'voided',
+  'abandoned',
+])
 
 /** Why a committed payment was not settled (payment.syncDeclineCode). */
 export type SyncDeclineCode =

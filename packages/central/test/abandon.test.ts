@@ -86,7 +86,10 @@ describe('[abandon] central', () => {
     // its terminal comes back with a Commit of it: failed, never settled; a late online authorisation declined
     const late = venue.commit(t0, old, [t0.key, t1.key])
     expect((await central.ingest([late.bytes])).results[0]?.status).toBe('stored')
-    expect(await central.getPayment(old.idHex)).toMatchObject({ status: 'failed', syncDeclineCode: 'abandoned' })
+    expect(await central.getPayment(old.idHex)).toMatchObject({
+      status: 'failed',
+      syncDeclineCode: 'abandoned',
+    })
     await central.settleNow()
     expect(issuer.decisions().map((d) => d.paymentId)).toEqual([committedLater.idHex])
   })
@@ -98,7 +101,9 @@ describe('[abandon] central', () => {
     await checkpoint(1, clock)
     await checkpoint(2, clock)
     expect((await central.getPayment(r.idHex))?.status).toBe('created')
-    const operator = keyPairFromFile(JSON.parse(await readFile(join(venue.bundle.dir, 'operator.key.json'), 'utf8')))
+    const operator = keyPairFromFile(
+      JSON.parse(await readFile(join(venue.bundle.dir, 'operator.key.json'), 'utf8')),
+    )
     const doc = signRevocation(operator, {
       venueId: venue.id,
       terminal: toHex(t0.key.publicKey),

@@ -112,8 +112,13 @@ describe('[revocation] central', () => {
     const url = `${central.url}/v1/venues/${venue.id}/revocations`
     expect((await post(url, at(clock))).json).toMatchObject({ effectiveAt: clock, changed: true })
     expect((await post(url, at(clock + 1000))).json).toMatchObject({ effectiveAt: clock, changed: false })
-    expect((await post(url, at(clock - 1000))).json).toMatchObject({ effectiveAt: clock - 1000, changed: true })
-    const listed = (await (await fetch(url)).json()) as { revocations: { payload: { effectiveAt: number } }[] }
+    expect((await post(url, at(clock - 1000))).json).toMatchObject({
+      effectiveAt: clock - 1000,
+      changed: true,
+    })
+    const listed = (await (await fetch(url)).json()) as {
+      revocations: { payload: { effectiveAt: number } }[]
+    }
     expect(listed.revocations.map((d) => d.payload.effectiveAt)).toEqual([clock - 1000])
   })
 
@@ -130,7 +135,11 @@ describe('[revocation] central', () => {
       // a signature that does not match the payload
       [{ ...signRevocation(op, payload), payload: { ...payload, effectiveAt: 1 } }, 422, 'ERR_BAD_SIGNATURE'],
       // not in the roster
-      [signRevocation(op, { ...payload, terminal: toHex(generateKeyPair().publicKey) }), 400, 'ERR_INVALID_REQUEST'],
+      [
+        signRevocation(op, { ...payload, terminal: toHex(generateKeyPair().publicKey) }),
+        400,
+        'ERR_INVALID_REQUEST',
+      ],
       // another venue's revocation
       [signRevocation(op, { ...payload, venueId: 'elsewhere' }), 400, 'ERR_INVALID_REQUEST'],
       // extra fields in the payload
@@ -143,7 +152,9 @@ describe('[revocation] central', () => {
       expect(typeof r.json.message).toBe('string')
       if (code !== '') expect(r.json.code).toBe(code)
     }
-    expect((await post(`${central.url}/v1/venues/nowhere/revocations`, signRevocation(op, payload))).status).toBe(404)
+    expect(
+      (await post(`${central.url}/v1/venues/nowhere/revocations`, signRevocation(op, payload))).status,
+    ).toBe(404)
     expect(await (await fetch(url)).json()).toEqual({ venueId: venue.id, revocations: [] })
   })
 })

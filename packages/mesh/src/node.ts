@@ -1008,7 +1008,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   async revoke(docs: unknown[]): Promise<string[]> {
     const changed = this.membership.revoke(this.verifiedRevocations(docs))
-    if (changed.length > 0) log('revoked %o', changed.map((k) => k.slice(0, 16)))
+    if (changed.length > 0)
+      log(
+        'revoked %o',
+        changed.map((k) => k.slice(0, 16)),
+      )
     // a revoked peer may not keep a connection: close it now (the gater refuses it from now on)
     const now = this.now()
     const node = this.libp2p

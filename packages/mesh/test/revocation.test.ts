@@ -27,9 +27,15 @@ describe('[revocation] a revoked terminal on the mesh', () => {
       'A and B in quorum mode',
     )
     // before: B's payment, acked by A
-    const before = await b.node.authorize(candidate(venue.bundle, '4111111111111111', 1000, { idem: 'before' }))
+    const before = await b.node.authorize(
+      candidate(venue.bundle, '4111111111111111', 1000, { idem: 'before' }),
+    )
     expect(before.approved).toBe(true)
-    await waitFor(async () => (await a.ledger.getEvent(before.commitId!)) !== undefined, 10_000, 'commit at A')
+    await waitFor(
+      async () => (await a.ledger.getEvent(before.commitId!)) !== undefined,
+      10_000,
+      'commit at A',
+    )
 
     // the operator revokes B, effective in a moment; A learns it (B does not)
     const operator = keyPairFromFile(
@@ -80,7 +86,11 @@ describe('[revocation] a revoked terminal on the mesh', () => {
     venue.nodes.push({ id: 'T3', node: c, ledger, dataDir })
     await c.start()
     expect(c.isRevoked(b.node.publicKeyHex)).toBe(true)
-    await waitFor(async () => (await ledger.getEvent(before.commitId!)) !== undefined, 20_000, 'B’s earlier commit at C')
+    await waitFor(
+      async () => (await ledger.getEvent(before.commitId!)) !== undefined,
+      20_000,
+      'B’s earlier commit at C',
+    )
     await c.catchUp()
     for (const s of signedAfter) expect(await ledger.getEventAt(bKey, s)).toBeUndefined()
   })

@@ -1,5 +1,5 @@
 import type { Ledger } from '@nullmesh/ledger'
-import { verifyAbandonment, verifyRevocation, type SignedRevocation } from '@nullmesh/protocol'
+import { type SignedRevocation, verifyAbandonment, verifyRevocation } from '@nullmesh/protocol'
 import debug from 'debug'
 import type { CentralLink } from './central.js'
 import { CURSORS, LOG_NAMESPACE } from './constants.js'

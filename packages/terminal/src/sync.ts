@@ -213,11 +213,13 @@ export class SyncAgent {
     await this.#init.resolvePending?.(signal)
     // what the ledger holds now is what this round flushes (a checkpoint claims no more)
     const startedAt = Date.now()
+    // checkpoints and notices at the deny list's pace: abandonment is not urgent, central's load is
+    const refresh = forceDenylist || startedAt - this.#denylistAt >= this.#opts.denylistRefreshMs
     const result = await this.#flush(signal)
-    await this.#checkpoint(result, startedAt, signal)
+    if (refresh) await this.#checkpoint(result, startedAt, signal)
     result.statuses += await this.#pollStatuses(signal)
     const now = Date.now()
-    if (forceDenylist || now - this.#denylistAt >= this.#opts.denylistRefreshMs) {
+    if (refresh) {
       await this.#refreshDenylist(signal)
       await this.#refreshNotices(signal)
       this.#denylistAt = now

@@ -51,6 +51,7 @@ import {
 import { TerminalError } from './errors.js'
 import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
 import { TerminalMetrics } from './metrics.js'
+import { VenueNotices } from './notices.js'
 import {
   type PaymentBody,
   type PaymentRequestBody,
@@ -58,7 +59,6 @@ import {
   parsePaymentRequest,
   type StatusBody,
 } from './schemas.js'
-import { VenueNotices } from './notices.js'
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
 
 const log = debug(LOG_NAMESPACE)

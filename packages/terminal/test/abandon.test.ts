@@ -130,7 +130,12 @@ test('the reservation of a terminal killed mid-barrier: held, then abandoned by 
 
   // the same card and credential use at a peer: refused while the dead terminal's reservation holds it
   const retry = () =>
-    payment({ cardToken: '4000000000009999', credentialCounter: 41, amountMinor: 1500, offlineBehavior: 'force_offline' })
+    payment({
+      cardToken: '4000000000009999',
+      credentialCounter: 41,
+      amountMinor: 1500,
+      offlineBehavior: 'force_offline',
+    })
   await waitFor(() => [t2!, t3!, t4!].every((t) => t.status().mesh.peers === 2), 20_000)
   const refused = await t2!.pay(retry())
   expect(refused.status).toBe('declined_offline')
@@ -151,7 +156,9 @@ test('the reservation of a terminal killed mid-barrier: held, then abandoned by 
   expect((await t2!.pay(retry())).status).toBe('declined_offline')
 
   // the operator revokes T1: its ledger is written off, central abandons, the peers release
-  const operator = keyPairFromFile(JSON.parse(await readFile(join(venue.bundle.dir, 'operator.key.json'), 'utf8')))
+  const operator = keyPairFromFile(
+    JSON.parse(await readFile(join(venue.bundle.dir, 'operator.key.json'), 'utf8')),
+  )
   const revocation = signRevocation(operator, {
     venueId: venue.bundle.venueId,
     terminal: t1Key,
@@ -169,7 +176,9 @@ test('the reservation of a terminal killed mid-barrier: held, then abandoned by 
     async () =>
       (
         await Promise.all(
-          [t2!, t3!, t4!].map(async (t) => (await t.ledger.getCursor('terminal/abandoned'))?.includes(reservationId)),
+          [t2!, t3!, t4!].map(async (t) =>
+            (await t.ledger.getCursor('terminal/abandoned'))?.includes(reservationId),
+          ),
         )
       ).every(Boolean),
     20_000,

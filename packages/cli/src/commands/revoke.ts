@@ -23,7 +23,10 @@ function parseTime(value: string | undefined, now: number): number {
   if (value === undefined) return now
   if (/^\d{1,16}$/.test(value)) return Number(value)
   const t = Date.parse(value)
-  if (Number.isNaN(t)) throw new UserError(`invalid --effective ${JSON.stringify(value)}: an ISO 8601 time or ms since the epoch`)
+  if (Number.isNaN(t))
+    throw new UserError(
+      `invalid --effective ${JSON.stringify(value)}: an ISO 8601 time or ms since the epoch`,
+    )
   return t
 }
 
@@ -34,7 +37,9 @@ function parseTime(value: string | undefined, now: number): number {
 export async function venueRevoke(opts: VenueRevokeOptions): Promise<void> {
   const dir = existingDir(opts.venue, '--venue')
   const bundle = await openVenue(dir)
-  const entry = bundle.roster.find((r) => r.id === opts.terminal || r.publicKeyHex === opts.terminal.toLowerCase())
+  const entry = bundle.roster.find(
+    (r) => r.id === opts.terminal || r.publicKeyHex === opts.terminal.toLowerCase(),
+  )
   if (entry === undefined)
     throw new UserError(
       `no terminal ${JSON.stringify(opts.terminal)} in the roster of ${bundle.venueId} (ids: ${bundle.roster.map((r) => r.id).join(', ')})`,
@@ -70,7 +75,10 @@ export async function venueRevoke(opts: VenueRevokeOptions): Promise<void> {
     })
     const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string }
     if (!res.ok)
-      throw new UserError(`central refused the revocation (${res.status} ${body.code ?? ''}): ${body.message ?? ''}`, 1)
+      throw new UserError(
+        `central refused the revocation (${res.status} ${body.code ?? ''}): ${body.message ?? ''}`,
+        1,
+      )
     published = body
   }
   if (opts.json === true || (opts.out === undefined && opts.central === undefined)) {
