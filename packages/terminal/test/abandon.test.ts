@@ -186,13 +186,24 @@ test('the reservation of a terminal killed mid-barrier: held, then abandoned by 
   const approved = await t2!.pay(retry())
   expect(approved.status).toBe('approved_offline')
 
-  // T1 comes back on its disk: recovery releases its own pending reservation, it never commits it
+  // T1 comes back on its disk: recovery releases its own pending reservation, it never commits it;
+  // at its first sync it learns it is revoked: its status says so and it refuses payments
   const back = createTerminal({
     ...t1Init,
+    centralUrl: central.url,
+    ...FAST_SYNC,
     discovery: { mdns: false, peers: [t2!, t3!, t4!].flatMap((t) => t.multiaddrs()) },
   })
   await back.start()
   extra.push(back)
   expect(await back.ledger.reservationState(reservationId)).toBe('released')
+  await waitFor(() => back.status().revoked !== undefined, 20_000)
+  expect(back.status().revoked).toEqual({
+    effectiveAt: revocation.payload.effectiveAt,
+    reason: 'dead: replaced',
+  })
+  const refusedByRevoked = await http(`${back.apiUrl}/v1/payments`, { body: payment() })
+  expect(refusedByRevoked.status).toBe(403)
+  expect(refusedByRevoked.json.code).toBe('terminal_revoked')
   expect((await central.getPayment(reservationId))?.status).toBe('abandoned')
 }, 120_000)
