@@ -14,6 +14,7 @@ import {
   verifyEventSignature,
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
+import { lateCommitOfAbandoned } from './abandon.js'
 import { commitPolicyViolation, violatedPayment } from './commit-policy.js'
 import { DEFAULT_ISSUER_TIMEOUT_MS, DEFAULT_SETTLE_LEASE_MS, OFFLINE_SYNC_FAILURE } from './constants.js'
 import { CentralError, type RejectCode } from './errors.js'
@@ -21,6 +22,7 @@ import { BatchVerifier, readSetOf } from './ingest-batch.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
 import type { Mutex } from './mutex.js'
+import { revokedAtSigning, revokedCommitViolation } from './revocations.js'
 import { type CentralStore, type ReadSet, type ReadSetRequest, StoreConflict, type StoreOp } from './store.js'
 import {
   type AbortOptions,
@@ -310,6 +312,49 @@ export class Engine {
     }
   }
 
+  /**
+   * issue 17, item 5: mark these payments `abandoned` if they are still `created` (no Commit, no
+   * Release); abandon.ts decides which. In turn with ingest, so a Commit merged first wins.
+   */
+  async abandon(ids: string[], opts: AbortOptions = {}): Promise<string[]> {
+    if (ids.length === 0) return []
+    return this.mutex.run(
+      async () =>
+        (
+          await this.unit(opts, async (tx) => {
+            const done: string[] = []
+            for (const id of ids) {
+              const p = await tx.getPayment(id)
+              if (p === undefined || p.status !== 'created' || p.commitId !== undefined) continue
+              tx.putPayment({ ...p, status: 'abandoned', completedAt: tx.now }, p.status)
+              done.push(id)
+            }
+            return done
+          })
+        ).result,
+    )
+  }
+
+  /** issue 17: add a flag to these payments (status unchanged); how many got it. */
+  async flag(ids: string[], flag: string, opts: AbortOptions = {}): Promise<number> {
+    if (ids.length === 0) return 0
+    return this.mutex.run(
+      async () =>
+        (
+          await this.unit(opts, async (tx) => {
+            let n = 0
+            for (const id of ids) {
+              const p = await tx.getPayment(id)
+              if (p === undefined || p.flags.includes(flag)) continue
+              tx.putPayment({ ...p, flags: [...p.flags, flag] }, p.status)
+              n++
+            }
+            return n
+          })
+        ).result,
+    )
+  }
+
   /** Give back every settlement claim this process holds (when stopping). */
   async releaseClaims(): Promise<void> {
     await this.store.releasePayments(this.owner)
@@ -460,7 +505,11 @@ export class Engine {
       const ackOk = new Map<SignedAck, boolean>()
       if (sig !== undefined) for (const [i, a] of e.acks.entries()) ackOk.set(a, sig[2 + i] === true)
       const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
-        isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
+        // issue 17: an ack signed at or after its acker's revocation certifies nothing (the
+        // origin's own ack aside: its revoked Commit is stored and failed as a violation of it)
+        isEnrolled: (hex, signedAt) =>
+          this.venues.isEnrolled(venue, hex, signedAt) &&
+          (hex === toHex(e.origin) || !this.venues.isRevoked(venue, hex, signedAt)),
         quorum: venue.quorum,
         verifyAck: (a) => ackOk.get(a) ?? verifyAckSignature(a),
       })
@@ -540,7 +589,8 @@ export class Engine {
       policyVersion: r.policyVersion,
       queuedAt: r.ts,
       status: released ? 'released' : 'created',
-      flags: [],
+      // issue 17: signed by its terminal after the operator revoked it
+      flags: revokedAtSigning(this.venues, r.venue, origin, r.ts) ? ['terminal_revoked'] : [],
       createdAt: tx.now,
       updatedAt: tx.now,
     }
@@ -579,6 +629,11 @@ export class Engine {
       )
       return p.paymentId
     }
+    if (p.status === 'abandoned') {
+      // issue 17, item 5: central had abandoned it (no ledger held a Commit): never settled
+      tx.putPayment(lateCommitOfAbandoned(p, signed, tx.now), p.status)
+      return p.paymentId
+    }
     if (p.commitId !== undefined || (p.status !== 'created' && p.status !== 'released')) {
       // already committed, or authorised online: never a second settlement
       if (p.commitId === undefined)
@@ -586,7 +641,8 @@ export class Engine {
       return p.paymentId
     }
     // issue 17: a Commit outside the policy is failed, never settled, flagged for its terminal
-    const violation = await commitPolicyViolation(tx, venue, signed)
+    const violation =
+      revokedCommitViolation(this.venues, venue, signed) ?? (await commitPolicyViolation(tx, venue, signed))
     if (violation !== undefined) {
       tx.putPayment(violatedPayment(p, signed, violation, tx.now), p.status)
       return p.paymentId
@@ -678,6 +734,7 @@ export class Engine {
     if (p.status === 'completed') return { paymentId, status: 'approved' }
     if (p.status === 'failed' || p.status === 'voided')
       return { paymentId, status: 'declined', declineCode: p.syncDeclineCode ?? p.declineCode ?? 'other' }
+    if (p.status === 'abandoned') return { paymentId, status: 'declined', declineCode: 'abandoned' }
     throw new CentralError('ERR_ISSUER_UNAVAILABLE', 'the payment is still being settled; retry', 503)
   }
 

@@ -217,6 +217,30 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
     async (req) => service.updateDenylist(req.params.id, req.body),
   )
 
+  // issue 17, item 2: operator-signed revocations. Publishing needs no admin token: the document
+  // carries the operator's signature, checked against the venue's operator key.
+  const SignedDoc = Type.Object(
+    {
+      payload: Type.Object({}, { additionalProperties: true }),
+      signer: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+      signature: Type.String({ pattern: '^[A-Za-z0-9_-]{1,200}$' }),
+    },
+    { additionalProperties: false },
+  )
+  app.get('/v1/venues/:id/revocations', { schema: { params: VenueParams } }, async (req) =>
+    service.listRevocations(req.params.id),
+  )
+  app.post('/v1/venues/:id/revocations', { schema: { params: VenueParams, body: SignedDoc } }, async (req) =>
+    service.publishRevocation(req.params.id, req.body),
+  )
+  // issue 17, item 5: terminals' sync checkpoints (terminal-signed) and the abandonment list
+  app.post('/v1/sync/checkpoint', { schema: { body: SignedDoc } }, async (req) =>
+    service.checkpoint(req.body),
+  )
+  app.get('/v1/venues/:id/abandoned', { schema: { params: VenueParams } }, async (req) =>
+    service.abandonedList(req.params.id),
+  )
+
   app.get('/v1/venues/:id/summary', { schema: { params: VenueParams } }, async (req) =>
     service.summary(req.params.id),
   )

@@ -5,7 +5,16 @@ function empty(venueId: string): VenueSummary {
   return {
     venueId,
     payments: 0,
-    byStatus: { created: 0, released: 0, queued: 0, processing: 0, completed: 0, failed: 0, voided: 0 },
+    byStatus: {
+      created: 0,
+      released: 0,
+      queued: 0,
+      processing: 0,
+      completed: 0,
+      failed: 0,
+      voided: 0,
+      abandoned: 0,
+    },
     settled: { completed: 0, failed: 0 },
     failedByCode: {},
     offlineExposureMinor: {},

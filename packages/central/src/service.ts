@@ -2,8 +2,15 @@ import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { VenueBundle } from '@nullmesh/policy'
-import { type SignedDocument, signDocument } from '@nullmesh/protocol'
+import { type SignedAbandonment, type SignedDocument, signDocument } from '@nullmesh/protocol'
 import type { FastifyInstance } from 'fastify'
+import {
+  type AbandonDeps,
+  abandonmentList,
+  abandonScan,
+  DEFAULT_ABANDON_MARGIN_MS,
+  receiveCheckpoint,
+} from './abandon.js'
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -25,6 +32,13 @@ import { type LedgerExportHeader, readLedgerExport } from './ledger-export.js'
 import { createLogger } from './logger.js'
 import { Mutex } from './mutex.js'
 import { summarize } from './report.js'
+import {
+  listRevocationDocuments,
+  loadRevocations,
+  type PublishResult,
+  publishRevocation,
+  type RevocationDeps,
+} from './revocations.js'
 import { Settler, type SettleSummary } from './settlement.js'
 import { createSqlStore } from './sql-store.js'
 import { type CentralStore, type PaymentFilter, StoreConflict } from './store.js'
@@ -82,6 +96,11 @@ export interface CentralServiceInit {
   now?: () => number
   /** another storage backend; default PGlite in `<dataDir>/central-pg`, or PostgreSQL at storeUrl */
   store?: CentralStore
+  /**
+   * issue 17, item 5: margin (ms) on top of tap budget and clock skew before a reservation that every
+   * live ledger synced past is abandoned (default 60 s)
+   */
+  abandonMarginMs?: number
   /** how long a settlement claim holds against other central processes on one database (default 30 s) */
   settleLeaseMs?: number
   /** one issuer call may take at most this long (default 10 s) */
@@ -198,6 +217,19 @@ export interface CentralService {
   ): Promise<SignedDocument<DenylistPayload>>
   /** The venue's signed policy document and roster, as loaded. */
   venue(venueId: string): VenueBundle | undefined
+  /** issue 17: publish an operator-signed revocation of one of the venue's terminals */
+  publishRevocation(venueId: string, doc: unknown, opts?: AbortOptions): Promise<PublishResult>
+  /** issue 17: the venue's revocations, as signed documents */
+  listRevocations(venueId: string, opts?: AbortOptions): Promise<{ venueId: string; revocations: unknown[] }>
+  /** issue 17, item 5: record a terminal's signed sync checkpoint; abandons what it allows */
+  checkpoint(
+    doc: unknown,
+    opts?: AbortOptions,
+  ): Promise<{ venueId: string; terminal: string; at: number; abandoned: number }>
+  /** issue 17, item 5: abandon what the checkpoints allow now; the ids abandoned */
+  abandonNow(venueId: string, opts?: AbortOptions): Promise<string[]>
+  /** issue 17, item 5: the venue's recently abandoned reservations, signed with its operator key */
+  abandonedList(venueId: string, opts?: AbortOptions): Promise<SignedAbandonment>
 }
 
 class DefaultCentralService implements CentralService {
@@ -302,6 +334,7 @@ class DefaultCentralService implements CentralService {
     if (this.init.dataDir !== undefined) await mkdir(this.init.dataDir, { recursive: true })
     await this.store.open()
     this.pool?.start()
+    await loadRevocations(this.revocationDeps())
     const app = buildHttpApp({
       service: this,
       adminToken: this.init.adminToken,
@@ -570,6 +603,79 @@ class DefaultCentralService implements CentralService {
 
   venue(venueId: string): VenueBundle | undefined {
     return this.venues.get(venueId)?.bundle
+  }
+
+  // ---- issue 17: revocations (revocations.ts) and abandoned reservations (abandon.ts) ----------
+
+  private revocationDeps(): RevocationDeps {
+    return {
+      store: this.store,
+      venues: this.venues,
+      now: this.now,
+      write: (ops) => this.engine.write(ops),
+      flag: (ids, flag, opts) => this.engine.flag(ids, flag, opts),
+    }
+  }
+
+  private abandonDeps(): AbandonDeps {
+    return {
+      store: this.store,
+      venues: this.venues,
+      now: this.now,
+      write: (ops) => this.engine.write(ops),
+      abandon: (ids, opts) => this.engine.abandon(ids, opts),
+      refreshRevocations: (opts) => loadRevocations(this.revocationDeps(), opts),
+      marginMs: this.init.abandonMarginMs ?? DEFAULT_ABANDON_MARGIN_MS,
+    }
+  }
+
+  async publishRevocation(venueId: string, doc: unknown, opts: AbortOptions = {}): Promise<PublishResult> {
+    this.assertStarted()
+    const r = await publishRevocation(this.revocationDeps(), venueId, doc, opts)
+    log(
+      'terminal %s of %s revoked from %d (%d payments flagged)',
+      r.terminal.slice(0, 16),
+      venueId,
+      r.effectiveAt,
+      r.flagged,
+    )
+    // the revoked terminal no longer holds abandonment back
+    await abandonScan(this.abandonDeps(), venueId, opts)
+    return r
+  }
+
+  async listRevocations(
+    venueId: string,
+    opts: AbortOptions = {},
+  ): Promise<{ venueId: string; revocations: unknown[] }> {
+    this.assertStarted()
+    return listRevocationDocuments(this.revocationDeps(), venueId, opts)
+  }
+
+  async checkpoint(
+    doc: unknown,
+    opts: AbortOptions = {},
+  ): Promise<{ venueId: string; terminal: string; at: number; abandoned: number }> {
+    this.assertStarted()
+    return receiveCheckpoint(this.abandonDeps(), doc, opts)
+  }
+
+  async abandonNow(venueId: string, opts: AbortOptions = {}): Promise<string[]> {
+    this.assertStarted()
+    this.requireVenue(venueId)
+    return abandonScan(this.abandonDeps(), venueId, opts)
+  }
+
+  async abandonedList(venueId: string, opts: AbortOptions = {}): Promise<SignedAbandonment> {
+    this.assertStarted()
+    return abandonmentList(
+      {
+        ...this.abandonDeps(),
+        operatorKey: async (id) => this.venues.operatorKey(this.requireVenue(id)),
+      },
+      venueId,
+      opts,
+    )
   }
 }
 

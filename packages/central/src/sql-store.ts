@@ -17,12 +17,14 @@ import type {
 import { StoreConflict } from './store.js'
 import type {
   AbortOptions,
+  CheckpointRecord,
   DenylistState,
   EventLogEntry,
   OutboxEntry,
   PaymentRecord,
   PaymentStatus,
   PendingRelease,
+  RevocationRecord,
   StoredEvent,
   SyncDeclineCode,
   WebhookBacklog,
@@ -540,6 +542,29 @@ class SqlCentralStore implements CentralStore {
         if (r.rows.length === 0) throw new StoreConflict(`deny list of ${d.venueId} changed`)
         return
       }
+      case 'putRevocation': {
+        const v = o.revocation
+        await tx.query(
+          `INSERT INTO revocations (venue_id, terminal, effective_at, reason, issued_at, document, received_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (venue_id, terminal) DO UPDATE SET effective_at = excluded.effective_at,
+             reason = excluded.reason, issued_at = excluded.issued_at, document = excluded.document,
+             received_at = excluded.received_at
+           WHERE revocations.effective_at > excluded.effective_at`,
+          [v.venueId, v.terminal, v.effectiveAt, v.reason, v.issuedAt, v.document, v.receivedAt],
+        )
+        return
+      }
+      case 'putCheckpoint': {
+        const c = o.checkpoint
+        await tx.query(
+          `INSERT INTO sync_checkpoints (venue_id, terminal, at, received_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (venue_id, terminal) DO UPDATE SET at = excluded.at, received_at = excluded.received_at
+           WHERE sync_checkpoints.at < excluded.at`,
+          [c.venueId, c.terminal, c.at, c.receivedAt],
+        )
+        return
+      }
       default:
         await this.applyRun(tx, [o])
     }
@@ -929,6 +954,66 @@ class SqlCentralStore implements CentralStore {
     throwIfAborted(opts.signal)
     const r = await this.sql.query('SELECT * FROM dead_letters ORDER BY created_at, id')
     return r.rows.map(toOutbox)
+  }
+
+  async listRevocations(venueId?: string, opts: AbortOptions = {}): Promise<RevocationRecord[]> {
+    throwIfAborted(opts.signal)
+    const r =
+      venueId === undefined
+        ? await this.sql.query('SELECT * FROM revocations ORDER BY venue_id, terminal')
+        : await this.sql.query('SELECT * FROM revocations WHERE venue_id = $1 ORDER BY terminal', [venueId])
+    return r.rows.map((row) => ({
+      venueId: String(row.venue_id),
+      terminal: String(row.terminal),
+      effectiveAt: num(row.effective_at),
+      reason: String(row.reason),
+      issuedAt: num(row.issued_at),
+      document: String(row.document),
+      receivedAt: num(row.received_at),
+    }))
+  }
+
+  async listCheckpoints(venueId: string, opts: AbortOptions = {}): Promise<CheckpointRecord[]> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query('SELECT * FROM sync_checkpoints WHERE venue_id = $1 ORDER BY terminal', [
+      venueId,
+    ])
+    return r.rows.map((row) => ({
+      venueId: String(row.venue_id),
+      terminal: String(row.terminal),
+      at: num(row.at),
+      receivedAt: num(row.received_at),
+    }))
+  }
+
+  async listCreatedBefore(
+    venueId: string,
+    before: number,
+    limit: number,
+    opts: AbortOptions = {},
+  ): Promise<string[]> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query(
+      `SELECT payment_id FROM payments WHERE venue = $1 AND status = 'created' AND queued_at <= $2
+       ORDER BY queued_at, payment_id LIMIT $3`,
+      [venueId, before, limit],
+    )
+    return r.rows.map((row) => String(row.payment_id))
+  }
+
+  async listAbandoned(
+    venueId: string,
+    since: number,
+    limit: number,
+    opts: AbortOptions = {},
+  ): Promise<string[]> {
+    throwIfAborted(opts.signal)
+    const r = await this.sql.query(
+      `SELECT payment_id FROM payments WHERE venue = $1 AND status = 'abandoned' AND completed_at >= $2
+       ORDER BY completed_at DESC, payment_id DESC LIMIT $3`,
+      [venueId, since, limit],
+    )
+    return r.rows.map((row) => String(row.payment_id))
   }
 
   async getDenylist(venueId: string, opts: AbortOptions = {}): Promise<DenylistState | undefined> {

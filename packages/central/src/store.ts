@@ -1,11 +1,13 @@
 import type {
   AbortOptions,
+  CheckpointRecord,
   DenylistState,
   EventLogEntry,
   OutboxEntry,
   PaymentRecord,
   PaymentStatus,
   PendingRelease,
+  RevocationRecord,
   StoredEvent,
   WebhookBacklog,
   WebhookEndpoint,
@@ -56,6 +58,10 @@ export type StoreOp =
   | { op: 'putDeadLetter'; entry: OutboxEntry }
   /** creates the venue's list, or replaces exactly version − 1 of it (StoreConflict otherwise) */
   | { op: 'putDenylist'; denylist: DenylistState }
+  /** keeps the earliest effective time per (venue, terminal): a revocation only ever widens */
+  | { op: 'putRevocation'; revocation: RevocationRecord }
+  /** keeps the latest `at` per (venue, terminal) */
+  | { op: 'putCheckpoint'; checkpoint: CheckpointRecord }
 
 /**
  * Another writer (another process on the same database) changed what a unit of work read: nothing
@@ -216,4 +222,13 @@ export interface CentralStore {
   pruneWebhookEvents(before: number, opts?: AbortOptions): Promise<{ events: number; deliveries: number }>
 
   getDenylist(venueId: string, opts?: AbortOptions): Promise<DenylistState | undefined>
+
+  /** issue 17: the operator revocations of a venue (every venue when omitted) */
+  listRevocations(venueId?: string, opts?: AbortOptions): Promise<RevocationRecord[]>
+  /** issue 17: the latest sync checkpoint of each terminal of the venue */
+  listCheckpoints(venueId: string, opts?: AbortOptions): Promise<CheckpointRecord[]>
+  /** issue 17: payments of the venue still `created` with queuedAt ≤ `before`, oldest first */
+  listCreatedBefore(venueId: string, before: number, limit: number, opts?: AbortOptions): Promise<string[]>
+  /** issue 17: ids of the venue's abandoned payments abandoned at or after `since`, newest first */
+  listAbandoned(venueId: string, since: number, limit: number, opts?: AbortOptions): Promise<string[]>
 }

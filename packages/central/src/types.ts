@@ -18,6 +18,11 @@ export type PaymentStatus =
   | 'completed'
   | 'failed'
   | 'voided'
+  /**
+   * issue 17, item 5: a reservation without Commit or Release that no ledger of the venue can still
+   * commit (every enrolled, non-revoked terminal synced past it): its terminals release it
+   */
+  | 'abandoned'
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   'created',
@@ -27,9 +32,15 @@ export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   'completed',
   'failed',
   'voided',
+  'abandoned',
 ]
 
-export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['completed', 'failed', 'voided'])
+export const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set([
+  'completed',
+  'failed',
+  'voided',
+  'abandoned',
+])
 
 /** Why a committed payment was not settled (payment.syncDeclineCode). */
 export type SyncDeclineCode =
@@ -42,6 +53,8 @@ export type SyncDeclineCode =
   | 'voided'
   /** a Commit outside the venue policy (issue 17): its terminal broke the rules; see `violation` */
   | 'policy_violation'
+  /** committed after central had abandoned the reservation (issue 17, item 5): never settled */
+  | 'abandoned'
 
 /** One payment as central records it. Card data is only ever the terminal's keyed hashes. */
 export interface PaymentRecord {
@@ -206,6 +219,27 @@ export interface OutboxEntry {
   nextAttemptAt: number
   createdAt: number
   lastError?: string
+}
+
+/** An operator revocation as central keeps it (issue 17, item 2). */
+export interface RevocationRecord {
+  venueId: string
+  terminal: string
+  effectiveAt: number
+  reason: string
+  issuedAt: number
+  /** the signed document, JSON, served to terminals as received */
+  document: string
+  receivedAt: number
+}
+
+/** The latest sync checkpoint of one terminal (issue 17, item 5). */
+export interface CheckpointRecord {
+  venueId: string
+  terminal: string
+  /** the terminal's clock when the round that flushed its whole ledger began */
+  at: number
+  receivedAt: number
 }
 
 export interface DenylistState {

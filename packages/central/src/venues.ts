@@ -1,7 +1,14 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { quorumSize, type VenueBundle, type VenuePolicy } from '@nullmesh/policy'
-import { decodeCertificate, type KeyPair, keyPairFromFile, verifyCertificate } from '@nullmesh/protocol'
+import {
+  decodeCertificate,
+  type KeyPair,
+  keyPairFromFile,
+  RevocationSet,
+  type SignedRevocation,
+  verifyCertificate,
+} from '@nullmesh/protocol'
 
 export interface VenueContext {
   id: string
@@ -16,10 +23,7 @@ interface Enrollment {
   notAfter: number
 }
 
-/**
- * Was the enrollment in force at `signedAt`? The one place a revocation's effective time (an explicit
- * operator action, not built yet) would also bound it: `signedAt < revokedAt`.
- */
+/** Was the enrollment in force at `signedAt`? (A revocation is judged apart: isRevoked.) */
 function covers(e: Enrollment, signedAt: number): boolean {
   return signedAt >= e.notBefore && signedAt <= e.notAfter
 }
@@ -30,6 +34,8 @@ export class VenueRegistry {
   /** venue → terminal public key hex → validity window of its (verified) certificate, null if invalid */
   private readonly enrollments = new Map<string, Map<string, Enrollment | null>>()
   private readonly operatorKeys = new Map<string, Promise<KeyPair>>()
+  /** venue → the operator revocations this process knows (issue 17; revocations.ts keeps it fresh) */
+  private readonly revocations = new Map<string, RevocationSet>()
 
   constructor(bundles: VenueBundle[]) {
     for (const bundle of bundles) {
@@ -69,6 +75,21 @@ export class VenueRegistry {
       cache.set(publicKeyHex, enrollment)
     }
     return enrollment !== null && covers(enrollment, signedAt)
+  }
+
+  /** Add verified revocations of the venue; the keys whose revocation is new or earlier. */
+  revoke(venueId: string, docs: SignedRevocation[]): string[] {
+    let set = this.revocations.get(venueId)
+    if (set === undefined) {
+      set = new RevocationSet()
+      this.revocations.set(venueId, set)
+    }
+    return docs.filter((d) => set.add(d)).map((d) => d.payload.terminal)
+  }
+
+  /** Did the operator revoke this key for what it signed at `signedAt`? */
+  isRevoked(venue: VenueContext, publicKeyHex: string, signedAt: number): boolean {
+    return this.revocations.get(venue.id)?.isRevoked(publicKeyHex, signedAt) ?? false
   }
 
   /** Signature, issuer, venue, subject and role do not change with time: check them once, keep the window. */

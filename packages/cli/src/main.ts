@@ -52,6 +52,20 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts) => exit(await (await import('./commands/venue.js')).venueShow(opts)))
 
+  venue
+    .command('revoke')
+    .description(
+      'revoke a terminal: sign a revocation with the operator key (issue 17); its events and acks signed from --effective on stop counting',
+    )
+    .requiredOption('--venue <dir>', 'venue directory (with operator.key.json)')
+    .requiredOption('--terminal <id>', 'the terminal’s roster id (e.g. T2) or public key')
+    .requiredOption('--reason <text>', 'why (kept with the revocation, at most 200 characters)')
+    .option('--effective <time>', 'effective time: ISO 8601 or ms since the epoch (default now)')
+    .option('--out <file>', 'write the signed revocation to this file')
+    .option('--central <url>', 'publish it to central (which hands it to the venue’s terminals)', urlArg)
+    .option('--json', 'print JSON')
+    .action(async (opts) => exit(await (await import('./commands/revoke.js')).venueRevoke(opts)))
+
   // ── terminal ─────────────────────────────────────────────────────────────────────────────────
   program
     .command('terminal')

@@ -27,6 +27,8 @@ export type CentralPaymentStatus =
   | 'completed'
   | 'failed'
   | 'voided'
+  /** no Commit exists in any live ledger of the venue (issue 17): released, never settled */
+  | 'abandoned'
 
 export interface WebhookPayment {
   /** the reservation id: the same id the terminal answered the POS with */

@@ -16,6 +16,8 @@ export const VALIDATION_CODES = {
   ERR_UNEXPECTED_TYPE: 'REJECT',
   /** an offline Commit outside the policy's stateless limits (issue 17): its origin broke the policy */
   ERR_POLICY_VIOLATION: 'REJECT',
+  /** signed by a terminal at or after the operator revoked it (issue 17, item 2) */
+  ERR_REVOKED: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
   ERR_UNKNOWN_RESERVATION: 'IGNORE',
 } as const

@@ -1,7 +1,14 @@
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { VenueBundle } from '@nullmesh/policy'
-import { decodeCertificate, type SignedCertificate, toHex, verifyCertificate } from '@nullmesh/protocol'
+import {
+  decodeCertificate,
+  RevocationSet,
+  type SignedCertificate,
+  type SignedRevocation,
+  toHex,
+  verifyCertificate,
+} from '@nullmesh/protocol'
 
 export interface Member {
   id: string
@@ -19,6 +26,8 @@ export class Membership {
   readonly byKey = new Map<string, Member>()
   readonly byPeer = new Map<string, Member>()
   readonly rejected: { id: string; reason: string }[] = []
+  /** operator revocations (issue 17, item 2), verified by the caller */
+  readonly revocations = new RevocationSet()
 
   constructor(bundle: VenueBundle) {
     for (const entry of bundle.roster) {
@@ -59,8 +68,21 @@ export class Membership {
     return now >= c.notBefore && now <= c.notAfter
   }
 
+  /** did the operator revoke this key for what it signs at `at`? */
+  isRevoked(publicKeyHex: string, at: number): boolean {
+    return this.revocations.isRevoked(publicKeyHex, at)
+  }
+
+  /** Add verified revocations; the keys whose revocation is new or earlier. */
+  revoke(docs: SignedRevocation[]): string[] {
+    return docs.filter((d) => this.revocations.add(d)).map((d) => d.payload.terminal)
+  }
+
+  /** an enrolled peer that may hold a connection now: a revoked one may not */
   memberForPeer(peerId: string, now: number): Member | undefined {
     const m = this.byPeer.get(peerId)
-    return m !== undefined && this.isEnrolled(m.publicKeyHex, now) ? m : undefined
+    return m !== undefined && this.isEnrolled(m.publicKeyHex, now) && !this.isRevoked(m.publicKeyHex, now)
+      ? m
+      : undefined
   }
 }

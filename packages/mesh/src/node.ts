@@ -20,9 +20,11 @@ import {
   decodeCertificate,
   type Reservation,
   type SignedEvent,
+  type SignedRevocation,
   sha256,
   toHex,
   verifyCertificate,
+  verifyRevocation,
 } from '@nullmesh/protocol'
 import debug from 'debug'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -93,6 +95,10 @@ export interface MeshInit {
    * (an online attempt that central may have authorised); otherwise it is released.
    */
   keepPending?: (reservationIdHex: string) => Promise<boolean>
+  /** operator revocations known at start (signed documents; invalid ones are ignored) */
+  revocations?: unknown[]
+  /** reservations central abandoned (issue 17, item 5), known at start: released in the view */
+  abandoned?: string[]
 }
 
 export interface MeshStatus {
@@ -157,6 +163,16 @@ export interface MeshNode extends TypedEventTarget<MeshEvents> {
    * approvals among them stop using the isolated budget (it is held until then, whatever the time).
    */
   confirmed(marks: Record<string, number>): void
+  /**
+   * Apply operator revocations (signed documents, verified here against the venue's operator key;
+   * invalid ones are ignored): the revoked keys' events and acks signed at or after the effective
+   * time stop counting, and their connections are closed. Returns the keys newly revoked.
+   */
+  revoke(docs: unknown[]): Promise<string[]>
+  /** is this key revoked for what it signs at `at` (default now)? */
+  isRevoked(publicKeyHex: string, at?: number): boolean
+  /** central abandoned these reservations (a verified list): release their headroom here */
+  abandoned(reservationIds: readonly string[]): number
   /** the policy's tap budget (ms): every decision returns within it */
   readonly tapBudgetMs: number
   /** cut this node off at the mesh layer (simulation of a partition) or heal it */
@@ -298,11 +314,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       )
     }
     const membership = this.membership
+    membership.revoke(this.verifiedRevocations(init.revocations ?? []))
     this.core = new MeshCore({
       venueId: this.bundle.venueId,
       policy: this.policy,
       key: this.key,
-      roster: { size: membership.size, isEnrolled: (k, now) => membership.isEnrolled(k, now) },
+      roster: {
+        size: membership.size,
+        isEnrolled: (k, now) => membership.isEnrolled(k, now),
+        isRevoked: (k, at) => membership.isRevoked(k, at),
+      },
       clock: { wall: () => this.now(), mono: () => performance.now() },
       rng: Math.random,
       effects: (e) => this.effect(e),
@@ -459,6 +480,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private async doStart(opts: { signal?: AbortSignal }): Promise<void> {
     if (!this.core.started) {
       await this.loadState(opts)
+      if (this.init.abandoned !== undefined) this.core.abandoned(this.init.abandoned)
       const pending: Pending[] = []
       for (const reservation of await this.ledger.pendingReservations(this.publicKeyHex)) {
         const keep = this.init.keepPending !== undefined && (await this.init.keepPending(reservation.idHex))
@@ -978,6 +1000,50 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   confirmed(marks: Record<string, number>): void {
     this.core.confirmed(marks)
+  }
+
+  private verifiedRevocations(docs: unknown[]): SignedRevocation[] {
+    const verified: SignedRevocation[] = []
+    for (const d of docs) {
+      const v = verifyRevocation(d, {
+        operatorPublicKey: this.bundle.operatorPublicKey,
+        venueId: this.bundle.venueId,
+      })
+      if (v.ok) verified.push(v.value)
+      else log('revocation ignored: %s', v.error.message)
+    }
+    return verified
+  }
+
+  async revoke(docs: unknown[]): Promise<string[]> {
+    const changed = this.membership.revoke(this.verifiedRevocations(docs))
+    if (changed.length > 0)
+      log(
+        'revoked %o',
+        changed.map((k) => k.slice(0, 16)),
+      )
+    // a revoked peer may not keep a connection: close it now (the gater refuses it from now on)
+    const now = this.now()
+    const node = this.libp2p
+    const drop = changed.filter((k) => this.membership.isRevoked(k, now))
+    if (node !== undefined && drop.length > 0) {
+      const peers = new Set(drop.map((k) => this.membership.byKey.get(k)?.peerId))
+      await Promise.all(
+        node
+          .getConnections()
+          .filter((c) => peers.has(c.remotePeer.toString()))
+          .map((c) => c.close().catch(() => c.abort(new Error('revoked')))),
+      )
+    }
+    return changed
+  }
+
+  isRevoked(publicKeyHex: string, at: number = this.now()): boolean {
+    return this.membership.isRevoked(publicKeyHex, at)
+  }
+
+  abandoned(reservationIds: readonly string[]): number {
+    return this.core.abandoned(reservationIds)
   }
 
   // ---- partitions -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ export interface ValidationContext {
   /** the venue policy: offline Commits are held to its stateless limits */
   policy: VenuePolicy
   isEnrolled(publicKeyHex: string): boolean
+  /** operator revocation (issue 17): is what this key signed at `at` void? */
+  isRevoked?(publicKeyHex: string, at: number): boolean
   /** is an event with this id already recorded? */
   isKnown(idHex: string): boolean
   /** id of the event already recorded at (origin, seq), if any */
@@ -43,6 +45,10 @@ function validateCommon(ctx: ValidationContext, signed: SignedEvent): void {
   const origin = toHex(e.origin)
   // [REJECT] origin holds no valid, unexpired enrollment certificate for this venue
   if (!ctx.isEnrolled(origin)) reject('ERR_NOT_ENROLLED', `origin ${origin.slice(0, 16)}… is not enrolled`)
+  // [REJECT] the operator revoked the origin at or before the event's time (what it signed before
+  // keeps counting: it arrives late through catch-up)
+  if (ctx.isRevoked?.(origin, e.ts) === true)
+    reject('ERR_REVOKED', `origin ${origin.slice(0, 16)}… was revoked before it signed this`)
   // [REJECT] timestamp too far in the future (configurable skew)
   if (e.ts > ctx.now + ctx.maxClockSkewMs)
     reject('ERR_FUTURE_TIMESTAMP', `timestamp ${e.ts - ctx.now} ms in the future`)
@@ -71,7 +77,11 @@ export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commi
     }
   }
   // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks (quorum mode)
-  const qc = verifyQuorumCertificate(commit, { isEnrolled: (k) => ctx.isEnrolled(k), quorum: ctx.quorum })
+  // (an ack its acker signed at or after its revocation certifies nothing)
+  const qc = verifyQuorumCertificate(commit, {
+    isEnrolled: (k, signedAt) => ctx.isEnrolled(k) && ctx.isRevoked?.(k, signedAt) !== true,
+    quorum: ctx.quorum,
+  })
   if (!qc.ok) reject('ERR_BAD_QUORUM_CERTIFICATE', qc.error.message)
   // [REJECT] outside the policy's stateless limits for its mode: an isolated commit above the
   // isolated floor limit (or while isolated mode is disabled), a quorum commit of this policy

@@ -146,7 +146,7 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
           'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey with the same amount, currency, method and card returns the first decision; with other ones it is refused 409 idempotency_key_reused.',
         tags: ['payments'],
         body: PaymentRequestSchema,
-        response: { 200: PaymentResponseSchema, 409: ErrorSchema, ...errors },
+        response: { 200: PaymentResponseSchema, 403: ErrorSchema, 409: ErrorSchema, ...errors },
       },
     },
     async (req) => {

@@ -68,6 +68,12 @@ export interface CentralLink {
   payment(paymentId: string, opts?: AbortOptions): Promise<CentralPaymentStatus | undefined>
   /** the venue's signed deny list document (verified by the caller) */
   denylist(venueId: string, opts?: AbortOptions): Promise<unknown>
+  /** the venue's operator revocations (signed documents); optional for test doubles */
+  revocations?(venueId: string, opts?: AbortOptions): Promise<unknown>
+  /** central's signed list of abandoned reservations of the venue (issue 17, item 5) */
+  abandoned?(venueId: string, opts?: AbortOptions): Promise<unknown>
+  /** tell central this ledger has flushed everything it held at the checkpoint's time */
+  checkpoint?(doc: unknown, opts?: AbortOptions): Promise<unknown>
 }
 
 export interface HttpCentralLinkInit {
@@ -175,6 +181,30 @@ class HttpCentralLink implements CentralLink {
       this.#timeoutMs,
       opts,
     )
+  }
+
+  async revocations(venueId: string, opts: AbortOptions = {}): Promise<unknown> {
+    return this.#request(
+      'GET',
+      `v1/venues/${encodeURIComponent(venueId)}/revocations`,
+      undefined,
+      this.#timeoutMs,
+      opts,
+    )
+  }
+
+  async abandoned(venueId: string, opts: AbortOptions = {}): Promise<unknown> {
+    return this.#request(
+      'GET',
+      `v1/venues/${encodeURIComponent(venueId)}/abandoned`,
+      undefined,
+      this.#timeoutMs,
+      opts,
+    )
+  }
+
+  async checkpoint(doc: unknown, opts: AbortOptions = {}): Promise<unknown> {
+    return this.#request('POST', 'v1/sync/checkpoint', doc, this.#timeoutMs, opts)
   }
 
   async #request(

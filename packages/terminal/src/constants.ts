@@ -62,6 +62,10 @@ export const CURSORS = Object.freeze({
   denylist: 'terminal/denylist',
   /** events central rejected for good and that the agent moved past (JSON list, bounded) */
   syncRejected: 'terminal/sync-rejected',
+  /** operator revocations accepted from central (JSON list of signed documents) */
+  revocations: 'terminal/revocations',
+  /** reservations central abandoned (JSON list of ids), re-applied to the mesh at start */
+  abandoned: 'terminal/abandoned',
 })
 /** How many permanently rejected event ids are remembered in the cursor. */
 export const MAX_REMEMBERED_REJECTIONS = 1_000

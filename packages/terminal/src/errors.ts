@@ -21,6 +21,8 @@ export const TERMINAL_ERROR_STATUS = {
   request_timeout: 408,
   /** the HTTP request headers are too large */
   headers_too_large: 431,
+  /** the operator revoked this terminal (issue 17): it takes no new payments */
+  terminal_revoked: 403,
   /** the terminal is starting or stopping */
   not_ready: 503,
   /** the caller's signal aborted the call before a decision was taken */

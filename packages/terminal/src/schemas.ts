@@ -166,6 +166,19 @@ export const StatusSchema = Type.Object(
     terminal: Type.String(),
     peerId: Type.String(),
     decisionMode: literals(['mesh', 'floor-limit-only'] as const, 'how offline decisions are taken'),
+    revoked: Type.Optional(
+      Type.Object(
+        {
+          effectiveAt: Type.Integer({ description: 'ms since the epoch' }),
+          reason: Type.String(),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'the operator revoked this terminal (issue 17): from effectiveAt on it refuses payments (403 terminal_revoked)',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 )

@@ -1,11 +1,12 @@
 import type { Ledger } from '@nullmesh/ledger'
-import { DOMAIN, type SignedEvent, verifyDocument } from '@nullmesh/protocol'
+import { DOMAIN, type SignedEvent, type SignedRevocation, verifyDocument } from '@nullmesh/protocol'
 import debug from 'debug'
 import type { CentralLink, CentralPaymentStatus } from './central.js'
 import type { ConnectivityMonitor } from './connectivity.js'
 import { CURSORS, LOG_NAMESPACE, MAX_REMEMBERED_REJECTIONS, SYNC_DEFAULTS } from './constants.js'
 import { TerminalError } from './errors.js'
 import type { TerminalMetrics } from './metrics.js'
+import { fetchAbandoned, fetchRevocations, ledgerHasNoGap } from './notices.js'
 
 const log = debug(`${LOG_NAMESPACE}:sync`)
 
@@ -83,6 +84,12 @@ export interface SyncAgentInit {
   /** central confirmed these origins' events up to seq (after the marks are durable) */
   onConfirmed?: (marks: Record<string, number>) => void
   currentDenylistVersion: () => number
+  /** operator revocations, verified (issue 17, item 2): fetched with the deny list */
+  onRevocations?: (docs: SignedRevocation[]) => Promise<void>
+  /** central's abandoned reservations, verified (issue 17, item 5): fetched with the deny list */
+  onAbandoned?: (reservationIds: string[]) => Promise<void>
+  /** sign a sync checkpoint at this time (the terminal's key); none: no checkpoints */
+  signCheckpoint?: (at: number) => unknown
 }
 
 function isDenylist(value: unknown): value is Denylist {
@@ -204,11 +211,17 @@ export class SyncAgent {
   async #round(signal: AbortSignal | undefined, forceDenylist: boolean): Promise<SyncRoundResult> {
     // unanswered online attempts first: each may be a charge for a payment the POS saw declined
     await this.#init.resolvePending?.(signal)
+    // what the ledger holds now is what this round flushes (a checkpoint claims no more)
+    const startedAt = Date.now()
+    // checkpoints and notices at the deny list's pace: abandonment is not urgent, central's load is
+    const refresh = forceDenylist || startedAt - this.#denylistAt >= this.#opts.denylistRefreshMs
     const result = await this.#flush(signal)
+    if (refresh) await this.#checkpoint(result, startedAt, signal)
     result.statuses += await this.#pollStatuses(signal)
     const now = Date.now()
-    if (forceDenylist || now - this.#denylistAt >= this.#opts.denylistRefreshMs) {
+    if (refresh) {
       await this.#refreshDenylist(signal)
+      await this.#refreshNotices(signal)
       this.#denylistAt = now
     }
     if (this.#opts.prune) await this.#init.ledger.prune({ signal })
@@ -354,6 +367,30 @@ export class SyncAgent {
     }
     await Promise.all(Array.from({ length: Math.min(this.#opts.statusPollConcurrency, pick.length) }, worker))
     return this.#init.onStatuses(statuses)
+  }
+
+  /**
+   * Issue 17, item 5: after a round that left nothing behind (no origin held, no gap), tell central
+   * the ledger flushed everything it held when the round began. Central abandons a reservation
+   * only once every enrolled, non-revoked terminal has checkpointed past it.
+   */
+  async #checkpoint(result: SyncRoundResult, at: number, signal: AbortSignal | undefined): Promise<void> {
+    const { link, ledger, signCheckpoint } = this.#init
+    if (signCheckpoint === undefined || link.checkpoint === undefined || result.held.length > 0) return
+    if (!(await ledgerHasNoGap(ledger, signal))) return
+    try {
+      await link.checkpoint(signCheckpoint(at), signal === undefined ? {} : { signal })
+    } catch (err: unknown) {
+      if (!(err instanceof TerminalError && err.code === 'central_rejected')) throw err
+      log('checkpoint refused: %s', err.message)
+    }
+  }
+
+  async #refreshNotices(signal: AbortSignal | undefined): Promise<void> {
+    const { link, venueId, operatorPublicKey, onRevocations, onAbandoned } = this.#init
+    const target = { link, venueId, operatorPublicKey }
+    if (onRevocations !== undefined) await onRevocations(await fetchRevocations(target, signal))
+    if (onAbandoned !== undefined) await onAbandoned(await fetchAbandoned(target, signal))
   }
 
   async #refreshDenylist(signal: AbortSignal | undefined): Promise<void> {

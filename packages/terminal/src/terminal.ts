@@ -30,6 +30,7 @@ import {
   type ProofDecision,
   type Reservation,
   type SignedEvent,
+  signCheckpoint,
   toBase64url,
   toHex,
 } from '@nullmesh/protocol'
@@ -50,6 +51,7 @@ import {
 import { TerminalError } from './errors.js'
 import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
 import { TerminalMetrics } from './metrics.js'
+import { VenueNotices } from './notices.js'
 import {
   type PaymentBody,
   type PaymentRequestBody,
@@ -252,6 +254,7 @@ class NullmeshTerminal implements Terminal {
   readonly #queue = new Map<string, { count: number; amount: number }>()
   readonly #settled = { forwarded: 0, completed: 0, failed: 0 }
   #denylist: Denylist | undefined
+  #notices: VenueNotices | undefined
   #blockedCards = new Set<string>()
   #floorState: ExposureState | undefined
   #eventSeq = 0
@@ -376,8 +379,14 @@ class NullmeshTerminal implements Terminal {
     await ledger.open({ signal })
     this.#ledger = ledger
     await this.#loadState(signal)
+    const notices = new VenueNotices({ ledger, self: this.#publicKeyHex })
+    await notices.load()
+    this.#notices = notices
 
     const mesh = createMeshNode({
+      // issue 17: revocations and abandoned reservations accepted by earlier runs
+      revocations: notices.revocationDocs(),
+      abandoned: notices.abandonedIds(),
       bundle,
       key,
       ledger,
@@ -391,6 +400,7 @@ class NullmeshTerminal implements Terminal {
       ...(init.discovery === undefined ? {} : { discovery: init.discovery }),
     })
     this.#mesh = mesh
+    notices.attach(mesh)
     await mesh.start({ signal })
     mesh.addEventListener('mode', this.#onMode)
     this.#firstSeqOfRun = await ledger.nextSeq(this.#publicKeyHex)
@@ -433,6 +443,9 @@ class NullmeshTerminal implements Terminal {
         onConfirmed: (marks) => this.#mesh?.confirmed(marks),
         resolvePending: (signal) => this.#resolveOnlineAttempts(signal),
         currentDenylistVersion: () => this.#denylist?.version ?? 0,
+        onRevocations: (docs) => notices.setRevocations(docs),
+        onAbandoned: (ids) => notices.setAbandoned(ids),
+        signCheckpoint: (at) => signCheckpoint(key, bundle.venueId, at),
       })
       monitor.start()
       this.#sync.start()
@@ -561,6 +574,9 @@ class NullmeshTerminal implements Terminal {
   async payValidated(request: PaymentRequestBody, opts: AbortOptions = {}): Promise<PaymentResponseBody> {
     if (this.#state !== 'running') throw new TerminalError('not_ready', 'the terminal is not running')
     opts.signal?.throwIfAborted()
+    const revoked = this.#notices?.revokedSelf(Date.now())
+    if (revoked !== undefined)
+      throw new TerminalError('terminal_revoked', `the operator revoked this terminal: ${revoked.reason}`)
     const key = request.idempotencyKey
     // the same key in flight: wait for its answer (never two decisions for one key)
     const running = this.#inflight.get(key)
@@ -1196,7 +1212,13 @@ class NullmeshTerminal implements Terminal {
       terminal: this.id,
       peerId: s.peerId,
       decisionMode: this.decisionMode,
+      ...this.#revokedStatus(),
     }
+  }
+
+  #revokedStatus(): { revoked?: { effectiveAt: number; reason: string } } {
+    const revoked = this.#notices?.revokedSelf(Date.now())
+    return revoked === undefined ? {} : { revoked }
   }
 
   async metrics(opts: AbortOptions = {}): Promise<string> {

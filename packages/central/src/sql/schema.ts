@@ -207,6 +207,36 @@ UPDATE outbox SET event_id = body::json->>'id';
     name: 'payments.violation: why a commit broke the venue policy (issue 17)',
     sql: `ALTER TABLE payments ADD COLUMN violation text;`,
   },
+  {
+    version: 4,
+    name: 'terminal revocations, sync checkpoints and abandoned reservations (issue 17, items 2 and 5)',
+    sql: `
+-- operator-signed revocations: one per terminal, the earliest effective time kept
+CREATE TABLE revocations (
+  venue_id     text   NOT NULL,
+  terminal     text   NOT NULL,
+  effective_at bigint NOT NULL,
+  reason       text   NOT NULL,
+  issued_at    bigint NOT NULL,
+  document     text   NOT NULL,
+  received_at  bigint NOT NULL,
+  PRIMARY KEY (venue_id, terminal)
+);
+
+-- each terminal's latest signed sync checkpoint: its ledger reached central as of "at"
+CREATE TABLE sync_checkpoints (
+  venue_id    text   NOT NULL,
+  terminal    text   NOT NULL,
+  at          bigint NOT NULL,
+  received_at bigint NOT NULL,
+  PRIMARY KEY (venue_id, terminal)
+);
+
+-- the abandonment scan reads reservations still 'created', oldest first, per venue
+CREATE INDEX payments_created ON payments (venue, queued_at, payment_id) WHERE status = 'created';
+CREATE INDEX payments_abandoned ON payments (venue, completed_at, payment_id) WHERE status = 'abandoned';
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version

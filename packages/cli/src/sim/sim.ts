@@ -690,7 +690,13 @@ async function getJson<T>(url: string): Promise<T> {
 }
 
 function isCommitted(p: CentralPayment | undefined): boolean {
-  return p !== undefined && p.status !== 'created' && p.status !== 'released' && p.status !== 'voided'
+  return (
+    p !== undefined &&
+    p.status !== 'created' &&
+    p.status !== 'released' &&
+    p.status !== 'voided' &&
+    p.status !== 'abandoned'
+  )
 }
 
 /**
@@ -703,7 +709,16 @@ async function centralPayments(
   wanted: Set<string>,
 ): Promise<Map<string, CentralPayment>> {
   const out = new Map<string, CentralPayment>()
-  for (const status of ['created', 'released', 'queued', 'processing', 'completed', 'failed', 'voided']) {
+  for (const status of [
+    'created',
+    'released',
+    'queued',
+    'processing',
+    'completed',
+    'failed',
+    'voided',
+    'abandoned',
+  ]) {
     const r = await getJson<{ payments: CentralPayment[] }>(
       `${url}/v1/payments?venue=${encodeURIComponent(venue)}&status=${status}&limit=1000`,
     )

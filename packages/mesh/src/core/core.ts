@@ -113,6 +113,9 @@ export class MeshCore {
   rng(): number {
     return this.init.rng()
   }
+  isRevoked(publicKeyHex: string, at: number): boolean {
+    return this.init.roster.isRevoked?.(publicKeyHex, at) ?? false
+  }
   mut(name: MutationName): boolean {
     return this.mutations.has(name)
   }
@@ -164,6 +167,7 @@ export class MeshCore {
       quorum: this.quorum,
       policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
       isEnrolled: (k) => this.init.roster.isEnrolled(k, now),
+      isRevoked: (k, at) => this.isRevoked(k, at),
       isKnown: (id) => this.view.known.has(id),
       idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
@@ -374,6 +378,23 @@ export class MeshCore {
 
   confirmed(marks: Record<string, number>): void {
     this.view.confirmed(marks)
+  }
+
+  /**
+   * Central's signed abandonment list (issue 17, item 5): these reservations have no Commit in any
+   * ledger of the venue and never will count: release their headroom and nullifier here. Not
+   * written to the store (the adapter keeps the list and gives it again after a restart).
+   */
+  abandoned(reservationIds: readonly string[]): number {
+    let released = 0
+    for (const id of reservationIds) {
+      if (this.view.settled.has(id)) continue
+      this.view.inflight.delete(id)
+      this.view.settled.add(id)
+      this.view.exposure.addRelease(id)
+      released++
+    }
+    return released
   }
 
   /** the peer periodic anti-entropy asks, chosen with the injected rng */

@@ -125,6 +125,7 @@ export function onAnswer(core: MeshCore, from: string, rid: number, bytes: Uint8
     ack !== undefined &&
     equalBytes(ack.ack.reservationId, round.reservation.id) &&
     toHex(ack.ack.acker) === from &&
+    !core.isRevoked(from, ack.ack.ts) &&
     verifyAckSignature(ack)
   if (valid && ((ack.ack.ok && ack.ack.reason === round.reason) || core.mut('refusal-as-ack'))) {
     round.acks.push(ack)

@@ -46,6 +46,8 @@ export interface Clock {
 export interface Roster {
   readonly size: number
   isEnrolled(publicKeyHex: string, now: number): boolean
+  /** operator revocation (issue 17): nothing this key signs at or after its effective time counts */
+  isRevoked?(publicKeyHex: string, at: number): boolean
 }
 
 export interface CoreInit {
