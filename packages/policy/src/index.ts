@@ -21,6 +21,8 @@ export {
 export {
   currencyLimits,
   defaultPolicy,
+  effectiveGroupSize,
+  groupQuorum,
   type ParsePolicyResult,
   parsePolicy,
   partitionExposureBound,
