@@ -366,6 +366,8 @@ export class Engine {
       const acks = e.acks.filter((a) => Math.abs(a.ack.ts - res.ts) <= window)
       const q = verifyQuorumCertificate(acks.length === e.acks.length ? e : { ...e, acks }, {
         isEnrolled: (hex, signedAt) => this.venues.isEnrolled(venue, hex, signedAt),
+        // acks count only from the card's custodian group (docs/protocol.md, "Custodian groups")
+        group: (cardKey) => venue.groups.of(cardKey),
         quorum: venue.quorum,
       })
       if (!q.ok) {

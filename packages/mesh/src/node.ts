@@ -298,7 +298,12 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       venueId: this.bundle.venueId,
       policy: this.policy,
       key: this.key,
-      roster: { size: membership.size, isEnrolled: (k, now) => membership.isEnrolled(k, now) },
+      roster: {
+        size: membership.size,
+        // custodian groups are computed over the signed bundle's roster, as at central
+        members: this.bundle.roster.map((r) => r.publicKeyHex),
+        isEnrolled: (k, now) => membership.isEnrolled(k, now),
+      },
       clock: { wall: () => this.now(), mono: () => performance.now() },
       rng: Math.random,
       effects: (e) => this.effect(e),

@@ -2,6 +2,7 @@ import { checkCommitStateless, type VenuePolicy } from '@nullmesh/policy'
 import {
   type Commit,
   decodeEvent,
+  type Group,
   type Release,
   type Reservation,
   type SignedEvent,
@@ -16,7 +17,10 @@ export interface ValidationContext {
   venue: string
   now: number
   maxClockSkewMs: number
+  /** acks a commit needs within its card's custodian group */
   quorum: number
+  /** the custodian group of a card key (CustodianGroups.of): quorum certificates count acks from it only */
+  group(cardKey: Uint8Array): Group
   /** the venue policy: offline Commits are held to its stateless limits */
   policy: VenuePolicy
   isEnrolled(publicKeyHex: string): boolean
@@ -70,8 +74,13 @@ export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commi
       if (!(err instanceof EventValidationError) || err.action !== 'IGNORE') throw err
     }
   }
-  // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks (quorum mode)
-  const qc = verifyQuorumCertificate(commit, { isEnrolled: (k) => ctx.isEnrolled(k), quorum: ctx.quorum })
+  // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks, all from
+  // members of the card's custodian group (quorum mode)
+  const qc = verifyQuorumCertificate(commit, {
+    isEnrolled: (k) => ctx.isEnrolled(k),
+    group: (cardKey) => ctx.group(cardKey),
+    quorum: ctx.quorum,
+  })
   if (!qc.ok) reject('ERR_BAD_QUORUM_CERTIFICATE', qc.error.message)
   // [REJECT] outside the policy's stateless limits for its mode: an isolated commit above the
   // isolated floor limit (or while isolated mode is disabled), a quorum commit of this policy

@@ -530,6 +530,7 @@ class Sim {
       key: node.key,
       roster: {
         size: this.n,
+        members: this.venue.hex,
         isEnrolled: (k, now) => {
           const c = this.venue.certs.get(k)
           return c !== undefined && now >= c.notBefore && now <= c.notAfter

@@ -31,6 +31,8 @@ export const MUTATIONS = [
   'reuse-seq-after-wipe',
   /** barrier origin: take the view sent with a reservation after its fsync, not with the decision */
   'view-after-fsync',
+  /** custodian groups: ask every ready peer and count acks from outside the card's group (responders answer them) */
+  'ack-outside-group',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 
@@ -43,6 +45,11 @@ export interface Clock {
 /** The enrolled terminals, by public key (hex); validity judged at `now`. */
 export interface Roster {
   readonly size: number
+  /**
+   * every roster member's public key (hex), from the signed venue bundle: custodian groups are
+   * computed over it, so every terminal and central must use the same list
+   */
+  readonly members: readonly string[]
   isEnrolled(publicKeyHex: string, now: number): boolean
 }
 
