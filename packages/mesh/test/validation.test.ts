@@ -30,6 +30,8 @@ function ctx(over: Partial<ValidationContext> = {}): ValidationContext {
     now: NOW,
     maxClockSkewMs: 30_000,
     quorum: 2,
+    // a roster of three is one custodian group
+    group: () => ({ members: [...enrolled].sort(), has: (m) => enrolled.has(m) }),
     policy: defaultPolicy(venue),
     isEnrolled: (k) => enrolled.has(k),
     isKnown: () => false,
@@ -169,6 +171,22 @@ describe('gossip validation rules', () => {
     const r = reservation(a)
     const commit = commitOf(a, r, [ack(a, r), ack(stranger, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+  })
+  it('[REJECT] commit whose certificate counts an ack from outside the card’s custodian group', () => {
+    const r = reservation(a)
+    // the card's group is {a, b}: c is enrolled, but its ack says nothing about this card
+    const members = [toHex(a.publicKey), toHex(b.publicKey)].sort()
+    const group = () => ({ members, has: (m: string) => members.includes(m) })
+    expect(
+      validateEventBytes(ctx({ group }), commitOf(a, r, [ack(a, r), ack(b, r)]).bytes, 16384),
+    ).toBeDefined()
+    const outside = commitOf(a, r, [ack(a, r), ack(c, r)])
+    expectCode(() => validateEventBytes(ctx({ group }), outside.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+    // and the quorum is counted within the group: a's own ack alone is not a majority of {a, b}
+    expectCode(
+      () => validateEventBytes(ctx({ group }), commitOf(a, r, [ack(a, r)]).bytes, 16384),
+      'ERR_BAD_QUORUM_CERTIFICATE',
+    )
   })
   it('[REJECT] commit containing a refusal', () => {
     const r = reservation(a)

@@ -46,9 +46,10 @@ describe('custodianGroup (rendezvous hashing)', () => {
 
   it('is balanced: each member custodies about G/N of the cards', () => {
     const roster = members(50)
+    const groups = new CustodianGroups(roster, 5)
     const load = new Map<string, number>(roster.map((m) => [m, 0]))
     const cards = cardKeys(20_000)
-    for (const card of cards) for (const m of custodianGroup(card, roster, 5)) load.set(m, load.get(m)! + 1)
+    for (const card of cards) for (const m of groups.of(card).members) load.set(m, load.get(m)! + 1)
     const mean = (cards.length * 5) / roster.length // 2,000
     for (const n of load.values()) {
       expect(n).toBeGreaterThan(mean * 0.85)
@@ -62,18 +63,19 @@ describe('custodianGroup (rendezvous hashing)', () => {
     const added = [...roster, members(1, 'new')[0]!]
     const removedMember = roster[17]!
     const removed = roster.filter((m) => m !== removedMember)
+    const [g0, gAdd, gRemove] = [roster, added, removed].map((r) => new CustodianGroups(r, 5))
     let movedOnAdd = 0
     let movedOnRemove = 0
     for (const card of cards) {
-      const before = custodianGroup(card, roster, 5)
-      const a = custodianGroup(card, added, 5)
+      const before = g0!.of(card).members
+      const a = gAdd!.of(card).members
       if (a.join() !== before.join()) {
         movedOnAdd++
         // the newcomer replaced exactly one member
         expect(a).toContain(added.at(-1))
         expect(a.filter((m) => !before.includes(m))).toEqual([added.at(-1)])
       }
-      const r = custodianGroup(card, removed, 5)
+      const r = gRemove!.of(card).members
       if (r.join() !== before.join()) {
         movedOnRemove++
         // only groups that held the removed member change, and only it is replaced
