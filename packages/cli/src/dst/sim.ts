@@ -18,6 +18,7 @@ import {
   type SignedEvent,
   setSimulatedSignatures,
   setVerifyMemo,
+  signatureChecks,
   toHex,
 } from './deps.js'
 import { Queue, Rng } from './rng.js'
@@ -63,11 +64,36 @@ export interface Violation {
   detail: string
 }
 
+/**
+ * What the payments cost, summed over every terminal. Barrier: the decision path (requests and
+ * answers, sync writes, signature checks while handling them). Dissemination: Commits and Releases
+ * pushed or gossiped to the rest of the venue (each terminal receives each once: O(N) venue-wide,
+ * constant per terminal).
+ */
+export interface SimCost {
+  barrierMessages: number
+  barrierSignatureChecks: number
+  fsyncs: number
+  disseminationDeliveries: number
+  disseminationSignatureChecks: number
+}
+
+export function emptyCost(): SimCost {
+  return {
+    barrierMessages: 0,
+    barrierSignatureChecks: 0,
+    fsyncs: 0,
+    disseminationDeliveries: 0,
+    disseminationSignatureChecks: 0,
+  }
+}
+
 export interface SimResult {
   seed: number
   steps: number
   payments: number
   approvals: number
+  cost: SimCost
   faults: Record<string, number>
   /** the fault mix drawn for this seed */
   mix: Record<string, number>
@@ -391,6 +417,7 @@ class Sim {
   netDirty = true
   payments = 0
   approvalsN = 0
+  readonly cost: SimCost = emptyCost()
   nextPayment = 1
   readonly cards: { key: Uint8Array }[] = []
   readonly usedNullifiers: { nullifier: Uint8Array; card: number }[] = []
@@ -658,6 +685,7 @@ class Sim {
             })
           return
         }
+        if (msg.t !== 'push') this.cost.barrierMessages++
         this.transmit(node.i, to, msg)
         return
       }
@@ -681,6 +709,7 @@ class Sim {
           e.sync,
         )
         if (e.sync) {
+          this.cost.fsyncs++
           const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
           this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
         } else {
@@ -1296,7 +1325,12 @@ class Sim {
           this.log(
             `${node.name} <- ${ev.msg.t}${'rid' in ev.msg ? `#${ev.msg.rid}` : ''} from ${this.nodes[ev.from]!.name}`,
           )
+        const checks = signatureChecks()
         node.core.message(this.nodes[ev.from]!.hex, ev.msg)
+        if (ev.msg.t === 'push') {
+          this.cost.disseminationDeliveries++
+          this.cost.disseminationSignatureChecks += signatureChecks() - checks
+        } else this.cost.barrierSignatureChecks += signatureChecks() - checks
         return
       }
       case 'timer': {
@@ -1566,6 +1600,7 @@ class Sim {
       steps: this.step,
       payments: this.payments,
       approvals: this.approvalsN,
+      cost: this.cost,
       faults: this.faultCounts,
       mix: this.mix,
       violation,
