@@ -422,6 +422,11 @@ export class Engine {
         return this.onCommit(tx, signed as SignedEvent<Commit>, venue)
       case 'release':
         return this.onRelease(tx, signed as SignedEvent<Release>)
+      case 'transfer':
+        // escrow bookkeeping between terminals: kept in the origin's log (the seq must stay
+        // gap-free at central), no payment concerns it
+        tx.putEvent(signed)
+        return undefined
     }
   }
 

@@ -65,7 +65,7 @@ function addEventLocks(ev: SignedEvent, keys: Set<string>): void {
   } else if (e.type === 'commit') {
     keys.add(originLock(toHex(e.reservation.event.origin)))
     keys.add(reservationLock(e.reservation.idHex))
-  } else {
+  } else if (e.type === 'release') {
     keys.add(reservationLock(toHex(e.reservationId)))
   }
 }
@@ -323,7 +323,7 @@ export class NullmeshLedger implements Ledger {
         const e = ev.event
         if (e.type === 'reservation') reservationIds.push(ev.idHex)
         else if (e.type === 'commit') reservationIds.push(e.reservation.idHex)
-        else reservationIds.push(toHex(e.reservationId))
+        else if (e.type === 'release') reservationIds.push(toHex(e.reservationId))
       }
       const result = await this.#write(
         store,

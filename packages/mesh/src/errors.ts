@@ -16,8 +16,12 @@ export const VALIDATION_CODES = {
   ERR_UNEXPECTED_TYPE: 'REJECT',
   /** an offline Commit outside the policy's stateless limits (issue 17): its origin broke the policy */
   ERR_POLICY_VIOLATION: 'REJECT',
+  /** an escrow transfer to itself, to a non-member, in a currency without a cap, or of no amount */
+  ERR_BAD_TRANSFER: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
   ERR_UNKNOWN_RESERVATION: 'IGNORE',
+  /** an escrow transfer above the origin's share as known here (a credit may still be on its way) */
+  ERR_UNKNOWN_SHARE: 'IGNORE',
 } as const
 
 export type ValidationCode = keyof typeof VALIDATION_CODES

@@ -30,7 +30,14 @@ const groups = new CustodianGroups(hex, 5)
 
 /** a venue of N cores wired by a FIFO network; durable writes complete in order */
 function venue(
-  opts: { down?: Set<number>; mutations?: Set<MutationName>; link?: (i: number, j: number) => boolean } = {},
+  opts: {
+    down?: Set<number>
+    mutations?: Set<MutationName>
+    link?: (i: number, j: number) => boolean
+    policy?: typeof policy
+    /** hold back fsyncs (durable) until released */
+    holdFsync?: boolean
+  } = {},
 ) {
   let t = 0
   // (time, seq)-ordered: messages and fsyncs take 1 ms, timers their delay
@@ -39,19 +46,22 @@ function venue(
   const at = (ms: number, fn: () => void) => queue.push({ at: t + ms, seq: seq++, fn })
   const sent: { from: number; to: number; t: string; msg: WireMsg }[] = []
   const events = new Map<string, SignedEvent>()
+  const held: (() => void)[] = []
   const done = new Map<string, OfflineDecision>()
   const cores: MeshCore[] = []
   for (let i = 0; i < N; i++) {
     const core: MeshCore = new MeshCore({
       venueId: 'v',
-      policy,
+      policy: opts.policy ?? policy,
       key: keys[i]!,
       roster: { size: N, members: hex, isEnrolled: (k) => hex.includes(k) },
       clock: { wall: () => 1_700_000_000_000 + t, mono: () => t },
       rng: () => 0.5,
       effects: (e: Effect) => {
-        if (e.type === 'write' && e.sync) at(1, () => core.durable(e.id))
-        else if (e.type === 'send') {
+        if (e.type === 'write' && e.sync) {
+          if (opts.holdFsync === true) held.push(() => core.durable(e.id))
+          else at(1, () => core.durable(e.id))
+        } else if (e.type === 'send') {
           const to = hex.indexOf(e.to)
           sent.push({ from: i, to, t: e.msg.t, msg: e.msg })
           if (opts.down?.has(to)) {
@@ -89,7 +99,10 @@ function venue(
       next.fn()
     }
   }
-  return { cores, sent, done, events, run, advance: (ms: number) => (t += ms) }
+  const release = () => {
+    for (const f of held.splice(0)) f()
+  }
+  return { cores, sent, done, events, run, release, advance: (ms: number) => (t += ms) }
 }
 
 function card(i: number): Uint8Array {
@@ -214,5 +227,49 @@ describe('core: custodian groups', () => {
       }).ok
     })
     expect(verdicts).toContain(false)
+  })
+
+  describe('escrow of the venue cap', () => {
+    // 9 terminals, a cap of 9 × 6,000: each starts with 6,000
+    const capped = defaultPolicy('v', { currencies: { EUR: { venueCapMinor: 54_000 } } })
+
+    it('[escrow] a terminal approves offline only within its share; a transfer moves unused share', () => {
+      const v = venue({ policy: capped })
+      const c0 = v.cores[0]!
+      expect(c0.view.escrow!.share(hex[0]!, 'EUR')).toBe(6000)
+      c0.authorize(2, { ...pay(card(1), 11), amountMinor: 5000 })
+      v.run()
+      expect(v.done.get('0:2')!.approved).toBe(true)
+      c0.authorize(3, { ...pay(card(2), 12), amountMinor: 2000 })
+      v.run()
+      expect(v.done.get('0:3')).toMatchObject({ approved: false, declineCode: 'venue_cap_exceeded' })
+      // terminal 1 gives 3,000 of its unused share; terminal 0 can approve again
+      v.cores[1]!.transferShare(2, hex[0]!, 'EUR', 3000)
+      v.run()
+      expect(v.cores[1]!.view.escrow!.share(hex[1]!, 'EUR')).toBe(3000)
+      expect(c0.view.escrow!.share(hex[0]!, 'EUR')).toBe(9000)
+      c0.authorize(4, { ...pay(card(3), 13), amountMinor: 2000 })
+      v.run()
+      expect(v.done.get('0:4')!.approved).toBe(true)
+      // only unused share moves
+      v.cores[1]!.transferShare(3, hex[2]!, 'EUR', 3001)
+      v.run()
+      expect(v.done.get('1:3')).toMatchObject({ ok: false, code: 'ERR_REFUSED' })
+    })
+
+    it('[escrow] the giver debits as it signs and sends only once durable: a crash before the fsync creates nothing', () => {
+      const v = venue({ policy: capped, holdFsync: true })
+      const giver = v.cores[1]!
+      const before = v.sent.length
+      giver.transferShare(2, hex[0]!, 'EUR', 4000)
+      v.run()
+      // debited at once (no concurrent approval can spend it), nothing sent before the fsync
+      expect(giver.view.escrow!.share(hex[1]!, 'EUR')).toBe(2000)
+      expect(v.sent.slice(before).filter((s) => s.from === 1 && s.t === 'push')).toEqual([])
+      expect(v.cores[0]!.view.escrow!.share(hex[0]!, 'EUR')).toBe(6000)
+      v.release()
+      v.run()
+      expect(v.cores[0]!.view.escrow!.share(hex[0]!, 'EUR')).toBe(10_000)
+    })
   })
 })

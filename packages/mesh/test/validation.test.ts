@@ -262,6 +262,55 @@ describe('gossip validation rules', () => {
     })
     expectCode(() => validateEventBytes(ctx(), release.bytes, 16384), 'ERR_UNKNOWN_RESERVATION')
   })
+  describe('escrow transfers', () => {
+    const transfer = (over: Record<string, unknown> = {}) =>
+      signEvent(a, {
+        type: 'transfer',
+        venue,
+        origin: a.publicKey,
+        seq: 4,
+        ts: NOW,
+        to: b.publicKey,
+        amountMinor: 5000,
+        currency: 'EUR',
+        ...over,
+      } as Parameters<typeof signEvent>[1])
+    it('accepts a transfer of unused share to another terminal (canonical round trip)', () => {
+      const t = transfer()
+      const v = validateEventBytes(ctx({ escrowShare: () => 400_000 }), t.bytes, 16384)
+      expect(v.idHex).toBe(t.idHex)
+      expect(v.event).toMatchObject({ type: 'transfer', amountMinor: 5000, currency: 'EUR' })
+    })
+    it('[REJECT] a transfer to itself, to a non-member, in a currency without a cap, or of nothing', () => {
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ to: a.publicKey }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ to: stranger.publicKey }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ currency: 'JPY' }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ amountMinor: 0 }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+    })
+    it('[REJECT] a forged transfer (signed by another key)', () => {
+      const forged = signEvent(b, { ...transfer().event })
+      expectCode(() => validateEventBytes(ctx(), forged.bytes, 16384), 'ERR_BAD_SIGNATURE')
+    })
+    it('[IGNORE] a transfer above the origin’s share as known here (a credit may still be on its way)', () => {
+      expectCode(
+        () => validateEventBytes(ctx({ escrowShare: () => 4999 }), transfer().bytes, 16384),
+        'ERR_UNKNOWN_SHARE',
+      )
+    })
+  })
+
   it('maps outcomes to gossipsub verdicts in one place', () => {
     expect(toGossipVerdict(undefined)).toBe(TopicValidatorResult.Accept)
     expect(toGossipVerdict(new EventValidationError('ERR_ALREADY_KNOWN', ''))).toBe(

@@ -6,7 +6,7 @@ import {
   type MutationName,
   type WireMsg,
 } from '@nullmesh/mesh/core'
-import { defaultPolicy, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import { defaultPolicy, initialShare, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
 import {
   decodeAck,
   issueCertificate,
@@ -108,14 +108,17 @@ const CURRENCY = 'EUR'
 const ONLINE_TIMEOUT_MS = 800
 const TRACE_TAIL = 60
 
-export function simPolicy(): VenuePolicy {
+/** the venue cap per terminal (escrow shares): binding within the 20-second queue window (shorter than the liveness phase, so a venue that used its cap approves again) */
+const VENUE_CAP_PER_TERMINAL = 40_000
+
+export function simPolicy(terminals = 5): VenuePolicy {
   return defaultPolicy(VENUE, {
     currencies: {
       [CURRENCY]: {
         floorLimitMinor: 5000,
         cardCapMinor: 10_000,
         deviceCapMinor: 1_000_000_000,
-        venueCapMinor: 1_000_000_000_000,
+        venueCapMinor: VENUE_CAP_PER_TERMINAL * terminals,
         isolatedFloorLimitMinor: 3000,
         isolatedDeviceCapMinor: 6000,
       },
@@ -123,6 +126,8 @@ export function simPolicy(): VenuePolicy {
     cardWindowMs: 10 * 60_000,
     cardCapCount: 4,
     deviceMaxQueued: 1_000_000,
+    // the window of the device and venue caps: short, so escrow shares are used and freed again
+    queueDurationMs: 20_000,
     maxClockSkewMs: 30_000,
     tapBudgetMs: 2000,
     barrier: { timeoutMs: 400 },
@@ -133,6 +138,7 @@ interface Venue {
   operator: KeyPair
   keys: KeyPair[]
   hex: string[]
+  hexSorted: string[]
   index: Map<string, number>
   certs: Map<string, { notBefore: number; notAfter: number }>
 }
@@ -170,7 +176,7 @@ function venueOf(n: number): Venue {
     })
     certs.set(h, { notBefore: c.certificate.notBefore, notAfter: c.certificate.notAfter })
   }
-  const v = { operator, keys, hex, index, certs }
+  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs }
   venues.set(n, v)
   return v
 }
@@ -394,7 +400,9 @@ export function runSeed(opts: SimOptions): SimResult {
 class Sim {
   readonly rng: Rng
   readonly wl: Rng
-  readonly policy = simPolicy()
+  readonly policy: VenuePolicy
+  /** offline approvals per origin, for the escrow-share invariant */
+  readonly offlineByNode = new Map<number, Approval[]>()
   readonly venue: Venue
   readonly q = new Queue<Ev>()
   readonly nodes: Node[] = []
@@ -442,6 +450,7 @@ class Sim {
   livenessCore: number[] = []
 
   constructor(readonly opts: SimOptions) {
+    this.policy = simPolicy(opts.terminals)
     this.n = opts.terminals
     this.rng = new Rng(opts.seed)
     this.venue = venueOf(this.n)
@@ -647,6 +656,7 @@ class Sim {
     node.up = false
     node.core = undefined
     node.disk.crash()
+    if (this.n <= 100) this.checkEscrowSum(`${node.name} crashed`)
     for (let j = 0; j < this.n; j++) {
       if (j === node.i) continue
       const p = this.pair(node.i, j)
@@ -736,6 +746,10 @@ class Sim {
         return
       case 'event':
         if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
+        if (e.event.event.type === 'transfer') {
+          this.count('escrow-transfer')
+          if (this.n <= 100) this.checkEscrowSum(`${node.name} ${e.source} transfer`)
+        }
         if (this.opts.trace && e.source === 'self')
           this.log(
             `${node.name} signed ${e.event.event.type} seq ${e.event.event.seq} ${e.event.idHex.slice(0, 8)}`,
@@ -1044,6 +1058,53 @@ class Sim {
 
   // ---- invariants ---------------------------------------------------------------------------------
 
+  /**
+   * escrow-share: a terminal's offline approvals in one queue window stay within its escrow share
+   * of the venue cap (so the venue total does, as the shares add up to at most the cap). A wiped
+   * terminal is left out: the lost-disk residual (docs/protocol.md) covers what it forgets.
+   */
+  checkEscrowShare(node: Node, a: Approval): void {
+    const list = this.offlineByNode.get(node.i) ?? []
+    list.push(a)
+    this.offlineByNode.set(node.i, list)
+    if (this.wipedAt.has(node.i) || node.core === undefined) return
+    // the core counts from its decision time, a moment after the reservation's ts: a little slack
+    const from = a.ts - this.policy.queueDurationMs + 5000
+    let used = 0
+    for (const b of list) if (b.ts > from && b.ts <= a.ts) used += b.amountMinor
+    const share = node.core.view.escrow!.share(node.hex, CURRENCY)
+    if (used > share)
+      this.fail(
+        'escrow-share',
+        `${node.name}: ${used} approved offline within one queue window, its share is ${share}`,
+      )
+  }
+
+  /**
+   * escrow-sum: the shares every terminal would act on (a live core's, or what a down terminal's
+   * durable disk restores) add up to at most the venue cap, at every transfer and crash.
+   */
+  checkEscrowSum(where: string): void {
+    const cap = this.policy.currencies[CURRENCY]!.venueCapMinor
+    let sum = 0
+    for (const node of this.nodes) {
+      if (node.up && node.core !== undefined) sum += node.core.view.escrow!.share(node.hex, CURRENCY)
+      else {
+        let share = initialShare(cap, this.venue.hexSorted, node.hex)
+        const seen = new Set<string>()
+        for (const r of node.disk.durable) {
+          const e = r.event.event
+          if (e.type !== 'transfer' || e.currency !== CURRENCY || seen.has(r.event.idHex)) continue
+          seen.add(r.event.idHex)
+          if (toHex(e.origin) === node.hex) share -= e.amountMinor
+          if (toHex(e.to) === node.hex) share += e.amountMinor
+        }
+        sum += share
+      }
+    }
+    if (sum > cap) this.fail('escrow-sum', `escrow shares add up to ${sum} > venue cap ${cap} (${where})`)
+  }
+
   approve(
     node: Node,
     p: Payment,
@@ -1114,6 +1175,7 @@ class Sim {
           `card c${p.card}: ${count} quorum approvals within one window (cap ${this.policy.cardCapCount})`,
         )
     }
+    if (mode !== 'online') this.checkEscrowShare(node, a)
     if (mode === 'isolated') {
       const list = this.isolatedByNode.get(node.i) ?? []
       list.push(a)

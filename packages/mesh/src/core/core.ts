@@ -1,7 +1,8 @@
-import { effectiveGroupSize, groupQuorum, quorumSize, type VenuePolicy } from '@nullmesh/policy'
+import { EscrowBook, effectiveGroupSize, groupQuorum, quorumSize, type VenuePolicy } from '@nullmesh/policy'
 import {
   type Commit,
   CustodianGroups,
+  type ExposureTransfer,
   type Group,
   type KeyPair,
   type NullmeshEvent,
@@ -14,6 +15,7 @@ import {
 import { ISOLATION_PROBE_MS } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
+import * as escrow from './escrow.js'
 import * as origin from './origin.js'
 import { Reachability } from './reachability.js'
 import * as recovery from './recovery.js'
@@ -48,6 +50,8 @@ export class CoreError extends Error {
 
 /** cards without a reachable group majority kept for status */
 const NO_QUORUM_GROUPS_KEPT = 256
+/** escrow: no second gift to one terminal within this (its credit needs time to be seen) */
+const ESCROW_GIVE_COOLDOWN_MS = 10_000
 
 const NO_MUTATIONS: ReadonlySet<MutationName> = Object.freeze(new Set<MutationName>())
 
@@ -81,6 +85,10 @@ export class MeshCore {
   readonly learnedFrom = new Set<string>()
   /** initial catch-ups running, per peer: acks wait for them */
   readonly catchups = new Map<string, number>()
+  /** escrow: when we last gave share to a terminal, per `key|currency` (mono ms) */
+  readonly gaveAt = new Map<string, number>()
+  /** internal operations (escrow rebalancing) use negative op ids: no caller waits for them */
+  private internalOp = 0
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
   started = false
@@ -106,6 +114,7 @@ export class MeshCore {
     this.groups = new CustodianGroups(init.roster.members, effectiveGroupSize(this.policy, init.roster.size))
     this.tapBudgetMs = this.policy.tapBudgetMs
     this.view = new View(this.me)
+    this.view.escrow = new EscrowBook(this.policy, init.roster.members)
     // the mode says whether enough peers are ready for any group quorum; each decision asks
     // about its own card's group (reachGroup)
     this.reach = new Reachability(
@@ -177,6 +186,7 @@ export class MeshCore {
       isKnown: (id) => this.view.known.has(id),
       idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
+      escrowShare: (k, currency) => this.view.escrow!.share(k, currency),
     }
   }
 
@@ -188,7 +198,8 @@ export class MeshCore {
     fields:
       | Omit<Reservation, 'venue' | 'origin' | 'seq' | 'ts'>
       | Omit<Commit, 'venue' | 'origin' | 'seq' | 'ts'>
-      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>,
+      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<ExposureTransfer, 'venue' | 'origin' | 'seq' | 'ts'>,
   ): { signed: SignedEvent; write: number } {
     const event = {
       ...fields,
@@ -334,6 +345,11 @@ export class MeshCore {
     this.run(op, origin.completeOnline(this, reservation, approved, reason))
   }
 
+  /** move `amountMinor` of our unused escrow share to terminal `to` (escrow.ts); answers the signed transfer */
+  transferShare(op: number, to: string, currency: string, amountMinor: number): void {
+    this.run(op, escrow.transfer(this, to, currency, amountMinor))
+  }
+
   message(from: string, msg: WireMsg): void {
     switch (msg.t) {
       case 'req':
@@ -401,8 +417,12 @@ export class MeshCore {
     this.view.confirmed(marks)
   }
 
-  /** the peer periodic anti-entropy asks, chosen with the injected rng */
+  /**
+   * The peer periodic anti-entropy asks, chosen with the injected rng. The same periodic turn
+   * rebalances escrow shares (escrow.ts), off the hot path.
+   */
   antiEntropyPeer(): string | undefined {
+    escrow.rebalance(this, () => --this.internalOp, ESCROW_GIVE_COOLDOWN_MS)
     const ready = this.reach.ready()
     if (ready.length === 0) return undefined
     return ready[Math.floor(this.rng() * ready.length)]

@@ -17,6 +17,7 @@ import {
 } from '@nullmesh/protocol'
 import { REACHABILITY_POLL_MS } from '../constants.js'
 import { CoreError, type MeshCore, type Op } from './core.js'
+import * as escrow from './escrow.js'
 import type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './types.js'
 
 /**
@@ -323,6 +324,15 @@ export function* authorize(
       }
       return decline('quorum', verdict.code, verdict.message)
     }
+    // the venue cap, exactly: within this terminal's escrow share, no coordination needed
+    const room = escrow.fits(
+      core,
+      candidate.currency,
+      candidate.amountMinor,
+      now,
+      existing?.event.amountMinor,
+    )
+    if (!room.ok) return decline('quorum', 'venue_cap_exceeded', room.message)
     const appended = existing === undefined ? appendReservation(core, candidate) : undefined
     const res = appended?.signed ?? existing!
     // The view is what this decision counted: taken in the same synchronous step as the decision,
@@ -416,13 +426,15 @@ function* authorizeIsolated(
     { ...base, ts: existing?.event.ts ?? now },
     { mode: 'isolated', now },
   )
-  if (!verdict.approve) {
-    const declineCode: DeclineCode = isDeclineCode(verdict.code) ? verdict.code : 'other'
+  const room = escrow.fits(core, candidate.currency, candidate.amountMinor, now, existing?.event.amountMinor)
+  if (!verdict.approve || !room.ok) {
+    const code = verdict.approve ? 'venue_cap_exceeded' : verdict.code
+    const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
     return {
       approved: false,
       decision: 'declined_offline',
       declineCode,
-      message: verdict.message,
+      message: verdict.approve ? (room as { message: string }).message : verdict.message,
       mode: 'isolated',
       ...(existing === undefined ? {} : { reservationId: existing.idHex }),
       seq: 0,

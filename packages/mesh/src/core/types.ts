@@ -33,6 +33,10 @@ export const MUTATIONS = [
   'view-after-fsync',
   /** custodian groups: ask every ready peer and count acks from outside the card's group (responders answer them) */
   'ack-outside-group',
+  /** escrow: approve offline without checking the terminal's share of the venue cap */
+  'escrow-overdraw',
+  /** escrow: send a transfer before the giver's debit is durable */
+  'transfer-before-durable',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 
