@@ -635,6 +635,10 @@ export class NullmeshLedger implements Ledger {
         }
         if (target <= s.pruned) return 0
         for await (const [key, bytes] of store.events.iterator({ gt: from, lte: eventKey(origin, target) })) {
+          // escrow transfers are kept: the shares a terminal acts on after a restart are rebuilt
+          // from them, and a forgotten debit would create venue-cap capacity (docs/protocol.md)
+          const d = decodeEvent(bytes)
+          if (d.ok && d.value.event.type === 'transfer') continue
           const id = toHex(eventId(bytes))
           txn.ops.push(del(store.events, key), del(store.ids, id), del(store.acks, id))
         }
