@@ -101,7 +101,12 @@ export interface MeshStatus {
   peers: number
   connections: number
   roster: number
+  /** acks a commit needs within its card's custodian group */
   quorum: number
+  /** terminals in a card's custodian group: min(barrier.groupSize, roster) */
+  groupSize: number
+  /** cards whose custodian group had no reachable majority at their last decision (isolated rules) */
+  groupsWithoutQuorum: number
   partitioned: boolean
   /** worst case all terminals could approve in isolated mode, per currency */
   exposureBounds: Record<string, number>
@@ -615,6 +620,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       connections: this.peers.size,
       roster: this.membership.size,
       quorum: this.core.quorum,
+      groupSize: this.core.groups.size,
+      groupsWithoutQuorum: this.core.noQuorumGroups.size,
       partitioned: this.partitioned,
       exposureBounds,
       exposureBoundMinor: currencies[0] === undefined ? 0 : (exposureBounds[currencies[0]] ?? 0),
