@@ -725,10 +725,13 @@ class Sim {
         } else {
           this.at(this.rng.range(20, 300), { k: 'flush', node: node.i, inc, w })
         }
+        // a fault point aimed at escrow transfers (rare, so a plain rate would seldom hit them)
+        const transfer = e.sync && e.records.some((r) => r.event.event.type === 'transfer')
+        const crashRate = transfer ? Math.max(this.mix['crash-mid-write'] ?? 0, 0.25) : this.mix['crash-mid-write']
         if (
           this.mix['crash-mid-write'] &&
           this.phase === 'safety' &&
-          this.rng.chance(this.mix['crash-mid-write'])
+          this.rng.chance(crashRate!)
         ) {
           // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
