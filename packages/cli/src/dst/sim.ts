@@ -727,12 +727,10 @@ class Sim {
         }
         // a fault point aimed at escrow transfers (rare, so a plain rate would seldom hit them)
         const transfer = e.sync && e.records.some((r) => r.event.event.type === 'transfer')
-        const crashRate = transfer ? Math.max(this.mix['crash-mid-write'] ?? 0, 0.25) : this.mix['crash-mid-write']
-        if (
-          this.mix['crash-mid-write'] &&
-          this.phase === 'safety' &&
-          this.rng.chance(crashRate!)
-        ) {
+        const crashRate = transfer
+          ? Math.max(this.mix['crash-mid-write'] ?? 0, 0.25)
+          : this.mix['crash-mid-write']
+        if (this.mix['crash-mid-write'] && this.phase === 'safety' && this.rng.chance(crashRate!)) {
           // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
           const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)

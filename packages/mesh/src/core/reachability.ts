@@ -68,7 +68,7 @@ export class Reachability {
 
   isReady(key: string): boolean {
     const p = this.peers.get(key)
-    return p !== undefined && p.verified && p.caughtUp
+    return p?.verified === true && p.caughtUp
   }
 
   /**
