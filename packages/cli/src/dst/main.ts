@@ -174,7 +174,12 @@ export function runMany(
 export function perPayment(s: DstSummary): Record<string, number> {
   const per = (x: number, d = 1) => (s.payments === 0 ? 0 : Math.round((x / s.payments / d) * 100) / 100)
   const n = s.terminals
+  // per approval too: a payment declined before the barrier (a cap, the escrow share) costs none
+  const perApproval = (x: number) => (s.approvals === 0 ? 0 : Math.round((x / s.approvals) * 100) / 100)
   return {
+    barrierMessagesPerApproval: perApproval(s.cost.barrierMessages),
+    fsyncsPerApproval: perApproval(s.cost.fsyncs),
+    barrierSignatureChecksPerApproval: perApproval(s.cost.barrierSignatureChecks),
     barrierMessages: per(s.cost.barrierMessages),
     fsyncs: per(s.cost.fsyncs),
     barrierSignatureChecks: per(s.cost.barrierSignatureChecks),
@@ -217,7 +222,7 @@ function main(argv: string[]): number {
     )
     const p = perPayment(summary)
     process.stdout.write(
-      `per payment at ${args.terminals} terminals: barrier ${p.barrierMessages} messages, ${p.fsyncs} fsyncs, ${p.barrierSignatureChecks} signature checks; dissemination ${p.disseminationDeliveriesPerTerminal} deliveries and ${p.disseminationSignatureChecksPerTerminal} signature checks per terminal\n`,
+      `per payment at ${args.terminals} terminals: barrier ${p.barrierMessages} messages, ${p.fsyncs} fsyncs, ${p.barrierSignatureChecks} signature checks; dissemination ${p.disseminationDeliveriesPerTerminal} deliveries and ${p.disseminationSignatureChecksPerTerminal} signature checks per terminal; per approval: ${p.barrierMessagesPerApproval} messages, ${p.fsyncsPerApproval} fsyncs, ${p.barrierSignatureChecksPerApproval} signature checks\n`,
     )
   }
   return summary.violations.length === 0 ? 0 : 1
