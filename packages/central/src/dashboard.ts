@@ -8,7 +8,7 @@ import {
   registerDashboardAssets,
   snapshotStreams,
 } from '@nullmesh/dashboard'
-import { quorumSize } from '@nullmesh/policy'
+import { groupQuorum } from '@nullmesh/policy'
 import { decodeEvent, fromBase64url } from '@nullmesh/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CentralError } from './errors.js'
@@ -165,7 +165,7 @@ export function registerCentralDashboard(app: FastifyInstance, init: CentralDash
         const acks = commit.acks.filter((a) => a.ack.ok).length
         barrier = {
           acks,
-          quorum: bundle === undefined ? acks : quorumSize(bundle.policy, bundle.roster.length),
+          quorum: bundle === undefined ? acks : groupQuorum(bundle.policy, bundle.roster.length),
           ms: Math.max(0, commit.ts - commit.reservation.event.ts),
         }
       }

@@ -510,6 +510,8 @@ export class Engine {
         isEnrolled: (hex, signedAt) =>
           this.venues.isEnrolled(venue, hex, signedAt) &&
           (hex === toHex(e.origin) || !this.venues.isRevoked(venue, hex, signedAt)),
+        // acks count only from the card's custodian group (docs/protocol.md, "Custodian groups")
+        group: (cardKey) => venue.groups.of(cardKey),
         quorum: venue.quorum,
         verifyAck: (a) => ackOk.get(a) ?? verifyAckSignature(a),
       })
@@ -565,6 +567,11 @@ export class Engine {
         return this.onCommit(tx, signed as SignedEvent<Commit>, venue)
       case 'release':
         return this.onRelease(tx, signed as SignedEvent<Release>)
+      case 'transfer':
+        // escrow bookkeeping between terminals: kept in the origin's log (the seq must stay
+        // gap-free at central), no payment concerns it
+        tx.putEvent(signed)
+        return undefined
     }
   }
 

@@ -99,7 +99,7 @@ export interface StoredEvent {
   origin: string
   seq: number
   venue: string
-  type: 'reservation' | 'commit' | 'release'
+  type: 'reservation' | 'commit' | 'release' | 'transfer'
   /** base64url wire bytes */
   bytes: string
   receivedAt: number

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { quorumSize, type VenueBundle, type VenuePolicy } from '@nullmesh/policy'
+import { effectiveGroupSize, groupQuorum, type VenueBundle, type VenuePolicy } from '@nullmesh/policy'
 import {
+  CustodianGroups,
   decodeCertificate,
   type KeyPair,
   keyPairFromFile,
@@ -14,8 +15,10 @@ export interface VenueContext {
   id: string
   bundle: VenueBundle
   policy: VenuePolicy
-  /** acks a quorum Commit needs, the origin's own included */
+  /** acks a quorum Commit needs within its card's custodian group, the origin's own included if a member */
   quorum: number
+  /** the custodian group of each card, over the bundle's roster (the one every terminal uses) */
+  groups: CustodianGroups
 }
 
 interface Enrollment {
@@ -44,7 +47,11 @@ export class VenueRegistry {
         id: bundle.venueId,
         bundle,
         policy: bundle.policy,
-        quorum: quorumSize(bundle.policy, bundle.roster.length),
+        quorum: groupQuorum(bundle.policy, bundle.roster.length),
+        groups: new CustodianGroups(
+          bundle.roster.map((r) => r.publicKeyHex),
+          effectiveGroupSize(bundle.policy, bundle.roster.length),
+        ),
       })
     }
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { runMany } from '../src/dst/main.js'
+import { perPayment, runMany } from '../src/dst/main.js'
 import { runMutant } from '../src/dst/mutants.js'
 import { FAULTS, runSeed } from '../src/dst/sim.js'
 
@@ -20,6 +20,44 @@ describe('deterministic simulation (bounded)', () => {
     expect(summary.approvals).toBeGreaterThan(0)
   }, 120_000)
 
+  it('20 seeds at 9 terminals (custodian groups of 5 in a larger roster), every fault: no invariant violated', () => {
+    const { summary } = runMany({
+      terminals: 9,
+      seeds: Array.from({ length: 20 }, (_, k) => 1 + k),
+      steps: 800,
+      faults: new Set(FAULTS),
+      json: true,
+      mutations: new Set(),
+      quiet: true,
+    })
+    expect(summary.violations).toEqual([])
+    expect(summary.approvals).toBeGreaterThan(0)
+  }, 120_000)
+
+  it('[groups] the barrier cost per payment does not grow with the roster (9 vs 41 terminals, calm)', () => {
+    const at = (terminals: number) => {
+      const { summary } = runMany({
+        terminals,
+        seeds: [1, 2],
+        // connection set-up takes steps too (every pair greets and catches up)
+        steps: 3000 + 15 * terminals * terminals,
+        faults: new Set(),
+        json: true,
+        mutations: new Set(),
+        quiet: true,
+      })
+      expect(summary.violations).toEqual([])
+      expect(summary.payments).toBeGreaterThan(10)
+      return perPayment(summary)
+    }
+    const small = at(9)
+    const large = at(41)
+    // asking the whole roster would cost ~40 requests and answers per payment at 41 terminals
+    expect(large.barrierMessages!).toBeLessThan(1.3 * small.barrierMessages!)
+    expect(large.fsyncs!).toBeLessThan(1.3 * small.fsyncs!)
+    expect(large.barrierSignatureChecks!).toBeLessThan(1.3 * small.barrierSignatureChecks!)
+  }, 120_000)
+
   it('one seed twice: byte-identical traces', () => {
     const hash = () => {
       const r = runSeed({ terminals: 5, seed: 7, steps: 800, faults: new Set(FAULTS), trace: true })
@@ -28,7 +66,12 @@ describe('deterministic simulation (bounded)', () => {
     expect(hash()).toBe(hash())
   }, 60_000)
 
-  it.each(['refusal-as-ack', 'no-online-nullifier-check', 'send-before-durable'] as const)(
+  it.each([
+    'refusal-as-ack',
+    'no-online-nullifier-check',
+    'send-before-durable',
+    'ack-outside-group',
+  ] as const)(
     'catches the mutant %s',
     (name) => {
       const r = runMutant(name, { maxSeeds: 40, steps: 2000, terminals: 5 })

@@ -65,7 +65,7 @@ function addEventLocks(ev: SignedEvent, keys: Set<string>): void {
   } else if (e.type === 'commit') {
     keys.add(originLock(toHex(e.reservation.event.origin)))
     keys.add(reservationLock(e.reservation.idHex))
-  } else {
+  } else if (e.type === 'release') {
     keys.add(reservationLock(toHex(e.reservationId)))
   }
 }
@@ -323,7 +323,7 @@ export class NullmeshLedger implements Ledger {
         const e = ev.event
         if (e.type === 'reservation') reservationIds.push(ev.idHex)
         else if (e.type === 'commit') reservationIds.push(e.reservation.idHex)
-        else reservationIds.push(toHex(e.reservationId))
+        else if (e.type === 'release') reservationIds.push(toHex(e.reservationId))
       }
       const result = await this.#write(
         store,
@@ -635,6 +635,10 @@ export class NullmeshLedger implements Ledger {
         }
         if (target <= s.pruned) return 0
         for await (const [key, bytes] of store.events.iterator({ gt: from, lte: eventKey(origin, target) })) {
+          // escrow transfers are kept: the shares a terminal acts on after a restart are rebuilt
+          // from them, and a forgotten debit would create venue-cap capacity (docs/protocol.md)
+          const d = decodeEvent(bytes)
+          if (d.ok && d.value.event.type === 'transfer') continue
           const id = toHex(eventId(bytes))
           txn.ops.push(del(store.events, key), del(store.ids, id), del(store.acks, id))
         }

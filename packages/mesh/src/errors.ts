@@ -18,8 +18,12 @@ export const VALIDATION_CODES = {
   ERR_POLICY_VIOLATION: 'REJECT',
   /** signed by a terminal at or after the operator revoked it (issue 17, item 2) */
   ERR_REVOKED: 'REJECT',
+  /** an escrow transfer to itself, to a non-member, in a currency without a cap, or of no amount */
+  ERR_BAD_TRANSFER: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
   ERR_UNKNOWN_RESERVATION: 'IGNORE',
+  /** an escrow transfer above the origin's share as known here (a credit may still be on its way) */
+  ERR_UNKNOWN_SHARE: 'IGNORE',
 } as const
 
 export type ValidationCode = keyof typeof VALIDATION_CODES

@@ -108,7 +108,12 @@ export interface MeshStatus {
   peers: number
   connections: number
   roster: number
+  /** acks a commit needs within its card's custodian group */
   quorum: number
+  /** terminals in a card's custodian group: min(barrier.groupSize, roster) */
+  groupSize: number
+  /** cards whose custodian group had no reachable majority at their last decision (isolated rules) */
+  groupsWithoutQuorum: number
   partitioned: boolean
   /** worst case all terminals could approve in isolated mode, per currency */
   exposureBounds: Record<string, number>
@@ -321,6 +326,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       key: this.key,
       roster: {
         size: membership.size,
+        // custodian groups are computed over the signed bundle's roster, as at central
+        members: this.bundle.roster.map((r) => r.publicKeyHex),
         isEnrolled: (k, now) => membership.isEnrolled(k, now),
         isRevoked: (k, at) => membership.isRevoked(k, at),
       },
@@ -641,6 +648,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       connections: this.peers.size,
       roster: this.membership.size,
       quorum: this.core.quorum,
+      groupSize: this.core.groups.size,
+      groupsWithoutQuorum: this.core.noQuorumGroups.size,
       partitioned: this.partitioned,
       exposureBounds,
       exposureBoundMinor: currencies[0] === undefined ? 0 : (exposureBounds[currencies[0]] ?? 0),

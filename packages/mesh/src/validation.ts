@@ -1,7 +1,9 @@
-import { checkCommitStateless, type VenuePolicy } from '@nullmesh/policy'
+import { checkCommitStateless, currencyLimits, type VenuePolicy } from '@nullmesh/policy'
 import {
   type Commit,
   decodeEvent,
+  type ExposureTransfer,
+  type Group,
   type Release,
   type Reservation,
   type SignedEvent,
@@ -16,7 +18,10 @@ export interface ValidationContext {
   venue: string
   now: number
   maxClockSkewMs: number
+  /** acks a commit needs within its card's custodian group */
   quorum: number
+  /** the custodian group of a card key (CustodianGroups.of): quorum certificates count acks from it only */
+  group(cardKey: Uint8Array): Group
   /** the venue policy: offline Commits are held to its stateless limits */
   policy: VenuePolicy
   isEnrolled(publicKeyHex: string): boolean
@@ -28,6 +33,8 @@ export interface ValidationContext {
   idAt(originHex: string, seq: number): string | undefined
   /** origin of a known reservation, if known */
   reservationOrigin(reservationIdHex: string): string | undefined
+  /** a terminal's escrow share of the venue cap as known here (transfers); absent: not checked */
+  escrowShare?(publicKeyHex: string, currency: string): number
 }
 
 function reject(code: ConstructorParameters<typeof EventValidationError>[0], message: string): never {
@@ -76,10 +83,12 @@ export function validateCommit(ctx: ValidationContext, signed: SignedEvent<Commi
       if (!(err instanceof EventValidationError) || err.action !== 'IGNORE') throw err
     }
   }
-  // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks (quorum mode)
-  // (an ack its acker signed at or after its revocation certifies nothing)
+  // [REJECT] quorum certificate: own reservation, ≥ quorum distinct enrolled positive acks, all from
+  // members of the card's custodian group (quorum mode); an ack its acker signed at or after its
+  // revocation certifies nothing
   const qc = verifyQuorumCertificate(commit, {
     isEnrolled: (k, signedAt) => ctx.isEnrolled(k) && ctx.isRevoked?.(k, signedAt) !== true,
+    group: (cardKey) => ctx.group(cardKey),
     quorum: ctx.quorum,
   })
   if (!qc.ok) reject('ERR_BAD_QUORUM_CERTIFICATE', qc.error.message)
@@ -106,6 +115,35 @@ export function validateRelease(ctx: ValidationContext, signed: SignedEvent<Rele
     reject('ERR_FOREIGN_RELEASE', 'release of another terminal’s reservation')
 }
 
+/**
+ * An escrow transfer: the origin moves unused share of the venue cap to another terminal
+ * (docs/protocol.md, "Escrow of the venue cap").
+ */
+export function validateTransfer(ctx: ValidationContext, signed: SignedEvent<ExposureTransfer>): void {
+  validateCommon(ctx, signed)
+  const t = signed.event
+  const origin = toHex(t.origin)
+  const to = toHex(t.to)
+  // [REJECT] a transfer to itself (it would only churn the log)
+  if (to === origin) reject('ERR_BAD_TRANSFER', 'transfer to the origin itself')
+  // [REJECT] the recipient is not an enrolled terminal of the venue
+  if (!ctx.isEnrolled(to)) reject('ERR_BAD_TRANSFER', `recipient ${to.slice(0, 16)}… is not enrolled`)
+  const limits = currencyLimits(ctx.policy, t.currency)
+  // [REJECT] a currency the policy does not accept offline (it has no venue cap to share)
+  if (limits === undefined) reject('ERR_BAD_TRANSFER', `currency ${t.currency} has no venue cap`)
+  // [REJECT] nothing, or more than the whole venue cap
+  if (t.amountMinor < 1 || t.amountMinor > limits.venueCapMinor)
+    reject('ERR_BAD_TRANSFER', `amount ${t.amountMinor} outside [1, ${limits.venueCapMinor}]`)
+  // [IGNORE] more than the origin's share as known here: a credit it received may not have reached
+  // us yet (catch-up delivers this transfer again later); an honest origin never overdraws
+  const share = ctx.escrowShare?.(origin, t.currency)
+  if (share !== undefined && t.amountMinor > share)
+    throw new EventValidationError(
+      'ERR_UNKNOWN_SHARE',
+      `transfer of ${t.amountMinor} exceeds the origin's share known here (${share})`,
+    )
+}
+
 /** Decode and validate an event from untrusted bytes (gossip, catch-up, barrier requests). */
 export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, maxBytes: number): SignedEvent {
   // [REJECT] oversized
@@ -123,6 +161,9 @@ export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, ma
       break
     case 'release':
       validateRelease(ctx, signed as SignedEvent<Release>)
+      break
+    case 'transfer':
+      validateTransfer(ctx, signed as SignedEvent<ExposureTransfer>)
       break
   }
   return signed

@@ -29,7 +29,7 @@ describe('sans-I/O core', () => {
       venueId: 'v',
       policy: defaultPolicy('v'),
       key,
-      roster: { size: 1, isEnrolled: (k) => k === me },
+      roster: { size: 1, members: [me], isEnrolled: (k) => k === me },
       clock: { wall: () => t, mono: () => t - 1_700_000_000_000 },
       rng: () => 0.5,
       effects: (e) => effects.push(e as never),

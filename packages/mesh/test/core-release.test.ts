@@ -17,7 +17,7 @@ describe('core: fsync before send, for Releases too', () => {
       venueId: 'v',
       policy: defaultPolicy('v'),
       key: keys[0]!,
-      roster: { size: 3, isEnrolled: (k) => hex.includes(k) },
+      roster: { size: 3, members: hex, isEnrolled: (k) => hex.includes(k) },
       clock: { wall: () => 1_700_000_000_000 + t, mono: () => t },
       rng: () => 0.5,
       effects: (e) => effects.push(e),

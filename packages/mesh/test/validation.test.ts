@@ -30,6 +30,8 @@ function ctx(over: Partial<ValidationContext> = {}): ValidationContext {
     now: NOW,
     maxClockSkewMs: 30_000,
     quorum: 2,
+    // a roster of three is one custodian group
+    group: () => ({ members: [...enrolled].sort(), has: (m) => enrolled.has(m) }),
     policy: defaultPolicy(venue),
     isEnrolled: (k) => enrolled.has(k),
     isKnown: () => false,
@@ -170,6 +172,22 @@ describe('gossip validation rules', () => {
     const commit = commitOf(a, r, [ack(a, r), ack(stranger, r)])
     expectCode(() => validateEventBytes(ctx(), commit.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
   })
+  it('[REJECT] commit whose certificate counts an ack from outside the card’s custodian group', () => {
+    const r = reservation(a)
+    // the card's group is {a, b}: c is enrolled, but its ack says nothing about this card
+    const members = [toHex(a.publicKey), toHex(b.publicKey)].sort()
+    const group = () => ({ members, has: (m: string) => members.includes(m) })
+    expect(
+      validateEventBytes(ctx({ group }), commitOf(a, r, [ack(a, r), ack(b, r)]).bytes, 16384),
+    ).toBeDefined()
+    const outside = commitOf(a, r, [ack(a, r), ack(c, r)])
+    expectCode(() => validateEventBytes(ctx({ group }), outside.bytes, 16384), 'ERR_BAD_QUORUM_CERTIFICATE')
+    // and the quorum is counted within the group: a's own ack alone is not a majority of {a, b}
+    expectCode(
+      () => validateEventBytes(ctx({ group }), commitOf(a, r, [ack(a, r)]).bytes, 16384),
+      'ERR_BAD_QUORUM_CERTIFICATE',
+    )
+  })
   it('[REJECT] commit containing a refusal', () => {
     const r = reservation(a)
     const commit = commitOf(a, r, [ack(a, r), ack(b, r, false), ack(c, r)])
@@ -244,6 +262,55 @@ describe('gossip validation rules', () => {
     })
     expectCode(() => validateEventBytes(ctx(), release.bytes, 16384), 'ERR_UNKNOWN_RESERVATION')
   })
+  describe('escrow transfers', () => {
+    const transfer = (over: Record<string, unknown> = {}) =>
+      signEvent(a, {
+        type: 'transfer',
+        venue,
+        origin: a.publicKey,
+        seq: 4,
+        ts: NOW,
+        to: b.publicKey,
+        amountMinor: 5000,
+        currency: 'EUR',
+        ...over,
+      } as Parameters<typeof signEvent>[1])
+    it('accepts a transfer of unused share to another terminal (canonical round trip)', () => {
+      const t = transfer()
+      const v = validateEventBytes(ctx({ escrowShare: () => 400_000 }), t.bytes, 16384)
+      expect(v.idHex).toBe(t.idHex)
+      expect(v.event).toMatchObject({ type: 'transfer', amountMinor: 5000, currency: 'EUR' })
+    })
+    it('[REJECT] a transfer to itself, to a non-member, in a currency without a cap, or of nothing', () => {
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ to: a.publicKey }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ to: stranger.publicKey }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ currency: 'JPY' }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+      expectCode(
+        () => validateEventBytes(ctx(), transfer({ amountMinor: 0 }).bytes, 16384),
+        'ERR_BAD_TRANSFER',
+      )
+    })
+    it('[REJECT] a forged transfer (signed by another key)', () => {
+      const forged = signEvent(b, { ...transfer().event })
+      expectCode(() => validateEventBytes(ctx(), forged.bytes, 16384), 'ERR_BAD_SIGNATURE')
+    })
+    it('[IGNORE] a transfer above the origin’s share as known here (a credit may still be on its way)', () => {
+      expectCode(
+        () => validateEventBytes(ctx({ escrowShare: () => 4999 }), transfer().bytes, 16384),
+        'ERR_UNKNOWN_SHARE',
+      )
+    })
+  })
+
   it('maps outcomes to gossipsub verdicts in one place', () => {
     expect(toGossipVerdict(undefined)).toBe(TopicValidatorResult.Accept)
     expect(toGossipVerdict(new EventValidationError('ERR_ALREADY_KNOWN', ''))).toBe(

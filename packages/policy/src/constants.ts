@@ -66,10 +66,18 @@ export const MIN_TAP_BUDGET_MS = 200
 export const MAX_TAP_BUDGET_MS = 10_000
 
 /**
- * Largest roster: a Commit carries at most MAX_ACKS acks, and a majority of 2 × MAX_ACKS − 1
- * terminals is MAX_ACKS. A larger roster could never carry a majority certificate.
+ * Largest roster. A quorum certificate carries at most a majority of a card's custodian group
+ * (barrier.groupSize), not of the roster, so the roster is bounded by what a venue bundle, the
+ * simulator and the per-card group hashing (one hash per member) are sized for, not by MAX_ACKS.
  */
-export const MAX_ROSTER_SIZE = 2 * MAX_ACKS - 1
+export const MAX_ROSTER_SIZE = 1000
+/** Terminals in a card's custodian group (odd, so a majority tolerates (G − 1) / 2 failures). */
+export const DEFAULT_BARRIER_GROUP_SIZE = 5
+/**
+ * Largest custodian group: a Commit carries at most MAX_ACKS acks, and a majority of
+ * 2 × MAX_ACKS − 1 terminals is MAX_ACKS. A larger group could never carry a majority certificate.
+ */
+export const MAX_GROUP_SIZE = 2 * MAX_ACKS - 1
 
 export const DEFAULT_POLICY_VERSION = 1
 

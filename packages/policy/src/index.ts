@@ -11,6 +11,7 @@ export {
   originView,
 } from './decide.js'
 export * from './errors.js'
+export { EscrowBook, initialShare, type TransferFacts } from './escrow.js'
 export {
   createExposureState,
   type ExposureRecord,
@@ -21,6 +22,8 @@ export {
 export {
   currencyLimits,
   defaultPolicy,
+  effectiveGroupSize,
+  groupQuorum,
   type ParsePolicyResult,
   parsePolicy,
   partitionExposureBound,

@@ -8,6 +8,7 @@ import {
 } from '@nullmesh/protocol'
 import {
   DEFAULT_ALLOWED_METHODS_OFFLINE,
+  DEFAULT_BARRIER_GROUP_SIZE,
   DEFAULT_BARRIER_QUORUM,
   DEFAULT_BARRIER_RETRIES,
   DEFAULT_BARRIER_RETRY_JITTER_MS,
@@ -52,6 +53,7 @@ export function defaultPolicy(venueId: string, overrides: PolicyOverrides = {}):
     denylistCardKeys: [...(overrides.denylistCardKeys ?? [])],
     barrier: {
       quorum: overrides.barrier?.quorum ?? DEFAULT_BARRIER_QUORUM,
+      groupSize: overrides.barrier?.groupSize ?? DEFAULT_BARRIER_GROUP_SIZE,
       timeoutMs: overrides.barrier?.timeoutMs ?? DEFAULT_BARRIER_TIMEOUT_MS,
       retries: overrides.barrier?.retries ?? DEFAULT_BARRIER_RETRIES,
       retryJitterMs: overrides.barrier?.retryJitterMs ?? DEFAULT_BARRIER_RETRY_JITTER_MS,
@@ -88,6 +90,14 @@ function semanticIssues(p: VenuePolicy): PolicyIssue[] {
       issue('/barrier/timeoutMs', `must be ≤ tapBudgetMs (${p.tapBudgetMs}): one attempt must fit in a tap`),
     )
   }
+  if (p.barrier.groupSize % 2 === 0) {
+    issues.push(
+      issue(
+        '/barrier/groupSize',
+        `must be odd, got ${p.barrier.groupSize}: an even group tolerates no more failures than the odd one below it and needs one more ack`,
+      ),
+    )
+  }
   if (p.isolated.enabled && p.isolated.maxApprovalsPerCard < 1) {
     issues.push(
       issue('/isolated/maxApprovalsPerCard', 'must be ≥ 1 when isolated mode is enabled (or disable it)'),
@@ -104,6 +114,8 @@ export function parsePolicy(json: unknown): ParsePolicyResult {
   const errors = schemaIssues(json)
   if (errors.length > 0) return { ok: false, errors }
   const policy = structuredClone(json) as VenuePolicy
+  // policies signed before custodian groups carry no groupSize
+  policy.barrier.groupSize ??= DEFAULT_BARRIER_GROUP_SIZE
   policy.denylistCardKeys = policy.denylistCardKeys.map((k) => k.toLowerCase())
   const semantic = semanticIssues(policy)
   if (semantic.length > 0) return { ok: false, errors: semantic }
@@ -152,21 +164,33 @@ function majority(rosterSize: number): number {
 }
 
 /**
+ * Terminals in a card's custodian group: `barrier.groupSize`, or the whole roster when it is
+ * smaller (a venue with N ≤ G behaves as before groups: one group, the roster).
+ */
+export function effectiveGroupSize(policy: VenuePolicy, rosterSize: number): number {
+  const g = policy.barrier.groupSize ?? DEFAULT_BARRIER_GROUP_SIZE
+  return Math.max(1, Math.min(g, rosterSize))
+}
+
+/**
  * Problems of a policy that only show once the roster size is known, so createVenueBundle and
- * loadVenueBundle check them: a numeric `barrier.quorum` must be a strict majority of the roster
- * (two smaller quorums can miss each other and commit one nullifier twice) and fit in one Commit
- * (MAX_ACKS acks). A quorum above the roster is clamped to it by quorumSize, which is still a
- * majority. The roster size itself must be in [1, MAX_ROSTER_SIZE]; see rosterSizeIssue.
+ * loadVenueBundle check them: a numeric `barrier.quorum` must be a strict majority of the custodian
+ * group, min(groupSize, roster) terminals (two smaller quorums of one card's group can miss each
+ * other and commit one nullifier twice), and fit in one Commit (MAX_ACKS acks). A quorum above the
+ * group is clamped to it by quorumSize, which is still a majority. The roster size itself must be
+ * in [1, MAX_ROSTER_SIZE]; see rosterSizeIssue.
  */
 export function quorumIssues(policy: VenuePolicy, rosterSize: number): PolicyIssue[] {
   const q = policy.barrier.quorum
   if (q === 'majority' || rosterSizeIssue(rosterSize) !== undefined) return []
-  const effective = Math.min(q, rosterSize)
-  if (2 * effective <= rosterSize) {
+  const group = effectiveGroupSize(policy, rosterSize)
+  const effective = Math.min(q, group)
+  if (2 * effective <= group) {
+    const of = group === rosterSize ? `${rosterSize} terminals` : `a custodian group of ${group} terminals`
     return [
       issue(
         '/barrier/quorum',
-        `${q} is not a strict majority of ${rosterSize} terminals (needs ≥ ${majority(rosterSize)}): two quorums could miss each other and approve one card credential twice`,
+        `${q} is not a strict majority of ${of} (needs ≥ ${majority(group)}): two quorums could miss each other and approve one card credential twice`,
       ),
     ]
   }
@@ -179,13 +203,14 @@ export function quorumIssues(policy: VenuePolicy, rosterSize: number): PolicyIss
 /** Why a roster of this size cannot work, or undefined when it can. */
 export function rosterSizeIssue(rosterSize: number): string | undefined {
   if (!Number.isSafeInteger(rosterSize) || rosterSize < 1 || rosterSize > MAX_ROSTER_SIZE) {
-    return `a roster must have 1 to ${MAX_ROSTER_SIZE} terminals (a commit carries at most ${MAX_ACKS} acks, a majority of ${MAX_ROSTER_SIZE}), got ${rosterSize}`
+    return `a roster must have 1 to ${MAX_ROSTER_SIZE} terminals, got ${rosterSize}`
   }
   return undefined
 }
 
 /**
- * Acks a commit needs out of `rosterSize` terminals, the origin's own included: a majority,
+ * Acks a commit needs out of a card's custodian group (groupQuorum), or out of `rosterSize`
+ * terminals for roster-wide rules (learning the own history after a lost disk): a majority,
  * floor(n/2)+1, or a fixed number clamped to [majority, n]. Never less than a majority: only
  * majorities are guaranteed to share a terminal, which is what makes a double spend impossible.
  * A too-small number is clamped up rather than thrown on because this runs inside live terminals
@@ -200,6 +225,11 @@ export function quorumSize(policy: VenuePolicy, rosterSize: number): number {
   const m = majority(rosterSize)
   if (q === 'majority') return m
   return Math.min(Math.max(Math.trunc(q), m), rosterSize)
+}
+
+/** Acks a commit needs within a card's custodian group of min(groupSize, roster) terminals. */
+export function groupQuorum(policy: VenuePolicy, rosterSize: number): number {
+  return quorumSize(policy, effectiveGroupSize(policy, rosterSize))
 }
 
 /**

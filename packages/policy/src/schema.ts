@@ -2,7 +2,13 @@ import { CURRENCY_PATTERN, MAX_AMOUNT_MINOR, PAYMENT_METHODS, VENUE_ID_PATTERN }
 import { type TSchema, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
-import { BIN_PREFIX_PATTERN, MAX_CLOCK_SKEW_MS, MAX_TAP_BUDGET_MS, MIN_TAP_BUDGET_MS } from './constants.js'
+import {
+  BIN_PREFIX_PATTERN,
+  MAX_CLOCK_SKEW_MS,
+  MAX_GROUP_SIZE,
+  MAX_TAP_BUDGET_MS,
+  MIN_TAP_BUDGET_MS,
+} from './constants.js'
 import type { PolicyIssue } from './types.js'
 
 // Each schema carries `expected`, the human phrase used in error messages, so that a wrong type
@@ -70,11 +76,16 @@ export const VenuePolicySchema = Type.Object(
         quorum: Type.Union([Type.Literal('majority'), Type.Integer({ minimum: 1 })], {
           expected: `"majority" or an integer ≥ 1`,
         }),
+        // optional so policies signed before custodian groups still load (parsePolicy fills the default)
+        groupSize: Type.Optional(int(1, MAX_GROUP_SIZE, 'an odd number of terminals')),
         timeoutMs: int(1, 60_000),
         retries: int(0, 100),
         retryJitterMs: int(0, 60_000),
       },
-      { additionalProperties: false, expected: 'an object { quorum, timeoutMs, retries, retryJitterMs }' },
+      {
+        additionalProperties: false,
+        expected: 'an object { quorum, groupSize, timeoutMs, retries, retryJitterMs }',
+      },
     ),
     isolated: Type.Object(
       { enabled: Type.Boolean({ expected: 'true or false' }), maxApprovalsPerCard: int(0) },

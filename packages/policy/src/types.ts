@@ -17,8 +17,17 @@ export interface CurrencyLimits {
 }
 
 export interface BarrierPolicy {
-  /** acks a commit needs, the origin's own included: a majority of the roster, or a fixed number clamped to [1, n] */
+  /**
+   * acks a commit needs, the origin's own included, counted within the card's custodian group of
+   * min(groupSize, roster) terminals: a majority of the group, or a fixed number clamped to
+   * [majority, group]
+   */
   quorum: 'majority' | number
+  /**
+   * terminals in a card's custodian group (odd): a card's reservations go to these only. With a
+   * roster of at most groupSize the group is the whole roster (see docs/protocol.md, "Custodian groups")
+   */
+  groupSize: number
   timeoutMs: number
   retries: number
   retryJitterMs: number

@@ -19,6 +19,7 @@ import {
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import {
+  DEFAULT_BARRIER_GROUP_SIZE,
   DEFAULT_BARRIER_RETRIES,
   DEFAULT_BARRIER_TIMEOUT_MS,
   DEFAULT_CARD_CAP_COUNT,
@@ -30,6 +31,7 @@ import {
   DEFAULT_QUEUE_DURATION_MS,
   DEFAULT_TAP_BUDGET_MS,
   MAX_CLOCK_SKEW_MS,
+  MAX_GROUP_SIZE,
   MAX_TAP_BUDGET_MS,
   MIN_TAP_BUDGET_MS,
 } from './constants.js'
@@ -430,7 +432,8 @@ ${currencies}
 | queueDurationMs | ${p.queueDurationMs} | ${DEFAULT_QUEUE_DURATION_MS} | how long an offline payment may wait for settlement; window of device and venue caps |
 | blockedBins | ${p.blockedBins.join(', ') || '(none)'} | none | card number prefixes declined offline (\`blocked_bin\`) |
 | denylistCardKeys | ${p.denylistCardKeys.length} key(s) | none | card keys (keyed hashes, never card numbers) declined offline (\`denylisted_card\`) |
-| barrier.quorum | ${p.barrier.quorum} | majority | acks a payment needs, its own terminal included; a number must be a strict majority of the roster (fewer voids the double-spend guarantee; bundles refuse it) |
+| barrier.quorum | ${p.barrier.quorum} | majority | acks a payment needs within its card's custodian group, its own terminal included if a member; a number must be a strict majority of the group (fewer voids the double-spend guarantee; bundles refuse it) |
+| barrier.groupSize | ${p.barrier.groupSize} | ${DEFAULT_BARRIER_GROUP_SIZE} | terminals in a card's custodian group (odd, ≤ ${MAX_GROUP_SIZE}); a roster of at most this many is one group |
 | barrier.timeoutMs | ${p.barrier.timeoutMs} | ${DEFAULT_BARRIER_TIMEOUT_MS} | how long one barrier attempt waits for acks; ≤ tapBudgetMs |
 | barrier.retries | ${p.barrier.retries} | ${DEFAULT_BARRIER_RETRIES} | attempts after a retryable refusal |
 | barrier.retryJitterMs | ${p.barrier.retryJitterMs} | 25 | random back-off between attempts |

@@ -1,6 +1,9 @@
 import {
   DEFAULT_CURRENCY_LIMITS,
   defaultPolicy,
+  effectiveGroupSize,
+  groupQuorum,
+  MAX_GROUP_SIZE,
   MAX_ROSTER_SIZE,
   PolicyError,
   parsePolicy,
@@ -41,7 +44,13 @@ describe('defaultPolicy', () => {
     expect(p.cardCapCount).toBe(5)
     expect(p.deviceMaxQueued).toBe(200)
     expect(p.queueDurationMs).toBe(86_400_000)
-    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 750, retries: 4, retryJitterMs: 25 })
+    expect(p.barrier).toEqual({
+      quorum: 'majority',
+      groupSize: 5,
+      timeoutMs: 750,
+      retries: 4,
+      retryJitterMs: 25,
+    })
     expect(p.isolated).toEqual({ enabled: true, maxApprovalsPerCard: 1 })
     expect(p.maxClockSkewMs).toBe(30_000)
     expect(p.tapBudgetMs).toBe(2000)
@@ -60,7 +69,13 @@ describe('defaultPolicy', () => {
       floorLimitMinor: 100,
       isolatedFloorLimitMinor: 50,
     })
-    expect(p.barrier).toEqual({ quorum: 'majority', timeoutMs: 300, retries: 4, retryJitterMs: 25 })
+    expect(p.barrier).toEqual({
+      quorum: 'majority',
+      groupSize: 5,
+      timeoutMs: 300,
+      retries: 4,
+      retryJitterMs: 25,
+    })
     expect(p.version).toBe(7)
   })
 
@@ -310,19 +325,50 @@ describe('quorumIssues / rosterSizeIssue', () => {
   })
 
   it('a numeric quorum must fit in one commit (MAX_ACKS acks)', () => {
-    expect(quorumIssues(p(64), 127)).toEqual([])
-    expect(quorumIssues(p(65), 127)[0]!.message).toMatch(/65 acks do not fit in a commit \(at most 64\)/)
+    const big = (quorum: number) => defaultPolicy('v', { barrier: { quorum, groupSize: 127 } })
+    expect(quorumIssues(big(64), 127)).toEqual([])
+    expect(quorumIssues(big(65), 127)[0]!.message).toMatch(/65 acks do not fit in a commit \(at most 64\)/)
   })
 
-  it('a roster has 1 to 2 × MAX_ACKS − 1 terminals', () => {
-    expect(MAX_ROSTER_SIZE).toBe(127)
+  it('with a roster above groupSize, a numeric quorum is judged against the custodian group', () => {
+    // default groupSize 5: 3 of a group of 5 is a majority whatever the roster
+    expect(quorumIssues(p(3), 1000)).toEqual([])
+    expect(groupQuorum(p('majority'), 1000)).toBe(3)
+    expect(groupQuorum(p(4), 1000)).toBe(4)
+    expect(groupQuorum(p(9), 1000)).toBe(5) // clamped to the group
+    expect(effectiveGroupSize(p('majority'), 3)).toBe(3) // N ≤ G: the group is the roster
+    expect(groupQuorum(p('majority'), 4)).toBe(3)
+    const issues = quorumIssues(p(2), 1000)
+    expect(issues[0]!.message).toMatch(
+      /2 is not a strict majority of a custodian group of 5 terminals \(needs ≥ 3\)/,
+    )
+  })
+
+  it('groupSize must be odd and its majority fit in a commit', () => {
+    const bad = defaultPolicy('v', { barrier: { groupSize: 4 } })
+    const even = parsePolicy(bad)
+    expect(even.ok).toBe(false)
+    if (!even.ok) expect(even.errors[0]!.message).toMatch(/^\/barrier\/groupSize: must be odd, got 4/)
+    const huge = parsePolicy(defaultPolicy('v', { barrier: { groupSize: 129 } }))
+    expect(huge.ok).toBe(false)
+    if (!huge.ok)
+      expect(huge.errors[0]!.message).toMatch(/\/barrier\/groupSize: expected integer in \[1, 127\]/)
+    expect(MAX_GROUP_SIZE).toBe(127)
+    expect(quorumSize(p('majority'), MAX_GROUP_SIZE)).toBe(64)
+    // a policy signed before custodian groups (no groupSize) still parses, with the default
+    const old = structuredClone(defaultPolicy('v')) as { barrier: Record<string, unknown> }
+    delete old.barrier.groupSize
+    const parsed = parsePolicy(old)
+    expect(parsed.ok && parsed.policy.barrier.groupSize).toBe(5)
+  })
+
+  it('a roster has 1 to 1,000 terminals', () => {
+    expect(MAX_ROSTER_SIZE).toBe(1000)
     expect(rosterSizeIssue(1)).toBeUndefined()
-    expect(rosterSizeIssue(127)).toBeUndefined()
-    expect(rosterSizeIssue(128)).toMatch(/1 to 127 terminals .*at most 64 acks/)
+    expect(rosterSizeIssue(1000)).toBeUndefined()
+    expect(rosterSizeIssue(1001)).toMatch(/1 to 1000 terminals/)
     expect(rosterSizeIssue(0)).toBeDefined()
     expect(rosterSizeIssue(1.5)).toBeDefined()
-    // the majority of the largest roster fits in a commit
-    expect(quorumSize(p('majority'), MAX_ROSTER_SIZE)).toBe(64)
   })
 })
 

@@ -29,4 +29,5 @@ export const DOMAIN = {
   denylist: 'nullmesh/denylist/v1',
   nullifier: 'nullmesh/nullifier/v1',
   cardKey: 'nullmesh/card-key/v1',
+  group: 'nullmesh/group/v1',
 } as const

@@ -68,7 +68,21 @@ export interface Release extends EventHeader {
   reason: string
 }
 
-export type NullmeshEvent = Reservation | Commit | Release
+/**
+ * Escrow of the venue-wide offline exposure cap: the origin moves `amountMinor` of its unused share
+ * (in `currency`) to the terminal `to`. The origin's share drops when it signs this (before it is
+ * durable, so no concurrent approval can use it), the recipient's rises only when it holds the
+ * signed event: a lost transfer loses capacity, never creates it (docs/protocol.md, "Escrow").
+ */
+export interface ExposureTransfer extends EventHeader {
+  type: 'transfer'
+  /** the recipient terminal's public key */
+  to: Uint8Array
+  amountMinor: number
+  currency: string
+}
+
+export type NullmeshEvent = Reservation | Commit | Release | ExposureTransfer
 export type EventType = NullmeshEvent['type']
 
 export interface SignedEvent<T extends NullmeshEvent = NullmeshEvent> {
@@ -101,7 +115,7 @@ export interface SignedAck {
   bytes: Uint8Array
 }
 
-const TYPE_CODES = { reservation: 0, commit: 1, release: 2 } as const
+const TYPE_CODES = { reservation: 0, commit: 1, release: 2, transfer: 3 } as const
 const MODE_CODES = { quorum: 0, isolated: 1, online: 2 } as const
 const MODES = ['quorum', 'isolated', 'online'] as const
 
@@ -136,6 +150,8 @@ function bodyArray(e: NullmeshEvent): unknown[] {
       ]
     case 'release':
       return [TYPE_CODES.release, ...headerArray(e), e.reservationId, e.reason]
+    case 'transfer':
+      return [TYPE_CODES.transfer, ...headerArray(e), e.to, e.amountMinor, e.currency]
   }
 }
 
@@ -215,6 +231,15 @@ function readEvent(body: unknown): NullmeshEvent {
         ...readHeader(body),
         reservationId: asBytes(body[5], 'reservationId', EVENT_ID_BYTES),
         reason: asString(body[6], 'reason', MAX_REASON_LENGTH),
+      }
+    case TYPE_CODES.transfer:
+      asArray(body, 8, 'transfer')
+      return {
+        type: 'transfer',
+        ...readHeader(body),
+        to: asBytes(body[5], 'to', ED25519_PUBLIC_KEY_BYTES),
+        amountMinor: asUint(body[6], 'amountMinor', MAX_AMOUNT_MINOR),
+        currency: asString(body[7], 'currency', 3, CURRENCY_PATTERN),
       }
     default:
       throw new FieldError(`unknown event type ${String(type)}`)

@@ -109,8 +109,16 @@ export function setVerifyMemo(maxEntries: number): void {
   verifyMemoMax = maxEntries
 }
 
+/** Signature checks asked for in this process (memo hits included): the simulator's cost figures. */
+let verifications = 0
+
+export function signatureChecks(): number {
+  return verifications
+}
+
 /** Never throws: a malformed key or signature is simply not valid. */
 export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  verifications++
   if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES)
     return false
   if (simulatedSignatures) {

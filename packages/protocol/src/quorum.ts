@@ -12,7 +12,14 @@ export interface QuorumCheckOptions {
    * after the ack was given does not undo it); gossip validation judges at its own clock.
    */
   isEnrolled: (publicKeyHex: string, signedAt: number) => boolean
-  /** acks needed, the origin's own ack included */
+  /**
+   * The custodian group of the commit's card (see groups.ts): every ack must come from a member,
+   * and `quorum` is counted within it. Every conflict the barrier catches is between reservations
+   * of one card, so intersection within the card's group is what makes a certificate safe; acks
+   * from outside it prove nothing about that card.
+   */
+  group: (cardKey: Uint8Array) => { has(memberHex: string): boolean; readonly members: readonly string[] }
+  /** acks needed within the group, the origin's own ack included if it is a member: a majority */
   quorum: number
   /**
    * the ack's signature is valid (default verifyAckSignature): central passes the answer its
@@ -23,7 +30,8 @@ export interface QuorumCheckOptions {
 
 /**
  * Check a Commit's quorum certificate: the embedded reservation is the origin's own, and at least
- * `quorum` distinct enrolled terminals signed a positive ack for exactly that reservation.
+ * `quorum` distinct enrolled members of the card's custodian group signed a positive ack for
+ * exactly that reservation.
  * Isolated and online commits carry no certificate and pass (their limits are checked elsewhere).
  * Never throws. Used by gossip validation and by central ingest alike.
  */
@@ -37,6 +45,7 @@ export function verifyQuorumCertificate(
   if (reservation.venue !== commit.venue)
     return fail('ERR_WRONG_VENUE', 'commit and reservation venues differ')
   if (commit.mode !== 'quorum') return ok({ ackers: [] })
+  const group = opts.group(reservation.cardKey)
   const ackers = new Set<string>()
   for (const signed of commit.acks) {
     const a = signed.ack
@@ -48,6 +57,11 @@ export function verifyQuorumCertificate(
     // checked the offline floor and caps: it cannot certify an offline approval
     if (a.reason !== '') return fail('ERR_BAD_FIELD', `quorum certificate contains a '${a.reason}' ack`)
     const acker = toHex(a.acker)
+    if (!group.has(acker))
+      return fail(
+        'ERR_WRONG_SUBJECT',
+        `acker ${acker.slice(0, 16)}… is not in the card's custodian group of ${group.members.length}`,
+      )
     if (!opts.isEnrolled(acker, a.ts))
       return fail('ERR_WRONG_SUBJECT', `acker ${acker.slice(0, 16)}… is not enrolled`)
     if (!(opts.verifyAck ?? verifyAckSignature)(signed))

@@ -136,7 +136,11 @@ export const StatusSchema = Type.Object(
         mode: literals(['quorum', 'isolated'] as const, 'quorum reachable or not'),
         peers: Type.Integer(),
         roster: Type.Integer(),
-        quorum: Type.Integer(),
+        quorum: Type.Integer({ description: "acks a payment needs within its card's custodian group" }),
+        groupSize: Type.Integer({ description: "terminals in a card's custodian group" }),
+        groupsWithoutQuorum: Type.Integer({
+          description: 'cards whose custodian group had no reachable majority at their last decision',
+        }),
       },
       { additionalProperties: false },
     ),

@@ -1204,7 +1204,14 @@ class NullmeshTerminal implements Terminal {
     const s = this.#mesh.status()
     return {
       online: this.online,
-      mesh: { mode: s.mode, peers: s.peers, roster: s.roster, quorum: s.quorum },
+      mesh: {
+        mode: s.mode,
+        peers: s.peers,
+        roster: s.roster,
+        quorum: s.quorum,
+        groupSize: s.groupSize,
+        groupsWithoutQuorum: s.groupsWithoutQuorum,
+      },
       queue: this.#queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
       onlineUnresolved: this.#onlineUnresolved.size,

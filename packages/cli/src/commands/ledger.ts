@@ -9,7 +9,7 @@ import { nameOf, openVenue } from '../venue-tools.js'
 export interface LedgerInspection {
   path: string
   events: number
-  byType: Record<'reservation' | 'commit' | 'release', number>
+  byType: Record<'reservation' | 'commit' | 'release' | 'transfer', number>
   commitsByMode: Record<'quorum' | 'isolated' | 'online', number>
   byOrigin: Record<string, { events: number; maxSeq: number; commits: number }>
   payments: number
@@ -26,7 +26,7 @@ export async function inspectLedger(data: string, bundle?: VenueBundle): Promise
     const out: LedgerInspection = {
       path: ledger.path,
       events: 0,
-      byType: { reservation: 0, commit: 0, release: 0 },
+      byType: { reservation: 0, commit: 0, release: 0, transfer: 0 },
       commitsByMode: { quorum: 0, isolated: 0, online: 0 },
       byOrigin: {},
       payments: 0,

@@ -9,5 +9,6 @@ export {
   type SignedEvent,
   setSimulatedSignatures,
   setVerifyMemo,
+  signatureChecks,
   toHex,
 } from '@nullmesh/protocol'

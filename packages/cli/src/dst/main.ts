@@ -3,7 +3,15 @@ import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
 import { rosterSizeIssue } from '@nullmesh/policy'
-import { FAULTS, type FaultName, runSeed, type SimResult, type Violation } from './sim.js'
+import {
+  emptyCost,
+  FAULTS,
+  type FaultName,
+  runSeed,
+  type SimCost,
+  type SimResult,
+  type Violation,
+} from './sim.js'
 
 /**
  * Deterministic simulation of a venue: `npm run dst -- [--terminals N] [--seeds K | --seed S]
@@ -92,19 +100,22 @@ export function parseArgs(argv: string[]): DstArgs {
   }
   if (a.seeds.length === 0) a.seeds = Array.from({ length: count }, (_, k) => first + k)
   if (!(a.terminals >= 1)) throw new Error('--terminals must be at least 1')
-  // the policy refuses larger rosters (a quorum certificate carries at most 64 acks)
+  // the policy refuses larger rosters (1,000)
   const issue = rosterSizeIssue(a.terminals)
   if (issue !== undefined) throw new Error(`--terminals ${a.terminals}: ${issue}`)
   return a
 }
 
 export interface DstSummary {
+  terminals: number
   seeds: number
   steps: number
   payments: number
   approvals: number
   faults: Record<string, number>
   violations: Violation[]
+  /** summed over seeds (see SimCost); divide by payments for the cost per payment */
+  cost: SimCost
   stepsPerSecond: number
   paymentsPerSecond: number
   /** CPU time of this process (user + system): the wall-clock rates suffer on a shared machine */
@@ -119,12 +130,14 @@ export function runMany(
   const cpu0 = process.cpuUsage()
   const results: SimResult[] = []
   const summary: DstSummary = {
+    terminals: args.terminals,
     seeds: 0,
     steps: 0,
     payments: 0,
     approvals: 0,
     faults: {},
     violations: [],
+    cost: emptyCost(),
     stepsPerSecond: 0,
     paymentsPerSecond: 0,
     cpuSeconds: 0,
@@ -144,6 +157,7 @@ export function runMany(
     summary.steps += r.steps
     summary.payments += r.payments
     summary.approvals += r.approvals
+    for (const k of Object.keys(summary.cost) as (keyof SimCost)[]) summary.cost[k] += r.cost[k]
     for (const [k, v] of Object.entries(r.faults).sort()) summary.faults[k] = (summary.faults[k] ?? 0) + v
     if (r.violation !== undefined) summary.violations.push(r.violation)
     onSeed?.(r)
@@ -154,6 +168,24 @@ export function runMany(
   const cpu = process.cpuUsage(cpu0)
   summary.cpuSeconds = Math.round((cpu.user + cpu.system) / 10_000) / 100
   return { summary, results }
+}
+
+/** the cost figures per payment (barrier: venue-wide; dissemination: per terminal) */
+export function perPayment(s: DstSummary): Record<string, number> {
+  const per = (x: number, d = 1) => (s.payments === 0 ? 0 : Math.round((x / s.payments / d) * 100) / 100)
+  const n = s.terminals
+  // per approval too: a payment declined before the barrier (a cap, the escrow share) costs none
+  const perApproval = (x: number) => (s.approvals === 0 ? 0 : Math.round((x / s.approvals) * 100) / 100)
+  return {
+    barrierMessagesPerApproval: perApproval(s.cost.barrierMessages),
+    fsyncsPerApproval: perApproval(s.cost.fsyncs),
+    barrierSignatureChecksPerApproval: perApproval(s.cost.barrierSignatureChecks),
+    barrierMessages: per(s.cost.barrierMessages),
+    fsyncs: per(s.cost.fsyncs),
+    barrierSignatureChecks: per(s.cost.barrierSignatureChecks),
+    disseminationDeliveriesPerTerminal: per(s.cost.disseminationDeliveries, n),
+    disseminationSignatureChecksPerTerminal: per(s.cost.disseminationSignatureChecks, n),
+  }
 }
 
 export function traceText(r: SimResult): string {
@@ -183,11 +215,16 @@ function main(argv: string[]): number {
         `trace: ${args.trace} (sha256 ${createHash('sha256').update(text).digest('hex').slice(0, 16)})\n`,
       )
   }
-  if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
-  else
+  if (args.json) process.stdout.write(`${JSON.stringify({ ...summary, perPayment: perPayment(summary) })}\n`)
+  else {
     process.stdout.write(
       `${summary.seeds} seeds, ${summary.steps} steps, ${summary.payments} payments, ${summary.approvals} approvals, ${summary.violations.length} violations; ${summary.stepsPerSecond} steps/s, ${summary.paymentsPerSecond} payments/s (wall; ${summary.cpuSeconds} s CPU)\n`,
     )
+    const p = perPayment(summary)
+    process.stdout.write(
+      `per payment at ${args.terminals} terminals: barrier ${p.barrierMessages} messages, ${p.fsyncs} fsyncs, ${p.barrierSignatureChecks} signature checks; dissemination ${p.disseminationDeliveriesPerTerminal} deliveries and ${p.disseminationSignatureChecksPerTerminal} signature checks per terminal; per approval: ${p.barrierMessagesPerApproval} messages, ${p.fsyncsPerApproval} fsyncs, ${p.barrierSignatureChecksPerApproval} signature checks\n`,
+    )
+  }
   return summary.violations.length === 0 ? 0 : 1
 }
 

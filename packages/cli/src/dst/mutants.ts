@@ -14,15 +14,22 @@ export interface MutantResult {
   violation?: Violation | undefined
 }
 
+/**
+ * Terminals a mutant needs to matter: custodian groups only differ from the roster when it is
+ * larger than barrier.groupSize (5 by default).
+ */
+export const MUTANT_MIN_TERMINALS: Partial<Record<MutationName, number>> = { 'ack-outside-group': 9 }
+
 export function runMutant(
   name: MutationName,
   opts: { maxSeeds: number; steps: number; terminals: number; firstSeed?: number },
 ): MutantResult {
   const mutations = Object.freeze(new Set<MutationName>([name]))
+  const terminals = Math.max(opts.terminals, MUTANT_MIN_TERMINALS[name] ?? 0)
   const first = opts.firstSeed ?? 1
   for (let k = 0; k < opts.maxSeeds; k++) {
     const r = runSeed({
-      terminals: opts.terminals,
+      terminals,
       seed: first + k,
       steps: opts.steps,
       faults: new Set(FAULTS),

@@ -6,7 +6,7 @@ import {
   type MutationName,
   type WireMsg,
 } from '@nullmesh/mesh/core'
-import { defaultPolicy, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import { defaultPolicy, initialShare, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
 import {
   decodeAck,
   issueCertificate,
@@ -18,6 +18,7 @@ import {
   type SignedEvent,
   setSimulatedSignatures,
   setVerifyMemo,
+  signatureChecks,
   toHex,
 } from './deps.js'
 import { Queue, Rng } from './rng.js'
@@ -63,11 +64,36 @@ export interface Violation {
   detail: string
 }
 
+/**
+ * What the payments cost, summed over every terminal. Barrier: the decision path (requests and
+ * answers, sync writes, signature checks while handling them). Dissemination: Commits and Releases
+ * pushed or gossiped to the rest of the venue (each terminal receives each once: O(N) venue-wide,
+ * constant per terminal).
+ */
+export interface SimCost {
+  barrierMessages: number
+  barrierSignatureChecks: number
+  fsyncs: number
+  disseminationDeliveries: number
+  disseminationSignatureChecks: number
+}
+
+export function emptyCost(): SimCost {
+  return {
+    barrierMessages: 0,
+    barrierSignatureChecks: 0,
+    fsyncs: 0,
+    disseminationDeliveries: 0,
+    disseminationSignatureChecks: 0,
+  }
+}
+
 export interface SimResult {
   seed: number
   steps: number
   payments: number
   approvals: number
+  cost: SimCost
   faults: Record<string, number>
   /** the fault mix drawn for this seed */
   mix: Record<string, number>
@@ -82,14 +108,17 @@ const CURRENCY = 'EUR'
 const ONLINE_TIMEOUT_MS = 800
 const TRACE_TAIL = 60
 
-export function simPolicy(): VenuePolicy {
+/** the venue cap per terminal (escrow shares): binding within the 20-second queue window (shorter than the liveness phase, so a venue that used its cap approves again) */
+const VENUE_CAP_PER_TERMINAL = 40_000
+
+export function simPolicy(terminals = 5): VenuePolicy {
   return defaultPolicy(VENUE, {
     currencies: {
       [CURRENCY]: {
         floorLimitMinor: 5000,
         cardCapMinor: 10_000,
         deviceCapMinor: 1_000_000_000,
-        venueCapMinor: 1_000_000_000_000,
+        venueCapMinor: VENUE_CAP_PER_TERMINAL * terminals,
         isolatedFloorLimitMinor: 3000,
         isolatedDeviceCapMinor: 6000,
       },
@@ -97,6 +126,8 @@ export function simPolicy(): VenuePolicy {
     cardWindowMs: 10 * 60_000,
     cardCapCount: 4,
     deviceMaxQueued: 1_000_000,
+    // the window of the device and venue caps: short, so escrow shares are used and freed again
+    queueDurationMs: 20_000,
     maxClockSkewMs: 30_000,
     tapBudgetMs: 2000,
     barrier: { timeoutMs: 400 },
@@ -107,6 +138,7 @@ interface Venue {
   operator: KeyPair
   keys: KeyPair[]
   hex: string[]
+  hexSorted: string[]
   index: Map<string, number>
   certs: Map<string, { notBefore: number; notAfter: number }>
 }
@@ -144,7 +176,7 @@ function venueOf(n: number): Venue {
     })
     certs.set(h, { notBefore: c.certificate.notBefore, notAfter: c.certificate.notAfter })
   }
-  const v = { operator, keys, hex, index, certs }
+  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs }
   venues.set(n, v)
   return v
 }
@@ -370,7 +402,9 @@ export function runSeed(opts: SimOptions): SimResult {
 class Sim {
   readonly rng: Rng
   readonly wl: Rng
-  readonly policy = simPolicy()
+  readonly policy: VenuePolicy
+  /** offline approvals per origin, for the escrow-share invariant */
+  readonly offlineByNode = new Map<number, Approval[]>()
   readonly venue: Venue
   readonly q = new Queue<Ev>()
   readonly nodes: Node[] = []
@@ -393,6 +427,7 @@ class Sim {
   netDirty = true
   payments = 0
   approvalsN = 0
+  readonly cost: SimCost = emptyCost()
   nextPayment = 1
   readonly cards: { key: Uint8Array }[] = []
   readonly usedNullifiers: { nullifier: Uint8Array; card: number }[] = []
@@ -417,6 +452,7 @@ class Sim {
   livenessCore: number[] = []
 
   constructor(readonly opts: SimOptions) {
+    this.policy = simPolicy(opts.terminals)
     this.n = opts.terminals
     this.rng = new Rng(opts.seed)
     this.venue = venueOf(this.n)
@@ -532,6 +568,7 @@ class Sim {
       key: node.key,
       roster: {
         size: this.n,
+        members: this.venue.hex,
         isEnrolled: (k, now) => {
           const c = this.venue.certs.get(k)
           return c !== undefined && now >= c.notBefore && now <= c.notAfter
@@ -621,6 +658,7 @@ class Sim {
     node.up = false
     node.core = undefined
     node.disk.crash()
+    if (this.n <= 100) this.checkEscrowSum(`${node.name} crashed`)
     for (let j = 0; j < this.n; j++) {
       if (j === node.i) continue
       const p = this.pair(node.i, j)
@@ -659,6 +697,7 @@ class Sim {
             })
           return
         }
+        if (msg.t !== 'push') this.cost.barrierMessages++
         this.transmit(node.i, to, msg)
         return
       }
@@ -682,16 +721,18 @@ class Sim {
           e.sync,
         )
         if (e.sync) {
+          this.cost.fsyncs++
           const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
           this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
         } else {
           this.at(this.rng.range(20, 300), { k: 'flush', node: node.i, inc, w })
         }
-        if (
-          this.mix['crash-mid-write'] &&
-          this.phase === 'safety' &&
-          this.rng.chance(this.mix['crash-mid-write'])
-        ) {
+        // a fault point aimed at escrow transfers (rare, so a plain rate would seldom hit them)
+        const transfer = e.sync && e.records.some((r) => r.event.event.type === 'transfer')
+        const crashRate = transfer
+          ? Math.max(this.mix['crash-mid-write'] ?? 0, 0.25)
+          : this.mix['crash-mid-write']
+        if (this.mix['crash-mid-write'] && this.phase === 'safety' && this.rng.chance(crashRate!)) {
           // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
           const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)
@@ -708,6 +749,10 @@ class Sim {
         return
       case 'event':
         if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
+        if (e.event.event.type === 'transfer') {
+          this.count('escrow-transfer')
+          if (this.n <= 100) this.checkEscrowSum(`${node.name} ${e.source} transfer`)
+        }
         if (this.opts.trace && e.source === 'self')
           this.log(
             `${node.name} signed ${e.event.event.type} seq ${e.event.event.seq} ${e.event.idHex.slice(0, 8)}`,
@@ -1020,6 +1065,53 @@ class Sim {
 
   // ---- invariants ---------------------------------------------------------------------------------
 
+  /**
+   * escrow-share: a terminal's offline approvals in one queue window stay within its escrow share
+   * of the venue cap (so the venue total does, as the shares add up to at most the cap). A wiped
+   * terminal is left out: the lost-disk residual (docs/protocol.md) covers what it forgets.
+   */
+  checkEscrowShare(node: Node, a: Approval): void {
+    const list = this.offlineByNode.get(node.i) ?? []
+    list.push(a)
+    this.offlineByNode.set(node.i, list)
+    if (this.wipedAt.has(node.i) || node.core === undefined) return
+    // the core counts from its decision time, a moment after the reservation's ts: a little slack
+    const from = a.ts - this.policy.queueDurationMs + 5000
+    let used = 0
+    for (const b of list) if (b.ts > from && b.ts <= a.ts) used += b.amountMinor
+    const share = node.core.view.escrow!.share(node.hex, CURRENCY)
+    if (used > share)
+      this.fail(
+        'escrow-share',
+        `${node.name}: ${used} approved offline within one queue window, its share is ${share}`,
+      )
+  }
+
+  /**
+   * escrow-sum: the shares every terminal would act on (a live core's, or what a down terminal's
+   * durable disk restores) add up to at most the venue cap, at every transfer and crash.
+   */
+  checkEscrowSum(where: string): void {
+    const cap = this.policy.currencies[CURRENCY]!.venueCapMinor
+    let sum = 0
+    for (const node of this.nodes) {
+      if (node.up && node.core !== undefined) sum += node.core.view.escrow!.share(node.hex, CURRENCY)
+      else {
+        let share = initialShare(cap, this.venue.hexSorted, node.hex)
+        const seen = new Set<string>()
+        for (const r of node.disk.durable) {
+          const e = r.event.event
+          if (e.type !== 'transfer' || e.currency !== CURRENCY || seen.has(r.event.idHex)) continue
+          seen.add(r.event.idHex)
+          if (toHex(e.origin) === node.hex) share -= e.amountMinor
+          if (toHex(e.to) === node.hex) share += e.amountMinor
+        }
+        sum += share
+      }
+    }
+    if (sum > cap) this.fail('escrow-sum', `escrow shares add up to ${sum} > venue cap ${cap} (${where})`)
+  }
+
   approve(
     node: Node,
     p: Payment,
@@ -1090,6 +1182,7 @@ class Sim {
           `card c${p.card}: ${count} quorum approvals within one window (cap ${this.policy.cardCapCount})`,
         )
     }
+    if (mode !== 'online') this.checkEscrowShare(node, a)
     if (mode === 'isolated') {
       const list = this.isolatedByNode.get(node.i) ?? []
       list.push(a)
@@ -1301,7 +1394,12 @@ class Sim {
           this.log(
             `${node.name} <- ${ev.msg.t}${'rid' in ev.msg ? `#${ev.msg.rid}` : ''} from ${this.nodes[ev.from]!.name}`,
           )
+        const checks = signatureChecks()
         node.core.message(this.nodes[ev.from]!.hex, ev.msg)
+        if (ev.msg.t === 'push') {
+          this.cost.disseminationDeliveries++
+          this.cost.disseminationSignatureChecks += signatureChecks() - checks
+        } else this.cost.barrierSignatureChecks += signatureChecks() - checks
         return
       }
       case 'timer': {
@@ -1571,6 +1669,7 @@ class Sim {
       steps: this.step,
       payments: this.payments,
       approvals: this.approvalsN,
+      cost: this.cost,
       faults: this.faultCounts,
       mix: this.mix,
       violation,

@@ -20,7 +20,7 @@ export interface CommitFact {
 export class LedgerUnion {
   readonly eventIds = new Set<string>()
   readonly commits = new Map<string, CommitFact>()
-  readonly byType = { reservation: 0, commit: 0, release: 0 }
+  readonly byType = { reservation: 0, commit: 0, release: 0, transfer: 0 }
   readonly byOrigin = new Map<string, number>()
 
   add(ev: SignedEvent): boolean {

@@ -7,6 +7,8 @@ export interface TerminalView {
   online?: boolean | undefined
   queue?: number | undefined
   onlineUnresolved?: number | undefined
+  /** most cards seen at once whose custodian group had no reachable majority */
+  groupsWithoutQuorum?: number | undefined
   partitioned: boolean
   alive: boolean
 }

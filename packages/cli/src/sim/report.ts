@@ -54,6 +54,8 @@ export interface SimSummary {
   exposureBoundMinor: number
   currency: string
   doubleTaps: { groups: number; maxApprovalsPerGroup: number }
+  /** per terminal: most cards at once whose custodian group had no reachable majority (polled) */
+  groupsWithoutQuorum: Record<string, number>
   replays: { total: number; approved: number }
   retries: { total: number; mismatches: number }
   /** central's settlement outcome */
@@ -119,6 +121,10 @@ export function formatSummary(s: SimSummary): string {
         ' · ',
       )} events; union ${s.ledgers.unionEvents} · commits quorum ${s.commitsByMode.quorum} · isolated ${s.commitsByMode.isolated} · online ${s.commitsByMode.online}`,
   ]
+  const noQuorum = Object.entries(s.groupsWithoutQuorum ?? {})
+  lines.push(
+    `  groups       ${noQuorum.length === 0 ? "every card's custodian group had a reachable majority when asked" : `cards whose group had no reachable majority (isolated rules): ${noQuorum.map(([t, n]) => `${t} ${n}`).join(' · ')}`}`,
+  )
   if (s.doubleTaps.groups > 0) {
     lines.push(
       `  double taps  ${s.doubleTaps.groups} cards tapped at every terminal at once: at most ${s.doubleTaps.maxApprovalsPerGroup} approval per card`,

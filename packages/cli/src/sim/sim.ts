@@ -369,6 +369,8 @@ export async function runSim(
             t.view.online = s.online
             t.view.queue = s.queue.count
             t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
+            const g = (s.mesh as { groupsWithoutQuorum?: number }).groupsWithoutQuorum ?? 0
+            t.view.groupsWithoutQuorum = Math.max(t.view.groupsWithoutQuorum ?? 0, g)
           } catch {
             t.view.mode = '?'
           } finally {
@@ -914,6 +916,9 @@ function buildSummary(x: SummaryInput): SimSummary {
     commitsByMode: modes,
     exposureBoundMinor: partitionExposureBound(policy, bundle.roster.length, currency),
     currency,
+    groupsWithoutQuorum: Object.fromEntries(
+      x.terminals.map((t) => [t.view.id, t.view.groupsWithoutQuorum ?? 0]).filter(([, n]) => n !== 0),
+    ),
     doubleTaps: {
       groups: groups.length,
       maxApprovalsPerGroup: groups.length === 0 ? 0 : Math.max(...groups),

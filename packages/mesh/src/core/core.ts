@@ -1,6 +1,9 @@
-import { quorumSize, type VenuePolicy } from '@nullmesh/policy'
+import { EscrowBook, effectiveGroupSize, groupQuorum, quorumSize, type VenuePolicy } from '@nullmesh/policy'
 import {
   type Commit,
+  CustodianGroups,
+  type ExposureTransfer,
+  type Group,
   type KeyPair,
   type NullmeshEvent,
   type Release,
@@ -12,6 +15,7 @@ import {
 import { FINISH_MARGIN_MS, ISOLATION_PROBE_MS } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
+import * as escrow from './escrow.js'
 import * as origin from './origin.js'
 import { Reachability } from './reachability.js'
 import * as recovery from './recovery.js'
@@ -44,6 +48,11 @@ export class CoreError extends Error {
   }
 }
 
+/** cards without a reachable group majority kept for status */
+const NO_QUORUM_GROUPS_KEPT = 256
+/** escrow: no second gift to one terminal within this (its credit needs time to be seen) */
+const ESCROW_GIVE_COOLDOWN_MS = 10_000
+
 const NO_MUTATIONS: ReadonlySet<MutationName> = Object.freeze(new Set<MutationName>())
 
 /**
@@ -59,7 +68,14 @@ export class MeshCore {
   readonly key: KeyPair
   readonly policy: VenuePolicy
   readonly venueId: string
+  /** acks a commit needs within its card's custodian group (all groups have one size) */
   readonly quorum: number
+  /** a majority of the whole roster: what a terminal with an empty ledger must learn from */
+  readonly rosterQuorum: number
+  /** each card's custodian group over the enrolled roster (docs/protocol.md, "Custodian groups") */
+  readonly groups: CustodianGroups
+  /** cards (key hex) whose group had no reachable majority at their last decision → mono time */
+  readonly noQuorumGroups = new Map<string, number>()
   readonly view: View
   readonly reach: Reachability
   readonly mutations: ReadonlySet<MutationName>
@@ -69,6 +85,10 @@ export class MeshCore {
   readonly learnedFrom = new Set<string>()
   /** initial catch-ups running, per peer: acks wait for them */
   readonly catchups = new Map<string, number>()
+  /** escrow: when we last gave share to a terminal, per `key|currency` (mono ms) */
+  readonly gaveAt = new Map<string, number>()
+  /** internal operations (escrow rebalancing) use negative op ids: no caller waits for them */
+  private internalOp = 0
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
   /** moving average of recent durable writes (ms): the time a decision keeps to finish */
@@ -93,9 +113,14 @@ export class MeshCore {
     this.venueId = init.venueId
     this.me = toHex(init.key.publicKey)
     this.mutations = init.mutations ?? NO_MUTATIONS
-    this.quorum = quorumSize(this.policy, init.roster.size)
+    this.quorum = groupQuorum(this.policy, init.roster.size)
+    this.rosterQuorum = quorumSize(this.policy, init.roster.size)
+    this.groups = new CustodianGroups(init.roster.members, effectiveGroupSize(this.policy, init.roster.size))
     this.tapBudgetMs = this.policy.tapBudgetMs
     this.view = new View(this.me)
+    this.view.escrow = new EscrowBook(this.policy, init.roster.members)
+    // the mode says whether enough peers are ready for any group quorum; each decision asks
+    // about its own card's group (reachGroup)
     this.reach = new Reachability(
       this.quorum,
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
@@ -165,12 +190,14 @@ export class MeshCore {
       now,
       maxClockSkewMs: this.policy.maxClockSkewMs,
       quorum: this.quorum,
+      group: (cardKey) => this.groups.of(cardKey),
       policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
       isEnrolled: (k) => this.init.roster.isEnrolled(k, now),
       isRevoked: (k, at) => this.isRevoked(k, at),
       isKnown: (id) => this.view.known.has(id),
       idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
+      escrowShare: (k, currency) => this.view.escrow!.share(k, currency),
     }
   }
 
@@ -182,7 +209,8 @@ export class MeshCore {
     fields:
       | Omit<Reservation, 'venue' | 'origin' | 'seq' | 'ts'>
       | Omit<Commit, 'venue' | 'origin' | 'seq' | 'ts'>
-      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>,
+      | Omit<Release, 'venue' | 'origin' | 'seq' | 'ts'>
+      | Omit<ExposureTransfer, 'venue' | 'origin' | 'seq' | 'ts'>,
   ): { signed: SignedEvent; write: number } {
     const event = {
       ...fields,
@@ -198,11 +226,40 @@ export class MeshCore {
     return { signed, write }
   }
 
-  /** Disseminate our Commit or Release: pushed to every ready peer, gossiped while some are not. */
-  publish(signed: SignedEvent): void {
-    const ready = this.reach.ready()
-    for (const peer of ready) this.send(peer, { t: 'push', bytes: signed.bytes })
-    if (ready.length < this.init.roster.size - 1) this.out({ type: 'gossip', bytes: signed.bytes })
+  /**
+   * Disseminate our Commit or Release: pushed to the ready members of its card's custodian group
+   * (they hold the reservation; with one group, every ready peer), gossiped to reach the rest.
+   * `cardKey` unknown (a recovery release): pushed to every ready peer.
+   */
+  publish(signed: SignedEvent, cardKey?: Uint8Array): void {
+    const e = signed.event
+    const card = e.type === 'commit' ? e.reservation.event.cardKey : cardKey
+    const group = card === undefined ? undefined : this.groups.of(card)
+    let pushed = 0
+    for (const peer of this.reach.ready()) {
+      if (group !== undefined && !group.has(peer)) continue
+      this.send(peer, { t: 'push', bytes: signed.bytes })
+      pushed++
+    }
+    if (pushed < this.init.roster.size - 1) this.out({ type: 'gossip', bytes: signed.bytes })
+  }
+
+  /** the custodian group of a card, and whether we are a member */
+  groupOf(cardKey: Uint8Array | string): Group {
+    return this.groups.of(cardKey)
+  }
+
+  /** record whether a card's group had a reachable majority at its last decision (for status) */
+  noteGroupReach(cardKeyHex: string, hasQuorum: boolean): void {
+    if (hasQuorum) {
+      this.noQuorumGroups.delete(cardKeyHex)
+      return
+    }
+    this.noQuorumGroups.delete(cardKeyHex)
+    this.noQuorumGroups.set(cardKeyHex, this.mono())
+    // bounded: the oldest entries go first (insertion order)
+    if (this.noQuorumGroups.size > NO_QUORUM_GROUPS_KEPT)
+      this.noQuorumGroups.delete(this.noQuorumGroups.keys().next().value!)
   }
 
   updateMode(): void {
@@ -313,6 +370,11 @@ export class MeshCore {
     this.run(op, origin.completeOnline(this, reservation, approved, reason))
   }
 
+  /** move `amountMinor` of our unused escrow share to terminal `to` (escrow.ts); answers the signed transfer */
+  transferShare(op: number, to: string, currency: string, amountMinor: number): void {
+    this.run(op, escrow.transfer(this, to, currency, amountMinor))
+  }
+
   message(from: string, msg: WireMsg): void {
     switch (msg.t) {
       case 'req':
@@ -343,7 +405,7 @@ export class MeshCore {
   }
 
   peerLost(key: string): void {
-    if (!this.reach.lose(key)) return
+    if (!this.reach.lose(key, this.mono())) return
     this.catchups.delete(key)
     origin.peerLost(this, key)
     responder.wake(this)
@@ -397,8 +459,12 @@ export class MeshCore {
     return released
   }
 
-  /** the peer periodic anti-entropy asks, chosen with the injected rng */
+  /**
+   * The peer periodic anti-entropy asks, chosen with the injected rng. The same periodic turn
+   * rebalances escrow shares (escrow.ts), off the hot path.
+   */
   antiEntropyPeer(): string | undefined {
+    escrow.rebalance(this, () => --this.internalOp, ESCROW_GIVE_COOLDOWN_MS)
     const ready = this.reach.ready()
     if (ready.length === 0) return undefined
     return ready[Math.floor(this.rng() * ready.length)]

@@ -17,6 +17,7 @@ import {
 } from '@nullmesh/protocol'
 import { REACHABILITY_POLL_MS } from '../constants.js'
 import { CoreError, type MeshCore, type Op } from './core.js'
+import * as escrow from './escrow.js'
 import type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './types.js'
 
 /**
@@ -42,9 +43,12 @@ export class Round {
   constructor(
     readonly reservation: SignedEvent<Reservation>,
     readonly reason: string,
-    self: SignedAck,
+    /** our own ack: only when we are a member of the card's custodian group */
+    self: SignedAck | undefined,
+    /** acks needed: a majority of the card's custodian group */
+    readonly quorum: number,
   ) {
-    this.acks = [self]
+    this.acks = self === undefined ? [] : [self]
   }
 
   onFinish(cb: (o: Outcome) => void): void {
@@ -72,7 +76,8 @@ const RETRYABLE: ReadonlySet<string> = new Set([
 ])
 
 /**
- * Collect acks until the quorum is met, a quorum is no longer possible, or `timeoutMs` passes.
+ * Collect acks from the card's custodian group until a majority of the group acked, one is no
+ * longer possible, or `timeoutMs` passes. Our own ack counts only if we are a member.
  * `online`: the peers judge it by the online rules and answer with an `online` ack.
  */
 export function collect(
@@ -82,22 +87,28 @@ export function collect(
   opts: { timeoutMs: number; online: boolean },
 ): Round {
   const reason = opts.online ? ONLINE_ACK_REASON : ''
-  const self = signAck(core.key, {
-    venue: core.venueId,
-    acker: core.key.publicKey,
-    reservationId: reservation.id,
-    ok: true,
-    reason,
-    ts: core.wall(),
-  })
-  const round = new Round(reservation, reason, self)
-  const targets = core.reach.ready()
-  if (targets.length + 1 < core.quorum) {
-    round.finish(core, { kind: 'unreachable', acks: 1 })
+  const group = core.groupOf(reservation.event.cardKey)
+  const member = group.has(core.me)
+  const self = member
+    ? signAck(core.key, {
+        venue: core.venueId,
+        acker: core.key.publicKey,
+        reservationId: reservation.id,
+        ok: true,
+        reason,
+        ts: core.wall(),
+      })
+    : undefined
+  const round = new Round(reservation, reason, self, core.quorum)
+  // mutation 'ack-outside-group': every ready peer is asked and counted, member or not
+  const anyone = core.mut('ack-outside-group')
+  const targets = core.reach.ready().filter((p) => anyone || group.has(p))
+  if (targets.length + round.acks.length < round.quorum) {
+    round.finish(core, { kind: 'unreachable', acks: round.acks.length })
     return round
   }
-  // a roster of one (or a quorum of one): our own durable ack is the quorum
-  if (round.acks.length >= core.quorum) {
+  // a group of one (or a quorum of one): our own durable ack is the quorum
+  if (round.acks.length >= round.quorum) {
     round.finish(core, { kind: 'quorum', acks: round.acks })
     return round
   }
@@ -129,13 +140,13 @@ export function onAnswer(core: MeshCore, from: string, rid: number, bytes: Uint8
     verifyAckSignature(ack)
   if (valid && ((ack.ack.ok && ack.ack.reason === round.reason) || core.mut('refusal-as-ack'))) {
     round.acks.push(ack)
-    if (round.acks.length >= core.quorum) round.finish(core, { kind: 'quorum', acks: round.acks })
+    if (round.acks.length >= round.quorum) round.finish(core, { kind: 'quorum', acks: round.acks })
   } else if (valid && !ack.ack.ok) {
     // a refusal does not end the barrier while a quorum is still possible: safety comes from
     // quorum intersection, and stopping at the first "no" turns contention into livelock
     round.refusal ??= ack.ack.reason
   }
-  if (round.result === undefined && round.acks.length + round.outstanding.size < core.quorum) {
+  if (round.result === undefined && round.acks.length + round.outstanding.size < round.quorum) {
     round.finish(
       core,
       round.refusal !== undefined
@@ -151,14 +162,23 @@ export function peerLost(core: MeshCore, key: string): void {
   for (const rid of rids) onAnswer(core, key, rid, null)
 }
 
-/** Wait (within the deadline) until the quorum is reachable or known to be unreachable. */
+/**
+ * Wait (within the deadline) until a majority of the card's custodian group is reachable or known
+ * to be unreachable. A card whose group has no reachable majority alone takes the isolated path.
+ */
 function* awaitReachability(
   core: MeshCore,
   op: number,
   deadline: number,
+  cardKey: Uint8Array,
 ): Op<'quorum' | 'isolated' | 'unknown'> {
+  const group = core.groupOf(cardKey)
+  const hex = toHex(cardKey)
   for (;;) {
-    const r = core.reach.reach(core.mono())
+    const r = core.mut('ack-outside-group')
+      ? core.reach.reach(core.mono())
+      : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono())
+    if (r !== 'unknown') core.noteGroupReach(hex, r === 'quorum')
     if (r !== 'unknown' || core.mono() >= deadline) return r
     core.throwIfAborted(op)
     yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
@@ -212,9 +232,9 @@ function appendReservation(core: MeshCore, candidate: OfflineCandidate) {
  * central for the rest of the origin's log. Found by the simulator (docs/protocol.md,
  * "Found by the simulator"). The decision does not wait for it: nothing was approved.
  */
-function publishWhenDurable(core: MeshCore, signed: SignedEvent, write: number): void {
+function publishWhenDurable(core: MeshCore, signed: SignedEvent, write: number, cardKey: Uint8Array): void {
   core.onDurable(write, (ok) => {
-    if (ok) core.publish(signed)
+    if (ok) core.publish(signed, cardKey)
   })
 }
 
@@ -278,7 +298,7 @@ export function* authorize(
       timeLeft() < core.recentDurableMs + core.recentBarrierMs
     )
       return decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
-    const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs())
+    const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
     if (reach === 'unknown')
       return decline(
         core.reach.mode,
@@ -319,6 +339,15 @@ export function* authorize(
       }
       return decline('quorum', verdict.code, verdict.message)
     }
+    // the venue cap, exactly: within this terminal's escrow share, no coordination needed
+    const room = escrow.fits(
+      core,
+      candidate.currency,
+      candidate.amountMinor,
+      now,
+      existing?.event.amountMinor,
+    )
+    if (!room.ok) return decline('quorum', 'venue_cap_exceeded', room.message)
     const appended = existing === undefined ? appendReservation(core, candidate) : undefined
     const res = appended?.signed ?? existing!
     // The view is what this decision counted: taken in the same synchronous step as the decision,
@@ -375,7 +404,7 @@ export function* authorize(
     let releaseSeq = 0
     if (existing === undefined) {
       const { signed: release, write } = core.appendOwn({ type: 'release', reservationId: res.id, reason })
-      publishWhenDurable(core, release, write)
+      publishWhenDurable(core, release, write, res.event.cardKey)
       releaseSeq = release.event.seq
     }
     const retryable =
@@ -417,13 +446,15 @@ function* authorizeIsolated(
     { ...base, ts: existing?.event.ts ?? now },
     { mode: 'isolated', now },
   )
-  if (!verdict.approve) {
-    const declineCode: DeclineCode = isDeclineCode(verdict.code) ? verdict.code : 'other'
+  const room = escrow.fits(core, candidate.currency, candidate.amountMinor, now, existing?.event.amountMinor)
+  if (!verdict.approve || !room.ok) {
+    const code = verdict.approve ? 'venue_cap_exceeded' : verdict.code
+    const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
     return {
       approved: false,
       decision: 'declined_offline',
       declineCode,
-      message: verdict.message,
+      message: verdict.approve ? (room as { message: string }).message : verdict.message,
       mode: 'isolated',
       ...(existing === undefined ? {} : { reservationId: existing.idHex }),
       seq: 0,
@@ -468,7 +499,7 @@ export function* reserveOnline(
     core.view.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined
   )
     throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
-  const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs())
+  const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
   if (reach === 'unknown' || !core.view.seqKnown)
     throw new CoreError(
       'ERR_REFUSED',
@@ -510,7 +541,7 @@ export function* reserveOnline(
         reservationId: res.id,
         reason: code,
       })
-      publishWhenDurable(core, release, write)
+      publishWhenDurable(core, release, write, res.event.cardKey)
       throw new CoreError('ERR_REFUSED', `the reservation is not held by a quorum: ${code}`)
     }
   }
@@ -528,7 +559,7 @@ export function* completeOnline(
     ? core.appendOwn({ type: 'commit', reservation, mode, acks: [] })
     : core.appendOwn({ type: 'release', reservationId: reservation.id, reason })
   yield { w: 'durable', id: write }
-  core.publish(signed)
+  core.publish(signed, reservation.event.cardKey)
   const r = reservation.event
   const declineCode = isDeclineCode(reason) ? reason : 'issuer_declined'
   const proof = createProof(core.key, {

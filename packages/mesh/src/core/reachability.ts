@@ -21,6 +21,8 @@ export class Reachability {
   mode: MeshMode = 'isolated'
   /** monotonic time at which ready peers last fell below the quorum (or the node started) */
   quorumLostAt = 0
+  /** monotonic time each peer was last lost: a custodian group missing it waits the probe time */
+  private readonly lostAt = new Map<string, number>()
 
   constructor(
     readonly quorum: number,
@@ -57,9 +59,49 @@ export class Reachability {
     this.readyCache = undefined
   }
 
-  lose(key: string): boolean {
+  lose(key: string, mono?: number): boolean {
     this.readyCache = undefined
-    return this.peers.delete(key)
+    const had = this.peers.delete(key)
+    if (had && mono !== undefined) this.lostAt.set(key, mono)
+    return had
+  }
+
+  isReady(key: string): boolean {
+    const p = this.peers.get(key)
+    return p?.verified === true && p.caughtUp
+  }
+
+  /**
+   * The same question as `reach`, for one card's custodian group: can a majority (`quorum`) of
+   * its members be reached? We count ourselves only if we are a member. `unknown` while members
+   * are connecting, or one was lost (or the node started) less than probeMs ago.
+   */
+  reachGroup(
+    members: readonly string[],
+    me: string,
+    quorum: number,
+    mono: number,
+  ): 'quorum' | 'isolated' | 'unknown' {
+    if (this.partitioned) return 'isolated'
+    let ready = 0
+    let connecting = 0
+    let recentlyLost = false
+    for (const m of members) {
+      if (m === me) {
+        ready++
+        continue
+      }
+      const p = this.peers.get(m)
+      if (p === undefined) {
+        const lost = this.lostAt.get(m)
+        if (lost !== undefined && mono - lost < this.probeMs) recentlyLost = true
+      } else if (p.verified && p.caughtUp) ready++
+      else connecting++
+    }
+    if (ready >= quorum) return 'quorum'
+    if (ready + connecting >= quorum) return 'unknown'
+    if (recentlyLost || mono - this.quorumLostAt < this.probeMs) return 'unknown'
+    return 'isolated'
   }
 
   /** every connected peer's key, sorted */

@@ -59,7 +59,7 @@ export function load(core: MeshCore, state: LoadedState): void {
   view.nextSeq = Math.max(view.nextSeq, state.nextSeq)
   // An intact store knows our own high-water mark (own events are durable before they leave).
   // An empty one may be a lost disk: learn from a quorum before signing (catchup.ts).
-  view.seqKnown = view.nextSeq > 1 || core.quorum <= 1 || core.mut('reuse-seq-after-wipe')
+  view.seqKnown = view.nextSeq > 1 || core.rosterQuorum <= 1 || core.mut('reuse-seq-after-wipe')
 }
 
 /**

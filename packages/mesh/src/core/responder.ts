@@ -110,6 +110,12 @@ function decide(core: MeshCore, from: string, req: Req, stillCatchingUp: boolean
   const reservation = signed as SignedEvent<Reservation>
   // the requester must be the origin of what it asks us to hold
   if (toHex(reservation.event.origin) !== from) return answer(core, from, req.rid, undefined)
+  // only the card's custodian group holds its reservations: a request to anyone else (a roster
+  // the requester disagrees on, or a faulty origin) is not answered, and its ack would not count
+  if (!core.mut('ack-outside-group') && !core.groupOf(reservation.event.cardKey).has(core.me)) {
+    core.log(`barrier request from ${from.slice(0, 8)} for a card whose group we are not in`)
+    return answer(core, from, req.rid, undefined)
+  }
   if (reservation.event.policyVersion !== core.policy.version)
     return answer(core, from, req.rid, refuse(core, reservation.id, 'policy_mismatch'))
   if (stillCatchingUp && core.catchups.size > 0)

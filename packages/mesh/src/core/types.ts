@@ -33,6 +33,12 @@ export const MUTATIONS = [
   'no-finish-reserve',
   /** barrier origin: take the view sent with a reservation after its fsync, not with the decision */
   'view-after-fsync',
+  /** custodian groups: ask every ready peer and count acks from outside the card's group (responders answer them) */
+  'ack-outside-group',
+  /** escrow: approve offline without checking the terminal's share of the venue cap */
+  'escrow-overdraw',
+  /** escrow: send a transfer before the giver's debit is durable */
+  'transfer-before-durable',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 
@@ -45,6 +51,11 @@ export interface Clock {
 /** The enrolled terminals, by public key (hex); validity judged at `now`. */
 export interface Roster {
   readonly size: number
+  /**
+   * every roster member's public key (hex), from the signed venue bundle: custodian groups are
+   * computed over it, so every terminal and central must use the same list
+   */
+  readonly members: readonly string[]
   isEnrolled(publicKeyHex: string, now: number): boolean
   /** operator revocation (issue 17): nothing this key signs at or after its effective time counts */
   isRevoked?(publicKeyHex: string, at: number): boolean

@@ -1,4 +1,9 @@
-import { createExposureState, type ExposureState, type ReservationFacts } from '@nullmesh/policy'
+import {
+  createExposureState,
+  type EscrowBook,
+  type ExposureState,
+  type ReservationFacts,
+} from '@nullmesh/policy'
 import { type Reservation, type SignedAck, type SignedEvent, toHex } from '@nullmesh/protocol'
 
 export function facts(signed: SignedEvent<Reservation>): ReservationFacts {
@@ -38,6 +43,8 @@ export class View {
    * sign two events with one (origin, seq). See docs/protocol.md, "Restarts and lost disks".
    */
   seqKnown = false
+  /** the escrow shares of the venue cap (set by the core): every transfer known is applied */
+  escrow: EscrowBook | undefined
 
   constructor(readonly me: string) {}
 
@@ -73,6 +80,17 @@ export class View {
         this.exposure.addRelease(id)
         break
       }
+      case 'transfer':
+        // the giver's debit applies as it signs (appendOwn, before the fsync), the recipient's
+        // credit as it learns the signed event: every credit has a debit behind it
+        this.escrow?.apply({
+          id: signed.idHex,
+          from: origin,
+          to: toHex(e.to),
+          currency: e.currency,
+          amountMinor: e.amountMinor,
+        })
+        break
     }
   }
 
