@@ -21,6 +21,7 @@ import type { SignedAck, SignedEvent } from '@nullmesh/protocol'
 import { NullmeshLedger } from './ledger.js'
 
 export { LedgerError, type LedgerErrorCode } from './errors.js'
+export type { GroupCommitStats } from './group-commit.js'
 
 export interface LedgerInit {
   /** directory of the LevelDB database (created if missing); a label for the memory backend */
@@ -197,6 +198,12 @@ export interface Ledger {
   prune(opts?: PruneOptions): Promise<{ pruned: number }>
 
   stats(opts?: AbortOptions): Promise<LedgerStats>
+  /**
+   * Group commit counters since construction: transactions submitted, LevelDB batches written,
+   * and how many of those were fsync'd. Concurrent writes share a batch (and its fsync); each
+   * call still resolves only once its own batch was written.
+   */
+  commitStats(): import('./group-commit.js').GroupCommitStats
   /** Reservations whose body was pruned, from the indexes kept after pruning. */
   prunedReservations(opts?: AbortOptions): AsyncIterable<ReservationSummary>
 }

@@ -14,6 +14,7 @@ import {
   PRUNE_BATCH_SIZE,
 } from './constants.js'
 import { LedgerError } from './errors.js'
+import { GroupCommit, type GroupCommitStats } from './group-commit.js'
 import type {
   AbortOptions,
   EventsAfterOptions,
@@ -112,7 +113,13 @@ export class NullmeshLedger implements Ledger {
   #store: Store | undefined
   #status: Status = 'closed'
   #transition: Promise<void> | undefined
+  /** per-origin state as written (what reads and marks report) */
   readonly #origins = new Map<string, OriginState>()
+  /** the same including transactions queued for the next batch (what writers build on) */
+  readonly #latest = new Map<string, OriginState>()
+  #group: GroupCommit | undefined
+  /** counters of the group committers of every open since construction */
+  readonly #commitStats: GroupCommitStats = { submitted: 0, batches: 0, syncs: 0 }
   readonly #locks = new KeyedLocks()
   readonly #inflight = new Set<Promise<unknown>>()
 
@@ -182,9 +189,12 @@ export class NullmeshLedger implements Ledger {
     try {
       const store = openStore(this.#db)
       await this.#loadOrigins(store)
+      for (const [origin, s] of this.#origins) this.#latest.set(origin, s)
+      this.#group = new GroupCommit(this.#db, this.#commitStats)
       this.#store = store
     } catch (err: unknown) {
       this.#origins.clear()
+      this.#latest.clear()
       await this.#db.close().catch(() => {})
       throw err
     }
@@ -226,7 +236,9 @@ export class NullmeshLedger implements Ledger {
           await this.#db.close()
         } finally {
           this.#store = undefined
+          this.#group = undefined
           this.#origins.clear()
+          this.#latest.clear()
           log('closed %s', this.path)
         }
       },
@@ -263,24 +275,36 @@ export class NullmeshLedger implements Ledger {
     return this.#store
   }
 
-  /** Take the locks, build one transaction, commit it. */
+  /**
+   * Take the locks, build one transaction, queue it for the next group commit, release the
+   * locks (the next writer reads through the queue), then wait until it is written.
+   */
   async #write<T>(
     store: Store,
     keys: Set<string>,
     signal: AbortSignal | undefined,
     sync: boolean,
-    build: (txn: WriteTxn) => Promise<T>,
+    build: (txn: WriteTxn, group: GroupCommit) => Promise<T>,
   ): Promise<T> {
+    const group = this.#group!
     const release = await this.#locks.acquire(keys, signal)
+    let result: T
+    let written: Promise<void>
     try {
       signal?.throwIfAborted()
-      const txn = new WriteTxn(store, this.#origins)
-      const result = await build(txn)
-      await txn.write(sync)
-      return result
+      const txn = new WriteTxn(store, this.#latest, group)
+      result = await build(txn, group)
+      written = txn.commit(this.#origins, sync)
     } finally {
       release()
     }
+    await written
+    return result
+  }
+
+  /** Transactions submitted, batches written and fsync'd since construction (group commit). */
+  commitStats(): GroupCommitStats {
+    return { ...this.#commitStats }
   }
 
   recordEvent(ev: SignedEvent, opts: RecordEventOptions = {}): Promise<RecordResult> {
@@ -624,7 +648,10 @@ export class NullmeshLedger implements Ledger {
       new Set([originLock(origin)]),
       opts.signal,
       opts.sync ?? DEFAULT_PRUNE_SYNC,
-      async (txn) => {
+      async (txn, group) => {
+        // the range reads below see the store only: let queued writes land first (the lock
+        // keeps new ones on this origin out meanwhile)
+        await group.idle()
         const s = txn.origin(origin)
         let target = Math.min(s.confirmed, s.hwm, s.pruned + max)
         if (target <= s.pruned) return 0

@@ -267,7 +267,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   >()
   private nextOp = 1
   private readonly coreTimers = new Map<number, NodeJS.Timeout>()
-  private appendChain: Promise<unknown> = Promise.resolve()
+  /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
+  private readonly writing = new Set<Promise<unknown>>()
   private started = false
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
@@ -393,7 +394,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     }
   }
 
-  /** own sync writes are chained so our log has no gaps even if we crash mid-write */
+  /**
+   * Sync writes go to the ledger at once, not one after another: concurrent reservations, acks
+   * and commits share one fsync'd batch there (group commit), and each is answered durable only
+   * once its batch is. Own events still become durable in seq order, so our log has no gaps even
+   * if we crash mid-write: they all take our origin's lock first, in call order, and the ledger
+   * writes batches in submission order.
+   */
   private write(id: number, records: WriteRecord[], sync: boolean, own: boolean): void {
     if (!sync) {
       const p =
@@ -406,18 +413,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       p.catch((err: unknown) => log('record failed: %o', err))
       return
     }
-    const record = () =>
-      Promise.all(
-        records.map((r) =>
-          this.ledger.recordEvent(r.event, {
-            sync: true,
-            held: r.held,
-            ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
-          }),
-        ),
-      )
-    const durable = own ? this.appendChain.then(record) : record()
-    if (own) this.appendChain = durable.catch(() => {})
+    const durable = Promise.all(
+      records.map((r) =>
+        this.ledger.recordEvent(r.event, {
+          sync: true,
+          held: r.held,
+          ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
+        }),
+      ),
+    )
+    if (own) {
+      this.writing.add(durable)
+      const forget = () => this.writing.delete(durable)
+      durable.then(forget, forget)
+    }
     durable.then(
       () => this.core.durable(id, true),
       (err: unknown) => {
@@ -588,7 +597,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.libp2p = undefined
     await node?.stop()
     // our own appends must be durable before the caller closes the ledger
-    await this.appendChain.catch(() => {})
+    await Promise.allSettled([...this.writing])
     for (const t of this.coreTimers.values()) clearTimeout(t)
     this.coreTimers.clear()
     log('stopped %s', this.peerId)
