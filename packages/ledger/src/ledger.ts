@@ -8,6 +8,7 @@ import {
   DEFAULT_EVENT_SYNC,
   DEFAULT_PAYMENT_SYNC,
   DEFAULT_PRUNE_SYNC,
+  HELD_ACKS_CHUNK,
   KEY_END,
   KEY_SEPARATOR,
   LOG_NAMESPACE,
@@ -17,6 +18,7 @@ import { LedgerError } from './errors.js'
 import { GroupCommit, type GroupCommitStats } from './group-commit.js'
 import type {
   AbortOptions,
+  EventLocation,
   EventsAfterOptions,
   EventsOptions,
   Exposure,
@@ -30,6 +32,7 @@ import type {
   RecordEventOptions,
   RecordManyResult,
   RecordResult,
+  ReservationEntry,
   ReservationState,
   ReservationSummary,
   SyncOptions,
@@ -454,29 +457,54 @@ export class NullmeshLedger implements Ledger {
   }
 
   async *prunedReservations(opts: AbortOptions = {}): AsyncGenerator<ReservationSummary> {
+    for await (const entry of this.reservationEntries(opts)) {
+      if (!entry.bodyStored && entry.summary !== undefined) yield entry.summary
+    }
+  }
+
+  async *reservationEntries(opts: AbortOptions = {}): AsyncGenerator<ReservationEntry> {
     const store = this.#storeForIteration(opts.signal)
     for await (const [id, r] of store.reservations.iterator({ signal: opts.signal })) {
-      if (r.nullifier === undefined || r.cardKey === undefined || r.amountMinor === undefined) continue
-      // a body still stored is rebuilt from the event itself
-      if (r.eventKey !== undefined && (await store.events.get(r.eventKey)) !== undefined) continue
-      const parts = r.cardKey.split(KEY_SEPARATOR)
-      const cardKeyHex = parts[0]
-      const currency = parts[1]
-      const ts = Number(parts[2])
-      if (cardKeyHex === undefined || currency === undefined || !Number.isFinite(ts)) continue
-      yield {
-        id,
-        state: r.state,
-        held: r.held === true,
-        nullifier: r.nullifier,
-        cardKey: cardKeyHex,
-        currency,
-        ts,
-        amountMinor: r.amountMinor,
-        origin: r.origin,
-        method: r.method,
-        modes: r.modes ?? [],
+      // bodies are deleted only by prune, which moves its origin's mark past them: whether a body
+      // is still stored needs no read (this runs at every start)
+      let bodyStored = false
+      let origin = r.origin
+      if (r.eventKey !== undefined) {
+        const at = parseEventKey(r.eventKey)
+        bodyStored = at.seq > (this.#origins.get(at.origin)?.pruned ?? 0)
+        origin ??= at.origin
       }
+      const entry: ReservationEntry = { id, state: r.state, held: r.held === true, bodyStored }
+      if (r.nullifier !== undefined && r.cardKey !== undefined && r.amountMinor !== undefined) {
+        const parts = r.cardKey.split(KEY_SEPARATOR)
+        const cardKeyHex = parts[0]
+        const currency = parts[1]
+        const ts = Number(parts[2])
+        if (cardKeyHex !== undefined && currency !== undefined && Number.isFinite(ts)) {
+          entry.summary = {
+            id,
+            state: r.state,
+            held: r.held === true,
+            nullifier: r.nullifier,
+            cardKey: cardKeyHex,
+            currency,
+            ts,
+            amountMinor: r.amountMinor,
+            origin,
+            method: r.method,
+            modes: r.modes ?? [],
+          }
+        }
+      }
+      yield entry
+    }
+  }
+
+  async *eventIds(opts: AbortOptions = {}): AsyncGenerator<EventLocation> {
+    const store = this.#storeForIteration(opts.signal)
+    for await (const [id, key] of store.ids.iterator({ signal: opts.signal })) {
+      const { origin, seq } = parseEventKey(key)
+      yield { id, origin, seq }
     }
   }
 
@@ -544,6 +572,30 @@ export class NullmeshLedger implements Ledger {
         throw new LedgerError('ERR_LEDGER_CORRUPT', `stored ack for ${reservationIdHex} does not decode`)
       }
       return decoded.value
+    })
+  }
+
+  heldAcks(opts: AbortOptions = {}): Promise<Map<string, SignedAck>> {
+    return this.#run(opts.signal, async (store) => {
+      const out = new Map<string, SignedAck>()
+      let chunk: [string, Uint8Array][] = []
+      const flush = async (): Promise<void> => {
+        const records = await store.reservations.getMany(chunk.map(([id]) => id))
+        chunk.forEach(([id, bytes], i) => {
+          const r = records[i]
+          if (r?.held !== true || r.state === 'released') return
+          const decoded = decodeAck(own(bytes))
+          if (!decoded.ok) throw new LedgerError('ERR_LEDGER_CORRUPT', `stored ack for ${id} does not decode`)
+          out.set(id, decoded.value)
+        })
+        chunk = []
+      }
+      for await (const entry of store.acks.iterator({ signal: opts.signal })) {
+        chunk.push(entry)
+        if (chunk.length >= HELD_ACKS_CHUNK) await flush()
+      }
+      if (chunk.length > 0) await flush()
+      return out
     })
   }
 

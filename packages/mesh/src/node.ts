@@ -64,6 +64,7 @@ import type {
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
+import { loadFromIndexes } from './load-state.js'
 import { Membership } from './membership.js'
 import { RateLimiter } from './rate-limit.js'
 import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
@@ -626,31 +627,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     }
   }
 
-  /** read what the core needs from the ledger (recovery.ts applies it) */
+  /** rebuild the core's view from the ledger's indexes (load-state.ts, core/indexed.ts) */
   private async loadState(opts: { signal?: AbortSignal }): Promise<void> {
-    const events: {
-      signed: SignedEvent
-      held: boolean
-      ackGiven?: import('@nullmesh/protocol').SignedAck | undefined
-    }[] = []
-    for await (const signed of this.ledger.events({ signal: opts.signal })) {
-      let held = false
-      let ackGiven: import('@nullmesh/protocol').SignedAck | undefined
-      if (signed.event.type === 'reservation') {
-        held = toHex(signed.event.origin) === this.publicKeyHex || (await this.ledger.isHeld(signed.idHex))
-        ackGiven = held ? await this.ledger.ackGiven(signed.idHex) : undefined
-      }
-      events.push({ signed, held, ackGiven })
-    }
-    const pruned = []
-    for await (const r of this.ledger.prunedReservations({ signal: opts.signal })) pruned.push(r)
-    this.core.load({
-      events,
-      pruned,
-      confirmedMarks: await this.ledger.confirmedMarks({ signal: opts.signal }),
-      nextSeq: await this.ledger.nextSeq(this.publicKeyHex),
-    })
-    log('rebuilt state from %d events and %d pruned reservations', events.length, pruned.length)
+    const { events, reservations } = await loadFromIndexes(this.core, this.ledger, opts)
+    log('rebuilt state from the indexes of %d events and %d reservations', events, reservations)
   }
 
   // ---- peers -------------------------------------------------------------------------------
