@@ -116,7 +116,7 @@ function viewOf(core: MeshCore) {
   const sorted = <T>(xs: Iterable<T>) => [...xs].sort()
   return {
     known: sorted(v.known),
-    idsAt: sorted([...v.idsAt].map(([k, id]) => `${k}=${id}`)),
+    idsAt: sorted([...v.idsAt.entries()].map(([k, id]) => `${k}=${id}`)),
     reservationOrigin: sorted([...v.reservationOrigin].map(([id, o]) => `${id}=${o}`)),
     acksGiven: sorted([...v.acksGiven].map(([id, a]) => `${id}=${toHex(a.bytes)}`)),
     inflight: sorted(v.inflight),

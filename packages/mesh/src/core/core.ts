@@ -158,7 +158,7 @@ export class MeshCore {
       policy: this.policy, // issue 17: offline commits are held to the policy's stateless limits
       isEnrolled: (k) => this.init.roster.isEnrolled(k, now),
       isKnown: (id) => this.view.known.has(id),
-      idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
+      idAt: (o, seq) => this.view.idsAt.get(o, seq),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
     }
   }

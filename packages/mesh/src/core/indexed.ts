@@ -17,7 +17,7 @@ export function loadIds(core: MeshCore, ids: EventLocation[]): void {
   const view = core.view
   for (const { id, origin, seq } of ids) {
     view.known.add(id)
-    view.idsAt.set(`${origin}:${seq}`, id)
+    view.idsAt.set(origin, seq, id)
     if (origin === view.me && seq >= view.nextSeq) view.nextSeq = seq + 1
   }
 }
@@ -35,6 +35,14 @@ export function loadReservations(
 ): string[] {
   const view = core.view
   const ownIsolated: string[] = []
+  // a few distinct origins, currencies and methods, each parsed anew from every record: one copy
+  const interned = new Map<string, string>()
+  const intern = (x: string): string => {
+    const known = interned.get(x)
+    if (known !== undefined) return known
+    interned.set(x, x)
+    return x
+  }
   for (const entry of entries) {
     const { id, state } = entry
     const r = entry.summary
@@ -46,15 +54,15 @@ export function loadReservations(
       }
       continue
     }
-    const origin = r.origin ?? ''
+    const origin = intern(r.origin ?? '')
     const f: ReservationFacts = {
       id,
       origin,
       nullifier: r.nullifier,
       cardKey: r.cardKey,
       amountMinor: r.amountMinor,
-      currency: r.currency,
-      method: (r.method ?? 'contactless') as PaymentMethod,
+      currency: intern(r.currency),
+      method: intern(r.method ?? 'contactless') as PaymentMethod,
       ts: r.ts,
     }
     view.known.add(id)
