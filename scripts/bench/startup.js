@@ -72,6 +72,7 @@ try {
       JSON.stringify({
         events: ev,
         startMs: Math.round(fi.startMs),
+        startCpuMs: Math.round(fi.startCpuMs),
         rssMiB: mib(rf.rss),
         heapUsedMiB: mib(rf.heapUsed),
       }),

@@ -72,7 +72,9 @@ async function start() {
     mode: init.mode ?? 'mesh',
   })
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   await terminal.start()
+  const cpuStart = process.cpuUsage(cpu0)
   terminal.mesh.addEventListener('mode', (evt) => modeLog.push({ mode: evt.detail.mode, at: Date.now() }))
   const startMs = performance.now() - t0
   const node = libp2pOf(terminal)
@@ -99,6 +101,8 @@ async function start() {
     token: terminal.token,
     pid: process.pid,
     startMs,
+    // CPU time of terminal.start() (user + system): what the start costs whatever the machine's load
+    startCpuMs: (cpuStart.user + cpuStart.system) / 1000,
   })
 }
 
