@@ -144,6 +144,10 @@ async function barrierRun(n) {
       })
       const cpu1 = await Promise.all(workers.map((w) => w.call('cpu')))
       const cpuMs = cpu1.reduce((s, c, k) => s + c.userMs + c.systemMs - cpu0[k].userMs - cpu0[k].systemMs, 0)
+      const cpuPerTerminal = cpu1.map((c, k) =>
+        round((c.userMs + c.systemMs - cpu0[k].userMs - cpu0[k].systemMs) / count, 2),
+      )
+      const syncWrites = cpu1.reduce((s, c, k) => s + c.syncWrites - cpu0[k].syncWrites, 0)
       const eldP99 = Math.max(...cpu1.map((c) => c.eventLoopDelayMs?.p99 ?? 0))
       const eldMax = Math.max(...cpu1.map((c) => c.eventLoopDelayMs?.max ?? 0))
       for (const r of run.results) {
@@ -160,6 +164,11 @@ async function barrierRun(n) {
         barrierMs: summary(barrier),
         // CPU consumed by all terminal processes together during the phase, per payment
         cpuMsPerPaymentAllTerminals: round(cpuMs / count, 1),
+        // per terminal process (T1…Tn), per payment of the venue
+        cpuMsPerPaymentPerTerminal: cpuPerTerminal,
+        // fsync'd LevelDB writes (batch/put/del with sync: true) issued by all terminals, per payment
+        fsyncsPerPaymentAllTerminals: round(syncWrites / count, 2),
+        fsyncsPerPaymentPerTerminal: round(syncWrites / count / n, 2),
         coresBusy: round(cpuMs / run.totalMs, 2),
         eventLoopDelayMs: { worstP99: round(eldP99, 1), worstMax: round(eldMax, 1) },
         errors: errors.length,
@@ -196,7 +205,8 @@ async function barrierRun(n) {
 }
 
 async function figureBarrier() {
-  const sizes = [3, 5, 8]
+  // BENCH_TERMINALS=5: only that size (a partial figure, for before/after of one change)
+  const sizes = process.env.BENCH_TERMINALS ? process.env.BENCH_TERMINALS.split(',').map(Number) : [3, 5, 8]
   const runs = []
   for (const n of sizes) {
     say(`  barrier: ${n} terminals…`)
@@ -883,14 +893,20 @@ async function figureIngestAndMemory() {
         fullHeapUsedMiB: mib(rf.heapUsed),
         fullEvents: ev,
         fullStartMs: round(fi.startMs, 0),
+        fullStartCpuMs: round(fi.startCpuMs, 0),
         lines: [
-          `idle ${mib(ri.rss)} MiB; with ${ev} ledger events ${mib(rf.rss)} MiB (heap used ${mib(rf.heapUsed)} MiB; start took ${round(fi.startMs / 1000, 1)} s)`,
+          `idle ${mib(ri.rss)} MiB; with ${ev} ledger events ${mib(rf.rss)} MiB (heap used ${mib(rf.heapUsed)} MiB; start took ${round(fi.startMs / 1000, 1)} s, ${round(fi.startCpuMs / 1000, 2)} s of CPU)`,
         ],
       }
       results.goals.memory = goal(
         'RSS ≤ 160 MiB with 100,000 events',
         `${mib(rf.rss)} MiB with ${ev} events`,
         total === 100_000 ? rf.rss <= 160 * 2 ** 20 : null,
+      )
+      results.goals.startup = goal(
+        'start-up ≤ 1 s with 100,000 events',
+        `${round(fi.startMs, 0)} ms (${round(fi.startCpuMs, 0)} ms of CPU) with ${ev} events`,
+        total === 100_000 ? fi.startMs <= 1000 : null,
       )
     } finally {
       await stopAll([idle, full])
@@ -1164,6 +1180,15 @@ function table() {
       }
       lines.push(
         `   ${String(r.terminals).padEnd(9)} | ${fmt(r.inprocess.tapToDecisionMs).padEnd(24)} | ${fmt(r.http.tapToDecisionMs).padEnd(24)} | ${fmt(r.inprocess.barrierMs).padEnd(24)} | ${r.inprocess.cpuMsPerPaymentAllTerminals} / ${r.http.cpuMsPerPaymentAllTerminals}`,
+      )
+    }
+    lines.push(
+      '   terminals | fsyncs/payment per terminal (in-proc / http) | CPU ms/payment per terminal (in-proc)',
+    )
+    for (const r of f.barrier.runs) {
+      if (r.error || r.inprocess.fsyncsPerPaymentPerTerminal === undefined) continue
+      lines.push(
+        `   ${String(r.terminals).padEnd(9)} | ${`${r.inprocess.fsyncsPerPaymentPerTerminal} / ${r.http.fsyncsPerPaymentPerTerminal}`.padEnd(44)} | ${r.inprocess.cpuMsPerPaymentPerTerminal.join(', ')}`,
       )
     }
   }

@@ -41,7 +41,22 @@ async function countFrames() {
   }
 }
 
+/** fsync'd LevelDB writes issued by this process (figure 1: fsyncs per payment), always on */
+const syncWrites = { n: 0 }
+async function countSyncWrites() {
+  const { ClassicLevel } = await import('classic-level')
+  for (const m of ['_batch', '_put', '_del']) {
+    const orig = ClassicLevel.prototype[m]
+    if (typeof orig !== 'function') continue
+    ClassicLevel.prototype[m] = function (...a) {
+      if (a[a.length - 1]?.sync === true) syncWrites.n++
+      return orig.apply(this, a)
+    }
+  }
+}
+
 async function start() {
+  await countSyncWrites()
   if (init.countFrames || init.trace) await countFrames()
   if (init.trace) await installCounters()
   const { createTerminal } = await import('@nullmesh/terminal')
@@ -57,7 +72,9 @@ async function start() {
     mode: init.mode ?? 'mesh',
   })
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   await terminal.start()
+  const cpuStart = process.cpuUsage(cpu0)
   terminal.mesh.addEventListener('mode', (evt) => modeLog.push({ mode: evt.detail.mode, at: Date.now() }))
   const startMs = performance.now() - t0
   const node = libp2pOf(terminal)
@@ -84,6 +101,8 @@ async function start() {
     token: terminal.token,
     pid: process.pid,
     startMs,
+    // CPU time of terminal.start() (user + system): what the start costs whatever the machine's load
+    startCpuMs: (cpuStart.user + cpuStart.system) / 1000,
   })
 }
 
@@ -278,7 +297,12 @@ const handlers = {
     const next = monitorEventLoopDelay({ resolution: 1 })
     next.enable()
     globalThis.__eldPhase = next
-    return { userMs: u.user / 1000, systemMs: u.system / 1000, eventLoopDelayMs: eld }
+    return {
+      userMs: u.user / 1000,
+      systemMs: u.system / 1000,
+      eventLoopDelayMs: eld,
+      syncWrites: syncWrites.n,
+    }
   },
   trace: () => traceSummary(),
   resetOps: () => {

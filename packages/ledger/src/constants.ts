@@ -41,3 +41,6 @@ export const SUBLEVELS = {
   pruned: 'pruned',
   cursors: 'cursors',
 } as const
+
+/** Reservation records read per getMany while listing the acks of held reservations (start-up). */
+export const HELD_ACKS_CHUNK = 1000

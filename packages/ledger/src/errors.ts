@@ -9,6 +9,8 @@ export type LedgerErrorCode =
   | 'ERR_LEDGER_CORRUPT'
   /** a payment's idempotency key already belongs to another payment */
   | 'ERR_IDEMPOTENCY_CONFLICT'
+  /** a batch failed to be written: nothing queued behind it was written; reopen the ledger */
+  | 'ERR_LEDGER_WRITE_FAILED'
   | 'ERR_INVALID_ARGUMENT'
 
 export class LedgerError extends Error {

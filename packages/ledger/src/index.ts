@@ -21,6 +21,7 @@ import type { SignedAck, SignedEvent } from '@nullmesh/protocol'
 import { NullmeshLedger } from './ledger.js'
 
 export { LedgerError, type LedgerErrorCode } from './errors.js'
+export type { GroupCommitStats } from './group-commit.js'
 
 export interface LedgerInit {
   /** directory of the LevelDB database (created if missing); a label for the memory backend */
@@ -112,6 +113,25 @@ export interface ReservationSummary {
   modes: string[]
 }
 
+/** A reservation as the ledger's indexes know it, whether or not its body is still stored. */
+export interface ReservationEntry {
+  id: string
+  state: ReservationState
+  /** held here (it may since have been released) */
+  held: boolean
+  /** its event body is stored (not pruned, and it holds its own (origin, seq)) */
+  bodyStored: boolean
+  /** absent when only a Release of it is known */
+  summary?: ReservationSummary
+}
+
+/** Where an event is stored. */
+export interface EventLocation {
+  id: string
+  origin: string
+  seq: number
+}
+
 export interface LedgerStats {
   /** event bodies stored (pruned ones excluded) */
   events: number
@@ -174,6 +194,11 @@ export interface Ledger {
   /** This origin's reservations with neither Commit nor Release, ordered by seq. */
   pendingReservations(originHex: string, opts?: AbortOptions): Promise<SignedEvent[]>
   ackGiven(reservationIdHex: string, opts?: AbortOptions): Promise<SignedAck | undefined>
+  /**
+   * Every ack this terminal gave for a reservation still held here (held and not released), by
+   * reservation id: one pass over the acks instead of an isHeld + ackGiven per reservation at start.
+   */
+  heldAcks(opts?: AbortOptions): Promise<Map<string, SignedAck>>
   /** Held here and not released. */
   isHeld(reservationIdHex: string, opts?: AbortOptions): Promise<boolean>
 
@@ -197,6 +222,19 @@ export interface Ledger {
   prune(opts?: PruneOptions): Promise<{ pruned: number }>
 
   stats(opts?: AbortOptions): Promise<LedgerStats>
+  /**
+   * Group commit counters since construction: transactions submitted, LevelDB batches written,
+   * and how many of those were fsync'd. Concurrent writes share a batch (and its fsync); each
+   * call still resolves only once its own batch was written.
+   */
+  commitStats(): import('./group-commit.js').GroupCommitStats
+  /**
+   * Every reservation record of the indexes (start-up from the indexes instead of the events):
+   * state, held, and the facts the view needs when the reservation's body is known.
+   */
+  reservationEntries(opts?: AbortOptions): AsyncIterable<ReservationEntry>
+  /** Id, origin and seq of every stored event, without decoding it. */
+  eventIds(opts?: AbortOptions): AsyncIterable<EventLocation>
   /** Reservations whose body was pruned, from the indexes kept after pruning. */
   prunedReservations(opts?: AbortOptions): AsyncIterable<ReservationSummary>
 }

@@ -8,14 +8,17 @@ import {
   DEFAULT_EVENT_SYNC,
   DEFAULT_PAYMENT_SYNC,
   DEFAULT_PRUNE_SYNC,
+  HELD_ACKS_CHUNK,
   KEY_END,
   KEY_SEPARATOR,
   LOG_NAMESPACE,
   PRUNE_BATCH_SIZE,
 } from './constants.js'
 import { LedgerError } from './errors.js'
+import { GroupCommit, type GroupCommitStats } from './group-commit.js'
 import type {
   AbortOptions,
+  EventLocation,
   EventsAfterOptions,
   EventsOptions,
   Exposure,
@@ -29,6 +32,7 @@ import type {
   RecordEventOptions,
   RecordManyResult,
   RecordResult,
+  ReservationEntry,
   ReservationState,
   ReservationSummary,
   SyncOptions,
@@ -112,7 +116,13 @@ export class NullmeshLedger implements Ledger {
   #store: Store | undefined
   #status: Status = 'closed'
   #transition: Promise<void> | undefined
+  /** per-origin state as written (what reads and marks report) */
   readonly #origins = new Map<string, OriginState>()
+  /** the same including transactions queued for the next batch (what writers build on) */
+  readonly #latest = new Map<string, OriginState>()
+  #group: GroupCommit | undefined
+  /** counters of the group committers of every open since construction */
+  readonly #commitStats: GroupCommitStats = { submitted: 0, batches: 0, syncs: 0 }
   readonly #locks = new KeyedLocks()
   readonly #inflight = new Set<Promise<unknown>>()
 
@@ -182,9 +192,12 @@ export class NullmeshLedger implements Ledger {
     try {
       const store = openStore(this.#db)
       await this.#loadOrigins(store)
+      for (const [origin, s] of this.#origins) this.#latest.set(origin, s)
+      this.#group = new GroupCommit(this.#db, this.#commitStats)
       this.#store = store
     } catch (err: unknown) {
       this.#origins.clear()
+      this.#latest.clear()
       await this.#db.close().catch(() => {})
       throw err
     }
@@ -226,7 +239,9 @@ export class NullmeshLedger implements Ledger {
           await this.#db.close()
         } finally {
           this.#store = undefined
+          this.#group = undefined
           this.#origins.clear()
+          this.#latest.clear()
           log('closed %s', this.path)
         }
       },
@@ -263,24 +278,36 @@ export class NullmeshLedger implements Ledger {
     return this.#store
   }
 
-  /** Take the locks, build one transaction, commit it. */
+  /**
+   * Take the locks, build one transaction, queue it for the next group commit, release the
+   * locks (the next writer reads through the queue), then wait until it is written.
+   */
   async #write<T>(
     store: Store,
     keys: Set<string>,
     signal: AbortSignal | undefined,
     sync: boolean,
-    build: (txn: WriteTxn) => Promise<T>,
+    build: (txn: WriteTxn, group: GroupCommit) => Promise<T>,
   ): Promise<T> {
+    const group = this.#group!
     const release = await this.#locks.acquire(keys, signal)
+    let result: T
+    let written: Promise<void>
     try {
       signal?.throwIfAborted()
-      const txn = new WriteTxn(store, this.#origins)
-      const result = await build(txn)
-      await txn.write(sync)
-      return result
+      const txn = new WriteTxn(store, this.#latest, group)
+      result = await build(txn, group)
+      written = txn.commit(this.#origins, sync)
     } finally {
       release()
     }
+    await written
+    return result
+  }
+
+  /** Transactions submitted, batches written and fsync'd since construction (group commit). */
+  commitStats(): GroupCommitStats {
+    return { ...this.#commitStats }
   }
 
   recordEvent(ev: SignedEvent, opts: RecordEventOptions = {}): Promise<RecordResult> {
@@ -430,29 +457,54 @@ export class NullmeshLedger implements Ledger {
   }
 
   async *prunedReservations(opts: AbortOptions = {}): AsyncGenerator<ReservationSummary> {
+    for await (const entry of this.reservationEntries(opts)) {
+      if (!entry.bodyStored && entry.summary !== undefined) yield entry.summary
+    }
+  }
+
+  async *reservationEntries(opts: AbortOptions = {}): AsyncGenerator<ReservationEntry> {
     const store = this.#storeForIteration(opts.signal)
     for await (const [id, r] of store.reservations.iterator({ signal: opts.signal })) {
-      if (r.nullifier === undefined || r.cardKey === undefined || r.amountMinor === undefined) continue
-      // a body still stored is rebuilt from the event itself
-      if (r.eventKey !== undefined && (await store.events.get(r.eventKey)) !== undefined) continue
-      const parts = r.cardKey.split(KEY_SEPARATOR)
-      const cardKeyHex = parts[0]
-      const currency = parts[1]
-      const ts = Number(parts[2])
-      if (cardKeyHex === undefined || currency === undefined || !Number.isFinite(ts)) continue
-      yield {
-        id,
-        state: r.state,
-        held: r.held === true,
-        nullifier: r.nullifier,
-        cardKey: cardKeyHex,
-        currency,
-        ts,
-        amountMinor: r.amountMinor,
-        origin: r.origin,
-        method: r.method,
-        modes: r.modes ?? [],
+      // bodies are deleted only by prune, which moves its origin's mark past them: whether a body
+      // is still stored needs no read (this runs at every start)
+      let bodyStored = false
+      let origin = r.origin
+      if (r.eventKey !== undefined) {
+        const at = parseEventKey(r.eventKey)
+        bodyStored = at.seq > (this.#origins.get(at.origin)?.pruned ?? 0)
+        origin ??= at.origin
       }
+      const entry: ReservationEntry = { id, state: r.state, held: r.held === true, bodyStored }
+      if (r.nullifier !== undefined && r.cardKey !== undefined && r.amountMinor !== undefined) {
+        const parts = r.cardKey.split(KEY_SEPARATOR)
+        const cardKeyHex = parts[0]
+        const currency = parts[1]
+        const ts = Number(parts[2])
+        if (cardKeyHex !== undefined && currency !== undefined && Number.isFinite(ts)) {
+          entry.summary = {
+            id,
+            state: r.state,
+            held: r.held === true,
+            nullifier: r.nullifier,
+            cardKey: cardKeyHex,
+            currency,
+            ts,
+            amountMinor: r.amountMinor,
+            origin,
+            method: r.method,
+            modes: r.modes ?? [],
+          }
+        }
+      }
+      yield entry
+    }
+  }
+
+  async *eventIds(opts: AbortOptions = {}): AsyncGenerator<EventLocation> {
+    const store = this.#storeForIteration(opts.signal)
+    for await (const [id, key] of store.ids.iterator({ signal: opts.signal })) {
+      const { origin, seq } = parseEventKey(key)
+      yield { id, origin, seq }
     }
   }
 
@@ -520,6 +572,30 @@ export class NullmeshLedger implements Ledger {
         throw new LedgerError('ERR_LEDGER_CORRUPT', `stored ack for ${reservationIdHex} does not decode`)
       }
       return decoded.value
+    })
+  }
+
+  heldAcks(opts: AbortOptions = {}): Promise<Map<string, SignedAck>> {
+    return this.#run(opts.signal, async (store) => {
+      const out = new Map<string, SignedAck>()
+      let chunk: [string, Uint8Array][] = []
+      const flush = async (): Promise<void> => {
+        const records = await store.reservations.getMany(chunk.map(([id]) => id))
+        chunk.forEach(([id, bytes], i) => {
+          const r = records[i]
+          if (r?.held !== true || r.state === 'released') return
+          const decoded = decodeAck(own(bytes))
+          if (!decoded.ok) throw new LedgerError('ERR_LEDGER_CORRUPT', `stored ack for ${id} does not decode`)
+          out.set(id, decoded.value)
+        })
+        chunk = []
+      }
+      for await (const entry of store.acks.iterator({ signal: opts.signal })) {
+        chunk.push(entry)
+        if (chunk.length >= HELD_ACKS_CHUNK) await flush()
+      }
+      if (chunk.length > 0) await flush()
+      return out
     })
   }
 
@@ -624,7 +700,10 @@ export class NullmeshLedger implements Ledger {
       new Set([originLock(origin)]),
       opts.signal,
       opts.sync ?? DEFAULT_PRUNE_SYNC,
-      async (txn) => {
+      async (txn, group) => {
+        // the range reads below see the store only: let queued writes land first (the lock
+        // keeps new ones on this origin out meanwhile)
+        await group.idle()
         const s = txn.origin(origin)
         let target = Math.min(s.confirmed, s.hwm, s.pruned + max)
         if (target <= s.pruned) return 0

@@ -1,17 +1,11 @@
 import { eventId, type Reservation, type SignedEvent, toHex } from '@nullmesh/protocol'
 import { DEFAULT_EVENT_SYNC } from './constants.js'
 import { LedgerError } from './errors.js'
+import type { GroupCommit } from './group-commit.js'
 import type { PaymentRecord, RecordEventOptions, RecordResult } from './index.js'
 import { cardKey, eventKey, nullifierKey, plainArg, seqArg, statusKey } from './keys.js'
 import { OriginState } from './origins.js'
-import {
-  type BatchOperation,
-  type BatchOptions,
-  del,
-  put,
-  type ReservationRecord,
-  type Store,
-} from './store.js'
+import { type BatchOperation, del, put, type ReservationRecord, type Store } from './store.js'
 
 interface RecordChange {
   before: ReservationRecord | undefined
@@ -23,13 +17,17 @@ const NO_RESULT: RecordResult = Object.freeze({ inserted: false })
 /**
  * One atomic write. Reads go through an overlay of this transaction's own pending writes, so a
  * bulk of events that depend on each other (a Reservation and its Commit, a duplicate) is
- * indexed correctly in a single batch. The caller holds the locks of every origin and
- * reservation id involved; in-memory origin state is swapped in only after the batch commits.
+ * indexed correctly in a single batch, and through the group committer's overlay of earlier
+ * transactions not yet written. The caller holds the locks of every origin and reservation id
+ * involved until `commit` queued the batch; the origin states it changed become the base of the
+ * next transaction at once (`latest`) and the ledger's durable ones once the batch is written.
  */
 export class WriteTxn {
   readonly ops: BatchOperation[] = []
   readonly #store: Store
+  /** origin states including transactions queued but not yet written */
   readonly #origins: Map<string, OriginState>
+  readonly #group: GroupCommit
   readonly #touched = new Map<string, OriginState>()
   /** eventKey → idHex of events written by this transaction */
   readonly #written = new Map<string, string>()
@@ -37,9 +35,10 @@ export class WriteTxn {
   readonly #payments = new Map<string, PaymentRecord | undefined>()
   readonly #idem = new Map<string, string | undefined>()
 
-  constructor(store: Store, origins: Map<string, OriginState>) {
+  constructor(store: Store, latest: Map<string, OriginState>, group: GroupCommit) {
     this.#store = store
-    this.#origins = origins
+    this.#origins = latest
+    this.#group = group
   }
 
   /** This transaction's copy of an origin's state. */
@@ -56,7 +55,7 @@ export class WriteTxn {
   async prefetch(reservationIds: string[]): Promise<void> {
     const ids = [...new Set(reservationIds)].filter((id) => !this.#records.has(id))
     if (ids.length === 0) return
-    const values = await this.#store.reservations.getMany(ids)
+    const values = await this.#group.getMany(this.#store.reservations, ids)
     ids.forEach((id, i) => {
       const before = values[i]
       this.#records.set(id, { before, after: before === undefined ? undefined : { ...before } })
@@ -66,7 +65,7 @@ export class WriteTxn {
   async #record(reservationId: string): Promise<RecordChange> {
     let change = this.#records.get(reservationId)
     if (change === undefined) {
-      const before = await this.#store.reservations.get(reservationId)
+      const before = await this.#group.get(this.#store.reservations, reservationId)
       change = { before, after: before === undefined ? undefined : { ...before } }
       this.#records.set(reservationId, change)
     }
@@ -106,8 +105,8 @@ export class WriteTxn {
   async #existingId(key: string, idHex: string): Promise<string | undefined> {
     const inTxn = this.#written.get(key)
     if (inTxn !== undefined) return inTxn === idHex ? undefined : inTxn
-    if ((await this.#store.ids.get(idHex)) === key) return undefined
-    const bytes = await this.#store.events.get(key)
+    if ((await this.#group.get(this.#store.ids, idHex)) === key) return undefined
+    const bytes = await this.#group.get(this.#store.events, key)
     if (bytes === undefined) {
       throw new LedgerError(
         'ERR_LEDGER_CORRUPT',
@@ -174,10 +173,10 @@ export class WriteTxn {
     validatePayment(p)
     const existing = this.#payments.has(p.id)
       ? this.#payments.get(p.id)
-      : await this.#store.payments.get(p.id)
+      : await this.#group.get(this.#store.payments, p.id)
     const owner = this.#idem.has(p.idempotencyKey)
       ? this.#idem.get(p.idempotencyKey)
-      : await this.#store.idem.get(p.idempotencyKey)
+      : await this.#group.get(this.#store.idem, p.idempotencyKey)
     if (owner !== undefined && owner !== p.id) {
       throw new LedgerError(
         'ERR_IDEMPOTENCY_CONFLICT',
@@ -215,15 +214,18 @@ export class WriteTxn {
     return ops
   }
 
-  /** Commit the batch, then publish the new origin states. Returns the number of operations. */
-  async write(sync = DEFAULT_EVENT_SYNC): Promise<number> {
+  /**
+   * Queue the batch with the group committer; the new origin states are the base of the next
+   * transaction from now on, and are published to `durable` once the batch is written. Returns
+   * (synchronously, so the caller can release its locks) a promise of the write.
+   */
+  commit(durable: Map<string, OriginState>, sync = DEFAULT_EVENT_SYNC): Promise<void> {
     const ops = this.#finish()
-    if (ops.length > 0) {
-      const options: BatchOptions = { sync }
-      await this.#store.root.batch(ops, options)
-    }
-    for (const [origin, next] of this.#touched) this.#origins.set(origin, next)
-    return ops.length
+    const touched = [...this.#touched]
+    for (const [origin, next] of touched) this.#origins.set(origin, next)
+    return this.#group.submit(ops, sync, () => {
+      for (const [origin, next] of touched) durable.set(origin, next)
+    })
   }
 }
 

@@ -118,3 +118,6 @@ export const YAMUX_LIMITS = {
   maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
   maxOutboundStreams: MAX_STREAMS_PER_CONNECTION,
 }
+
+/** Stored events decoded and applied to the view per step at start (never all decoded at once). */
+export const LOAD_CHUNK = 1000

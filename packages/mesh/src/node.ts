@@ -67,6 +67,7 @@ import { countEffect, type MeshCounters, newCounters } from './counters.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
+import { loadFromIndexes } from './load-state.js'
 import { Membership } from './membership.js'
 import { RateLimiter } from './rate-limit.js'
 import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
@@ -291,7 +292,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   >()
   private nextOp = 1
   private readonly coreTimers = new Map<number, NodeJS.Timeout>()
-  private appendChain: Promise<unknown> = Promise.resolve()
+  /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
+  private readonly writing = new Set<Promise<unknown>>()
   private started = false
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
@@ -426,7 +428,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     }
   }
 
-  /** own sync writes are chained so our log has no gaps even if we crash mid-write */
+  /**
+   * Sync writes go to the ledger at once, not one after another: concurrent reservations, acks
+   * and commits share one fsync'd batch there (group commit), and each is answered durable only
+   * once its batch is. Own events still become durable in seq order, so our log has no gaps even
+   * if we crash mid-write: they all take our origin's lock first, in call order, and the ledger
+   * writes batches in submission order.
+   */
   private write(id: number, records: WriteRecord[], sync: boolean, own: boolean): void {
     if (!sync) {
       const p =
@@ -439,18 +447,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       p.catch((err: unknown) => log('record failed: %o', err))
       return
     }
-    const record = () =>
-      Promise.all(
-        records.map((r) =>
-          this.ledger.recordEvent(r.event, {
-            sync: true,
-            held: r.held,
-            ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
-          }),
-        ),
-      )
-    const durable = own ? this.appendChain.then(record) : record()
-    if (own) this.appendChain = durable.catch(() => {})
+    const durable = Promise.all(
+      records.map((r) =>
+        this.ledger.recordEvent(r.event, {
+          sync: true,
+          held: r.held,
+          ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
+        }),
+      ),
+    )
+    if (own) {
+      this.writing.add(durable)
+      const forget = () => this.writing.delete(durable)
+      durable.then(forget, forget)
+    }
     durable.then(
       () => this.core.durable(id, true),
       (err: unknown) => {
@@ -622,7 +632,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.libp2p = undefined
     await node?.stop()
     // our own appends must be durable before the caller closes the ledger
-    await this.appendChain.catch(() => {})
+    await Promise.allSettled([...this.writing])
     for (const t of this.coreTimers.values()) clearTimeout(t)
     this.coreTimers.clear()
     log('stopped %s', this.peerId)
@@ -657,31 +667,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     }
   }
 
-  /** read what the core needs from the ledger (recovery.ts applies it) */
+  /** rebuild the core's view from the ledger's indexes (load-state.ts, core/indexed.ts) */
   private async loadState(opts: { signal?: AbortSignal }): Promise<void> {
-    const events: {
-      signed: SignedEvent
-      held: boolean
-      ackGiven?: import('@nullmesh/protocol').SignedAck | undefined
-    }[] = []
-    for await (const signed of this.ledger.events({ signal: opts.signal })) {
-      let held = false
-      let ackGiven: import('@nullmesh/protocol').SignedAck | undefined
-      if (signed.event.type === 'reservation') {
-        held = toHex(signed.event.origin) === this.publicKeyHex || (await this.ledger.isHeld(signed.idHex))
-        ackGiven = held ? await this.ledger.ackGiven(signed.idHex) : undefined
-      }
-      events.push({ signed, held, ackGiven })
-    }
-    const pruned = []
-    for await (const r of this.ledger.prunedReservations({ signal: opts.signal })) pruned.push(r)
-    this.core.load({
-      events,
-      pruned,
-      confirmedMarks: await this.ledger.confirmedMarks({ signal: opts.signal }),
-      nextSeq: await this.ledger.nextSeq(this.publicKeyHex),
-    })
-    log('rebuilt state from %d events and %d pruned reservations', events.length, pruned.length)
+    const { events, reservations } = await loadFromIndexes(this.core, this.ledger, opts)
+    log('rebuilt state from the indexes of %d events and %d reservations', events, reservations)
   }
 
   // ---- peers -------------------------------------------------------------------------------

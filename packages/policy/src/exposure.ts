@@ -105,7 +105,8 @@ function total(index: WindowIndex | undefined, sinceTs: number): WindowTotal {
 
 class MemoryExposureState implements ExposureState {
   private readonly entries = new Map<string, Entry>()
-  private readonly byNullifier = new Map<string, Set<string>>()
+  /** active reservation ids per nullifier: the id itself while there is one (almost always), a set beyond */
+  private readonly byNullifier = new Map<string, string | Set<string>>()
   // keys join hex strings and currency codes with '|', which neither contains
   private readonly cards = new Map<string, WindowIndex>()
   private readonly devices = new Map<string, WindowIndex>()
@@ -162,14 +163,14 @@ class MemoryExposureState implements ExposureState {
     const counted = active && e.modes !== MODE_BITS.online
     if (active !== e.active) {
       e.active = active
-      let ids = this.byNullifier.get(f.nullifier)
+      const ids = this.byNullifier.get(f.nullifier)
       if (active) {
-        if (ids === undefined) {
-          ids = new Set()
-          this.byNullifier.set(f.nullifier, ids)
-        }
-        ids.add(f.id)
-      } else if (ids !== undefined) {
+        if (ids === undefined) this.byNullifier.set(f.nullifier, f.id)
+        else if (typeof ids === 'string') this.byNullifier.set(f.nullifier, new Set([ids, f.id]))
+        else ids.add(f.id)
+      } else if (ids === f.id) {
+        this.byNullifier.delete(f.nullifier)
+      } else if (typeof ids === 'object') {
         ids.delete(f.id)
         if (ids.size === 0) this.byNullifier.delete(f.nullifier)
       }
@@ -269,6 +270,7 @@ class MemoryExposureState implements ExposureState {
   nullifierHolder(nullifier: string, excludeId?: string): string | undefined {
     const ids = this.byNullifier.get(nullifier)
     if (ids === undefined) return undefined
+    if (typeof ids === 'string') return ids === excludeId ? undefined : ids
     let best: string | undefined
     for (const id of ids) if (id !== excludeId && (best === undefined || id < best)) best = id
     return best

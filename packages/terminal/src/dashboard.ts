@@ -126,6 +126,7 @@ export class VenueView {
   #onChange: () => void = () => {}
   #tick: NodeJS.Timeout | undefined
   #started = false
+  #history: Promise<void> = Promise.resolve()
 
   readonly #onTerminalEvent = (evt: CustomEvent<TerminalEvent>): void => {
     const e = evt.detail
@@ -165,7 +166,14 @@ export class VenueView {
     t.mesh.addEventListener('event', this.#onMeshEvent)
     t.mesh.addEventListener('peer', this.#onPeer)
     t.mesh.addEventListener('mode', this.#onMode)
-    for await (const e of t.ledger.events()) this.#addEvent(e)
+    // the history is read in the background: a terminal with a big ledger serves payments at
+    // once, and every snapshot waits for it (decoding 100,000 events takes seconds)
+    this.#history = (async () => {
+      for await (const e of t.ledger.events()) {
+        if (!this.#started) return
+        this.#addEvent(e)
+      }
+    })().catch((err: unknown) => log('history not loaded: %o', err))
     // the API starts before the terminal is `running` (t.payment answers only then): the payments
     // recorded before this start are read as soon as it is
     void this.#loadPayments().catch((err: unknown) => log('payments not loaded: %o', err))
@@ -244,6 +252,7 @@ export class VenueView {
   }
 
   async snapshot(): Promise<TerminalSnapshot> {
+    await this.#history
     const t = this.#t
     const now = Date.now()
     const status = t.status()

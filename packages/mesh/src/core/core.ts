@@ -195,7 +195,7 @@ export class MeshCore {
       isEnrolled: (k) => this.init.roster.isEnrolled(k, now),
       isRevoked: (k, at) => this.isRevoked(k, at),
       isKnown: (id) => this.view.known.has(id),
-      idAt: (o, seq) => this.view.idsAt.get(`${o}:${seq}`),
+      idAt: (o, seq) => this.view.idsAt.get(o, seq),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
       escrowShare: (k, currency) => this.view.escrow!.share(k, currency),
     }

@@ -5,6 +5,7 @@ import {
   type ReservationFacts,
 } from '@nullmesh/policy'
 import { type Reservation, type SignedAck, type SignedEvent, toHex } from '@nullmesh/protocol'
+import { IdsAt } from './ids-at.js'
 
 export function facts(signed: SignedEvent<Reservation>): ReservationFacts {
   const r = signed.event
@@ -27,7 +28,7 @@ export function facts(signed: SignedEvent<Reservation>): ReservationFacts {
 export class View {
   readonly exposure: ExposureState = createExposureState()
   readonly known = new Set<string>()
-  readonly idsAt = new Map<string, string>()
+  readonly idsAt = new IdsAt()
   readonly reservationOrigin = new Map<string, string>()
   readonly acksGiven = new Map<string, SignedAck>()
   /** reservations neither committed nor released yet (any origin) */
@@ -52,7 +53,7 @@ export class View {
     const e = signed.event
     this.known.add(signed.idHex)
     const origin = toHex(e.origin)
-    this.idsAt.set(`${origin}:${e.seq}`, signed.idHex)
+    this.idsAt.set(origin, e.seq, signed.idHex)
     // our own events coming back (catch-up after a lost disk): never sign at their seq again
     if (origin === this.me && e.seq >= this.nextSeq) this.nextSeq = e.seq + 1
     switch (e.type) {
