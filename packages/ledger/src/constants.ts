@@ -40,6 +40,7 @@ export const SUBLEVELS = {
   confirmed: 'confirmed',
   pruned: 'pruned',
   cursors: 'cursors',
+  transfers: 'transfers',
 } as const
 
 /** Reservation records read per getMany while listing the acks of held reservations (start-up). */

@@ -235,6 +235,8 @@ export interface Ledger {
   reservationEntries(opts?: AbortOptions): AsyncIterable<ReservationEntry>
   /** Id, origin and seq of every stored event, without decoding it. */
   eventIds(opts?: AbortOptions): AsyncIterable<EventLocation>
+  /** Every stored escrow transfer event (never pruned), in key order, from their own index. */
+  transferEvents(opts?: AbortOptions): AsyncIterable<SignedEvent>
   /** Reservations whose body was pruned, from the indexes kept after pruning. */
   prunedReservations(opts?: AbortOptions): AsyncIterable<ReservationSummary>
 }

@@ -508,6 +508,17 @@ export class NullmeshLedger implements Ledger {
     }
   }
 
+  async *transferEvents(opts: AbortOptions = {}): AsyncGenerator<SignedEvent> {
+    const store = this.#storeForIteration(opts.signal)
+    for await (const key of store.transfers.keys({ signal: opts.signal })) {
+      const bytes = await store.events.get(key)
+      if (bytes === undefined) {
+        throw new LedgerError('ERR_LEDGER_CORRUPT', `transfer ${key} is indexed but its event is missing`)
+      }
+      yield decodeStored(bytes, key)
+    }
+  }
+
   async *events(opts: EventsOptions = {}): AsyncGenerator<SignedEvent> {
     const store = this.#storeForIteration(opts.signal)
     const range = opts.origin === undefined ? {} : prefixRange(hexArg(opts.origin, 'origin'))

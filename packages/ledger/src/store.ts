@@ -67,6 +67,8 @@ export interface Store {
   pruned: Sublevel<number>
   /** name → value */
   cursors: Sublevel<string>
+  /** eventKey → '' for every escrow transfer: start-up applies them without reading every event */
+  transfers: Sublevel<string>
 }
 
 export function openStore(root: RootDatabase): Store {
@@ -89,6 +91,7 @@ export function openStore(root: RootDatabase): Store {
     confirmed: root.sublevel<string, number>(SUBLEVELS.confirmed, json),
     pruned: root.sublevel<string, number>(SUBLEVELS.pruned, json),
     cursors: root.sublevel<string, string>(SUBLEVELS.cursors, utf8),
+    transfers: root.sublevel<string, string>(SUBLEVELS.transfers, utf8),
   }
 }
 

@@ -92,6 +92,9 @@ export class WriteTxn {
       if (existing !== ev.idHex) return { inserted: false, conflict: existing }
     }
     this.ops.push(put(this.#store.events, key, ev.bytes), put(this.#store.ids, ev.idHex, key))
+    // transfers are never pruned and few: an index lets start-up rebuild the escrow shares from
+    // them without decoding every event (a forgotten debit would create venue-cap capacity)
+    if (e.type === 'transfer') this.ops.push(put(this.#store.transfers, key, ''))
     state.add(e.seq)
     this.#written.set(key, ev.idHex)
     await this.#applyEffects(ev, key)

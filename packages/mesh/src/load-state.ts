@@ -48,8 +48,11 @@ export async function loadFromIndexes(
     }
     indexed.loadOwnIsolated(core, commits)
   }
+  // escrow shares: every transfer we know, our debits and our credits (ledger keeps them all)
+  const transfers: { signed: SignedEvent; held: boolean }[] = []
+  for await (const signed of ledger.transferEvents({ signal })) transfers.push({ signed, held: false })
   core.load({
-    events: [],
+    events: transfers,
     pruned: [],
     confirmedMarks: await ledger.confirmedMarks({ signal }),
     nextSeq: await ledger.nextSeq(core.me, { signal }),

@@ -65,6 +65,18 @@ class Signer {
       reason: 'timeout',
     })
   }
+  transfer(to: Signer, amountMinor: number): SignedEvent {
+    return signEvent(this.key, {
+      type: 'transfer',
+      venue: VENUE,
+      origin: this.key.publicKey,
+      seq: ++this.seq,
+      ts: T0 + this.seq,
+      to: to.key.publicKey,
+      amountMinor,
+      currency: 'EUR',
+    })
+  }
   ack(r: SignedEvent<Reservation>): SignedAck {
     return signAck(this.key, {
       venue: VENUE,
@@ -77,12 +89,12 @@ class Signer {
   }
 }
 
-function newCore(key: KeyPair): MeshCore {
+function newCore(key: KeyPair, members: string[]): MeshCore {
   return new MeshCore({
     venueId: VENUE,
     policy: defaultPolicy(VENUE),
     key,
-    roster: { size: 3, isEnrolled: () => true },
+    roster: { size: 3, members, isEnrolled: () => true },
     clock: { wall: () => T0, mono: () => 0 },
     rng: () => 0.5,
     effects: () => {},
@@ -111,7 +123,7 @@ async function loadByReplay(core: MeshCore, ledger: Ledger, me: string): Promise
   })
 }
 
-function viewOf(core: MeshCore) {
+function viewOf(core: MeshCore, members: string[]) {
   const v = core.view
   const sorted = <T>(xs: Iterable<T>) => [...xs].sort()
   return {
@@ -125,6 +137,7 @@ function viewOf(core: MeshCore) {
     nextSeq: v.nextSeq,
     seqKnown: v.seqKnown,
     exposure: v.exposure.snapshot(),
+    shares: members.map((m) => v.escrow?.share(m, 'EUR')),
   }
 }
 
@@ -173,18 +186,27 @@ describe('start-up from the ledger indexes [indexed start]', () => {
       await ledger.recordEvent(peer.release(early), { sync: false })
       await ledger.recordEvent(peer.commit(peer.reservation(i++), 'isolated'), { sync: false })
     }
+    // escrow: we gave share to b (early in our log, so its body is in the pruned range), c gave us some
+    const gift = me.transfer(b, 5_000)
+    await ledger.recordEvent(gift, { held: true })
+    await ledger.recordEvent(c.transfer(me, 1_234), { sync: false })
     // central confirmed b's first events and our first four: their bodies are pruned
     await ledger.markConfirmed({ [b.hex]: 4, [me.hex]: 4 })
     expect((await ledger.prune()).pruned).toBeGreaterThan(0)
 
-    const replay = newCore(meKey)
+    const members = [me.hex, b.hex, c.hex]
+    const replay = newCore(meKey, members)
     await loadByReplay(replay, ledger, me.hex)
-    const fromIndexes = newCore(meKey)
+    const fromIndexes = newCore(meKey, members)
     await loadFromIndexes(fromIndexes, ledger)
-    const expected = viewOf(replay)
+    const expected = viewOf(replay, members)
+    // [escrow after restart] our debit and c's credit are applied: a forgotten debit would let us
+    // approve beyond our share, and the shares' sum pass the venue cap
+    const initial = fromIndexes.view.escrow!.initial(me.hex, 'EUR')
+    expect(fromIndexes.view.escrow!.share(me.hex, 'EUR')).toBe(initial - 5_000 + 1_234)
     expect(expected.ownIsolated.length).toBeGreaterThan(0)
     expect(expected.acksGiven.length).toBeGreaterThan(0)
     expect(expected.inflight.length).toBeGreaterThan(0)
-    expect(viewOf(fromIndexes)).toEqual(expected)
+    expect(viewOf(fromIndexes, members)).toEqual(expected)
   })
 })
