@@ -1,17 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLedger, type Ledger, type PaymentRecord } from '@nullmesh/ledger'
 import { createMeshNode, type MeshNode, type OfflineDecision } from '@nullmesh/mesh'
-import {
-  createExposureState,
-  decideOffline,
-  type ExposureState,
-  loadTerminalKey,
-  loadVenueBundle,
-  type ReservationFacts,
-  type VenueBundle,
-} from '@nullmesh/policy'
+import { loadTerminalKey, loadVenueBundle, type VenueBundle } from '@nullmesh/policy'
 import {
   cardBin,
   computeCardKey,
@@ -30,8 +22,6 @@ import { type ApiServer, startApiServer } from './api.js'
 import { type CentralLink, type CentralPaymentStatus, createHttpCentralLink } from './central.js'
 import { ConnectivityMonitor, type ConnectivityOptions } from './connectivity.js'
 import {
-  API_TOKEN_ENV,
-  API_TOKEN_FILE,
   CURSORS,
   DEFAULT_API_HOST,
   DEFAULT_API_PORT,
@@ -40,6 +30,7 @@ import {
   LOG_NAMESPACE,
 } from './constants.js'
 import { TerminalError } from './errors.js'
+import { FloorLimit } from './floor-limit.js'
 import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
 import { TerminalMetrics } from './metrics.js'
 import { type Candidate, OnlinePayments, type Outcome, type SettlementStatus } from './online.js'
@@ -50,7 +41,9 @@ import {
   parsePaymentRequest,
   type StatusBody,
 } from './schemas.js'
+import { advances, SettlementCounters, settlementOf } from './settlement.js'
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
+import { resolveToken } from './token.js'
 
 const log = debug(LOG_NAMESPACE)
 
@@ -160,42 +153,11 @@ interface StoredPayment extends PaymentRecord {
   settlement: { declineCode?: string; syncDeclineCode?: string; completedAt?: number; updatedAt: number }
 }
 
-const SETTLEMENT_RANK: Record<SettlementStatus, number> = {
-  none: 0,
-  queued: 1,
-  forwarded: 2,
-  completed: 3,
-  failed: 3,
-}
-
 /** how long start-up waits for central to void interrupted online attempts */
 const RESOLVE_AT_START_MS = 3_000
 
 function randomId(): string {
   return randomBytes(32).toString('hex')
-}
-
-async function resolveToken(init: TerminalInit): Promise<string> {
-  if (init.token !== undefined && init.token !== '') return init.token
-  const fromEnv = process.env[API_TOKEN_ENV]
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv
-  const path = join(init.dataDir, API_TOKEN_FILE)
-  try {
-    const existing = (await readFile(path, 'utf8')).trim()
-    if (existing !== '') return existing
-  } catch (err: unknown) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
-  const token = randomBytes(32).toString('base64url')
-  try {
-    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' })
-  } catch (err: unknown) {
-    // another start raced us: use what it wrote
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(path, 'utf8')).trim()
-    throw err
-  }
-  await chmod(path, 0o600)
-  return token
 }
 
 class NullmeshTerminal implements Terminal {
@@ -218,11 +180,10 @@ class NullmeshTerminal implements Terminal {
   #transition: Promise<void> | undefined
   readonly #inflight = new Map<string, Promise<PaymentResponseBody>>()
   readonly #decisions = new Set<Promise<unknown>>()
-  readonly #queue = new Map<string, { count: number; amount: number }>()
-  readonly #settled = { forwarded: 0, completed: 0, failed: 0 }
+  readonly #counters = new SettlementCounters()
   #denylist: Denylist | undefined
   #blockedCards = new Set<string>()
-  #floorState: ExposureState | undefined
+  #floor: FloorLimit | undefined
   #eventSeq = 0
   /** own events with a smaller seq were written by an earlier run: only those can need recovery */
   #firstSeqOfRun = 1
@@ -388,7 +349,7 @@ class NullmeshTerminal implements Terminal {
         online: () => this.online,
         meshQuorum: () => this.#mesh?.status().mode === 'quorum',
         peers: () => this.#mesh?.status().peers ?? 0,
-        queue: () => this.#queueSummary(),
+        queue: () => this.#counters.queueSummary(),
       },
       { terminal: init.id },
     )
@@ -454,12 +415,13 @@ class NullmeshTerminal implements Terminal {
   /** Queue counters, deny list and (floor-limit-only) the local exposure from the ledger. */
   async #loadState(signal: AbortSignal | undefined): Promise<void> {
     const ledger = this.#ledger!
-    this.#queue.clear()
-    for await (const p of ledger.payments({ status: 'queued', signal })) this.#queueAdd(p as StoredPayment, 1)
+    this.#counters.clear()
+    for await (const p of ledger.payments({ status: 'queued', signal }))
+      this.#counters.move(p as StoredPayment, 'queued')
     for (const status of ['forwarded', 'completed', 'failed'] as const) {
       let n = 0
       for await (const _ of ledger.payments({ status, signal })) n++
-      this.#settled[status] = n
+      this.#counters.settled[status] = n
     }
     const denylist = await ledger.getCursor(CURSORS.denylist, { signal })
     if (denylist !== undefined) {
@@ -470,24 +432,13 @@ class NullmeshTerminal implements Terminal {
       }
     }
     if (this.decisionMode === 'floor-limit-only') {
-      const state = createExposureState()
+      const floor = new FloorLimit(this.#bundle!.policy, this.#publicKeyHex)
       for await (const record of ledger.payments({ signal })) {
         const p = record as StoredPayment
-        if (p.response.mode === 'floor_limit' && p.response.status === 'approved_offline') {
-          const facts = this.#facts(
-            p.id,
-            p.response.nullifier,
-            p.cardKey,
-            p.amountMinor,
-            p.currency,
-            p.method,
-            p.createdAt,
-          )
-          state.addReservation(facts, true)
-          state.addCommit(facts, 'quorum')
-        }
+        if (p.response.mode === 'floor_limit' && p.response.status === 'approved_offline')
+          floor.add(p.id, p.response.nullifier, p.cardKey, p.amountMinor, p.currency, p.method, p.createdAt)
       }
-      this.#floorState = state
+      this.#floor = floor
     }
   }
 
@@ -657,8 +608,7 @@ class NullmeshTerminal implements Terminal {
     // no Commit, so its record is what keeps the first answer.
     const approved = o.status === 'approved_offline' || o.status === 'approved_online'
     await this.#ledger!.putPayment(record, { sync: !approved })
-    if (o.settlement === 'queued') this.#queueAdd(record, 1)
-    else if (o.settlement !== 'none') this.#settled[o.settlement]++
+    this.#counters.move(record, o.settlement)
     const m = this.#metrics
     m?.payments.inc({ status: o.status, mode: o.mode })
     if (o.declineCode !== undefined) m?.declines.inc({ code: o.declineCode })
@@ -718,29 +668,10 @@ class NullmeshTerminal implements Terminal {
 
   /** Benchmark comparison: floor limit and caps on this terminal's own approvals, no barrier. */
   #payFloorLimit(c: Candidate): Outcome {
-    const state = this.#floorState!
-    const policy = this.#bundle!.policy
     const now = Date.now()
     const id = randomId()
-    const verdict = decideOffline(
-      policy,
-      state,
-      {
-        origin: this.#publicKeyHex,
-        nullifier: c.nullifierHex,
-        cardKey: c.cardKeyHex,
-        amountMinor: c.amountMinor,
-        currency: c.currency,
-        method: c.method,
-        bin: c.bin,
-        ts: now,
-      },
-      { mode: 'quorum', now },
-    )
-    if (!verdict.approve) return this.#declineLocally(c, verdict.code)
-    const facts = this.#facts(id, c.nullifierHex, c.cardKeyHex, c.amountMinor, c.currency, c.method, now)
-    state.addReservation(facts, true)
-    state.addCommit(facts, 'quorum')
+    const verdict = this.#floor!.decide(id, c, now)
+    if (verdict !== undefined) return this.#declineLocally(c, verdict)
     return {
       paymentId: id,
       status: 'approved_offline',
@@ -749,18 +680,6 @@ class NullmeshTerminal implements Terminal {
       queued: false,
       settlement: 'none',
     }
-  }
-
-  #facts(
-    id: string,
-    nullifier: string,
-    cardKey: string,
-    amountMinor: number,
-    currency: string,
-    method: Candidate['method'],
-    ts: number,
-  ): ReservationFacts {
-    return { id, origin: this.#publicKeyHex, nullifier, cardKey, amountMinor, currency, method, ts }
   }
 
   #declineLocally(c: Candidate, code: DeclineCode): Outcome {
@@ -830,18 +749,10 @@ class NullmeshTerminal implements Terminal {
     if (ledger === undefined) return 0
     let applied = 0
     for (const s of statuses) {
-      const next: SettlementStatus | undefined =
-        s.status === 'queued' || s.status === 'processing'
-          ? 'forwarded'
-          : s.status === 'completed'
-            ? 'completed'
-            : s.status === 'failed'
-              ? 'failed'
-              : undefined
+      const next = settlementOf(s)
       if (next === undefined) continue
       const p = (await ledger.getPayment(s.paymentId)) as StoredPayment | undefined
-      if (p === undefined || p.status === 'none' || SETTLEMENT_RANK[next] <= SETTLEMENT_RANK[p.status])
-        continue
+      if (p === undefined || !advances(p.status, next)) continue
       const now = Date.now()
       const updated: StoredPayment = {
         ...p,
@@ -854,9 +765,7 @@ class NullmeshTerminal implements Terminal {
         },
       }
       await ledger.putPayment(updated, { sync: false })
-      if (p.status === 'queued') this.#queueAdd(p, -1)
-      else this.#settled[p.status]--
-      this.#settled[next]++
+      this.#counters.move(p, next, p.status)
       applied++
       this.#metrics?.settlements.inc({ status: next })
       // A payment can reach central through a peer's ledger and settle before our own sync reports
@@ -867,24 +776,6 @@ class NullmeshTerminal implements Terminal {
       this.#emit(`payment.${next}` as TerminalEventType, { payment: this.#view(updated) })
     }
     return applied
-  }
-
-  #queueAdd(p: Pick<StoredPayment, 'currency' | 'amountMinor'>, sign: 1 | -1): void {
-    const q = this.#queue.get(p.currency) ?? { count: 0, amount: 0 }
-    q.count += sign
-    q.amount += sign * p.amountMinor
-    if (q.count <= 0) this.#queue.delete(p.currency)
-    else this.#queue.set(p.currency, q)
-  }
-
-  #queueSummary(): { count: number; amountsByCurrency: Record<string, number> } {
-    let count = 0
-    const amountsByCurrency: Record<string, number> = {}
-    for (const [currency, q] of this.#queue) {
-      count += q.count
-      amountsByCurrency[currency] = q.amount
-    }
-    return { count, amountsByCurrency }
   }
 
   // ---- reads -----------------------------------------------------------------------------------
@@ -916,10 +807,10 @@ class NullmeshTerminal implements Terminal {
     return {
       online: this.online,
       mesh: { mode: s.mode, peers: s.peers, roster: s.roster, quorum: s.quorum },
-      queue: this.#queueSummary(),
+      queue: this.#counters.queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
       onlineUnresolved: this.#online?.core.unresolved ?? 0,
-      settlement: { ...this.#settled },
+      settlement: { ...this.#counters.settled },
       terminal: this.id,
       peerId: s.peerId,
       decisionMode: this.decisionMode,
