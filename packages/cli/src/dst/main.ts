@@ -1,9 +1,16 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
 import { rosterSizeIssue } from '@nullmesh/policy'
-import { FAULTS, type FaultName, runSeed, type SimResult, type Violation } from './sim.js'
+import {
+  ALL_MUTATIONS,
+  type AnyMutation,
+  FAULTS,
+  type FaultName,
+  runSeed,
+  type SimResult,
+  type Violation,
+} from './sim.js'
 
 /**
  * Deterministic simulation of a venue: `npm run dst -- [--terminals N] [--seeds K | --seed S]
@@ -16,7 +23,7 @@ export interface DstArgs {
   faults: Set<FaultName>
   json: boolean
   trace?: string | undefined
-  mutations: Set<MutationName>
+  mutations: Set<AnyMutation>
   quiet: boolean
   fastCrypto?: boolean
 }
@@ -81,8 +88,9 @@ export function parseArgs(argv: string[]): DstArgs {
         a.trace = val()
         break
       case '--mutation': {
-        const m = val() as MutationName
-        if (!MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}; known: ${MUTATIONS.join(', ')}`)
+        const m = val() as AnyMutation
+        if (!ALL_MUTATIONS.includes(m))
+          throw new Error(`unknown mutation ${m}; known: ${ALL_MUTATIONS.join(', ')}`)
         a.mutations.add(m)
         break
       }
