@@ -293,6 +293,10 @@ interface Node {
   started: boolean
   /** payments in flight, retried by the POS after a crash */
   inflight: Map<number, Payment>
+  /** when (effect number) this incarnation's core first applied each event: the view checker */
+  knownAt: Map<string, number>
+  /** own reservations whose first barrier request was sent */
+  requested: Set<string>
 }
 
 interface OnlineAttempt {
@@ -465,6 +469,8 @@ class Sim {
     f('crash-mid-write', 0, 0.01)
     f('wipe', 0, 0.4)
     f('fsync', 0, 15)
+    // fsync stalls (share of fsyncs): with 'fsync' only
+    this.mix.stall = this.mix.fsync ? Math.round(this.rng.range(0, 0.3) * 1000) / 1000 : 0
     f('skew', 0, 20_000)
     f('jump', 0, 0.03)
     f('central-late', 0, 0.3)
@@ -494,6 +500,8 @@ class Sim {
         attempts: new Map(),
         started: false,
         inflight: new Map(),
+        knownAt: new Map(),
+        requested: new Set(),
       })
     }
   }
@@ -530,6 +538,14 @@ class Sim {
     return i === undefined ? hex.slice(0, 8) : `T${i + 1}`
   }
 
+  /** a disk's fsync: usually fast, sometimes stalled for far longer than a network hop */
+  fsyncLatency(): number {
+    if (!this.mix.fsync) return 0.2
+    let lat = 0.2 + this.rng.next() * this.mix.fsync
+    if (this.rng.chance(this.mix.stall!)) lat += this.rng.range(5, 40)
+    return lat
+  }
+
   latency(): number {
     return 0.3 + this.rng.next() * 1.5 + (this.mix.reorder ? this.rng.next() * this.mix.reorder : 0)
   }
@@ -548,6 +564,8 @@ class Sim {
     node.writes = new Map()
     node.online = this.onlineCore()
     node.attempts = new Map()
+    node.knownAt = new Map()
+    node.requested = new Set()
     const inc = node.inc
     const core = new MeshCore({
       venueId: VENUE,
@@ -661,8 +679,12 @@ class Sim {
   }
 
   /** carry out one effect; calls back into a core only from the queue */
+  /** numbers the effects of all cores: a total order of what each core learnt and did */
+  effectNo = 0
+
   effect(node: Node, inc: number, e: Effect): void {
     if (node.inc !== inc || !node.up) return
+    this.effectNo++
     switch (e.type) {
       case 'send': {
         const to = this.venue.index.get(e.to)!
@@ -670,7 +692,7 @@ class Sim {
         if (msg.t === 'req' && msg.online) {
           const signed = this.byBytes.get(msg.bytes)
           if (signed !== undefined) this.onlineRounds.add(signed.idHex)
-        }
+        } else if (msg.t === 'req') this.checkView(node, msg.bytes, msg.view)
         const p = this.pair(node.i, to)
         if (this.conn[p] !== 2) {
           // no stream: a request fails at once
@@ -707,7 +729,7 @@ class Sim {
           e.sync,
         )
         if (e.sync) {
-          const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
+          const lat = this.fsyncLatency()
           this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
         } else {
           this.at(this.rng.range(20, 300), { k: 'flush', node: node.i, inc, w })
@@ -732,6 +754,7 @@ class Sim {
         this.done(node, e.op, e.result)
         return
       case 'event':
+        if (!node.knownAt.has(e.event.idHex)) node.knownAt.set(e.event.idHex, this.effectNo)
         if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
         if (this.opts.trace && e.source === 'self')
           this.log(
@@ -746,6 +769,32 @@ class Sim {
         if (this.opts.trace)
           this.log(`${node.name} ${e.type === 'peer' ? `peer ${this.name(e.key)} ${e.state}` : e.message}`)
         return
+    }
+  }
+
+  /**
+   * The view an origin sends with a new reservation's first barrier request is what its decision
+   * counted (docs/protocol.md, "Card caps are exact"): every reservation it names was known to
+   * the origin before it signed the reservation, i.e. when it decided. A reservation that arrived
+   * later (during the fsync, say) and is named anyway makes a peer holding it skip the conflict
+   * refusal for a reservation nobody counted. The card-cap checker sees the damage only when three
+   * taps of one card interleave just so; this sees the claim itself.
+   */
+  checkView(node: Node, bytes: Uint8Array, view: readonly string[]): void {
+    const signed = this.byBytes.get(bytes)
+    if (signed === undefined || node.requested.has(signed.idHex)) return
+    node.requested.add(signed.idHex)
+    // a reservation first made for an online attempt is decided again when it falls back
+    if (node.attempts.has(signed.idHex)) return
+    const decidedAt = node.knownAt.get(signed.idHex)
+    if (decidedAt === undefined) return
+    for (const id of view) {
+      const k = node.knownAt.get(id)
+      if (k !== undefined && k > decidedAt)
+        this.fail(
+          'view-not-counted',
+          `${node.name} sent reservation ${signed.idHex.slice(0, 8)} with a view naming ${id.slice(0, 8)}, which it learnt after deciding`,
+        )
     }
   }
 
@@ -857,7 +906,7 @@ class Sim {
       switch (e.type) {
         case 'mark-pending': {
           // the terminal's `online pending` cursor, written with fsync: lost if a crash comes first
-          const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
+          const lat = this.fsyncLatency()
           this.at(lat, { k: 'mark', node: node.i, inc: node.inc, resId: e.id })
           if (
             this.mix['crash-mid-write'] &&
@@ -1681,7 +1730,28 @@ class Sim {
     }
     const x = r.next()
     const online = r.chance(this.mix.online!)
-    if (x < 0.7 || this.usedNullifiers.length === 0) {
+    if (x < 0.1 && up.length >= 3) {
+      // a cap race: one fresh card at three or more terminals, a few ms apart, amounts such that
+      // any two fit the card cap and three do not. The later taps are decided while the earlier
+      // ones' requests and Commits are on the wire and during their own fsync: where the view an
+      // origin sends must be the one its decision counted (mutant 'view-after-fsync').
+      const card = this.cards.length
+      this.cards.push({ key: r.bytes(16) })
+      const cap = this.policy.currencies[CURRENCY]!.cardCapMinor
+      const k = Math.min(up.length, 3 + r.int(3))
+      const at = up.map((n) => n.i)
+      for (let j = at.length - 1; j > 0; j--) {
+        const m = r.int(j + 1)
+        ;[at[j], at[m]] = [at[m]!, at[j]!]
+      }
+      this.count('cap-race')
+      for (let j = 0; j < k; j++) {
+        const amount = Math.floor(cap / 3 / 100) * 100 + 100 + r.int(Math.floor(cap / 6 / 100)) * 100
+        const p = mk(at[j]!, fresh(card), card, amount, false)
+        if (j === 0) this.pay(p)
+        else this.at(r.range(0.2, 3) * j, { k: 'retry', payment: p })
+      }
+    } else if (x < 0.7 || this.usedNullifiers.length === 0) {
       // half on the few hot cards (pushed past their caps), half on cards seen once or twice
       let card = r.int(this.cards.length)
       if (r.chance(0.5)) {
