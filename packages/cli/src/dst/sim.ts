@@ -391,7 +391,14 @@ class Stop extends Error {
 export function runSeed(opts: SimOptions): SimResult {
   setVerifyMemo(500_000)
   setSimulatedSignatures(opts.fastCrypto === true)
-  return new Sim(opts).run()
+  // the cores throw (and catch) an error for every duplicate they are sent: no stack traces here
+  const stackTraceLimit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new Sim(opts).run()
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit
+  }
 }
 
 class Sim {
