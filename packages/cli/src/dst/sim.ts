@@ -23,6 +23,7 @@ import {
   type Reservation,
   type SignedAck,
   type SignedEvent,
+  setDecodeMemo,
   setSimulatedSignatures,
   setVerifyMemo,
   toHex,
@@ -390,6 +391,7 @@ class Stop extends Error {
 
 export function runSeed(opts: SimOptions): SimResult {
   setVerifyMemo(500_000)
+  setDecodeMemo(true)
   setSimulatedSignatures(opts.fastCrypto === true)
   // the cores throw (and catch) an error for every duplicate they are sent: no stack traces here
   const stackTraceLimit = Error.stackTraceLimit
@@ -398,6 +400,7 @@ export function runSeed(opts: SimOptions): SimResult {
     return new Sim(opts).run()
   } finally {
     Error.stackTraceLimit = stackTraceLimit
+    setDecodeMemo(false)
   }
 }
 
