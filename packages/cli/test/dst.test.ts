@@ -28,7 +28,13 @@ describe('deterministic simulation (bounded)', () => {
     expect(hash()).toBe(hash())
   }, 60_000)
 
-  it.each(['refusal-as-ack', 'no-online-nullifier-check', 'send-before-durable'] as const)(
+  it.each([
+    'refusal-as-ack',
+    'no-online-nullifier-check',
+    'send-before-durable',
+    'view-after-fsync',
+    'release-unanswered',
+  ] as const)(
     'catches the mutant %s',
     (name) => {
       const r = runMutant(name, { maxSeeds: 40, steps: 2000, terminals: 5 })

@@ -223,6 +223,9 @@ export class OnlinePayments {
         // unreachable: the round fails and is retried; refused: logged, and never blocks the sync
         if (err instanceof TerminalError && err.code === 'central_unavailable') throw err
         log('voiding %s failed: %s', e.id.slice(0, 16), (err as Error).message)
+      } finally {
+        // a release that failed leaves it pending: voided again next round (idempotent at central)
+        this.core.abandoned(e.id)
       }
     }
     return this.#voided - before

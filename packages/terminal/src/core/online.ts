@@ -332,7 +332,12 @@ export class OnlineCore {
     const a = this.#attempts.get(id)
     if (a === undefined) return
     if (a.state === 'marking') this.#attempts.delete(id)
-    else if (a.state === 'asking' || a.state === 'fallback' || a.state === 'completing') {
+    else if (
+      a.state === 'asking' ||
+      a.state === 'fallback' ||
+      a.state === 'completing' ||
+      a.state === 'releasing'
+    ) {
       a.state = 'pending'
       a.retry = false
     } else if (a.state === 'voiding' && a.retry) {
