@@ -71,6 +71,8 @@ describe('deterministic simulation (bounded)', () => {
     'no-online-nullifier-check',
     'send-before-durable',
     'ack-outside-group',
+    'view-after-fsync',
+    'release-unanswered',
   ] as const)(
     'catches the mutant %s',
     (name) => {

@@ -7,6 +7,7 @@ import {
   type Release,
   type Reservation,
   type SignedEvent,
+  sha256,
   toHex,
   verifyEventSignature,
   verifyQuorumCertificate,
@@ -148,6 +149,11 @@ export function validateTransfer(ctx: ValidationContext, signed: SignedEvent<Exp
 export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, maxBytes: number): SignedEvent {
   // [REJECT] oversized
   if (bytes.byteLength > maxBytes) reject('ERR_TOO_LARGE', `${bytes.byteLength} bytes`)
+  // [IGNORE] already recorded: the id is the hash of these very bytes, so they were validated
+  // when first recorded; checked before decoding (most gossip and catch-up frames are duplicates)
+  const idHex = toHex(sha256(bytes))
+  if (ctx.isKnown(idHex))
+    throw new EventValidationError('ERR_ALREADY_KNOWN', `${idHex.slice(0, 12)} already known`)
   const decoded = decodeEvent(bytes)
   // [REJECT] not a canonical, well-formed event
   if (!decoded.ok) reject('ERR_DECODE', decoded.error.message)

@@ -252,6 +252,30 @@ function readEvent(body: unknown): NullmeshEvent {
  * each rule separately.
  */
 export function decodeEvent(bytes: Uint8Array): Result<SignedEvent> {
+  if (decodeMemo === undefined) return decodeUncached(bytes)
+  let r = decodeMemo.get(bytes)
+  if (r === undefined) {
+    r = decodeUncached(bytes)
+    decodeMemo.set(bytes, r)
+  }
+  return r
+}
+
+/**
+ * Memo of decoded events by the identity of their byte array, off by default. Only the
+ * deterministic simulator turns it on: it runs every terminal of a venue in one process and hands
+ * each of them the same array a peer sent, which every one would otherwise decode again (decoding
+ * is a pure function of the bytes, and nothing mutates a decoded event). Production never does.
+ */
+let decodeMemo: WeakMap<Uint8Array, Result<SignedEvent>> | undefined
+let verifiedMemo: WeakMap<SignedEvent, boolean> | undefined
+
+export function setDecodeMemo(on: boolean): void {
+  decodeMemo = on ? new WeakMap() : undefined
+  verifiedMemo = on ? new WeakMap() : undefined
+}
+
+function decodeUncached(bytes: Uint8Array): Result<SignedEvent> {
   const decoded = decodeVersioned(bytes, MAX_EVENT_BYTES)
   if (!decoded.ok) return decoded
   try {
@@ -267,7 +291,13 @@ export function decodeEvent(bytes: Uint8Array): Result<SignedEvent> {
 }
 
 export function verifyEventSignature(signed: SignedEvent): boolean {
-  return verifyBytes(signed.event.origin, eventSigningBytes(bodyArray(signed.event)), signed.signature)
+  // with the simulator's decode memo, one decoded event is shared by every simulated terminal
+  const memo = verifiedMemo
+  const known = memo?.get(signed)
+  if (known !== undefined) return known
+  const ok = verifyBytes(signed.event.origin, eventSigningBytes(bodyArray(signed.event)), signed.signature)
+  memo?.set(signed, ok)
+  return ok
 }
 
 function ackArray(a: Ack): unknown[] {

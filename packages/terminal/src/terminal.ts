@@ -1,31 +1,15 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLedger, type Ledger, type PaymentRecord } from '@nullmesh/ledger'
+import { createMeshNode, type MeshNode, type OfflineDecision } from '@nullmesh/mesh'
+import { loadTerminalKey, loadVenueBundle, type VenueBundle } from '@nullmesh/policy'
 import {
-  createMeshNode,
-  MeshError,
-  type MeshNode,
-  type OfflineCandidate,
-  type OfflineDecision,
-} from '@nullmesh/mesh'
-import {
-  createExposureState,
-  decideOffline,
-  type ExposureState,
-  loadTerminalKey,
-  loadVenueBundle,
-  type ReservationFacts,
-  type VenueBundle,
-} from '@nullmesh/policy'
-import {
-  type Commit,
   cardBin,
   computeCardKey,
   computeNullifier,
   createProof,
   type DeclineCode,
-  isDeclineCode,
   type KeyPair,
   type ProofDecision,
   type Reservation,
@@ -39,8 +23,6 @@ import { type ApiServer, startApiServer } from './api.js'
 import { type CentralLink, type CentralPaymentStatus, createHttpCentralLink } from './central.js'
 import { ConnectivityMonitor, type ConnectivityOptions } from './connectivity.js'
 import {
-  API_TOKEN_ENV,
-  API_TOKEN_FILE,
   CURSORS,
   DEFAULT_API_HOST,
   DEFAULT_API_PORT,
@@ -49,9 +31,11 @@ import {
   LOG_NAMESPACE,
 } from './constants.js'
 import { TerminalError } from './errors.js'
+import { FloorLimit } from './floor-limit.js'
 import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
 import { TerminalMetrics } from './metrics.js'
 import { VenueNotices } from './notices.js'
+import { type Candidate, OnlinePayments, type Outcome, type SettlementStatus } from './online.js'
 import {
   type PaymentBody,
   type PaymentRequestBody,
@@ -59,13 +43,16 @@ import {
   parsePaymentRequest,
   type StatusBody,
 } from './schemas.js'
+import { advances, SettlementCounters, settlementOf } from './settlement.js'
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
+import { resolveToken } from './token.js'
 
 const log = debug(LOG_NAMESPACE)
 const slow = debug(`${LOG_NAMESPACE}:slow`)
 
 export type DecisionMode = 'mesh' | 'floor-limit-only'
-export type SettlementStatus = 'none' | 'queued' | 'forwarded' | 'completed' | 'failed'
+export type { SettlementStatus }
+
 type OfflineBehavior = NonNullable<PaymentRequestBody['offlineBehavior']>
 
 export interface TerminalInit {
@@ -169,66 +156,11 @@ interface StoredPayment extends PaymentRecord {
   settlement: { declineCode?: string; syncDeclineCode?: string; completedAt?: number; updatedAt: number }
 }
 
-interface Candidate extends OfflineCandidate {
-  nullifierHex: string
-  cardKeyHex: string
-}
-
-interface Outcome {
-  paymentId: string
-  status: PaymentResponseBody['status']
-  declineCode?: string | undefined
-  proof: Uint8Array
-  mode: PaymentResponseBody['mode']
-  queued: boolean
-  barrier?: { acks: number; quorum: number; ms: number } | undefined
-  settlement: SettlementStatus
-  completedAt?: number
-  centralPaymentId?: string
-}
-
-const SETTLEMENT_RANK: Record<SettlementStatus, number> = {
-  none: 0,
-  queued: 1,
-  forwarded: 2,
-  completed: 3,
-  failed: 3,
-}
-
-/** ledger cursor of an online attempt: ONLINE_PENDING from before central is asked until it is resolved */
-const onlineCursor = (reservationIdHex: string) => `terminal/online/${reservationIdHex}`
-const ONLINE_PENDING = 'pending'
-const ONLINE_DONE = 'done'
 /** how long start-up waits for central to void interrupted online attempts */
 const RESOLVE_AT_START_MS = 3_000
-/** part of the tap budget kept for the offline fallback when central does not answer */
-const FALLBACK_RESERVE_MS = 600
 
 function randomId(): string {
   return randomBytes(32).toString('hex')
-}
-
-async function resolveToken(init: TerminalInit): Promise<string> {
-  if (init.token !== undefined && init.token !== '') return init.token
-  const fromEnv = process.env[API_TOKEN_ENV]
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv
-  const path = join(init.dataDir, API_TOKEN_FILE)
-  try {
-    const existing = (await readFile(path, 'utf8')).trim()
-    if (existing !== '') return existing
-  } catch (err: unknown) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
-  const token = randomBytes(32).toString('base64url')
-  try {
-    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' })
-  } catch (err: unknown) {
-    // another start raced us: use what it wrote
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(path, 'utf8')).trim()
-    throw err
-  }
-  await chmod(path, 0o600)
-  return token
 }
 
 class NullmeshTerminal implements Terminal {
@@ -251,21 +183,16 @@ class NullmeshTerminal implements Terminal {
   #transition: Promise<void> | undefined
   readonly #inflight = new Map<string, Promise<PaymentResponseBody>>()
   readonly #decisions = new Set<Promise<unknown>>()
-  readonly #queue = new Map<string, { count: number; amount: number }>()
-  readonly #settled = { forwarded: 0, completed: 0, failed: 0 }
+  readonly #counters = new SettlementCounters()
   #denylist: Denylist | undefined
   #notices: VenueNotices | undefined
   #blockedCards = new Set<string>()
-  #floorState: ExposureState | undefined
+  #floor: FloorLimit | undefined
   #eventSeq = 0
   /** own events with a smaller seq were written by an earlier run: only those can need recovery */
   #firstSeqOfRun = 1
-  /** reservations a recovery is answering right now */
-  readonly #recovering = new Set<string>()
-  /** own online attempts marked pending and not yet resolved (status: onlineUnresolved) */
-  readonly #onlineUnresolved = new Set<string>()
-  /** online attempts a decision of this run is still waiting on (not for the resolver) */
-  readonly #ownedByDecision = new Set<string>()
+  /** the online path (core/online.ts and its adapter) */
+  #online: OnlinePayments | undefined
   readonly #onMode = (evt: Event): void => {
     const mode = (evt as CustomEvent<{ mode: 'quorum' | 'isolated' }>).detail.mode
     this.#emit('mesh.mode', { mode, peers: this.#mesh?.status().peers ?? 0 })
@@ -383,6 +310,33 @@ class NullmeshTerminal implements Terminal {
     await notices.load()
     this.#notices = notices
 
+    const self = this
+    const online = new OnlinePayments(
+      {
+        ledger,
+        key,
+        publicKeyHex: this.#publicKeyHex,
+        get mesh() {
+          return self.mesh
+        },
+        get link() {
+          return self.#link
+        },
+        get monitor() {
+          return self.#monitor
+        },
+        get firstSeqOfRun() {
+          return self.#firstSeqOfRun
+        },
+        fallback: (c, reservation, deadline) => this.#fallbackOffline(c, reservation, deadline),
+        decline: (c, code, paymentId) => ({ ...this.#declineLocally(c, code), paymentId }),
+      },
+      {
+        tapBudgetMs: bundle.policy.tapBudgetMs,
+        onlineTimeoutMs: init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
+      },
+    )
+    this.#online = online
     const mesh = createMeshNode({
       // issue 17: revocations and abandoned reservations accepted by earlier runs
       revocations: notices.revocationDocs(),
@@ -391,11 +345,7 @@ class NullmeshTerminal implements Terminal {
       key,
       ledger,
       // an online attempt interrupted by a crash stays pending until central has voided it
-      keepPending: async (id) => {
-        const keep = (await ledger.getCursor(onlineCursor(id))) === ONLINE_PENDING
-        if (keep) this.#onlineUnresolved.add(id)
-        return keep
-      },
+      keepPending: (id) => online.keepPending(id),
       ...(init.listen === undefined ? {} : { listen: init.listen }),
       ...(init.discovery === undefined ? {} : { discovery: init.discovery }),
     })
@@ -410,7 +360,7 @@ class NullmeshTerminal implements Terminal {
         online: () => this.online,
         meshQuorum: () => this.#mesh?.status().mode === 'quorum',
         peers: () => this.#mesh?.status().peers ?? 0,
-        queue: () => this.#queueSummary(),
+        queue: () => this.#counters.queueSummary(),
       },
       { terminal: init.id },
     )
@@ -441,7 +391,7 @@ class NullmeshTerminal implements Terminal {
         unsettled: () => this.#unsettled(),
         onDenylist: (d) => this.#setDenylist(d),
         onConfirmed: (marks) => this.#mesh?.confirmed(marks),
-        resolvePending: (signal) => this.#resolveOnlineAttempts(signal),
+        resolvePending: (signal) => online.resolve(signal),
         currentDenylistVersion: () => this.#denylist?.version ?? 0,
         onRevocations: (docs) => notices.setRevocations(docs),
         onAbandoned: (ids) => notices.setAbandoned(ids),
@@ -452,9 +402,11 @@ class NullmeshTerminal implements Terminal {
       // Before the API takes payments: online attempts a crash interrupted are voided at central
       // (their answer never reached the POS). If central cannot be reached now, every sync round
       // retries.
-      await this.#resolveOnlineAttempts(AbortSignal.timeout(RESOLVE_AT_START_MS)).catch((err: unknown) =>
-        log('online attempts left pending at start (central unreachable): %s', (err as Error).message),
-      )
+      await online
+        .resolve(AbortSignal.timeout(RESOLVE_AT_START_MS))
+        .catch((err: unknown) =>
+          log('online attempts left pending at start (central unreachable): %s', (err as Error).message),
+        )
     }
 
     if (init.api !== false) {
@@ -477,12 +429,13 @@ class NullmeshTerminal implements Terminal {
   /** Queue counters, deny list and (floor-limit-only) the local exposure from the ledger. */
   async #loadState(signal: AbortSignal | undefined): Promise<void> {
     const ledger = this.#ledger!
-    this.#queue.clear()
-    for await (const p of ledger.payments({ status: 'queued', signal })) this.#queueAdd(p as StoredPayment, 1)
+    this.#counters.clear()
+    for await (const p of ledger.payments({ status: 'queued', signal }))
+      this.#counters.move(p as StoredPayment, 'queued')
     for (const status of ['forwarded', 'completed', 'failed'] as const) {
       let n = 0
       for await (const _ of ledger.payments({ status, signal })) n++
-      this.#settled[status] = n
+      this.#counters.settled[status] = n
     }
     const denylist = await ledger.getCursor(CURSORS.denylist, { signal })
     if (denylist !== undefined) {
@@ -493,24 +446,13 @@ class NullmeshTerminal implements Terminal {
       }
     }
     if (this.decisionMode === 'floor-limit-only') {
-      const state = createExposureState()
+      const floor = new FloorLimit(this.#bundle!.policy, this.#publicKeyHex)
       for await (const record of ledger.payments({ signal })) {
         const p = record as StoredPayment
-        if (p.response.mode === 'floor_limit' && p.response.status === 'approved_offline') {
-          const facts = this.#facts(
-            p.id,
-            p.response.nullifier,
-            p.cardKey,
-            p.amountMinor,
-            p.currency,
-            p.method,
-            p.createdAt,
-          )
-          state.addReservation(facts, true)
-          state.addCommit(facts, 'quorum')
-        }
+        if (p.response.mode === 'floor_limit' && p.response.status === 'approved_offline')
+          floor.add(p.id, p.response.nullifier, p.cardKey, p.amountMinor, p.currency, p.method, p.createdAt)
       }
-      this.#floorState = state
+      this.#floor = floor
     }
   }
 
@@ -628,11 +570,11 @@ class NullmeshTerminal implements Terminal {
     const behavior: OfflineBehavior = request.offlineBehavior ?? 'prefer_online'
     let path = 'offline'
     const marks: Array<[string, number]> = [['start', t0]]
-    let outcome = await this.#recover(candidate, deadline)
+    let outcome = await this.#online!.recover(candidate, deadline)
     marks.push(['recover', performance.now()])
     if (outcome !== undefined) path = 'recovered'
     if (outcome === undefined && behavior !== 'force_offline' && this.#link !== undefined && this.online) {
-      outcome = await this.#payOnline(candidate, deadline, behavior === 'require_online')
+      outcome = await this.#online!.pay(candidate, deadline, behavior === 'require_online')
       marks.push(['online', performance.now()])
       if (outcome !== undefined) path = 'online'
     }
@@ -692,13 +634,12 @@ class NullmeshTerminal implements Terminal {
         : { centralPaymentId: o.centralPaymentId }),
       settlement: { updatedAt: now, ...(o.completedAt === undefined ? {} : { completedAt: o.completedAt }) },
     }
-    // An approval's decision is already durable as its fsync'd Commit, and #recover answers a retry
+    // An approval's decision is already durable as its fsync'd Commit, and OnlinePayments.recover answers a retry
     // from it if this record is lost in a crash: no second fsync on the approval path. A decline has
     // no Commit, so its record is what keeps the first answer.
     const approved = o.status === 'approved_offline' || o.status === 'approved_online'
     await this.#ledger!.putPayment(record, { sync: !approved })
-    if (o.settlement === 'queued') this.#queueAdd(record, 1)
-    else if (o.settlement !== 'none') this.#settled[o.settlement]++
+    this.#counters.move(record, o.settlement)
     const m = this.#metrics
     m?.payments.inc({ status: o.status, mode: o.mode })
     if (o.declineCode !== undefined) m?.declines.inc({ code: o.declineCode })
@@ -710,208 +651,15 @@ class NullmeshTerminal implements Terminal {
     return response
   }
 
-  /**
-   * A payment whose idempotency key has no record, but whose credential use this terminal already
-   * committed: the process died between the Commit and the payment record. The Commit is the
-   * decision, so answer it again rather than decide a second time. A pending online reservation
-   * (died while central was answering) is asked again: central dedups it.
-   */
-  async #recover(c: Candidate, deadline: number): Promise<Outcome | undefined> {
-    const ledger = this.#ledger!
-    const uses = await ledger.nullifier(c.nullifierHex)
-    for (const use of uses) {
-      if (use.state === 'released' || this.#recovering.has(use.reservationId)) continue
-      if ((await ledger.getPayment(use.reservationId)) !== undefined) continue
-      const ev = await ledger.getEvent(use.reservationId)
-      if (
-        ev === undefined ||
-        ev.event.type !== 'reservation' ||
-        toHex(ev.event.origin) !== this.#publicKeyHex
-      )
-        continue
-      const reservation = ev as SignedEvent<Reservation>
-      // a reservation of this run belongs to a decision still in flight here, not to a crash
-      if (reservation.event.seq >= this.#firstSeqOfRun) continue
-      if (reservation.event.amountMinor !== c.amountMinor || reservation.event.currency !== c.currency)
-        continue
-      if (this.#recovering.has(reservation.idHex)) continue
-      this.#recovering.add(reservation.idHex)
-      try {
-        const outcome = await this.#recoverOne(c, reservation, use.state, deadline)
-        if (outcome !== undefined) return outcome
-      } finally {
-        this.#recovering.delete(reservation.idHex)
-      }
-    }
-    return undefined
-  }
-
-  async #recoverOne(
-    c: Candidate,
-    reservation: SignedEvent<Reservation>,
-    state: 'reserved' | 'committed',
-    deadline: number,
-  ): Promise<Outcome | undefined> {
-    if (state === 'committed') {
-      const commit = await this.#findCommit(reservation)
-      const mode = commit?.event.mode ?? 'quorum'
-      const decision: ProofDecision =
-        mode === 'online'
-          ? 'approved_online'
-          : mode === 'isolated'
-            ? 'approved_offline_isolated'
-            : 'approved_offline'
-      const proof = createProof(this.#key!, {
-        nullifier: c.nullifier,
-        amountMinor: c.amountMinor,
-        currency: c.currency,
-        decision,
-        ts: commit?.event.ts ?? reservation.event.ts,
-        seq: commit?.event.seq ?? reservation.event.seq,
-        policyVersion: reservation.event.policyVersion,
-      })
-      log('recovered the committed payment %s after a restart', reservation.idHex.slice(0, 16))
-      return mode === 'online'
-        ? {
-            paymentId: reservation.idHex,
-            status: 'approved_online',
-            proof,
-            mode: 'online',
-            queued: false,
-            settlement: 'forwarded',
-          }
-        : {
-            paymentId: reservation.idHex,
-            status: 'approved_offline',
-            proof,
-            mode,
-            queued: true,
-            settlement: 'queued',
-          }
-    }
-    // reserved: an online attempt left pending by a crash (offline ones are released at start).
-    // Its answer never reached the POS, and central may have charged it. Central reachable: void
-    // it there, then this retry is decided afresh. Not reachable: decide it offline under the
-    // same payment identity (central counts one payment however it arrives); if that declines, it
-    // stays pending for the resolver to void.
-    if ((await this.#ledger!.getCursor(onlineCursor(reservation.idHex))) !== ONLINE_PENDING) return undefined
-    if (this.#link !== undefined && this.online) {
-      const voided = await this.#voidOnline(reservation).catch(() => false)
-      if (voided) return undefined
-    }
-    return this.#fallbackOffline(c, reservation, deadline)
-  }
-
-  async #findCommit(reservation: SignedEvent<Reservation>): Promise<SignedEvent<Commit> | undefined> {
-    const ledger = this.#ledger!
-    const last = (await ledger.nextSeq(this.#publicKeyHex)) - 1
-    for (let seq = reservation.event.seq + 1; seq <= last && seq <= reservation.event.seq + 10_000; seq++) {
-      const ev = await ledger.getEventAt(this.#publicKeyHex, seq)
-      if (ev?.event.type === 'commit' && ev.event.reservation.idHex === reservation.idHex)
-        return ev as SignedEvent<Commit>
-    }
-    return undefined
-  }
-
-  /**
-   * The online path. undefined: not attempted or not held (offline path next, under a new
-   * reservation; central was never asked). Once central has been asked, the reservation is the
-   * payment's one identity: an answer commits or releases it; no answer (timeout, network) leaves
-   * the outcome unknown, so the payment is decided offline under the same reservation, and if that
-   * declines it stays pending until central has voided it — never released while it may be charged.
-   */
-  async #payOnline(c: Candidate, deadline: number, requireOnline: boolean): Promise<Outcome | undefined> {
-    let reservation: SignedEvent<Reservation>
-    try {
-      reservation = await this.#mesh!.reserveOnline(c, { deadline })
-    } catch (err: unknown) {
-      // not held by a quorum (or already held): the offline path gives the precise decision
-      if (err instanceof MeshError && err.code === 'ERR_REFUSED') return undefined
-      throw err
-    }
-    // durable before central is asked: a crash from here on leaves it pending, to be voided
-    this.#ownedByDecision.add(reservation.idHex)
-    try {
-      await this.#ledger!.setCursor(onlineCursor(reservation.idHex), ONLINE_PENDING, { sync: true })
-      this.#onlineUnresolved.add(reservation.idHex)
-      return await this.#authorizeOnline(c, reservation, deadline, requireOnline)
-    } finally {
-      this.#ownedByDecision.delete(reservation.idHex)
-    }
-  }
-
-  async #authorizeOnline(
-    c: Candidate,
-    reservation: SignedEvent<Reservation>,
-    deadline: number,
-    requireOnline = false,
-  ): Promise<Outcome | undefined> {
-    const link = this.#link!
-    const mesh = this.#mesh!
-    // leave room in the tap budget for the offline fallback
-    const reserve = requireOnline ? 0 : Math.min(FALLBACK_RESERVE_MS, mesh.tapBudgetMs / 3)
-    const timeoutMs = Math.max(
-      1,
-      Math.floor(
-        Math.min(
-          this.#init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
-          deadline - performance.now() - reserve,
-        ),
-      ),
-    )
-    let answer: Awaited<ReturnType<CentralLink['authorize']>>
-    try {
-      answer = await link.authorize(reservation.bytes, { signal: AbortSignal.timeout(timeoutMs) })
-      this.#monitor?.reportSuccess()
-    } catch (err: unknown) {
-      if (err instanceof TerminalError && err.code === 'central_rejected') {
-        // central refused the request itself (4xx): it charged nothing, so releasing is safe
-        log('central refused the online authorisation (%s): offline path', err.message)
-        await mesh.completeOnline(reservation, false, 'other')
-        await this.#onlineDone(reservation.idHex)
-        return undefined
-      }
-      if (err instanceof TerminalError) this.#monitor?.reportFailure(err)
-      log(
-        'online authorisation unanswered (%s): deciding offline under the same reservation',
-        (err as Error).message,
-      )
-      if (requireOnline) {
-        // the POS wants online only: declined, and voided at central before it is released
-        return this.#pendingDecline(c, reservation, 'offline_not_allowed')
-      }
-      return this.#fallbackOffline(c, reservation, deadline)
-    }
-    const approved = answer.status === 'approved'
-    const declineCode = approved ? undefined : (answer.declineCode ?? 'issuer_declined')
-    const reason =
-      declineCode === undefined ? undefined : isDeclineCode(declineCode) ? declineCode : 'issuer_declined'
-    const { proof } = await mesh.completeOnline(reservation, approved, reason)
-    await this.#onlineDone(reservation.idHex)
-    return {
-      paymentId: reservation.idHex,
-      centralPaymentId: answer.paymentId,
-      status: approved ? 'approved_online' : 'declined_online',
-      declineCode,
-      proof,
-      mode: 'online',
-      queued: false,
-      settlement: approved ? 'completed' : 'none',
-      ...(approved ? { completedAt: Date.now() } : {}),
-    }
-  }
-
-  /** An online attempt without an answer, decided offline under the same reservation. */
+  /** An online attempt without an answer, decided offline under the same reservation (OnlineCore asks). */
   async #fallbackOffline(
     c: Candidate,
     reservation: SignedEvent<Reservation>,
     deadline: number,
   ): Promise<Outcome> {
     const blocked = this.#denylistCode(c)
-    if (blocked !== undefined) return this.#pendingDecline(c, reservation, blocked)
+    if (blocked !== undefined) return { ...this.#declineLocally(c, blocked), paymentId: reservation.idHex }
     const d = await this.#mesh!.authorize(c, { reservation, deadline })
-    if (d.approved) await this.#onlineDone(reservation.idHex)
-    // still pending if declined: the resolver voids it at central, then releases it
     const barrier =
       d.barrier.acks > 0 ? { acks: d.barrier.acks, quorum: d.barrier.quorum, ms: d.barrier.ms } : undefined
     return {
@@ -924,62 +672,6 @@ class NullmeshTerminal implements Terminal {
       barrier,
       settlement: d.approved ? 'queued' : 'none',
     }
-  }
-
-  #pendingDecline(c: Candidate, reservation: SignedEvent<Reservation>, code: DeclineCode): Outcome {
-    return { ...this.#declineLocally(c, code), paymentId: reservation.idHex }
-  }
-
-  /** Void one pending online attempt at central, then release it. true when released. */
-  async #voidOnline(reservation: SignedEvent<Reservation>, signal?: AbortSignal): Promise<boolean> {
-    const link = this.#link
-    if (link === undefined) return false
-    const answer = await link.void(reservation.bytes, signal === undefined ? {} : { signal })
-    if (answer.status === 'committed') {
-      // a Commit of it reached central: it was approved after all, and is settled as such
-      log('online attempt %s was committed, not voided', reservation.idHex.slice(0, 16))
-      await this.#onlineDone(reservation.idHex)
-      return false
-    }
-    await this.#mesh!.completeOnline(reservation, false, 'voided')
-    await this.#onlineDone(reservation.idHex)
-    log('voided the unanswered online attempt %s at central', reservation.idHex.slice(0, 16))
-    return true
-  }
-
-  async #onlineDone(reservationIdHex: string): Promise<void> {
-    this.#onlineUnresolved.delete(reservationIdHex)
-    await this.#ledger!.setCursor(onlineCursor(reservationIdHex), ONLINE_DONE, { sync: false })
-  }
-
-  /** Void every own online attempt still pending (crash, timeout then offline decline). */
-  async #resolveOnlineAttempts(signal?: AbortSignal): Promise<number> {
-    const ledger = this.#ledger
-    if (ledger === undefined || this.#link === undefined || this.#onlineUnresolved.size === 0) return 0
-    const opts = signal === undefined ? {} : { signal }
-    let n = 0
-    // the in-memory set (filled at start from the kept reservations, then by every online attempt)
-    // is what needs voiding: no ledger scan on every sync round
-    for (const id of [...this.#onlineUnresolved].sort()) {
-      // a decision of this run still waiting for central owns it; a recovery may be voiding it
-      if (this.#ownedByDecision.has(id) || this.#recovering.has(id)) continue
-      const pending = await ledger.getEvent(id, opts)
-      if (pending?.event.type !== 'reservation' || (await ledger.reservationState(id, opts)) !== 'reserved') {
-        await this.#onlineDone(id)
-        continue
-      }
-      this.#recovering.add(id)
-      try {
-        if (await this.#voidOnline(pending as SignedEvent<Reservation>, signal)) n++
-      } catch (err: unknown) {
-        // unreachable: the round fails and is retried; refused: logged, and never blocks the sync
-        if (err instanceof TerminalError && err.code === 'central_unavailable') throw err
-        log('voiding %s failed: %s', id.slice(0, 16), (err as Error).message)
-      } finally {
-        this.#recovering.delete(id)
-      }
-    }
-    return n
   }
 
   async #payOffline(c: Candidate, opts: AbortOptions, deadline: number): Promise<Outcome> {
@@ -1007,29 +699,10 @@ class NullmeshTerminal implements Terminal {
 
   /** Benchmark comparison: floor limit and caps on this terminal's own approvals, no barrier. */
   #payFloorLimit(c: Candidate): Outcome {
-    const state = this.#floorState!
-    const policy = this.#bundle!.policy
     const now = Date.now()
     const id = randomId()
-    const verdict = decideOffline(
-      policy,
-      state,
-      {
-        origin: this.#publicKeyHex,
-        nullifier: c.nullifierHex,
-        cardKey: c.cardKeyHex,
-        amountMinor: c.amountMinor,
-        currency: c.currency,
-        method: c.method,
-        bin: c.bin,
-        ts: now,
-      },
-      { mode: 'quorum', now },
-    )
-    if (!verdict.approve) return this.#declineLocally(c, verdict.code)
-    const facts = this.#facts(id, c.nullifierHex, c.cardKeyHex, c.amountMinor, c.currency, c.method, now)
-    state.addReservation(facts, true)
-    state.addCommit(facts, 'quorum')
+    const verdict = this.#floor!.decide(id, c, now)
+    if (verdict !== undefined) return this.#declineLocally(c, verdict)
     return {
       paymentId: id,
       status: 'approved_offline',
@@ -1038,18 +711,6 @@ class NullmeshTerminal implements Terminal {
       queued: false,
       settlement: 'none',
     }
-  }
-
-  #facts(
-    id: string,
-    nullifier: string,
-    cardKey: string,
-    amountMinor: number,
-    currency: string,
-    method: Candidate['method'],
-    ts: number,
-  ): ReservationFacts {
-    return { id, origin: this.#publicKeyHex, nullifier, cardKey, amountMinor, currency, method, ts }
   }
 
   #declineLocally(c: Candidate, code: DeclineCode): Outcome {
@@ -1119,18 +780,10 @@ class NullmeshTerminal implements Terminal {
     if (ledger === undefined) return 0
     let applied = 0
     for (const s of statuses) {
-      const next: SettlementStatus | undefined =
-        s.status === 'queued' || s.status === 'processing'
-          ? 'forwarded'
-          : s.status === 'completed'
-            ? 'completed'
-            : s.status === 'failed'
-              ? 'failed'
-              : undefined
+      const next = settlementOf(s)
       if (next === undefined) continue
       const p = (await ledger.getPayment(s.paymentId)) as StoredPayment | undefined
-      if (p === undefined || p.status === 'none' || SETTLEMENT_RANK[next] <= SETTLEMENT_RANK[p.status])
-        continue
+      if (p === undefined || !advances(p.status, next)) continue
       const now = Date.now()
       const updated: StoredPayment = {
         ...p,
@@ -1143,9 +796,7 @@ class NullmeshTerminal implements Terminal {
         },
       }
       await ledger.putPayment(updated, { sync: false })
-      if (p.status === 'queued') this.#queueAdd(p, -1)
-      else this.#settled[p.status]--
-      this.#settled[next]++
+      this.#counters.move(p, next, p.status)
       applied++
       this.#metrics?.settlements.inc({ status: next })
       // A payment can reach central through a peer's ledger and settle before our own sync reports
@@ -1156,24 +807,6 @@ class NullmeshTerminal implements Terminal {
       this.#emit(`payment.${next}` as TerminalEventType, { payment: this.#view(updated) })
     }
     return applied
-  }
-
-  #queueAdd(p: Pick<StoredPayment, 'currency' | 'amountMinor'>, sign: 1 | -1): void {
-    const q = this.#queue.get(p.currency) ?? { count: 0, amount: 0 }
-    q.count += sign
-    q.amount += sign * p.amountMinor
-    if (q.count <= 0) this.#queue.delete(p.currency)
-    else this.#queue.set(p.currency, q)
-  }
-
-  #queueSummary(): { count: number; amountsByCurrency: Record<string, number> } {
-    let count = 0
-    const amountsByCurrency: Record<string, number> = {}
-    for (const [currency, q] of this.#queue) {
-      count += q.count
-      amountsByCurrency[currency] = q.amount
-    }
-    return { count, amountsByCurrency }
   }
 
   // ---- reads -----------------------------------------------------------------------------------
@@ -1212,10 +845,10 @@ class NullmeshTerminal implements Terminal {
         groupSize: s.groupSize,
         groupsWithoutQuorum: s.groupsWithoutQuorum,
       },
-      queue: this.#queueSummary(),
+      queue: this.#counters.queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
-      onlineUnresolved: this.#onlineUnresolved.size,
-      settlement: { ...this.#settled },
+      onlineUnresolved: this.#online?.core.unresolved ?? 0,
+      settlement: { ...this.#counters.settled },
       terminal: this.id,
       peerId: s.peerId,
       decisionMode: this.decisionMode,

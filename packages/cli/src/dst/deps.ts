@@ -7,6 +7,7 @@ export {
   type Reservation,
   type SignedAck,
   type SignedEvent,
+  setDecodeMemo,
   setSimulatedSignatures,
   setVerifyMemo,
   signatureChecks,

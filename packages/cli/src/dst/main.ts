@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
 import { rosterSizeIssue } from '@nullmesh/policy'
 import {
+  ALL_MUTATIONS,
+  type AnyMutation,
   emptyCost,
   FAULTS,
   type FaultName,
@@ -24,7 +25,7 @@ export interface DstArgs {
   faults: Set<FaultName>
   json: boolean
   trace?: string | undefined
-  mutations: Set<MutationName>
+  mutations: Set<AnyMutation>
   quiet: boolean
   fastCrypto?: boolean
 }
@@ -89,8 +90,9 @@ export function parseArgs(argv: string[]): DstArgs {
         a.trace = val()
         break
       case '--mutation': {
-        const m = val() as MutationName
-        if (!MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}; known: ${MUTATIONS.join(', ')}`)
+        const m = val() as AnyMutation
+        if (!ALL_MUTATIONS.includes(m))
+          throw new Error(`unknown mutation ${m}; known: ${ALL_MUTATIONS.join(', ')}`)
         a.mutations.add(m)
         break
       }

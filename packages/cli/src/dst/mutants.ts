@@ -1,13 +1,12 @@
 #!/usr/bin/env node
-import { MUTATIONS, type MutationName } from '@nullmesh/mesh/core'
-import { FAULTS, runSeed, type Violation } from './sim.js'
+import { ALL_MUTATIONS, type AnyMutation, FAULTS, runSeed, type Violation } from './sim.js'
 
 /**
  * The simulator's teeth: run each known-bad mutation of the core until a seed fails.
  * `npm run dst:mutants -- [--json] [--max-seeds 200] [--steps 3000] [--terminals 5] [--only a,b]`
  */
 export interface MutantResult {
-  name: MutationName
+  name: AnyMutation
   caught: boolean
   /** seeds run until the first violation (or all of them) */
   seeds: number
@@ -18,13 +17,13 @@ export interface MutantResult {
  * Terminals a mutant needs to matter: custodian groups only differ from the roster when it is
  * larger than barrier.groupSize (5 by default).
  */
-export const MUTANT_MIN_TERMINALS: Partial<Record<MutationName, number>> = { 'ack-outside-group': 9 }
+export const MUTANT_MIN_TERMINALS: Partial<Record<AnyMutation, number>> = { 'ack-outside-group': 9 }
 
 export function runMutant(
-  name: MutationName,
+  name: AnyMutation,
   opts: { maxSeeds: number; steps: number; terminals: number; firstSeed?: number },
 ): MutantResult {
-  const mutations = Object.freeze(new Set<MutationName>([name]))
+  const mutations = Object.freeze(new Set<AnyMutation>([name]))
   const terminals = Math.max(opts.terminals, MUTANT_MIN_TERMINALS[name] ?? 0)
   const first = opts.firstSeed ?? 1
   for (let k = 0; k < opts.maxSeeds; k++) {
@@ -45,17 +44,17 @@ function main(argv: string[]): number {
   let maxSeeds = 200
   let steps = 4000
   let terminals = 5
-  let only: MutationName[] = [...MUTATIONS]
+  let only: AnyMutation[] = [...ALL_MUTATIONS]
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--json') json = true
     else if (a === '--max-seeds') maxSeeds = Number(argv[++i])
     else if (a === '--steps') steps = Number(argv[++i])
     else if (a === '--terminals') terminals = Number(argv[++i])
-    else if (a === '--only') only = (argv[++i] ?? '').split(',') as MutationName[]
+    else if (a === '--only') only = (argv[++i] ?? '').split(',') as AnyMutation[]
     else throw new Error(`unknown option ${a}`)
   }
-  for (const m of only) if (!MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}`)
+  for (const m of only) if (!ALL_MUTATIONS.includes(m)) throw new Error(`unknown mutation ${m}`)
   const mutants: MutantResult[] = []
   for (const name of only) {
     const t0 = performance.now()

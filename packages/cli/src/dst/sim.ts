@@ -3,10 +3,17 @@ import {
   type Effect,
   eventsAfter,
   MeshCore,
+  MUTATIONS,
   type MutationName,
   type WireMsg,
 } from '@nullmesh/mesh/core'
 import { defaultPolicy, initialShare, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import {
+  ONLINE_MUTATIONS,
+  OnlineCore,
+  type OnlineEffect,
+  type OnlineMutationName,
+} from '@nullmesh/terminal/core'
 import {
   decodeAck,
   issueCertificate,
@@ -16,6 +23,7 @@ import {
   type Reservation,
   type SignedAck,
   type SignedEvent,
+  setDecodeMemo,
   setSimulatedSignatures,
   setVerifyMemo,
   signatureChecks,
@@ -24,6 +32,10 @@ import {
 import { Queue, Rng } from './rng.js'
 
 // ---- configuration ------------------------------------------------------------------------------
+
+/** every known-bad mutation: of the mesh core and of the terminal's online core */
+export const ALL_MUTATIONS = [...MUTATIONS, ...ONLINE_MUTATIONS] as const
+export type AnyMutation = MutationName | OnlineMutationName
 
 export const FAULTS = [
   'loss',
@@ -50,7 +62,7 @@ export interface SimOptions {
   /** steps (queue events) of the safety phase */
   steps: number
   faults: ReadonlySet<FaultName>
-  mutations?: ReadonlySet<MutationName>
+  mutations?: ReadonlySet<AnyMutation>
   /** keep the full step trace (else only the last lines, for a failure report) */
   trace?: boolean
   /** a keyed hash instead of Ed25519 (protocol setSimulatedSignatures): throughput runs */
@@ -278,11 +290,15 @@ interface Payment {
   card: number
   amountMinor: number
   online: boolean
+  /** the POS wants online only (declined rather than decided offline) */
+  requireOnline: boolean
   attempt: number
+  /** the tap budget's end (simulated monotonic ms), set when the terminal takes it */
+  deadline?: number
 }
 
 interface ClientOp {
-  kind: 'offline' | 'reserve' | 'fallback' | 'complete' | 'void-release' | 'start'
+  kind: 'offline' | 'reserve' | 'fallback' | 'complete' | 'start'
   payment?: Payment | undefined
   reservation?: SignedEvent<Reservation> | undefined
   approved?: boolean
@@ -305,16 +321,27 @@ interface Node {
   ops: Map<number, ClientOp>
   /** write id of the core → disk write */
   writes: Map<number, number>
-  /** online attempts waiting for central, by reservation id */
-  online: Map<
-    string,
-    { payment: Payment; res: SignedEvent<Reservation>; answered: boolean; isolated: boolean }
-  >
-  /** reservations to void at central before release */
-  voids: Set<string>
+  /** the terminal's online path: the same core the daemon runs (@nullmesh/terminal/core) */
+  online: OnlineCore
+  /** what the simulator knows of each online attempt (for the checkers), by reservation id */
+  attempts: Map<string, OnlineAttempt>
   started: boolean
   /** payments in flight, retried by the POS after a crash */
   inflight: Map<number, Payment>
+  /** when (effect number) this incarnation's core first applied each event: the view checker */
+  knownAt: Map<string, number>
+  /** own reservations whose first barrier request was sent */
+  requested: Set<string>
+}
+
+interface OnlineAttempt {
+  /** the payment a decision is answering; undefined for an attempt found pending at start */
+  payment?: Payment | undefined
+  res: SignedEvent<Reservation>
+  /** reserved without a quorum round (the quorum really unreachable): central's dedup is the only guard */
+  isolated: boolean
+  /** the Commit's seq once completed */
+  seq?: number
 }
 
 type Ev =
@@ -353,8 +380,11 @@ type Ev =
       req: CentralReq
       ok: boolean
       marks?: number
+      voidStatus?: 'voided' | 'committed'
+      unreachable?: boolean
     }
   | { at: number; seq: number; k: 'onlineTimeout'; node: number; inc: number; resId: string }
+  | { at: number; seq: number; k: 'mark'; node: number; inc: number; resId: string }
   | { at: number; seq: number; k: 'pay' }
   | { at: number; seq: number; k: 'retry'; payment: Payment }
   | { at: number; seq: number; k: 'fault' }
@@ -395,8 +425,17 @@ class Stop extends Error {
 
 export function runSeed(opts: SimOptions): SimResult {
   setVerifyMemo(500_000)
+  setDecodeMemo(true)
   setSimulatedSignatures(opts.fastCrypto === true)
-  return new Sim(opts).run()
+  // the cores throw (and catch) an error for every duplicate they are sent: no stack traces here
+  const stackTraceLimit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new Sim(opts).run()
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit
+    setDecodeMemo(false)
+  }
 }
 
 class Sim {
@@ -478,6 +517,8 @@ class Sim {
     f('crash-mid-write', 0, 0.01)
     f('wipe', 0, 0.4)
     f('fsync', 0, 15)
+    // fsync stalls (share of fsyncs): with 'fsync' only
+    this.mix.stall = this.mix.fsync ? Math.round(this.rng.range(0, 0.3) * 1000) / 1000 : 0
     f('skew', 0, 20_000)
     f('jump', 0, 0.03)
     f('central-late', 0, 0.3)
@@ -503,10 +544,12 @@ class Sim {
         jump: 0,
         ops: new Map(),
         writes: new Map(),
-        online: new Map(),
-        voids: new Set(),
+        online: this.onlineCore(),
+        attempts: new Map(),
         started: false,
         inflight: new Map(),
+        knownAt: new Map(),
+        requested: new Set(),
       })
     }
   }
@@ -543,6 +586,14 @@ class Sim {
     return i === undefined ? hex.slice(0, 8) : `T${i + 1}`
   }
 
+  /** a disk's fsync: usually fast, sometimes stalled for far longer than a network hop */
+  fsyncLatency(): number {
+    if (!this.mix.fsync) return 0.2
+    let lat = 0.2 + this.rng.next() * this.mix.fsync
+    if (this.rng.chance(this.mix.stall!)) lat += this.rng.range(5, 40)
+    return lat
+  }
+
   latency(): number {
     return 0.3 + this.rng.next() * 1.5 + (this.mix.reorder ? this.rng.next() * this.mix.reorder : 0)
   }
@@ -559,8 +610,10 @@ class Sim {
     node.started = false
     node.ops = new Map()
     node.writes = new Map()
-    node.online = new Map()
-    node.voids = new Set()
+    node.online = this.onlineCore()
+    node.attempts = new Map()
+    node.knownAt = new Map()
+    node.requested = new Set()
     const inc = node.inc
     const core = new MeshCore({
       venueId: VENUE,
@@ -577,7 +630,9 @@ class Sim {
       clock: { wall: () => Math.floor(EPOCH + this.now + node.skew + node.jump), mono: () => this.now },
       rng: () => this.rng.next(),
       effects: (e) => this.effect(node, inc, e),
-      ...(this.opts.mutations === undefined ? {} : { mutations: this.opts.mutations }),
+      ...(this.opts.mutations === undefined
+        ? {}
+        : { mutations: this.opts.mutations as ReadonlySet<MutationName> }),
     })
     node.core = core
     // recovery: rebuild from what the disk kept
@@ -674,8 +729,12 @@ class Sim {
   }
 
   /** carry out one effect; calls back into a core only from the queue */
+  /** numbers the effects of all cores: a total order of what each core learnt and did */
+  effectNo = 0
+
   effect(node: Node, inc: number, e: Effect): void {
     if (node.inc !== inc || !node.up) return
+    this.effectNo++
     switch (e.type) {
       case 'send': {
         const to = this.venue.index.get(e.to)!
@@ -683,7 +742,7 @@ class Sim {
         if (msg.t === 'req' && msg.online) {
           const signed = this.byBytes.get(msg.bytes)
           if (signed !== undefined) this.onlineRounds.add(signed.idHex)
-        }
+        } else if (msg.t === 'req') this.checkView(node, msg.bytes, msg.view)
         const p = this.pair(node.i, to)
         if (this.conn[p] !== 2) {
           // no stream: a request fails at once
@@ -722,7 +781,7 @@ class Sim {
         )
         if (e.sync) {
           this.cost.fsyncs++
-          const lat = 0.2 + (this.mix.fsync ? this.rng.next() * this.mix.fsync : 0)
+          const lat = this.fsyncLatency()
           this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
         } else {
           this.at(this.rng.range(20, 300), { k: 'flush', node: node.i, inc, w })
@@ -748,6 +807,7 @@ class Sim {
         this.done(node, e.op, e.result)
         return
       case 'event':
+        if (!node.knownAt.has(e.event.idHex)) node.knownAt.set(e.event.idHex, this.effectNo)
         if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
         if (e.event.event.type === 'transfer') {
           this.count('escrow-transfer')
@@ -766,6 +826,32 @@ class Sim {
         if (this.opts.trace)
           this.log(`${node.name} ${e.type === 'peer' ? `peer ${this.name(e.key)} ${e.state}` : e.message}`)
         return
+    }
+  }
+
+  /**
+   * The view an origin sends with a new reservation's first barrier request is what its decision
+   * counted (docs/protocol.md, "Card caps are exact"): every reservation it names was known to
+   * the origin before it signed the reservation, i.e. when it decided. A reservation that arrived
+   * later (during the fsync, say) and is named anyway makes a peer holding it skip the conflict
+   * refusal for a reservation nobody counted. The card-cap checker sees the damage only when three
+   * taps of one card interleave just so; this sees the claim itself.
+   */
+  checkView(node: Node, bytes: Uint8Array, view: readonly string[]): void {
+    const signed = this.byBytes.get(bytes)
+    if (signed === undefined || node.requested.has(signed.idHex)) return
+    node.requested.add(signed.idHex)
+    // a reservation first made for an online attempt is decided again when it falls back
+    if (node.attempts.has(signed.idHex)) return
+    const decidedAt = node.knownAt.get(signed.idHex)
+    if (decidedAt === undefined) return
+    for (const id of view) {
+      const k = node.knownAt.get(id)
+      if (k !== undefined && k > decidedAt)
+        this.fail(
+          'view-not-counted',
+          `${node.name} sent reservation ${signed.idHex.slice(0, 8)} with a view naming ${id.slice(0, 8)}, which it learnt after deciding`,
+        )
     }
   }
 
@@ -820,21 +906,134 @@ class Sim {
     }
   }
 
+  onlineCore(): OnlineCore {
+    const muts = this.opts.mutations as ReadonlySet<OnlineMutationName> | undefined
+    return new OnlineCore({
+      tapBudgetMs: this.policy.tapBudgetMs,
+      onlineTimeoutMs: ONLINE_TIMEOUT_MS,
+      ...(muts === undefined ? {} : { mutations: muts }),
+    })
+  }
+
   pay(p: Payment): void {
     const node = this.nodes[p.node]!
     if (!node.up || !node.started || node.core === undefined) return
     this.payments++
     node.inflight.set(p.id, p)
+    p.deadline = this.now + this.policy.tapBudgetMs
     this.log(
-      `${node.name} pay #${p.id} card c${p.card} ${p.amountMinor} ${p.online ? 'online' : 'offline'} n=${p.nullHex.slice(0, 6)}${p.attempt > 1 ? ` retry ${p.attempt}` : ''}`,
+      `${node.name} pay #${p.id} card c${p.card} ${p.amountMinor} ${p.online ? (p.requireOnline ? 'online only' : 'online') : 'offline'} n=${p.nullHex.slice(0, 6)}${p.attempt > 1 ? ` retry ${p.attempt}` : ''}`,
     )
+    // a POS retry after a crash: an online attempt of the same credential use left pending is
+    // resolved first (the daemon's OnlinePayments.recover)
+    if (p.attempt > 1) {
+      for (const [id, a] of [...node.attempts].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+        if (a.payment !== undefined || toHex(a.res.event.nullifier) !== p.nullHex) continue
+        if (a.res.event.amountMinor !== p.amountMinor) continue
+        const reachable = !this.centralDown && !this.centralLinkDown[node.i]
+        const first = node.online.retried(id, { deadline: p.deadline, centralReachable: reachable }, this.now)
+        if (first === undefined) continue
+        this.log(`${node.name} #${p.id} resolves its pending online attempt ${id.slice(0, 8)} first`)
+        a.payment = p
+        this.runOnline(node, first)
+        return
+      }
+    }
+    this.decide(node, p)
+  }
+
+  /** the decision proper: online when the POS allows it, else offline */
+  decide(node: Node, p: Payment): void {
     const op = this.opId()
     if (p.online) {
       node.ops.set(op, { kind: 'reserve', payment: p })
-      node.core.reserveOnline(op, this.candidate(p))
+      node.core!.reserveOnline(op, this.candidate(p), { deadline: p.deadline })
     } else {
-      node.ops.set(op, { kind: 'offline', payment: p, deadline: this.now + this.policy.tapBudgetMs })
-      node.core.authorize(op, this.candidate(p))
+      node.ops.set(op, { kind: 'offline', payment: p, deadline: p.deadline })
+      node.core!.authorize(op, this.candidate(p), { deadline: p.deadline })
+    }
+  }
+
+  /** carry out the online core's effects; their answers come back as events */
+  runOnline(node: Node, effects: OnlineEffect[]): void {
+    for (const e of effects) {
+      const a = node.attempts.get(e.id)
+      if (a === undefined) continue
+      const p = a.payment
+      switch (e.type) {
+        case 'mark-pending': {
+          // the terminal's `online pending` cursor, written with fsync: lost if a crash comes first
+          const lat = this.fsyncLatency()
+          this.at(lat, { k: 'mark', node: node.i, inc: node.inc, resId: e.id })
+          if (
+            this.mix['crash-mid-write'] &&
+            this.phase === 'safety' &&
+            this.rng.chance(this.mix['crash-mid-write'])
+          ) {
+            this.count('crash-mid-write')
+            this.at(0, {
+              k: 'crash',
+              node: node.i,
+              inc: node.inc,
+              why: 'right after asking to write the online mark',
+              wipe: false,
+            })
+          }
+          break
+        }
+        case 'authorize':
+          this.toCentral(node, { t: 'authorize', res: a.res, inc: node.inc })
+          this.at(e.timeoutMs, { k: 'onlineTimeout', node: node.i, inc: node.inc, resId: e.id })
+          break
+        case 'complete': {
+          const op = this.opId()
+          node.ops.set(op, { kind: 'complete', payment: p, reservation: a.res, approved: e.approved })
+          node.core!.completeOnline(op, a.res, e.approved, e.reason ?? 'approved_online')
+          break
+        }
+        case 'mark-done':
+          node.disk.markers.delete(e.id)
+          break
+        case 'fallback': {
+          if (p === undefined) break
+          this.log(`${node.name} #${p.id} decided offline under the same reservation ${e.id.slice(0, 8)}`)
+          const op = this.opId()
+          node.ops.set(op, { kind: 'fallback', payment: p, reservation: a.res, deadline: e.deadline })
+          node.core!.authorize(op, this.candidate(p), { reservation: a.res, deadline: e.deadline })
+          break
+        }
+        case 'answer':
+          a.payment = undefined
+          if (p === undefined) break
+          node.inflight.delete(p.id)
+          if (e.approved) {
+            this.log(`${node.name} #${p.id} APPROVED online res ${e.id.slice(0, 8)}`)
+            this.approve(node, p, e.id, a.res.event.ts, 'online', a.seq ?? 0, a.isolated)
+          } else this.log(`${node.name} #${p.id} declined online`)
+          break
+        case 'decline':
+          a.payment = undefined
+          if (p === undefined) break
+          node.inflight.delete(p.id)
+          this.log(`${node.name} #${p.id} declined ${e.code} (pending until voided)`)
+          break
+        case 'offline':
+        case 'afresh':
+          a.payment = undefined
+          if (p === undefined) break
+          this.log(
+            `${node.name} #${p.id} ${e.type === 'offline' ? 'refused by central' : 'voided'}: decided afresh`,
+          )
+          if (e.type === 'offline') {
+            const op = this.opId()
+            node.ops.set(op, { kind: 'offline', payment: p, deadline: p.deadline })
+            node.core!.authorize(op, this.candidate(p), { deadline: p.deadline! })
+          } else this.decide(node, p)
+          break
+        case 'void':
+          this.toCentral(node, { t: 'void', resId: e.id, res: a.res, inc: node.inc })
+          break
+      }
     }
   }
 
@@ -851,17 +1050,25 @@ class Sim {
           `${node.name} started (seq ${core.view.nextSeq}, ${core.view.seqKnown ? 'knows its history' : 'must learn its history'})`,
         )
         for (const id of [...node.disk.markers].sort()) {
-          if (core.view.inflight.has(id)) {
-            const ev = node.disk.events().find((e) => e.idHex === id) as SignedEvent<Reservation> | undefined
-            if (ev !== undefined) this.voidAtCentral(node, ev)
-          } else node.disk.markers.delete(id)
+          const ev = core.view.inflight.has(id)
+            ? (node.disk.events().find((e) => e.idHex === id) as SignedEvent<Reservation> | undefined)
+            : undefined
+          if (ev === undefined) {
+            node.disk.markers.delete(id)
+            continue
+          }
+          node.attempts.set(id, { res: ev, isolated: false })
+          node.online.recovered(id)
         }
+        this.runOnline(node, node.online.tick(this.now))
         return
       case 'offline':
       case 'fallback': {
-        node.inflight.delete(p!.id)
+        const res = o.reservation
         if (!result.ok) {
+          node.inflight.delete(p!.id)
           this.log(`${node.name} #${p!.id} error ${result.message}`)
+          if (res !== undefined) node.online.abandoned(res.idHex)
           return
         }
         const d = result.value as OfflineDecisionLike
@@ -874,83 +1081,77 @@ class Sim {
         this.log(
           `${node.name} #${p!.id} ${d.approved ? 'APPROVED' : 'declined'} ${d.mode}${d.approved ? '' : ` ${d.declineCode}`} res ${d.reservationId?.slice(0, 8) ?? '-'}`,
         )
-        if (o.kind === 'fallback') {
-          const res = o.reservation!
-          if (d.approved) node.disk.markers.delete(res.idHex)
-          else this.voidAtCentral(node, res)
-        }
+        node.inflight.delete(p!.id)
         if (d.approved) {
           const facts = core.view.exposure.get(d.reservationId!)?.facts
           this.approve(node, p!, d.reservationId!, facts?.ts ?? 0, d.mode, d.seq)
+        }
+        if (res !== undefined) {
+          const a = node.attempts.get(res.idHex)
+          if (a !== undefined) a.payment = undefined
+          this.runOnline(node, node.online.fallbackDecided(res.idHex, d.approved))
         }
         return
       }
       case 'reserve': {
         if (!result.ok) {
           // not held: the offline path decides, under a new reservation
+          if (p!.requireOnline) {
+            node.inflight.delete(p!.id)
+            this.log(`${node.name} #${p!.id} declined offline_not_allowed (not held)`)
+            return
+          }
           const op2 = this.opId()
-          node.ops.set(op2, { kind: 'offline', payment: p, deadline: this.now + this.policy.tapBudgetMs })
-          core.authorize(op2, this.candidate(p!))
+          node.ops.set(op2, { kind: 'offline', payment: p, deadline: p!.deadline })
+          core.authorize(op2, this.candidate(p!), { deadline: p!.deadline! })
           return
         }
         const res = result.value as SignedEvent<Reservation>
-        node.disk.markers.add(res.idHex)
         // reserved without a quorum round (the quorum really unreachable): central's dedup is the only guard
-        const isolated = !this.onlineRounds.has(res.idHex)
-        node.online.set(res.idHex, { payment: p!, res, answered: false, isolated })
-        this.toCentral(node, { t: 'authorize', res, inc: node.inc })
-        this.at(ONLINE_TIMEOUT_MS, { k: 'onlineTimeout', node: node.i, inc: node.inc, resId: res.idHex })
+        node.attempts.set(res.idHex, { payment: p, res, isolated: !this.onlineRounds.has(res.idHex) })
+        this.runOnline(
+          node,
+          node.online.reserved(res.idHex, { deadline: p!.deadline!, requireOnline: p!.requireOnline }),
+        )
         return
       }
       case 'complete': {
-        node.inflight.delete(p!.id)
-        node.disk.markers.delete(o.reservation!.idHex)
-        if (!result.ok) return
-        if (o.approved) {
-          const v = result.value as { event: SignedEvent }
-          this.log(`${node.name} #${p!.id} APPROVED online res ${o.reservation!.idHex.slice(0, 8)}`)
-          const isolated = node.online.get(o.reservation!.idHex)?.isolated === true
-          this.approve(
-            node,
-            p!,
-            o.reservation!.idHex,
-            o.reservation!.event.ts,
-            'online',
-            v.event.event.seq,
-            isolated,
-          )
-        } else this.log(`${node.name} #${p!.id} declined online`)
+        const id = o.reservation!.idHex
+        if (!result.ok) {
+          if (p !== undefined) node.inflight.delete(p.id)
+          node.online.abandoned(id)
+          return
+        }
+        const a = node.attempts.get(id)
+        if (a !== undefined && o.approved) a.seq = (result.value as { event: SignedEvent }).event.event.seq
+        if (!o.approved && p === undefined) this.log(`${node.name} released voided ${id.slice(0, 8)}`)
+        this.runOnline(node, node.online.completed(id))
         return
       }
-      case 'void-release':
-        node.disk.markers.delete(o.reservation!.idHex)
-        node.voids.delete(o.reservation!.idHex)
-        this.log(`${node.name} released voided ${o.reservation!.idHex.slice(0, 8)}`)
-        return
     }
   }
 
-  voidAtCentral(node: Node, res: SignedEvent<Reservation>): void {
-    node.voids.add(res.idHex)
-    this.toCentral(node, { t: 'void', resId: res.idHex, res, inc: node.inc })
-  }
-
   onlineTimeout(node: Node, resId: string): void {
-    const a = node.online.get(resId)
-    if (a === undefined || a.answered) return
-    a.answered = true
-    this.log(`${node.name} #${a.payment.id} central did not answer: offline under the same reservation`)
-    const op = this.opId()
-    const deadline = this.now + this.policy.tapBudgetMs - ONLINE_TIMEOUT_MS
-    node.ops.set(op, { kind: 'fallback', payment: a.payment, reservation: a.res, deadline })
-    node.core!.authorize(op, this.candidate(a.payment), { reservation: a.res, deadline })
+    const effects = node.online.unanswered(resId)
+    if (effects.length === 0) return
+    const p = node.attempts.get(resId)?.payment
+    this.log(`${node.name} #${p?.id ?? '-'} central did not answer: offline under the same reservation`)
+    this.runOnline(node, effects)
   }
 
   // ---- central ------------------------------------------------------------------------------------
 
   toCentral(node: Node, req: CentralReq): void {
     if (this.centralDown || this.centralLinkDown[node.i]) {
-      this.at(ONLINE_TIMEOUT_MS / 2, { k: 'centralAns', node: node.i, inc: node.inc, req, ok: false })
+      // unreachable: the request fails (the terminal cannot tell whether central got it)
+      this.at(ONLINE_TIMEOUT_MS / 2, {
+        k: 'centralAns',
+        node: node.i,
+        inc: node.inc,
+        req,
+        ok: false,
+        unreachable: true,
+      })
       return
     }
     this.at(this.latency() * 3, { k: 'central', node: node.i, req })
@@ -959,6 +1160,7 @@ class Sim {
   central(node: number, req: CentralReq): void {
     let ok = true
     let marks: number | undefined
+    let voidStatus: 'voided' | 'committed' = 'voided'
     switch (req.t) {
       case 'authorize': {
         const id = req.res.idHex
@@ -979,13 +1181,18 @@ class Sim {
       }
       case 'void': {
         const known = this.cOnline.get(req.resId)
-        if (known?.state === 'authorized') {
+        if (this.cCommitted.has(req.resId)) {
+          // a Commit of it reached central first: it stands (the daemon's central answers `committed`)
+          voidStatus = 'committed'
+        } else if (known?.state === 'authorized') {
           known.state = 'voided'
           if (this.cNullifier.get(known.nullifier) === req.resId && !this.cCommitted.has(req.resId))
             this.cNullifier.delete(known.nullifier)
         } else if (known === undefined)
           this.cOnline.set(req.resId, { nullifier: toHex(req.res.event.nullifier), state: 'tombstone' })
-        this.log(`central voided ${req.resId.slice(0, 8)}`)
+        this.log(
+          `central ${voidStatus === 'committed' ? 'kept the committed' : 'voided'} ${req.resId.slice(0, 8)}`,
+        )
         break
       }
       case 'sync': {
@@ -1028,31 +1235,43 @@ class Sim {
       req,
       ok,
       ...(marks === undefined ? {} : { marks }),
+      ...(req.t === 'void' ? { voidStatus } : {}),
     })
   }
 
-  centralAnswer(node: Node, req: CentralReq, ok: boolean, marks: number | undefined): void {
+  centralUnreachable(node: Node, req: CentralReq): void {
+    if (!node.up || node.core === undefined) return
+    if (req.t === 'authorize' && node.inc === req.inc)
+      this.runOnline(node, node.online.unanswered(req.res.idHex))
+    if (req.t === 'void') this.runOnline(node, node.online.voidFailed(req.resId))
+  }
+
+  centralAnswer(
+    node: Node,
+    req: CentralReq,
+    ok: boolean,
+    marks: number | undefined,
+    voidStatus: 'voided' | 'committed' | undefined,
+  ): void {
     if (!node.up || node.core === undefined) return
     const core = node.core
     switch (req.t) {
-      case 'authorize': {
-        const a = node.online.get(req.res.idHex)
-        if (a === undefined || a.answered || node.inc !== req.inc) return
-        a.answered = true
-        const op = this.opId()
-        node.ops.set(op, { kind: 'complete', payment: a.payment, reservation: a.res, approved: ok })
-        core.completeOnline(op, a.res, ok, ok ? 'approved_online' : 'issuer_declined')
+      case 'authorize':
+        if (node.inc !== req.inc) return
+        this.runOnline(
+          node,
+          ok
+            ? node.online.answered(req.res.idHex, true)
+            : node.online.answered(req.res.idHex, false, 'issuer_declined'),
+        )
         return
-      }
       case 'void':
-        if (!node.voids.has(req.resId)) return
-        if (marks === undefined && !ok) return
-        if (this.centralDown || this.centralLinkDown[node.i]) return
-        {
-          const op = this.opId()
-          node.ops.set(op, { kind: 'void-release', reservation: req.res })
-          core.completeOnline(op, req.res, false, 'other')
+        // an answer to an earlier incarnation still counts for the attempt its disk kept pending
+        if (!ok || voidStatus === undefined) {
+          this.runOnline(node, node.online.voidFailed(req.resId))
+          return
         }
+        this.runOnline(node, node.online.voidAnswered(req.resId, voidStatus))
         return
       case 'sync':
         if (marks !== undefined) {
@@ -1237,7 +1456,7 @@ class Sim {
       let pendingSomewhere = false
       let committed = false
       for (const node of this.nodes) {
-        if (node.disk.markers.has(id) || node.voids.has(id)) pendingSomewhere = true
+        if (node.disk.markers.has(id) || node.online.has(id)) pendingSomewhere = true
         for (const r of node.disk.all())
           if (r.event.event.type === 'commit' && r.event.event.reservation.idHex === id) committed = true
       }
@@ -1475,7 +1694,15 @@ class Sim {
           // an answer to an earlier incarnation: a void is still valid for the disk's pending one
           if (ev.req.t !== 'void') return
         }
-        this.centralAnswer(node, ev.req, ev.ok, ev.marks)
+        if (ev.unreachable === true) this.centralUnreachable(node, ev.req)
+        else this.centralAnswer(node, ev.req, ev.ok, ev.marks, ev.voidStatus)
+        return
+      }
+      case 'mark': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        node.disk.markers.add(ev.resId)
+        this.runOnline(node, node.online.pendingDurable(ev.resId, this.now))
         return
       }
       case 'onlineTimeout': {
@@ -1575,10 +1802,8 @@ class Sim {
           .sort((x, y) => x.event.seq - y.event.seq)
         if (own.length > 0 || this.rng.chance(0.2))
           this.toCentral(node, { t: 'sync', events: own, inc: node.inc })
-        for (const id of [...node.voids].sort()) {
-          const ev2 = node.disk.events().find((e) => e.idHex === id) as SignedEvent<Reservation> | undefined
-          if (ev2 !== undefined) this.toCentral(node, { t: 'void', resId: id, res: ev2, inc: node.inc })
-        }
+        // voids of pending online attempts (again if the last one went unanswered)
+        this.runOnline(node, node.online.tick(this.now))
         this.at(this.rng.range(800, 2500), { k: 'tick', node: node.i, inc: node.inc })
         return
       }
@@ -1608,6 +1833,7 @@ class Sim {
       card,
       amountMinor: amount,
       online,
+      requireOnline: online && r.chance(0.1),
       attempt: 1,
     })
     const amount = () => (r.chance(0.7) ? 100 + r.int(30) * 100 : 3000 + r.int(40) * 100)
@@ -1620,7 +1846,28 @@ class Sim {
     }
     const x = r.next()
     const online = r.chance(this.mix.online!)
-    if (x < 0.7 || this.usedNullifiers.length === 0) {
+    if (x < 0.1 && up.length >= 3) {
+      // a cap race: one fresh card at three or more terminals, a few ms apart, amounts such that
+      // any two fit the card cap and three do not. The later taps are decided while the earlier
+      // ones' requests and Commits are on the wire and during their own fsync: where the view an
+      // origin sends must be the one its decision counted (mutant 'view-after-fsync').
+      const card = this.cards.length
+      this.cards.push({ key: r.bytes(16) })
+      const cap = this.policy.currencies[CURRENCY]!.cardCapMinor
+      const k = Math.min(up.length, 3 + r.int(3))
+      const at = up.map((n) => n.i)
+      for (let j = at.length - 1; j > 0; j--) {
+        const m = r.int(j + 1)
+        ;[at[j], at[m]] = [at[m]!, at[j]!]
+      }
+      this.count('cap-race')
+      for (let j = 0; j < k; j++) {
+        const amount = Math.floor(cap / 3 / 100) * 100 + 100 + r.int(Math.floor(cap / 6 / 100)) * 100
+        const p = mk(at[j]!, fresh(card), card, amount, false)
+        if (j === 0) this.pay(p)
+        else this.at(r.range(0.2, 3) * j, { k: 'retry', payment: p })
+      }
+    } else if (x < 0.7 || this.usedNullifiers.length === 0) {
       // half on the few hot cards (pushed past their caps), half on cards seen once or twice
       let card = r.int(this.cards.length)
       if (r.chance(0.5)) {
