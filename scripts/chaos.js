@@ -39,6 +39,7 @@ const CLI = join(REPO, 'packages/cli/dist/bin.js')
 const { values: args } = parseArgs({
   options: {
     terminals: { type: 'string', short: 't', default: '5' },
+    'group-size': { type: 'string' },
     duration: { type: 'string', short: 'd', default: '60' },
     seed: { type: 'string' },
     rate: { type: 'string', default: '4' },
@@ -57,13 +58,15 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    'usage: npm run chaos -- --terminals 5 --duration 60 [--seed S] [--rate PAYMENTS_PER_S] [--cards N] [--settle-timeout S] [--json] [--keep]\n',
+    'usage: npm run chaos -- --terminals 5 --duration 60 [--group-size G] [--seed S] [--rate PAYMENTS_PER_S] [--cards N] [--settle-timeout S] [--json] [--keep]\n',
   )
   process.exit(0)
 }
 
 const opts = {
   terminals: int(args.terminals, 'terminals', 3, 16),
+  // custodian group size (odd); below --terminals, each card has its own group of terminals
+  groupSize: args['group-size'] === undefined ? undefined : int(args['group-size'], 'group-size', 1, 127),
   durationS: int(args.duration, 'duration', 5, 3600),
   seed: args.seed ?? String(randomBytes(4).readUInt32BE(0)),
   rate: Number(args.rate),
@@ -74,6 +77,7 @@ const opts = {
   quiet: args.quiet,
 }
 if (!(opts.rate > 0 && opts.rate <= 100)) fail(2, '--rate must be in (0, 100]')
+if (opts.groupSize !== undefined && opts.groupSize % 2 === 0) fail(2, '--group-size must be odd')
 opts.cards ??= opts.terminals * 8
 
 function int(v, name, min, max) {
@@ -651,7 +655,16 @@ async function outer() {
   }
   try {
     say(`bringing up ${opts.terminals} terminals + central in namespaces ${prefix}-* (state ${state})`)
-    const up = await runFile(SCRIPT, ['up', String(opts.terminals)], { ...env, NM_NO_WAIT: '1' }, 180_000)
+    const up = await runFile(
+      SCRIPT,
+      ['up', String(opts.terminals)],
+      {
+        ...env,
+        NM_NO_WAIT: '1',
+        ...(opts.groupSize === undefined ? {} : { NM_GROUP_SIZE: String(opts.groupSize) }),
+      },
+      180_000,
+    )
     if (up.code !== 0) throw new Error(`netns-mesh.sh up failed:\n${up.stderr}`)
     say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     const mesh = JSON.parse(await readFile(join(state, 'mesh.json'), 'utf8'))
@@ -835,6 +848,7 @@ async function judge(run, mesh, t0) {
     ok: true,
     seed: /^\d+$/.test(opts.seed) ? Number(opts.seed) : opts.seed,
     terminals: n,
+    groupSize: opts.groupSize ?? null,
     durationS: opts.durationS,
     payments: outcomes.length,
     approved,

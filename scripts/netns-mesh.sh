@@ -280,7 +280,9 @@ EOF
     head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n=' >"$NM_STATE/tokens/T$i"
   done
 
-  "$NODE" "$CLI" venue init --terminals "$N" --out "$NM_STATE/venue" --venue "$P-venue" >"$NM_STATE/logs/venue.log"
+  # NM_GROUP_SIZE: custodian group size (policy barrier.groupSize); below N, cards have groups
+  "$NODE" "$CLI" venue init --terminals "$N" --out "$NM_STATE/venue" --venue "$P-venue" \
+    ${NM_GROUP_SIZE:+--group-size "$NM_GROUP_SIZE"} >"$NM_STATE/logs/venue.log"
   start_central
   for i in $(seq 1 "$N"); do start_terminal "$i"; done
   wait_ready central "$NM_STATE/logs/central.out" "$(cat "$NM_STATE/pids/central")" || false

@@ -1,4 +1,5 @@
-// A short chaos run (scripts/chaos.js): 4 terminals in network namespaces, 20 s of seeded faults
+// A short chaos run (scripts/chaos.js): 4 terminals in network namespaces, custodian groups of 3
+// (so each card's barrier and quorum certificate use its own group, issue 12), 20 s of seeded faults
 // (cuts, partitions, loss, delay, kill + restart, central offline) under payments with double taps,
 // replays and retries; then the invariants from central and every ledger. Skipped (with a note)
 // where namespaces cannot be created.
@@ -18,13 +19,15 @@ const SEED =
     : (process.env.NULLMESH_CHAOS_SEED ?? '20261121')
 
 describe.skipIf(unsupported !== undefined)('chaos in network namespaces (short)', () => {
-  it('4 terminals, 20 s of faults: nothing lost, nothing settled twice, no card over cap, all rejoin', async () => {
+  it('4 terminals in groups of 3, 20 s of faults: nothing lost, nothing settled twice, no card over cap, all rejoin', async () => {
     const r = await run(
       process.execPath,
       [
         join(REPO, 'scripts/chaos.js'),
         '--terminals',
         '4',
+        '--group-size',
+        '3',
         '--duration',
         '20',
         '--rate',
@@ -42,6 +45,7 @@ describe.skipIf(unsupported !== undefined)('chaos in network namespaces (short)'
     expect(r.code).toBe(0)
     const s = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>
     expect(s.ok).toBe(true)
+    expect(s.groupSize).toBe(3)
     expect(s.lost).toBe(0)
     expect(s.duplicateSettlements).toBe(0)
     expect(s.overCapInQuorum).toBe(0)

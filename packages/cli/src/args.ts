@@ -19,6 +19,17 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: stri
   }
 }
 
+/** commander argument parser: a custodian group size (`barrier.groupSize`): odd, 1–127. */
+export function groupSizeArg(value: string): number {
+  const n = intArg(1, 127)(value)
+  if (n % 2 === 0) {
+    throw new InvalidArgumentError(
+      `expected an odd integer from 1 to 127 (an even group tolerates no more failures than ${n - 1} and needs one more ack).`,
+    )
+  }
+  return n
+}
+
 /** commander argument parser: a finite number within [min, max]. */
 export function numberArg(min: number, max = Number.POSITIVE_INFINITY): (value: string) => number {
   return (value: string) => {

@@ -3,6 +3,7 @@ import {
   collect,
   durationArg,
   durationListArg,
+  groupSizeArg,
   hostPortArg,
   intArg,
   multiaddrArg,
@@ -43,6 +44,11 @@ export function buildProgram(): Command {
     .requiredOption('-o, --out <dir>', 'directory to write the venue into (created if missing)')
     .option('--venue <id>', 'venue id (letters, digits, . _ -; default demo-venue)')
     .option('--force', 'replace an existing venue there (new keys: its terminals are locked out)')
+    .option(
+      '--group-size <g>',
+      "terminals in each card's custodian group (policy barrier.groupSize; odd; default 5)",
+      groupSizeArg,
+    )
     .option('--json', 'print the result as JSON')
     .action(async (opts) => exit(await (await import('./commands/venue.js')).venueInit(opts)))
   venue
@@ -307,6 +313,11 @@ answered 2xx, 1 otherwise.`,
       'simulate a venue on this machine: central + N terminal processes, a realistic payment load, a summary',
     )
     .option('-t, --terminals <n>', 'terminal processes', intArg(1, 32), 5)
+    .option(
+      '--group-size <g>',
+      "terminals in each card's custodian group (odd; default the policy's 5): below --terminals, cards have groups",
+      groupSizeArg,
+    )
     .option('-c, --cards <n>', 'cards in the pool', intArg(1, 100_000), 60)
     .option('-p, --payments <n>', 'payments to make', intArg(1, 1_000_000), 300)
     .option('-r, --rate <perSecond>', 'payments per second', numberArg(0.1, 5_000), 30)

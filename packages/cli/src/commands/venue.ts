@@ -1,5 +1,11 @@
 import { resolve } from 'node:path'
-import { createVenueBundle, partitionExposureBound, quorumSize } from '@nullmesh/policy'
+import {
+  createVenueBundle,
+  effectiveGroupSize,
+  groupQuorum,
+  partitionExposureBound,
+  type VenuePolicy,
+} from '@nullmesh/policy'
 import { VENUE_ID_PATTERN } from '@nullmesh/protocol'
 import { existingDir } from '../args.js'
 import { UserError } from '../errors.js'
@@ -10,7 +16,18 @@ export interface VenueInitOptions {
   out: string
   venue?: string
   force?: boolean
+  /** policy barrier.groupSize */
+  groupSize?: number
   json?: boolean
+}
+
+/** "quorum 3 of 5" for a venue whose roster is its one group; per card's group otherwise */
+function quorumText(policy: VenuePolicy, rosterSize: number): string {
+  const g = effectiveGroupSize(policy, rosterSize)
+  const q = groupQuorum(policy, rosterSize)
+  return g === rosterSize
+    ? `quorum ${q} of ${rosterSize}`
+    : `quorum ${q} of each card's custodian group of ${g}`
 }
 
 export async function venueInit(opts: VenueInitOptions): Promise<void> {
@@ -25,6 +42,7 @@ export async function venueInit(opts: VenueInitOptions): Promise<void> {
     terminals: opts.terminals,
     ...(opts.venue === undefined ? {} : { venueId: opts.venue }),
     ...(opts.force === true ? { force: true } : {}),
+    ...(opts.groupSize === undefined ? {} : { policy: { barrier: { groupSize: opts.groupSize } } }),
   }).catch((err: unknown) => {
     if (err instanceof Error && /already exists/.test(err.message)) {
       throw new UserError(`${outDir} already holds a venue (pass --force to replace it and all its keys)`, 1)
@@ -42,7 +60,7 @@ export async function venueInit(opts: VenueInitOptions): Promise<void> {
   const limits = bundle.policy.currencies[currency]
   console.log(`venue ${bundle.venueId} created in ${outDir}`)
   console.log(
-    `  ${roster.length} terminal(s), quorum ${quorumSize(bundle.policy, roster.length)}, policy v${bundle.policy.version}`,
+    `  ${roster.length} terminal(s), ${quorumText(bundle.policy, roster.length)}, policy v${bundle.policy.version}`,
   )
   if (limits !== undefined) {
     console.log(
@@ -70,7 +88,7 @@ export async function venueShow(opts: { venue: string; json?: boolean }): Promis
   const p = bundle.policy
   console.log(`venue ${bundle.venueId} (${dir})`)
   console.log(
-    `  policy v${p.version}; quorum ${quorumSize(p, roster.length)} of ${roster.length}; isolated mode ${p.isolated.enabled ? 'on' : 'off'}`,
+    `  policy v${p.version}; ${quorumText(p, roster.length)}; isolated mode ${p.isolated.enabled ? 'on' : 'off'}`,
   )
   for (const [currency, l] of Object.entries(p.currencies)) {
     console.log(

@@ -3,6 +3,8 @@ export type Scenario = (typeof SCENARIOS)[number]
 
 export interface SimOptions {
   terminals: number
+  /** policy barrier.groupSize (default the policy's) */
+  groupSize?: number | undefined
   cards: number
   payments: number
   /** payments per second */

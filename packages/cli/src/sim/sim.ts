@@ -37,6 +37,7 @@ const MESH_READY_TIMEOUT_MS = 20_000
 
 interface RawSimOptions {
   terminals: number
+  groupSize?: number
   cards: number
   payments: number
   rate: number
@@ -57,6 +58,7 @@ export async function simCommand(raw: RawSimOptions): Promise<number> {
     throw new UserError(`unknown --scenario ${raw.scenario}`)
   const opts: SimOptions = {
     terminals: raw.terminals,
+    groupSize: raw.groupSize,
     cards: raw.cards,
     payments: raw.payments,
     rate: raw.rate,
@@ -209,7 +211,10 @@ export async function runSim(
       terminals: opts.terminals,
       // a shared PostgreSQL store keeps every run: each run is its own venue there
       venueId: opts.centralStore === undefined ? 'sim-venue' : `sim-venue-${randomBytes(4).toString('hex')}`,
-      policy: { blockedBins: [SIM_BLOCKED_BIN] },
+      policy: {
+        blockedBins: [SIM_BLOCKED_BIN],
+        ...(opts.groupSize === undefined ? {} : { barrier: { groupSize: opts.groupSize } }),
+      },
     })
     const currency = Object.keys(bundle.policy.currencies)[0]!
     const limits = bundle.policy.currencies[currency]!
