@@ -97,6 +97,3 @@ export const LEDGER_EXPORT_FORMAT = 'nullmesh-ledger-export'
 export const LEDGER_EXPORT_VERSION = 1
 
 export const DENYLIST_DOMAIN = 'nullmesh/denylist/v1'
-
-/** A sync batch is split over the verification threads in chunks of at least this many events. */
-export const DEFAULT_VERIFY_MIN_CHUNK = 32

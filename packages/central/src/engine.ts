@@ -10,6 +10,7 @@ import {
   type SignedEvent,
   toBase64url,
   toHex,
+  type VerifyPool,
   verifyAckSignature,
   verifyEventSignature,
   verifyQuorumCertificate,
@@ -35,7 +36,6 @@ import {
   type WebhookEndpoint,
 } from './types.js'
 import type { VenueContext, VenueRegistry } from './venues.js'
-import type { VerifyPool } from './verify-pool.js'
 import { outboxOpsFor } from './webhooks.js'
 
 export interface EventResult {

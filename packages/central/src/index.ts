@@ -1,3 +1,5 @@
+export type { SignatureChecks, VerifyPoolInit } from '@nullmesh/protocol'
+export { VerifyPool } from '@nullmesh/protocol'
 export {
   DEFAULT_EVENT_RETENTION_MS,
   DEFAULT_WEBHOOK_SCHEDULE_MS,
@@ -65,8 +67,6 @@ export type {
   WebhookEventType,
 } from './types.js'
 export { WEBHOOK_EVENT_TYPES } from './types.js'
-export type { SignatureChecks, VerifyPoolInit } from './verify-pool.js'
-export { VerifyPool } from './verify-pool.js'
 export type {
   EventList,
   EventListQuery,

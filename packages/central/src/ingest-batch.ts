@@ -1,9 +1,14 @@
 // Helpers of the engine's ingest (engine.ts): a sync batch's signature checks on the verification
 // pool, and the keys its new events will read.
-import { type Result, type SignedEvent, toHex } from '@nullmesh/protocol'
+import {
+  type Result,
+  type SignatureChecks,
+  type SignedEvent,
+  toHex,
+  type VerifyPool,
+} from '@nullmesh/protocol'
 import type { Logger } from './logger.js'
 import type { CentralStore, ReadSetRequest } from './store.js'
-import type { SignatureChecks, VerifyPool } from './verify-pool.js'
 
 export interface BatchVerifierInit {
   pool: VerifyPool

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { VenueBundle } from '@nullmesh/policy'
-import { type SignedAbandonment, type SignedDocument, signDocument } from '@nullmesh/protocol'
+import { type SignedAbandonment, type SignedDocument, signDocument, VerifyPool } from '@nullmesh/protocol'
 import type { FastifyInstance } from 'fastify'
 import {
   type AbandonDeps,
@@ -52,7 +52,6 @@ import {
   type WebhookEvent,
 } from './types.js'
 import { VenueRegistry } from './venues.js'
-import { VerifyPool } from './verify-pool.js'
 import {
   type EventList,
   type EventListQuery,

@@ -1,27 +1,42 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { DEFAULT_VERIFY_MIN_CHUNK } from './constants.js'
-import type { Logger } from './logger.js'
 
-/** A chunk of wire events packed into one transferred buffer: event i is buf[offsets[i], offsets[i+1]). */
+/** A batch is split into chunks of at least this many events, one per worker. */
+export const DEFAULT_VERIFY_MIN_CHUNK = 32
+
+/** What a pool user logs through (a debug logger with an error channel). */
+export interface VerifyPoolLogger {
+  (formatter: string, ...args: unknown[]): void
+  error(formatter: string, ...args: unknown[]): void
+}
+
+/**
+ * A chunk of wire events packed into one transferred buffer: event i is buf[offsets[i], offsets[i+1]).
+ * `want`: per-event validity flags (central's ingest), or the digests of every valid signature
+ * check (`signatureDigest`, for `withPreverified`: a terminal's catch-up).
+ */
 export interface VerifyRequest {
   id: number
   buf: ArrayBuffer
   offsets: Uint32Array
+  want: 'flags' | 'digests'
 }
 
-export type VerifyResponse = { id: number; flags: Uint8Array } | { id: number; error: string }
+export type VerifyResponse =
+  | { id: number; flags: Uint8Array }
+  | { id: number; digests: string[] }
+  | { id: number; error: string }
 
 export interface VerifyPoolInit {
   /** worker threads (default: the cores available to this process) */
   size?: number
   /** a batch is split into chunks of at least this many events, one per worker (default 32) */
   minChunk?: number
-  log?: Logger
+  log?: VerifyPoolLogger
 }
 
 interface Pending {
-  resolve: (flags: Uint8Array) => void
+  resolve: (res: Uint8Array | string[]) => void
   reject: (err: Error) => void
   events: number
 }
@@ -49,7 +64,7 @@ export type SignatureChecks = Array<boolean[] | undefined>
 export class VerifyPool {
   private readonly size: number
   private readonly minChunk: number
-  private readonly log: Logger | undefined
+  private readonly log: VerifyPoolLogger | undefined
   private slots: Slot[] = []
   private nextId = 1
 
@@ -94,7 +109,8 @@ export class VerifyPool {
     const chunks = Math.max(1, Math.min(this.slots.length, Math.floor(events.length / this.minChunk)))
     const per = Math.ceil(events.length / chunks)
     const parts: Promise<Uint8Array>[] = []
-    for (let i = 0; i < events.length; i += per) parts.push(this.send(events.slice(i, i + per)))
+    for (let i = 0; i < events.length; i += per)
+      parts.push(this.send(events.slice(i, i + per), 'flags') as Promise<Uint8Array>)
     const out: SignatureChecks = []
     for (const flags of await Promise.all(parts)) {
       let at = 0
@@ -109,7 +125,22 @@ export class VerifyPool {
     return out
   }
 
-  private send(events: Uint8Array[]): Promise<Uint8Array> {
+  /**
+   * Verify every signature of every event on the worker threads; the digests of the valid ones,
+   * for `withPreverified` around the synchronous code that validates these events.
+   */
+  async digests(events: Uint8Array[]): Promise<string[]> {
+    if (this.slots.length === 0) throw new Error('verification pool not started')
+    if (events.length === 0) return []
+    const chunks = Math.max(1, Math.min(this.slots.length, Math.floor(events.length / this.minChunk)))
+    const per = Math.ceil(events.length / chunks)
+    const parts: Promise<string[]>[] = []
+    for (let i = 0; i < events.length; i += per)
+      parts.push(this.send(events.slice(i, i + per), 'digests') as Promise<string[]>)
+    return (await Promise.all(parts)).flat()
+  }
+
+  private send(events: Uint8Array[], want: VerifyRequest['want']): Promise<Uint8Array | string[]> {
     const slot = this.slots.reduce((a, b) => (b.load < a.load ? b : a))
     const offsets = new Uint32Array(events.length + 1)
     let total = 0
@@ -121,8 +152,8 @@ export class VerifyPool {
     const packed = new Uint8Array(total)
     for (let i = 0; i < events.length; i++) packed.set(events[i] as Uint8Array, offsets[i])
     const id = this.nextId++
-    const req: VerifyRequest = { id, buf: packed.buffer, offsets }
-    return new Promise<Uint8Array>((resolve, reject) => {
+    const req: VerifyRequest = { id, buf: packed.buffer, offsets, want }
+    return new Promise<Uint8Array | string[]>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject, events: events.length })
       slot.load += events.length
       slot.worker.postMessage(req, [packed.buffer, offsets.buffer])
@@ -138,7 +169,7 @@ export class VerifyPool {
       slot.pending.delete(res.id)
       slot.load -= p.events
       if ('error' in res) p.reject(new Error(`verification worker: ${res.error}`))
-      else p.resolve(res.flags)
+      else p.resolve('flags' in res ? res.flags : res.digests)
     })
     const lost = (err: Error): void => {
       this.failAll(slot, err)

@@ -3,7 +3,8 @@
 // checks them. Only pure answers cross the thread boundary: the engine still decodes and judges
 // each event itself, in its usual order, so rejections and codes are those of inline checking.
 import { parentPort } from 'node:worker_threads'
-import { decodeEvent, verifyAckSignature, verifyEventSignature } from '@nullmesh/protocol'
+import { decodeEvent, verifyAckSignature, verifyEventSignature } from './events.js'
+import { collectVerified } from './keys.js'
 import type { VerifyRequest, VerifyResponse } from './verify-pool.js'
 
 /**
@@ -36,6 +37,11 @@ parentPort?.on('message', (req: VerifyRequest) => {
   }
   let res: VerifyResponse
   try {
+    if (req.want === 'digests') {
+      res = { id: req.id, digests: collectVerified(() => checkSignatures(events)) }
+      parentPort?.postMessage(res)
+      return
+    }
     const flags = checkSignatures(events)
     res = { id: req.id, flags }
     parentPort?.postMessage(res, [flags.buffer as ArrayBuffer])
