@@ -121,3 +121,14 @@ export const YAMUX_LIMITS = {
 
 /** Stored events decoded and applied to the view per step at start (never all decoded at once). */
 export const LOAD_CHUNK = 1000
+
+/**
+ * Catch-up verification threads (issue 13): a joining terminal verifies the signatures of incoming
+ * catch-up frames on a worker while its main thread validates, applies and writes the frame before.
+ * Default: one fewer than the cores (at least one); 0 verifies inline.
+ */
+export const DEFAULT_CATCHUP_VERIFY_THREADS = -1
+/** the threads stop after this long without a catch-up frame (an idle terminal holds no worker) */
+export const CATCHUP_VERIFY_IDLE_MS = 10_000
+/** frames with fewer events are verified inline: a thread hop costs more than it saves */
+export const CATCHUP_VERIFY_MIN_EVENTS = 16

@@ -16,10 +16,19 @@ export interface MeshCounters {
   gossipPublished: number
   /** ledger records written with fsync (each one LevelDB write with `sync: true`) */
   syncWrites: number
+  /** catch-up signatures verified on a worker thread instead of the main thread */
+  catchupSignaturesOnWorkers: number
 }
 
 export function newCounters(): MeshCounters {
-  return { barrierRequests: 0, barrierAnswers: 0, barrierPushes: 0, gossipPublished: 0, syncWrites: 0 }
+  return {
+    barrierRequests: 0,
+    barrierAnswers: 0,
+    barrierPushes: 0,
+    gossipPublished: 0,
+    syncWrites: 0,
+    catchupSignaturesOnWorkers: 0,
+  }
 }
 
 export function countEffect(c: MeshCounters, e: Effect): void {

@@ -25,10 +25,12 @@ import {
   toHex,
   verifyCertificate,
   verifyRevocation,
+  withPreverified,
 } from '@nullmesh/protocol'
 import debug from 'debug'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { TypedEventEmitter, type TypedEventTarget } from 'main-event'
+import { CatchupVerifier } from './catchup-verifier.js'
 import {
   ANTI_ENTROPY_INTERVAL_MS,
   BARRIER_REQUEST_BURST,
@@ -100,6 +102,8 @@ export interface MeshInit {
   revocations?: unknown[]
   /** reservations central abandoned (issue 17, item 5), known at start: released in the view */
   abandoned?: string[]
+  /** worker threads verifying catch-up frames ahead of the core (default: cores − 1, ≥ 1; 0 inline) */
+  catchupVerifyThreads?: number
 }
 
 export interface MeshStatus {
@@ -295,6 +299,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
   private readonly writing = new Set<Promise<unknown>>()
   private started = false
+  /** catch-up signature verification on worker threads, from start to stop */
+  private verifier: CatchupVerifier | undefined
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private readonly staticPeers: { peerId: string; addr: string }[]
@@ -495,6 +501,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   private async doStart(opts: { signal?: AbortSignal }): Promise<void> {
+    this.verifier ??= new CatchupVerifier(
+      this.init.catchupVerifyThreads === undefined ? {} : { threads: this.init.catchupVerifyThreads },
+    )
     if (!this.core.started) {
       await this.loadState(opts)
       if (this.init.abandoned !== undefined) this.core.abandoned(this.init.abandoned)
@@ -631,6 +640,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     const node = this.libp2p
     this.libp2p = undefined
     await node?.stop()
+    await this.verifier?.stop()
+    this.verifier = undefined
     // our own appends must be durable before the caller closes the ledger
     await Promise.allSettled([...this.writing])
     for (const t of this.coreTimers.values()) clearTimeout(t)
@@ -824,20 +835,36 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       const stream = await node.dialProtocol(peer.peerId, this.protocols.catchup, {
         signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
       })
+      const verifier = this.verifier
       await new Promise<void>((resolve, reject) => {
+        // frames are applied in order; each one's signatures are verified on a worker as it
+        // arrives (catchup-verifier.ts), while the frame before is validated and applied here
+        let applied: Promise<void> = Promise.resolve()
+        let failed = false
+        const fail = (err: unknown): void => {
+          failed = true
+          reject(err)
+        }
         const framed = new FramedStream(
           stream,
           (frame) => {
-            if (!Array.isArray(frame)) return
+            if (!Array.isArray(frame) || failed) return
             if (frame.length === 0) {
-              resolve()
+              applied.then(resolve, fail)
               void framed.close()
               return
             }
             const bytes = frame.filter((b): b is Uint8Array => b instanceof Uint8Array)
-            received = (received ?? 0) + this.core.catchupBatch(peer.keyHex, bytes)
+            const digests = verifier?.digests(bytes) ?? Promise.resolve([])
+            applied = applied.then(async () => {
+              const trusted = await digests
+              if (failed) return
+              this.counts.catchupSignaturesOnWorkers += trusted.length
+              received =
+                (received ?? 0) + withPreverified(trusted, () => this.core.catchupBatch(peer.keyHex, bytes))
+            })
           },
-          (err) => (err === undefined ? resolve() : reject(err)),
+          (err) => (err === undefined ? applied.then(resolve, fail) : fail(err)),
         )
         framed.send([Object.entries(marks)]).catch(reject)
       })

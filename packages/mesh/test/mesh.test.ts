@@ -139,6 +139,8 @@ describe('mesh on real libp2p sockets (127.0.0.1, static discovery)', () => {
     venue.nodes.push(late)
     await waitFor(async () => (await late.ledger.stats()).events >= total, 20_000, 'late joiner caught up')
     await waitFor(() => late.node.status().mode === 'quorum', 10_000, 'late joiner in quorum')
+    // its signatures were verified on a worker thread, ahead of the core (catchup-verifier.ts)
+    expect(late.node.counters().catchupSignaturesOnWorkers).toBeGreaterThan(0)
   })
 
   it('a node stopped and restarted with its data directory rejoins, and its unanswered reservation is released', async () => {
