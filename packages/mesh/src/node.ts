@@ -52,7 +52,7 @@ import {
   YAMUX_LIMITS,
 } from './constants.js'
 import { MeshCore } from './core/core.js'
-import type { Pending } from './core/recovery.js'
+import type { LoadedState, Pending } from './core/recovery.js'
 import type {
   Effect,
   MeshMode,
@@ -356,7 +356,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           .catch((err: unknown) => log('publish failed: %o', err))
         return
       case 'write':
-        this.write(e.id, e.records, e.sync, e.own)
+        this.write(e.id, e.records, e.sync, e.own, e.relearning)
         return
       case 'timer': {
         const t = setTimeout(() => {
@@ -394,7 +394,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   /** own sync writes are chained so our log has no gaps even if we crash mid-write */
-  private write(id: number, records: WriteRecord[], sync: boolean, own: boolean): void {
+  private write(id: number, records: WriteRecord[], sync: boolean, own: boolean, relearning?: boolean): void {
     if (!sync) {
       const p =
         records.length === 1
@@ -416,7 +416,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           }),
         ),
       )
-    const durable = own ? this.appendChain.then(record) : record()
+    // the relearning mark (recovery.ts): the ledger orders it after every earlier write
+    const mark = relearning === undefined ? undefined : this.ledger.setRelearning(relearning, { sync: true })
+    const durable = mark ?? (own ? this.appendChain.then(record) : record())
     if (own) this.appendChain = durable.catch(() => {})
     durable.then(
       () => this.core.durable(id, true),
@@ -619,14 +621,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   /** read what the core needs from the ledger (recovery.ts applies it) */
   private async loadState(opts: { signal?: AbortSignal }): Promise<void> {
-    const events: {
-      signed: SignedEvent
-      held: boolean
-      ackGiven?: import('@nullmesh/protocol').SignedAck | undefined
-    }[] = []
+    const events: LoadedState['events'] = []
     for await (const signed of this.ledger.events({ signal: opts.signal })) {
       let held = false
-      let ackGiven: import('@nullmesh/protocol').SignedAck | undefined
+      let ackGiven: LoadedState['events'][number]['ackGiven']
       if (signed.event.type === 'reservation') {
         held = toHex(signed.event.origin) === this.publicKeyHex || (await this.ledger.isHeld(signed.idHex))
         ackGiven = held ? await this.ledger.ackGiven(signed.idHex) : undefined
@@ -640,6 +638,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       pruned,
       confirmedMarks: await this.ledger.confirmedMarks({ signal: opts.signal }),
       nextSeq: await this.ledger.nextSeq(this.publicKeyHex),
+      relearning: await this.ledger.relearning({ signal: opts.signal }),
     })
     log('rebuilt state from %d events and %d pruned reservations', events.length, pruned.length)
   }

@@ -172,7 +172,9 @@ interface Rec {
 /** A disk: a log of records; writes not yet made durable are lost on a crash. */
 class Disk {
   durable: Rec[] = []
-  pending: { w: number; recs: Rec[]; sync: boolean }[] = []
+  pending: { w: number; recs: Rec[]; sync: boolean; relearning?: boolean | undefined }[] = []
+  /** the core's "relearning" mark, as durable (a write in the log like any other) */
+  relearning = false
   /** online attempts sent to central (the terminal's `online pending` cursor), durable at once */
   markers = new Set<string>()
   confirmed: Record<string, number> = {}
@@ -181,9 +183,9 @@ class Disk {
   private cache: SignedEvent[] | undefined
   private cacheIds = new Set<string>()
 
-  append(recs: Rec[], sync: boolean): number {
+  append(recs: Rec[], sync: boolean, relearning?: boolean): number {
     const w = this.nextW++
-    this.pending.push({ w, recs, sync })
+    this.pending.push({ w, recs, sync, relearning })
     if (this.cache !== undefined)
       for (const r of recs)
         if (!this.cacheIds.has(r.event.idHex)) {
@@ -195,8 +197,11 @@ class Disk {
 
   /** make everything up to write w durable (a sync write syncs the log before it too) */
   flush(w: number): void {
-    while (this.pending.length > 0 && this.pending[0]!.w <= w)
-      this.durable.push(...this.pending.shift()!.recs)
+    while (this.pending.length > 0 && this.pending[0]!.w <= w) {
+      const p = this.pending.shift()!
+      this.durable.push(...p.recs)
+      if (p.relearning !== undefined) this.relearning = p.relearning
+    }
   }
 
   crash(): void {
@@ -207,6 +212,7 @@ class Disk {
   wipe(): void {
     this.durable = []
     this.pending = []
+    this.relearning = false
     this.markers = new Set()
     this.confirmed = {}
     this.cache = undefined
@@ -609,6 +615,8 @@ class Sim {
         prev.ackGiven ??= r.ackGiven
       }
     }
+    // a crash cut a refill after a lost disk: the store is neither intact nor empty (recovery.ts)
+    if (node.disk.relearning && node.disk.durable.length > 0) this.count('relearn-interrupted')
     let nextSeq = 1
     const settled = new Set<string>()
     for (const id of order) {
@@ -627,6 +635,7 @@ class Sim {
       pruned: [],
       confirmedMarks: { ...node.disk.confirmed },
       nextSeq,
+      relearning: node.disk.relearning,
     })
     const pending = order
       .map((id) => byId.get(id)!.event)
@@ -737,6 +746,7 @@ class Sim {
         const w = node.disk.append(
           e.records.map((r) => ({ event: r.event, held: r.held, ackGiven: r.ackGiven })),
           e.sync,
+          e.relearning,
         )
         if (e.sync) {
           const lat = this.fsyncLatency()
@@ -752,7 +762,10 @@ class Sim {
           // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
           const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)
-          const what = e.records.map((r) => r.event.event.type).join('+')
+          const what =
+            e.relearning === undefined
+              ? e.records.map((r) => r.event.event.type).join('+')
+              : `the relearning mark (${e.relearning ? 'set' : 'cleared'})`
           this.at(0, { k: 'crash', node: node.i, inc, why: `right after asking to write ${what}`, wipe })
         }
         return

@@ -69,6 +69,10 @@ export class MeshCore {
   readonly learnedFrom = new Set<string>()
   /** initial catch-ups running, per peer: acks wait for them */
   readonly catchups = new Map<string, number>()
+  /** our store is being refilled from a quorum after a lost disk: its "relearning" mark is set */
+  relearning = false
+  /** the relearning mark is being cleared (recovery.learned) */
+  clearing = false
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
   started = false
@@ -120,10 +124,17 @@ export class MeshCore {
   }
 
   /** ask for records to be written; sync writes complete with durable(id) and run `then` */
-  write(records: WriteRecord[], opts: { sync: boolean; own: boolean }): number {
+  write(records: WriteRecord[], opts: { sync: boolean; own: boolean; relearning?: boolean }): number {
     const id = this.nextWrite++
     if (opts.sync) this.writes.set(id, [])
-    this.out({ type: 'write', id, records, sync: opts.sync, own: opts.own })
+    this.out({
+      type: 'write',
+      id,
+      records,
+      sync: opts.sync,
+      own: opts.own,
+      ...(opts.relearning === undefined ? {} : { relearning: opts.relearning }),
+    })
     return id
   }
 
