@@ -93,6 +93,12 @@ const EPOCH = 1_750_000_000_000
 const CURRENCY = 'EUR'
 const ONLINE_TIMEOUT_MS = 800
 const TRACE_TAIL = 60
+/**
+ * Events per catch-up page, each written by the core on its own (production pages hold up to
+ * CATCHUP_BATCH = 256 events; the simulator's histories are shorter): a crash between the flushes
+ * of two pages leaves a store refilled in part.
+ */
+const CATCHUP_PAGE = 32
 
 export function simPolicy(): VenuePolicy {
   return defaultPolicy(VENUE, {
@@ -304,6 +310,8 @@ interface Node {
   knownAt: Map<string, number>
   /** own reservations whose first barrier request was sent */
   requested: Set<string>
+  /** after a wipe: 1 until a catch-up refills the disk, 2 while the refill is not all on disk */
+  refill?: 0 | 1 | 2 | undefined
 }
 
 interface OnlineAttempt {
@@ -1542,7 +1550,18 @@ class Sim {
       }
       case 'flush': {
         const node = this.nodes[ev.node]!
-        if (node.inc === ev.inc && node.up) node.disk.flush(ev.w)
+        if (node.inc !== ev.inc || !node.up) return
+        node.disk.flush(ev.w)
+        // the refill of a wiped disk is learned in the view at once but written without fsync
+        if (node.refill === 2 && node.disk.pending.length === 0) node.refill = 0
+        if (node.refill === 2 && this.phase === 'safety' && this.rng.chance(0.5)) {
+          // a replaced terminal crashes again while it refills its store from its peers: part of
+          // the refill is on disk, the rest lost (docs/protocol.md, "Lost disks")
+          node.refill = 0
+          this.count('refill-crash')
+          const why = 'while refilling its wiped disk from its peers'
+          this.at(0, { k: 'crash', node: node.i, inc: ev.inc, why, wipe: false })
+        }
         return
       }
       case 'hello': {
@@ -1588,7 +1607,10 @@ class Sim {
             const signed = this.byBytes.get(bytes)
             if (signed !== undefined) this.escape(signed, `catch-up ${server.name}→${client.name}`)
           }
-        if (ok) client.core.catchupBatch(server.hex, ev.frames)
+        if (ok && client.refill === 1 && ev.frames.length > 0) client.refill = 2
+        if (ok)
+          for (let i = 0; i < ev.frames.length; i += CATCHUP_PAGE)
+            client.core.catchupBatch(server.hex, ev.frames.slice(i, i + CATCHUP_PAGE))
         client.core.catchupEnded(server.hex, ok, ev.initial)
         return
       }
@@ -1662,6 +1684,7 @@ class Sim {
           // its acks die with the disk: the documented lost-disk case, not an ack broken
           this.acked.get(node.i)?.clear()
           this.count('wipe')
+          node.refill = 1
         }
         this.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
         if (ev.wipe && this.phase === 'safety' && this.rng.chance(0.5)) {
