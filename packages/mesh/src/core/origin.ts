@@ -158,7 +158,9 @@ function* awaitReachability(
 ): Op<'quorum' | 'isolated' | 'unknown'> {
   for (;;) {
     const r = core.reach.reach(core.mono())
-    if (r !== 'unknown' || core.mono() >= deadline) return r
+    // our history, learned from this quorum, is being made durable (recovery.learned): wait for it
+    const settling = r === 'quorum' && core.clearing
+    if ((r !== 'unknown' && !settling) || core.mono() >= deadline) return r
     core.throwIfAborted(op)
     yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
   }
