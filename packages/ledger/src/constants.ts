@@ -20,6 +20,10 @@ export const DEFAULT_PAYMENT_SYNC = true
 export const DEFAULT_CURSOR_SYNC = false
 export const DEFAULT_CONFIRM_SYNC = false
 export const DEFAULT_PRUNE_SYNC = false
+/** The relearning mark guards against signing a used seq: written with fsync unless told otherwise. */
+export const DEFAULT_RELEARNING_SYNC = true
+/** Cursor that holds the mesh's relearning mark while a lost disk is refilled from peers. */
+export const RELEARNING_CURSOR = 'mesh/relearning'
 
 /** Events deleted per batch while pruning (each batch holds that origin's write lock). */
 export const PRUNE_BATCH_SIZE = 500

@@ -211,6 +211,14 @@ export interface Ledger {
   getCursor(name: string, opts?: AbortOptions): Promise<string | undefined>
   setCursor(name: string, value: string, opts?: SyncOptions): Promise<void>
 
+  /** Whether the relearning mark is set: the store is being refilled after a lost disk. */
+  relearning(opts?: AbortOptions): Promise<boolean>
+  /**
+   * Set or clear the relearning mark (fsync'd by default), after every call made before it has
+   * finished: once durable, so is every write those calls made.
+   */
+  setRelearning(on: boolean, opts?: SyncOptions): Promise<void>
+
   /** Central confirmed every event of these origins up to seq (inclusive). Marks only move up. */
   markConfirmed(marks: Record<string, number>, opts?: SyncOptions): Promise<void>
   confirmedMarks(opts?: AbortOptions): Promise<Record<string, number>>

@@ -8,11 +8,13 @@ import {
   DEFAULT_EVENT_SYNC,
   DEFAULT_PAYMENT_SYNC,
   DEFAULT_PRUNE_SYNC,
+  DEFAULT_RELEARNING_SYNC,
   HELD_ACKS_CHUNK,
   KEY_END,
   KEY_SEPARATOR,
   LOG_NAMESPACE,
   PRUNE_BATCH_SIZE,
+  RELEARNING_CURSOR,
 } from './constants.js'
 import { LedgerError } from './errors.js'
 import { GroupCommit, type GroupCommitStats } from './group-commit.js'
@@ -49,7 +51,7 @@ import {
 } from './keys.js'
 import { KeyedLocks } from './locks.js'
 import { OriginState } from './origins.js'
-import { del, openStore, type PutOptions, type RootDatabase, type Store } from './store.js'
+import { type DelOptions, del, openStore, type PutOptions, type RootDatabase, type Store } from './store.js'
 import { WriteTxn } from './writer.js'
 
 const log = debug(LOG_NAMESPACE)
@@ -663,6 +665,21 @@ export class NullmeshLedger implements Ledger {
       }
       const options: PutOptions<string> = { sync: opts.sync ?? DEFAULT_CURSOR_SYNC }
       await store.cursors.put(name, value, options)
+    })
+  }
+
+  relearning(opts: AbortOptions = {}): Promise<boolean> {
+    return this.#run(opts.signal, async (store) => (await store.cursors.get(RELEARNING_CURSOR)) !== undefined)
+  }
+
+  setRelearning(on: boolean, opts: SyncOptions = {}): Promise<void> {
+    // the calls already running (an unsynced refill among them): this write's fsync must cover theirs
+    const earlier = [...this.#inflight]
+    return this.#run(opts.signal, async (store) => {
+      await Promise.allSettled(earlier)
+      const sync = opts.sync ?? DEFAULT_RELEARNING_SYNC
+      if (on) await store.cursors.put(RELEARNING_CURSOR, '1', { sync } as PutOptions<string>)
+      else await store.cursors.del(RELEARNING_CURSOR, { sync } as DelOptions)
     })
   }
 

@@ -1,6 +1,7 @@
 import type {
   AbstractBatchOperation,
   AbstractBatchOptions,
+  AbstractDelOptions,
   AbstractLevel,
   AbstractPutOptions,
   AbstractSublevel,
@@ -15,6 +16,7 @@ export type BatchOperation = AbstractBatchOperation<RootDatabase, string, unknow
 /** classic-level's `sync` (fsync the write-ahead log before resolving); memory-level ignores it. */
 export type BatchOptions = AbstractBatchOptions<string, unknown> & { sync?: boolean }
 export type PutOptions<V> = AbstractPutOptions<string, V> & { sync?: boolean }
+export type DelOptions = AbstractDelOptions<string> & { sync?: boolean }
 
 /**
  * Value of the `reservations` keyspace. The body fields are known once the Reservation itself

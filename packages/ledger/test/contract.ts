@@ -433,6 +433,24 @@ export function ledgerContract(backend: Backend): void {
         expect(await ledger.getCursor('central')).toBe('43')
         expect(await ledger.getCursor('other')).toBe('')
       })
+
+      it('keeps the relearning mark across a reopen, and orders it after the calls made before it', async () => {
+        expect(await ledger.relearning()).toBe(false)
+        await ledger.setRelearning(true)
+        await reopen()
+        expect(await ledger.relearning()).toBe(true)
+        // a refill written without fsync, then the mark cleared: the refill's calls finish first
+        const a = new Origin()
+        const refill = Array.from({ length: 30 }, () => a.reservation())
+        const writes = refill.map((e) => ledger.recordEvents([e], { sync: false }))
+        let written = 0
+        for (const w of writes) void w.then(() => written++)
+        await ledger.setRelearning(false)
+        expect(written).toBe(refill.length)
+        await reopen()
+        expect(await ledger.relearning()).toBe(false)
+        expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 30 })
+      })
     })
 
     describe('confirmation and pruning', () => {

@@ -56,6 +56,8 @@ export async function loadFromIndexes(
     pruned: [],
     confirmedMarks: await ledger.confirmedMarks({ signal }),
     nextSeq: await ledger.nextSeq(core.me, { signal }),
+    // a refill from a quorum after a lost disk that did not finish: learn again (recovery.ts)
+    relearning: await ledger.relearning({ signal }),
   })
   return { events, reservations }
 }

@@ -56,7 +56,7 @@ import {
   YAMUX_LIMITS,
 } from './constants.js'
 import { MeshCore } from './core/core.js'
-import type { Pending } from './core/recovery.js'
+import type { LoadedState, Pending } from './core/recovery.js'
 import type {
   Effect,
   MeshMode,
@@ -397,7 +397,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           .catch((err: unknown) => log('publish failed: %o', err))
         return
       case 'write':
-        this.write(e.id, e.records, e.sync, e.own)
+        this.write(e.id, e.records, e.sync, e.own, e.relearning)
         return
       case 'timer': {
         const t = setTimeout(() => {
@@ -439,9 +439,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
    * and commits share one fsync'd batch there (group commit), and each is answered durable only
    * once its batch is. Own events still become durable in seq order, so our log has no gaps even
    * if we crash mid-write: they all take our origin's lock first, in call order, and the ledger
-   * writes batches in submission order.
+   * writes batches in submission order. The relearning mark (recovery.ts) is ordered by the
+   * ledger after every earlier write.
    */
-  private write(id: number, records: WriteRecord[], sync: boolean, own: boolean): void {
+  private write(id: number, records: WriteRecord[], sync: boolean, own: boolean, relearning?: boolean): void {
     if (!sync) {
       const p =
         records.length === 1
@@ -453,15 +454,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       p.catch((err: unknown) => log('record failed: %o', err))
       return
     }
-    const durable = Promise.all(
-      records.map((r) =>
-        this.ledger.recordEvent(r.event, {
-          sync: true,
-          held: r.held,
-          ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
-        }),
-      ),
-    )
+    const durable: Promise<unknown> =
+      relearning !== undefined
+        ? this.ledger.setRelearning(relearning, { sync: true })
+        : Promise.all(
+            records.map((r) =>
+              this.ledger.recordEvent(r.event, {
+                sync: true,
+                held: r.held,
+                ...(r.ackGiven === undefined ? {} : { ackGiven: r.ackGiven }),
+              }),
+            ),
+          )
     if (own) {
       this.writing.add(durable)
       const forget = () => this.writing.delete(durable)

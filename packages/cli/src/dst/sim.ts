@@ -119,6 +119,12 @@ const EPOCH = 1_750_000_000_000
 const CURRENCY = 'EUR'
 const ONLINE_TIMEOUT_MS = 800
 const TRACE_TAIL = 60
+/**
+ * Events per catch-up page, each written by the core on its own (production pages hold up to
+ * CATCHUP_BATCH = 256 events; the simulator's histories are shorter): a crash between the flushes
+ * of two pages leaves a store refilled in part.
+ */
+const CATCHUP_PAGE = 32
 
 /** the venue cap per terminal (escrow shares): binding within the 20-second queue window (shorter than the liveness phase, so a venue that used its cap approves again) */
 const VENUE_CAP_PER_TERMINAL = 40_000
@@ -204,7 +210,9 @@ interface Rec {
 /** A disk: a log of records; writes not yet made durable are lost on a crash. */
 class Disk {
   durable: Rec[] = []
-  pending: { w: number; recs: Rec[]; sync: boolean }[] = []
+  pending: { w: number; recs: Rec[]; sync: boolean; relearning?: boolean | undefined }[] = []
+  /** the core's "relearning" mark, as durable (a write in the log like any other) */
+  relearning = false
   /** online attempts sent to central (the terminal's `online pending` cursor), durable at once */
   markers = new Set<string>()
   confirmed: Record<string, number> = {}
@@ -213,9 +221,9 @@ class Disk {
   private cache: SignedEvent[] | undefined
   private cacheIds = new Set<string>()
 
-  append(recs: Rec[], sync: boolean): number {
+  append(recs: Rec[], sync: boolean, relearning?: boolean): number {
     const w = this.nextW++
-    this.pending.push({ w, recs, sync })
+    this.pending.push({ w, recs, sync, relearning })
     if (this.cache !== undefined)
       for (const r of recs)
         if (!this.cacheIds.has(r.event.idHex)) {
@@ -227,8 +235,11 @@ class Disk {
 
   /** make everything up to write w durable (a sync write syncs the log before it too) */
   flush(w: number): void {
-    while (this.pending.length > 0 && this.pending[0]!.w <= w)
-      this.durable.push(...this.pending.shift()!.recs)
+    while (this.pending.length > 0 && this.pending[0]!.w <= w) {
+      const p = this.pending.shift()!
+      this.durable.push(...p.recs)
+      if (p.relearning !== undefined) this.relearning = p.relearning
+    }
   }
 
   crash(): void {
@@ -239,6 +250,7 @@ class Disk {
   wipe(): void {
     this.durable = []
     this.pending = []
+    this.relearning = false
     this.markers = new Set()
     this.confirmed = {}
     this.cache = undefined
@@ -332,6 +344,8 @@ interface Node {
   knownAt: Map<string, number>
   /** own reservations whose first barrier request was sent */
   requested: Set<string>
+  /** after a wipe: 1 until a catch-up refills the disk, 2 while the refill is not all on disk */
+  refill?: 0 | 1 | 2 | undefined
 }
 
 interface OnlineAttempt {
@@ -648,6 +662,8 @@ class Sim {
         prev.ackGiven ??= r.ackGiven
       }
     }
+    // a crash cut a refill after a lost disk: the store is neither intact nor empty (recovery.ts)
+    if (node.disk.relearning && node.disk.durable.length > 0) this.count('relearn-interrupted')
     let nextSeq = 1
     const settled = new Set<string>()
     for (const id of order) {
@@ -666,6 +682,7 @@ class Sim {
       pruned: [],
       confirmedMarks: { ...node.disk.confirmed },
       nextSeq,
+      relearning: node.disk.relearning,
     })
     const pending = order
       .map((id) => byId.get(id)!.event)
@@ -778,6 +795,7 @@ class Sim {
         const w = node.disk.append(
           e.records.map((r) => ({ event: r.event, held: r.held, ackGiven: r.ackGiven })),
           e.sync,
+          e.relearning,
         )
         if (e.sync) {
           this.cost.fsyncs++
@@ -795,7 +813,10 @@ class Sim {
           // before this write's fsync (and before anything else the core does next)
           this.count('crash-mid-write')
           const wipe = this.mix.wipe > 0 && this.rng.chance(this.mix.wipe / 4)
-          const what = e.records.map((r) => r.event.event.type).join('+')
+          const what =
+            e.relearning === undefined
+              ? e.records.map((r) => r.event.event.type).join('+')
+              : `the relearning mark (${e.relearning ? 'set' : 'cleared'})`
           this.at(0, { k: 'crash', node: node.i, inc, why: `right after asking to write ${what}`, wipe })
         }
         return
@@ -1635,7 +1656,18 @@ class Sim {
       }
       case 'flush': {
         const node = this.nodes[ev.node]!
-        if (node.inc === ev.inc && node.up) node.disk.flush(ev.w)
+        if (node.inc !== ev.inc || !node.up) return
+        node.disk.flush(ev.w)
+        // the refill of a wiped disk is learned in the view at once but written without fsync
+        if (node.refill === 2 && node.disk.pending.length === 0) node.refill = 0
+        if (node.refill === 2 && this.phase === 'safety' && this.rng.chance(0.5)) {
+          // a replaced terminal crashes again while it refills its store from its peers: part of
+          // the refill is on disk, the rest lost (docs/protocol.md, "Lost disks")
+          node.refill = 0
+          this.count('refill-crash')
+          const why = 'while refilling its wiped disk from its peers'
+          this.at(0, { k: 'crash', node: node.i, inc: ev.inc, why, wipe: false })
+        }
         return
       }
       case 'hello': {
@@ -1681,7 +1713,10 @@ class Sim {
             const signed = this.byBytes.get(bytes)
             if (signed !== undefined) this.escape(signed, `catch-up ${server.name}→${client.name}`)
           }
-        if (ok) client.core.catchupBatch(server.hex, ev.frames)
+        if (ok && client.refill === 1 && ev.frames.length > 0) client.refill = 2
+        if (ok)
+          for (let i = 0; i < ev.frames.length; i += CATCHUP_PAGE)
+            client.core.catchupBatch(server.hex, ev.frames.slice(i, i + CATCHUP_PAGE))
         client.core.catchupEnded(server.hex, ok, ev.initial)
         return
       }
@@ -1755,6 +1790,7 @@ class Sim {
           // its acks die with the disk: the documented lost-disk case, not an ack broken
           this.acked.get(node.i)?.clear()
           this.count('wipe')
+          node.refill = 1
         }
         this.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
         if (ev.wipe && this.phase === 'safety' && this.rng.chance(0.5)) {

@@ -3,6 +3,7 @@ import { MAX_GOSSIP_BYTES } from '../constants.js'
 import { EventValidationError } from '../errors.js'
 import { validateEventBytes } from '../validation.js'
 import type { MeshCore } from './core.js'
+import * as recovery from './recovery.js'
 import * as responder from './responder.js'
 
 /**
@@ -74,13 +75,10 @@ export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean
   if (initial && ok && peer?.verified) {
     core.reach.markCaughtUp(key)
     core.learnedFrom.add(key)
-    if (!core.view.seqKnown && core.learnedFrom.size + 1 >= core.rosterQuorum) {
-      // any event of ours that a quorum certified is held by one of these peers (intersection);
-      // with custodian groups a roster majority is what is required here, see docs/protocol.md
-      // ("Custodian groups", lost disks)
-      core.view.seqKnown = true
-      core.log(`learned our own history from ${core.learnedFrom.size} peers: next seq ${core.view.nextSeq}`)
-    }
+    // any event of ours that a quorum certified is held by one of these peers (intersection);
+    // with custodian groups a roster majority is what is required here, see docs/protocol.md
+    // ("Custodian groups", lost disks)
+    if (!core.view.seqKnown && core.learnedFrom.size + 1 >= core.rosterQuorum) recovery.learned(core)
     core.out({ type: 'peer', key, state: 'ready' })
     core.updateMode()
   }

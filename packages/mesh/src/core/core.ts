@@ -89,6 +89,10 @@ export class MeshCore {
   readonly gaveAt = new Map<string, number>()
   /** internal operations (escrow rebalancing) use negative op ids: no caller waits for them */
   private internalOp = 0
+  /** our store is being refilled from a quorum after a lost disk: its "relearning" mark is set */
+  relearning = false
+  /** the relearning mark is being cleared (recovery.learned) */
+  clearing = false
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
   /** moving average of recent durable writes (ms): the time a decision keeps to finish */
@@ -152,13 +156,20 @@ export class MeshCore {
   }
 
   /** ask for records to be written; sync writes complete with durable(id) and run `then` */
-  write(records: WriteRecord[], opts: { sync: boolean; own: boolean }): number {
+  write(records: WriteRecord[], opts: { sync: boolean; own: boolean; relearning?: boolean }): number {
     const id = this.nextWrite++
     if (opts.sync) {
       this.writes.set(id, [])
       this.writeStart.set(id, this.mono())
     }
-    this.out({ type: 'write', id, records, sync: opts.sync, own: opts.own })
+    this.out({
+      type: 'write',
+      id,
+      records,
+      sync: opts.sync,
+      own: opts.own,
+      ...(opts.relearning === undefined ? {} : { relearning: opts.relearning }),
+    })
     return id
   }
 

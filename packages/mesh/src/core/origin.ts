@@ -179,7 +179,9 @@ function* awaitReachability(
       ? core.reach.reach(core.mono())
       : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono())
     if (r !== 'unknown') core.noteGroupReach(hex, r === 'quorum')
-    if (r !== 'unknown' || core.mono() >= deadline) return r
+    // our history, learned from a quorum, is being made durable (recovery.learned): wait for it
+    const settling = r === 'quorum' && core.clearing
+    if ((r !== 'unknown' && !settling) || core.mono() >= deadline) return r
     core.throwIfAborted(op)
     yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
   }

@@ -12,6 +12,8 @@ export interface LoadedState {
   confirmedMarks: Record<string, number>
   /** the store's next own seq (1 for an empty store) */
   nextSeq: number
+  /** the store's durable "relearning" mark: a refill from a quorum after a lost disk did not finish */
+  relearning?: boolean | undefined
 }
 
 export interface Pending {
@@ -58,8 +60,42 @@ export function load(core: MeshCore, state: LoadedState): void {
   view.confirmed(state.confirmedMarks)
   view.nextSeq = Math.max(view.nextSeq, state.nextSeq)
   // An intact store knows our own high-water mark (own events are durable before they leave).
-  // An empty one may be a lost disk: learn from a quorum before signing (catchup.ts).
-  view.seqKnown = view.nextSeq > 1 || core.rosterQuorum <= 1 || core.mut('reuse-seq-after-wipe')
+  // An empty one may be a lost disk: learn from a quorum before signing (catchup.ts). One with the
+  // relearning mark is neither: a refill from a quorum (written without fsync) was cut by a crash,
+  // so whatever own events it holds say nothing about our high-water mark: learn again.
+  core.relearning = state.relearning === true && !core.mut('no-relearning-mark')
+  view.seqKnown =
+    (view.nextSeq > 1 && !core.relearning) || core.rosterQuorum <= 1 || core.mut('reuse-seq-after-wipe')
+}
+
+/**
+ * Our own history was learned from a quorum (catchup.ts). With the relearning mark set, we sign
+ * nothing until what was learned is durable and the mark is durably cleared: the first write
+ * syncs every earlier (unsynced) write of the refill; the mark is cleared only after it, so a
+ * store without the mark always holds the learned history. Until the clear is durable, a crash
+ * leaves the mark and the next start learns again.
+ */
+export function learned(core: MeshCore): void {
+  if (core.relearning) {
+    if (core.clearing) return
+    core.clearing = true
+    const synced = core.write([], { sync: true, own: false, relearning: true })
+    core.onDurable(synced, (ok) => {
+      if (!ok) {
+        core.clearing = false // the next catch-up that ends tries again
+        return
+      }
+      const cleared = core.write([], { sync: true, own: false, relearning: false })
+      core.onDurable(cleared, (done) => {
+        core.clearing = false
+        core.relearning = !done
+        if (done) learned(core)
+      })
+    })
+    return
+  }
+  core.view.seqKnown = true
+  core.log(`learned our own history from ${core.learnedFrom.size} peers: next seq ${core.view.nextSeq}`)
 }
 
 /**
@@ -71,6 +107,19 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
   core.reach.quorumLostAt = core.mono()
   core.started = true
   let released = 0
+  if (!core.view.seqKnown) {
+    // A store we cannot trust for our high-water mark: mark it durably before anything is learned
+    // (learned() clears the mark). Its own reservations, if any, were learned back, not written by
+    // us: they are not released (docs/protocol.md, "lost-disk-online-pending" says why).
+    if (!core.relearning && !core.mut('no-relearning-mark')) {
+      core.relearning = true
+      yield { w: 'durable', id: core.write([], { sync: true, own: false, relearning: true }) }
+    }
+    core.updateMode()
+    return released
+  }
+  // a single-terminal venue has nothing to learn from: a leftover mark is cleared
+  if (core.relearning) learned(core)
   for (const p of pending) {
     if (p.keepPending && !core.mut('release-pending-online')) continue
     const { write } = core.appendOwn({

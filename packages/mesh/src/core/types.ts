@@ -39,6 +39,8 @@ export const MUTATIONS = [
   'escrow-overdraw',
   /** escrow: send a transfer before the giver's debit is durable */
   'transfer-before-durable',
+  /** recovery: no durable "relearning" mark, so a crash while relearning leaves a store trusted as intact */
+  'no-relearning-mark',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 
@@ -129,13 +131,21 @@ export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier'
 
 /**
  * What the core asks its environment to do. `write` completes with `durable(id)` (sync writes
- * only: unsynced ones complete with nothing); `timer` fires with `timer(id)` after `afterMs` of
- * monotonic time; `done` answers the operation `op`.
+ * only: unsynced ones complete with nothing); a write with `relearning` sets (true) or clears
+ * (false) the store's durable "relearning" mark, ordered after every earlier write (recovery.ts);
+ * `timer` fires with `timer(id)` after `afterMs` of monotonic time; `done` answers the operation `op`.
  */
 export type Effect =
   | { type: 'send'; to: string; msg: WireMsg }
   | { type: 'gossip'; bytes: Uint8Array }
-  | { type: 'write'; id: number; records: WriteRecord[]; sync: boolean; own: boolean }
+  | {
+      type: 'write'
+      id: number
+      records: WriteRecord[]
+      sync: boolean
+      own: boolean
+      relearning?: boolean | undefined
+    }
   | { type: 'timer'; id: number; afterMs: number }
   | { type: 'done'; op: number; result: OpResult }
   | { type: 'mode'; mode: MeshMode }
