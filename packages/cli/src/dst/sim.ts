@@ -7,7 +7,13 @@ import {
   type MutationName,
   type WireMsg,
 } from '@nullmesh/mesh/core'
-import { defaultPolicy, initialShare, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import {
+  defaultPolicy,
+  effectiveGroupSize,
+  initialShare,
+  partitionExposureBound,
+  type VenuePolicy,
+} from '@nullmesh/policy'
 import {
   ONLINE_MUTATIONS,
   OnlineCore,
@@ -15,6 +21,7 @@ import {
   type OnlineMutationName,
 } from '@nullmesh/terminal/core'
 import {
+  CustodianGroups,
   decodeAck,
   issueCertificate,
   type KeyPair,
@@ -67,6 +74,13 @@ export interface SimOptions {
   trace?: boolean
   /** a keyed hash instead of Ed25519 (protocol setSimulatedSignatures): throughput runs */
   fastCrypto?: boolean
+  /**
+   * Start from a formed venue: every pair connected, greeted and caught up at time 0, as setup
+   * rather than simulated traffic (the ledgers are empty then, so those catch-ups carry nothing).
+   * Reconnections after faults and restarts still take the real path. For large rosters, where
+   * forming the full mesh (~N²/2 greetings and N² catch-ups) would take the whole run.
+   */
+  formed?: boolean
 }
 
 export interface Violation {
@@ -153,6 +167,8 @@ interface Venue {
   hexSorted: string[]
   index: Map<string, number>
   certs: Map<string, { notBefore: number; notAfter: number }>
+  /** the roster's custodian groups, shared by every core (each would compute the same) */
+  groups: CustodianGroups
 }
 
 const venues = new Map<number, Venue>()
@@ -188,7 +204,8 @@ function venueOf(n: number): Venue {
     })
     certs.set(h, { notBefore: c.certificate.notBefore, notAfter: c.certificate.notAfter })
   }
-  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs }
+  const groups = new CustodianGroups(hex, effectiveGroupSize(simPolicy(n), n))
+  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs, groups }
   venues.set(n, v)
   return v
 }
@@ -630,6 +647,7 @@ class Sim {
       clock: { wall: () => Math.floor(EPOCH + this.now + node.skew + node.jump), mono: () => this.now },
       rng: () => this.rng.next(),
       effects: (e) => this.effect(node, inc, e),
+      groups: this.venue.groups,
       ...(this.opts.mutations === undefined
         ? {}
         : { mutations: this.opts.mutations as ReadonlySet<MutationName> }),
@@ -1582,6 +1600,32 @@ class Sim {
       }
   }
 
+  /**
+   * A formed venue (SimOptions.formed): what net(), 'hello' and the initial catch-ups would do for
+   * every pair at time 0, without their messages and latency. The ledgers are empty at time 0, so
+   * the catch-ups would carry no events; each core still learns that its history is empty from a
+   * roster majority before it signs, through the same catch-up inputs.
+   */
+  form(): void {
+    for (let a = 0; a < this.n; a++)
+      for (let b = a + 1; b < this.n; b++) {
+        const p = a * this.n + b
+        const na = this.nodes[a]!
+        const nb = this.nodes[b]!
+        this.conn[p] = 2
+        this.epoch[p]!++
+        na.core!.peerConnected(nb.hex)
+        nb.core!.peerConnected(na.hex)
+        na.core!.peerVerified(nb.hex)
+        nb.core!.peerVerified(na.hex)
+        na.core!.catchupStarted(nb.hex, true)
+        nb.core!.catchupStarted(na.hex, true)
+        na.core!.catchupEnded(nb.hex, true, true)
+        nb.core!.catchupEnded(na.hex, true, true)
+      }
+    this.log(`venue formed: ${(this.n * (this.n - 1)) / 2} connections set up without traffic`)
+  }
+
   catchupRequest(from: Node, to: Node, initial: boolean): void {
     const p = this.pair(from.i, to.i)
     from.core!.catchupStarted(to.hex, initial)
@@ -1901,6 +1945,7 @@ class Sim {
     let violation: Violation | undefined
     try {
       for (const node of this.nodes) this.boot(node)
+      if (this.opts.formed === true) this.form()
       this.at(0, { k: 'net' })
       this.at(300, { k: 'pay' })
       this.at(100, { k: 'fault' })
