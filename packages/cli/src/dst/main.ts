@@ -207,7 +207,7 @@ function main(argv: string[]): number {
     if (args.trace !== undefined) traces.push(traceText(r))
     if (r.violation !== undefined && !args.quiet) {
       process.stderr.write(
-        `\nseed ${r.seed}: ${r.violation.invariant} at step ${r.violation.step}\n  ${r.violation.detail}\n  fault mix: ${JSON.stringify(r.mix)}\n  last steps:\n    ${r.trace.slice(-30).join('\n    ')}\n  replay: npm run dst -- --terminals ${args.terminals} --seed ${r.seed} --steps ${args.steps}${args.formed === true ? ' --formed' : ''}${[...args.mutations].map((m) => ` --mutation ${m}`).join('')} --trace dst-${r.seed}.trace\n`,
+        `\nseed ${r.seed}: ${r.violation.invariant} at step ${r.violation.step}\n  ${r.violation.detail}\n  fault mix: ${JSON.stringify(r.mix)}\n  last steps:\n    ${r.trace.slice(-30).join('\n    ')}\n  replay: npm run dst -- --terminals ${args.terminals} --seed ${r.seed} --steps ${args.steps}${args.faults.size === FAULTS.length ? '' : ` --faults ${[...args.faults].join(',') || 'none'}`}${args.formed === true ? ' --formed' : ''}${[...args.mutations].map((m) => ` --mutation ${m}`).join('')} --trace dst-${r.seed}.trace\n`,
       )
     } else if (!args.json && !args.quiet) {
       process.stdout.write(
