@@ -434,6 +434,17 @@ interface Approval {
   step: number
 }
 
+/** an event's origin in hex, once per event object: the simulator scans whole disks per tick */
+const originHexes = new WeakMap<SignedEvent, string>()
+function originOf(e: SignedEvent): string {
+  let hex = originHexes.get(e)
+  if (hex === undefined) {
+    hex = toHex(e.event.origin)
+    originHexes.set(e, hex)
+  }
+  return hex
+}
+
 class Stop extends Error {
   constructor(readonly violation: Violation) {
     super(violation.invariant)
@@ -670,7 +681,7 @@ class Sim {
     const settled = new Set<string>()
     for (const id of order) {
       const e = byId.get(id)!.event
-      if (toHex(e.event.origin) !== node.hex) continue
+      if (originOf(e) !== node.hex) continue
       if (e.event.seq >= nextSeq) nextSeq = e.event.seq + 1
       if (e.event.type === 'commit') settled.add(e.event.reservation.idHex)
       if (e.event.type === 'release') settled.add(toHex(e.event.reservationId))
@@ -678,7 +689,7 @@ class Sim {
     core.load({
       events: order.map((id) => {
         const r = byId.get(id)!
-        const own = toHex(r.event.event.origin) === node.hex
+        const own = originOf(r.event) === node.hex
         return { signed: r.event, held: r.held || own, ackGiven: r.ackGiven }
       }),
       pruned: [],
@@ -688,7 +699,7 @@ class Sim {
     const pending = order
       .map((id) => byId.get(id)!.event)
       .filter(
-        (e) => e.event.type === 'reservation' && toHex(e.event.origin) === node.hex && !settled.has(e.idHex),
+        (e) => e.event.type === 'reservation' && originOf(e) === node.hex && !settled.has(e.idHex),
       )
       .map((e) => ({
         reservation: e as SignedEvent<Reservation>,
@@ -891,7 +902,7 @@ class Sim {
 
   /** an event left its origin's node: no two different events may ever leave with one (origin, seq) */
   escape(ev: SignedEvent, where: string): void {
-    const key = `${toHex(ev.event.origin)}:${ev.event.seq}`
+    const key = `${originOf(ev)}:${ev.event.seq}`
     const first = this.escaped.get(key)
     if (first === undefined) {
       this.escaped.set(key, { id: ev.idHex, at: this.now })
@@ -1845,7 +1856,7 @@ class Sim {
         const mark = this.cMarks.get(node.hex) ?? 0
         const own = node.disk
           .readable()
-          .filter((e) => toHex(e.event.origin) === node.hex && e.event.seq > mark)
+          .filter((e) => originOf(e) === node.hex && e.event.seq > mark)
           .sort((x, y) => x.event.seq - y.event.seq)
         if (own.length > 0 || this.rng.chance(0.2))
           this.toCentral(node, { t: 'sync', events: own, inc: node.inc })
