@@ -698,9 +698,7 @@ class Sim {
     })
     const pending = order
       .map((id) => byId.get(id)!.event)
-      .filter(
-        (e) => e.event.type === 'reservation' && originOf(e) === node.hex && !settled.has(e.idHex),
-      )
+      .filter((e) => e.event.type === 'reservation' && originOf(e) === node.hex && !settled.has(e.idHex))
       .map((e) => ({
         reservation: e as SignedEvent<Reservation>,
         keepPending: node.disk.markers.has(e.idHex),
