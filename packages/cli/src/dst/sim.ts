@@ -229,9 +229,19 @@ class Disk {
 
   private cache: SignedEvent[] | undefined
   private cacheIds = new Set<string>()
+  /** readable() and the catch-up marks, kept until the disk changes: a venue re-forming its mesh
+   * asks them of every terminal once per peer (O(ledger) each) */
+  private readableCache: SignedEvent[] | undefined
+  private marksCache: Record<string, number> | undefined
+
+  private changed(): void {
+    this.readableCache = undefined
+    this.marksCache = undefined
+  }
 
   append(recs: Rec[], sync: boolean): number {
     const w = this.nextW++
+    this.changed()
     this.pending.push({ w, recs, sync })
     if (this.cache !== undefined)
       for (const r of recs)
@@ -244,16 +254,19 @@ class Disk {
 
   /** make everything up to write w durable (a sync write syncs the log before it too) */
   flush(w: number): void {
+    this.changed()
     while (this.pending.length > 0 && this.pending[0]!.w <= w)
       this.durable.push(...this.pending.shift()!.recs)
   }
 
   crash(): void {
+    this.changed()
     this.pending = []
     this.cache = undefined
   }
 
   wipe(): void {
+    this.changed()
     this.durable = []
     this.pending = []
     this.markers = new Set()
@@ -272,6 +285,7 @@ class Disk {
    * writes (in the memtable at once), but not a sync write before its fsync returned.
    */
   readable(): SignedEvent[] {
+    if (this.readableCache !== undefined) return this.readableCache
     const seen = new Set<string>()
     const out: SignedEvent[] = []
     const add = (r: Rec) => {
@@ -281,7 +295,14 @@ class Disk {
     }
     for (const r of this.durable) add(r)
     for (const p of this.pending) if (!p.sync) for (const r of p.recs) add(r)
+    this.readableCache = out
     return out
+  }
+
+  /** the per-origin contiguous marks of what is stored (a catch-up request's) */
+  marks(): Record<string, number> {
+    this.marksCache ??= contiguousMarks(this.events())
+    return this.marksCache
   }
 
   /** the distinct events stored, in write order */
@@ -1641,7 +1662,7 @@ class Sim {
   catchupRequest(from: Node, to: Node, initial: boolean): void {
     const p = this.pair(from.i, to.i)
     from.core!.catchupStarted(to.hex, initial)
-    const marks = contiguousMarks(from.disk.events())
+    const marks = from.disk.marks()
     this.at(this.latency(), { k: 'catchreq', from: from.i, to: to.i, epoch: this.epoch[p]!, marks, initial })
   }
 
