@@ -45,6 +45,9 @@ export interface TransferFacts {
  */
 export class EscrowBook {
   private readonly members: readonly string[]
+  /** member → position in the sorted roster: a share is asked per member per rebalance turn, and
+   * initialShare's indexOf made that turn quadratic in the roster */
+  private readonly position = new Map<string, number>()
   private readonly seen = new Set<string>()
   /** member → currency → (credits − debits) */
   private readonly delta = new Map<string, Map<string, number>>()
@@ -54,6 +57,7 @@ export class EscrowBook {
     members: Iterable<string>,
   ) {
     this.members = [...new Set(members)].sort()
+    for (const [i, m] of this.members.entries()) this.position.set(m, i)
   }
 
   private add(member: string, currency: string, amount: number): void {
@@ -75,7 +79,12 @@ export class EscrowBook {
 
   initial(member: string, currency: string): number {
     const limits = currencyLimits(this.policy, currency)
-    return limits === undefined ? 0 : initialShare(limits.venueCapMinor, this.members, member)
+    const i = this.position.get(member)
+    if (limits === undefined || i === undefined) return 0
+    // initialShare, without its indexOf
+    const cap = limits.venueCapMinor
+    const base = Math.floor(cap / this.members.length)
+    return base + (i < cap - base * this.members.length ? 1 : 0)
   }
 
   /** the member's share of the venue cap in `currency` */

@@ -16,7 +16,7 @@ import {
 
 /**
  * Deterministic simulation of a venue: `npm run dst -- [--terminals N] [--seeds K | --seed S]
- * [--steps M] [--faults all|none|LIST] [--json] [--trace FILE] [--mutation NAME]`.
+ * [--steps M] [--faults all|none|LIST] [--json] [--trace FILE] [--mutation NAME] [--formed]`.
  */
 export interface DstArgs {
   terminals: number
@@ -28,6 +28,8 @@ export interface DstArgs {
   mutations: Set<AnyMutation>
   quiet: boolean
   fastCrypto?: boolean
+  /** start from a formed venue (SimOptions.formed) */
+  formed?: boolean
 }
 
 export function parseArgs(argv: string[]): DstArgs {
@@ -85,6 +87,9 @@ export function parseArgs(argv: string[]): DstArgs {
         break
       case '--fast-crypto':
         a.fastCrypto = true
+        break
+      case '--formed':
+        a.formed = true
         break
       case '--trace':
         a.trace = val()
@@ -153,6 +158,7 @@ export function runMany(
       mutations: Object.freeze(new Set(args.mutations)),
       trace: args.trace !== undefined,
       fastCrypto: args.fastCrypto === true,
+      formed: args.formed === true,
     })
     results.push(r)
     summary.seeds++
@@ -201,7 +207,7 @@ function main(argv: string[]): number {
     if (args.trace !== undefined) traces.push(traceText(r))
     if (r.violation !== undefined && !args.quiet) {
       process.stderr.write(
-        `\nseed ${r.seed}: ${r.violation.invariant} at step ${r.violation.step}\n  ${r.violation.detail}\n  fault mix: ${JSON.stringify(r.mix)}\n  last steps:\n    ${r.trace.slice(-30).join('\n    ')}\n  replay: npm run dst -- --terminals ${args.terminals} --seed ${r.seed} --steps ${args.steps}${[...args.mutations].map((m) => ` --mutation ${m}`).join('')} --trace dst-${r.seed}.trace\n`,
+        `\nseed ${r.seed}: ${r.violation.invariant} at step ${r.violation.step}\n  ${r.violation.detail}\n  fault mix: ${JSON.stringify(r.mix)}\n  last steps:\n    ${r.trace.slice(-30).join('\n    ')}\n  replay: npm run dst -- --terminals ${args.terminals} --seed ${r.seed} --steps ${args.steps}${args.faults.size === FAULTS.length ? '' : ` --faults ${[...args.faults].join(',') || 'none'}`}${args.formed === true ? ' --formed' : ''}${[...args.mutations].map((m) => ` --mutation ${m}`).join('')} --trace dst-${r.seed}.trace\n`,
       )
     } else if (!args.json && !args.quiet) {
       process.stdout.write(

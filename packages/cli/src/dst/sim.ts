@@ -7,7 +7,13 @@ import {
   type MutationName,
   type WireMsg,
 } from '@nullmesh/mesh/core'
-import { defaultPolicy, initialShare, partitionExposureBound, type VenuePolicy } from '@nullmesh/policy'
+import {
+  defaultPolicy,
+  effectiveGroupSize,
+  initialShare,
+  partitionExposureBound,
+  type VenuePolicy,
+} from '@nullmesh/policy'
 import {
   ONLINE_MUTATIONS,
   OnlineCore,
@@ -15,6 +21,7 @@ import {
   type OnlineMutationName,
 } from '@nullmesh/terminal/core'
 import {
+  CustodianGroups,
   decodeAck,
   issueCertificate,
   type KeyPair,
@@ -67,6 +74,13 @@ export interface SimOptions {
   trace?: boolean
   /** a keyed hash instead of Ed25519 (protocol setSimulatedSignatures): throughput runs */
   fastCrypto?: boolean
+  /**
+   * Start from a formed venue: every pair connected, greeted and caught up at time 0, as setup
+   * rather than simulated traffic (the ledgers are empty then, so those catch-ups carry nothing).
+   * Reconnections after faults and restarts still take the real path. For large rosters, where
+   * forming the full mesh (~N²/2 greetings and N² catch-ups) would take the whole run.
+   */
+  formed?: boolean
 }
 
 export interface Violation {
@@ -159,6 +173,8 @@ interface Venue {
   hexSorted: string[]
   index: Map<string, number>
   certs: Map<string, { notBefore: number; notAfter: number }>
+  /** the roster's custodian groups, shared by every core (each would compute the same) */
+  groups: CustodianGroups
 }
 
 const venues = new Map<number, Venue>()
@@ -194,7 +210,8 @@ function venueOf(n: number): Venue {
     })
     certs.set(h, { notBefore: c.certificate.notBefore, notAfter: c.certificate.notAfter })
   }
-  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs }
+  const groups = new CustodianGroups(hex, effectiveGroupSize(simPolicy(n), n))
+  const v = { operator, keys, hex, hexSorted: [...hex].sort(), index, certs, groups }
   venues.set(n, v)
   return v
 }
@@ -220,9 +237,19 @@ class Disk {
 
   private cache: SignedEvent[] | undefined
   private cacheIds = new Set<string>()
+  /** readable() and the catch-up marks, kept until the disk changes: a venue re-forming its mesh
+   * asks them of every terminal once per peer (O(ledger) each) */
+  private readableCache: SignedEvent[] | undefined
+  private marksCache: Record<string, number> | undefined
+
+  private changed(): void {
+    this.readableCache = undefined
+    this.marksCache = undefined
+  }
 
   append(recs: Rec[], sync: boolean, relearning?: boolean): number {
     const w = this.nextW++
+    this.changed()
     this.pending.push({ w, recs, sync, relearning })
     if (this.cache !== undefined)
       for (const r of recs)
@@ -235,6 +262,7 @@ class Disk {
 
   /** make everything up to write w durable (a sync write syncs the log before it too) */
   flush(w: number): void {
+    this.changed()
     while (this.pending.length > 0 && this.pending[0]!.w <= w) {
       const p = this.pending.shift()!
       this.durable.push(...p.recs)
@@ -243,11 +271,13 @@ class Disk {
   }
 
   crash(): void {
+    this.changed()
     this.pending = []
     this.cache = undefined
   }
 
   wipe(): void {
+    this.changed()
     this.durable = []
     this.pending = []
     this.relearning = false
@@ -267,6 +297,7 @@ class Disk {
    * writes (in the memtable at once), but not a sync write before its fsync returned.
    */
   readable(): SignedEvent[] {
+    if (this.readableCache !== undefined) return this.readableCache
     const seen = new Set<string>()
     const out: SignedEvent[] = []
     const add = (r: Rec) => {
@@ -276,7 +307,14 @@ class Disk {
     }
     for (const r of this.durable) add(r)
     for (const p of this.pending) if (!p.sync) for (const r of p.recs) add(r)
+    this.readableCache = out
     return out
+  }
+
+  /** the per-origin contiguous marks of what is stored (a catch-up request's) */
+  marks(): Record<string, number> {
+    this.marksCache ??= contiguousMarks(this.events())
+    return this.marksCache
   }
 
   /** the distinct events stored, in write order */
@@ -429,6 +467,17 @@ interface Approval {
   node: number
   seq: number
   step: number
+}
+
+/** an event's origin in hex, once per event object: the simulator scans whole disks per tick */
+const originHexes = new WeakMap<SignedEvent, string>()
+function originOf(e: SignedEvent): string {
+  let hex = originHexes.get(e)
+  if (hex === undefined) {
+    hex = toHex(e.event.origin)
+    originHexes.set(e, hex)
+  }
+  return hex
 }
 
 class Stop extends Error {
@@ -644,6 +693,7 @@ class Sim {
       clock: { wall: () => Math.floor(EPOCH + this.now + node.skew + node.jump), mono: () => this.now },
       rng: () => this.rng.next(),
       effects: (e) => this.effect(node, inc, e),
+      groups: this.venue.groups,
       ...(this.opts.mutations === undefined
         ? {}
         : { mutations: this.opts.mutations as ReadonlySet<MutationName> }),
@@ -668,7 +718,7 @@ class Sim {
     const settled = new Set<string>()
     for (const id of order) {
       const e = byId.get(id)!.event
-      if (toHex(e.event.origin) !== node.hex) continue
+      if (originOf(e) !== node.hex) continue
       if (e.event.seq >= nextSeq) nextSeq = e.event.seq + 1
       if (e.event.type === 'commit') settled.add(e.event.reservation.idHex)
       if (e.event.type === 'release') settled.add(toHex(e.event.reservationId))
@@ -676,7 +726,7 @@ class Sim {
     core.load({
       events: order.map((id) => {
         const r = byId.get(id)!
-        const own = toHex(r.event.event.origin) === node.hex
+        const own = originOf(r.event) === node.hex
         return { signed: r.event, held: r.held || own, ackGiven: r.ackGiven }
       }),
       pruned: [],
@@ -686,9 +736,7 @@ class Sim {
     })
     const pending = order
       .map((id) => byId.get(id)!.event)
-      .filter(
-        (e) => e.event.type === 'reservation' && toHex(e.event.origin) === node.hex && !settled.has(e.idHex),
-      )
+      .filter((e) => e.event.type === 'reservation' && originOf(e) === node.hex && !settled.has(e.idHex))
       .map((e) => ({
         reservation: e as SignedEvent<Reservation>,
         keepPending: node.disk.markers.has(e.idHex),
@@ -730,7 +778,7 @@ class Sim {
     node.up = false
     node.core = undefined
     node.disk.crash()
-    if (this.n <= 100) this.checkEscrowSum(`${node.name} crashed`)
+    this.checkEscrowSum(`${node.name} crashed`)
     for (let j = 0; j < this.n; j++) {
       if (j === node.i) continue
       const p = this.pair(node.i, j)
@@ -832,7 +880,10 @@ class Sim {
         if (e.source === 'self') this.byBytes.set(e.event.bytes, e.event)
         if (e.event.event.type === 'transfer') {
           this.count('escrow-transfer')
-          if (this.n <= 100) this.checkEscrowSum(`${node.name} ${e.source} transfer`)
+          // the sum moves only when the giver signs or the receiver applies it (O(N) a check)
+          const t = e.event.event
+          if (toHex(t.origin) === node.hex || toHex(t.to) === node.hex)
+            this.checkEscrowSum(`${node.name} ${e.source} transfer`)
         }
         if (this.opts.trace && e.source === 'self')
           this.log(
@@ -891,7 +942,7 @@ class Sim {
 
   /** an event left its origin's node: no two different events may ever leave with one (origin, seq) */
   escape(ev: SignedEvent, where: string): void {
-    const key = `${toHex(ev.event.origin)}:${ev.event.seq}`
+    const key = `${originOf(ev)}:${ev.event.seq}`
     const first = this.escaped.get(key)
     if (first === undefined) {
       this.escaped.set(key, { id: ev.idHex, at: this.now })
@@ -1603,10 +1654,36 @@ class Sim {
       }
   }
 
+  /**
+   * A formed venue (SimOptions.formed): what net(), 'hello' and the initial catch-ups would do for
+   * every pair at time 0, without their messages and latency. The ledgers are empty at time 0, so
+   * the catch-ups would carry no events; each core still learns that its history is empty from a
+   * roster majority before it signs, through the same catch-up inputs.
+   */
+  form(): void {
+    for (let a = 0; a < this.n; a++)
+      for (let b = a + 1; b < this.n; b++) {
+        const p = a * this.n + b
+        const na = this.nodes[a]!
+        const nb = this.nodes[b]!
+        this.conn[p] = 2
+        this.epoch[p]!++
+        na.core!.peerConnected(nb.hex)
+        nb.core!.peerConnected(na.hex)
+        na.core!.peerVerified(nb.hex)
+        nb.core!.peerVerified(na.hex)
+        na.core!.catchupStarted(nb.hex, true)
+        nb.core!.catchupStarted(na.hex, true)
+        na.core!.catchupEnded(nb.hex, true, true)
+        nb.core!.catchupEnded(na.hex, true, true)
+      }
+    this.log(`venue formed: ${(this.n * (this.n - 1)) / 2} connections set up without traffic`)
+  }
+
   catchupRequest(from: Node, to: Node, initial: boolean): void {
     const p = this.pair(from.i, to.i)
     from.core!.catchupStarted(to.hex, initial)
-    const marks = contiguousMarks(from.disk.events())
+    const marks = from.disk.marks()
     this.at(this.latency(), { k: 'catchreq', from: from.i, to: to.i, epoch: this.epoch[p]!, marks, initial })
   }
 
@@ -1834,7 +1911,7 @@ class Sim {
         const mark = this.cMarks.get(node.hex) ?? 0
         const own = node.disk
           .readable()
-          .filter((e) => toHex(e.event.origin) === node.hex && e.event.seq > mark)
+          .filter((e) => originOf(e) === node.hex && e.event.seq > mark)
           .sort((x, y) => x.event.seq - y.event.seq)
         if (own.length > 0 || this.rng.chance(0.2))
           this.toCentral(node, { t: 'sync', events: own, inc: node.inc })
@@ -1937,6 +2014,7 @@ class Sim {
     let violation: Violation | undefined
     try {
       for (const node of this.nodes) this.boot(node)
+      if (this.opts.formed === true) this.form()
       this.at(0, { k: 'net' })
       this.at(300, { k: 'pay' })
       this.at(100, { k: 'fault' })

@@ -87,11 +87,22 @@ export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean
 
 // ---- the serving side's rules, for stores without an index (the simulator) ------------------------
 
+/** an event's origin in hex, computed once per event object (these rules scan whole stores) */
+const originHexes = new WeakMap<SignedEvent, string>()
+function originHex(e: SignedEvent): string {
+  let hex = originHexes.get(e)
+  if (hex === undefined) {
+    hex = toHex(e.event.origin)
+    originHexes.set(e, hex)
+  }
+  return hex
+}
+
 /** per-origin contiguous high-water marks of a set of events */
 export function contiguousMarks(events: Iterable<SignedEvent>): Record<string, number> {
   const seqs = new Map<string, Set<number>>()
   for (const e of events) {
-    const hex = toHex(e.event.origin)
+    const hex = originHex(e)
     const s = seqs.get(hex)
     if (s === undefined) seqs.set(hex, new Set([e.event.seq]))
     else s.add(e.event.seq)
@@ -114,7 +125,7 @@ export function eventsAfter(
 ): SignedEvent[] {
   const out: { o: string; e: SignedEvent }[] = []
   for (const e of events) {
-    const hex = toHex(e.event.origin)
+    const hex = originHex(e)
     if (e.event.seq > (marks[hex] ?? 0)) out.push({ o: hex, e })
   }
   out.sort((a, b) => (a.o < b.o ? -1 : a.o > b.o ? 1 : a.e.event.seq - b.e.event.seq))

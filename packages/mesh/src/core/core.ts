@@ -119,7 +119,10 @@ export class MeshCore {
     this.mutations = init.mutations ?? NO_MUTATIONS
     this.quorum = groupQuorum(this.policy, init.roster.size)
     this.rosterQuorum = quorumSize(this.policy, init.roster.size)
-    this.groups = new CustodianGroups(init.roster.members, effectiveGroupSize(this.policy, init.roster.size))
+    const groupSize = effectiveGroupSize(this.policy, init.roster.size)
+    if (init.groups !== undefined && init.groups.size !== groupSize)
+      throw new RangeError(`shared custodian groups of ${init.groups.size}, the policy's are ${groupSize}`)
+    this.groups = init.groups ?? new CustodianGroups(init.roster.members, groupSize)
     this.tapBudgetMs = this.policy.tapBudgetMs
     this.view = new View(this.me)
     this.view.escrow = new EscrowBook(this.policy, init.roster.members)
@@ -247,8 +250,7 @@ export class MeshCore {
     const card = e.type === 'commit' ? e.reservation.event.cardKey : cardKey
     const group = card === undefined ? undefined : this.groups.of(card)
     let pushed = 0
-    for (const peer of this.reach.ready()) {
-      if (group !== undefined && !group.has(peer)) continue
+    for (const peer of group === undefined ? this.reach.ready() : this.reach.readyAmong(group.members)) {
       this.send(peer, { t: 'push', bytes: signed.bytes })
       pushed++
     }

@@ -102,7 +102,8 @@ export function collect(
   const round = new Round(reservation, reason, self, core.quorum)
   // mutation 'ack-outside-group': every ready peer is asked and counted, member or not
   const anyone = core.mut('ack-outside-group')
-  const targets = core.reach.ready().filter((p) => anyone || group.has(p))
+  // the group's ready members (sorted, as ready() is): O(G) per round, not O(roster)
+  const targets = anyone ? core.reach.ready() : core.reach.readyAmong(group.members)
   if (targets.length + round.acks.length < round.quorum) {
     round.finish(core, { kind: 'unreachable', acks: round.acks.length })
     return round

@@ -15,8 +15,11 @@ export interface PeerView {
  */
 export class Reachability {
   private readonly peers = new Map<string, PeerView>()
-  /** the sorted ready keys, recomputed only after a change (large rosters) */
+  /** the sorted ready keys, recomputed only when asked after a change (large rosters) */
   private readyCache: string[] | undefined
+  /** how many peers are ready, kept as they change: the mode is asked at every peer event, and
+   * sorting a 1,000-peer list each time made forming a mesh cubic in the roster */
+  private readyCount = 0
   partitioned = false
   mode: MeshMode = 'isolated'
   /** monotonic time at which ready peers last fell below the quorum (or the node started) */
@@ -48,19 +51,24 @@ export class Reachability {
   }
 
   markVerified(key: string): void {
-    this.connect(key).verified = true
+    const p = this.connect(key)
+    if (!p.verified && p.caughtUp) this.readyCount++
+    p.verified = true
     this.readyCache = undefined
   }
 
   markCaughtUp(key: string): void {
     const p = this.peers.get(key)
     if (p === undefined) return
+    if (!p.caughtUp && p.verified) this.readyCount++
     p.caughtUp = true
     this.readyCache = undefined
   }
 
   lose(key: string, mono?: number): boolean {
     this.readyCache = undefined
+    const p = this.peers.get(key)
+    if (p?.verified === true && p.caughtUp) this.readyCount--
     const had = this.peers.delete(key)
     if (had && mono !== undefined) this.lostAt.set(key, mono)
     return had
@@ -112,6 +120,19 @@ export class Reachability {
   clear(): void {
     this.peers.clear()
     this.readyCache = undefined
+    this.readyCount = 0
+  }
+
+  /** how many peers are verified and caught up */
+  get readyPeers(): number {
+    return this.readyCount
+  }
+
+  /** the ready members of a group, in the group's (key) order: O(group), not O(roster) */
+  readyAmong(members: readonly string[]): string[] {
+    const out: string[] = []
+    for (const m of members) if (this.isReady(m)) out.push(m)
+    return out
   }
 
   /** peers verified and caught up, sorted by key */
@@ -132,7 +153,7 @@ export class Reachability {
    */
   reach(mono: number): 'quorum' | 'isolated' | 'unknown' {
     if (this.partitioned) return 'isolated'
-    const ready = this.ready().length
+    const ready = this.readyCount
     if (ready + 1 >= this.quorum) return 'quorum'
     const connecting = this.peers.size - ready
     if (ready + connecting + 1 >= this.quorum) return 'unknown'
@@ -142,7 +163,7 @@ export class Reachability {
 
   /** recompute the mode; returns it when it changed */
   update(mono: number): MeshMode | undefined {
-    const mode: MeshMode = !this.partitioned && this.ready().length + 1 >= this.quorum ? 'quorum' : 'isolated'
+    const mode: MeshMode = !this.partitioned && this.readyCount + 1 >= this.quorum ? 'quorum' : 'isolated'
     if (mode === this.mode) return undefined
     if (mode === 'isolated') this.quorumLostAt = mono
     this.mode = mode

@@ -1,5 +1,6 @@
 import type { VenuePolicy } from '@nullmesh/policy'
 import type {
+  CustodianGroups,
   DeclineCode,
   KeyPair,
   PaymentMethod,
@@ -75,6 +76,11 @@ export interface CoreInit {
   effects: (effect: Effect) => void
   /** simulator only: frozen, default empty */
   mutations?: ReadonlySet<MutationName>
+  /**
+   * The roster's custodian groups, shared by cores that run on one roster in one process (the
+   * simulator: a card's group is computed once, not once per core). Default: the core's own.
+   */
+  groups?: CustodianGroups
 }
 
 /** Barrier messages between cores (the adapter maps them onto the barrier stream's frames). */
