@@ -16,10 +16,19 @@ export interface MeshCounters {
   gossipPublished: number
   /** ledger records written with fsync (each one LevelDB write with `sync: true`) */
   syncWrites: number
+  /** on-demand dials of custodian-group members the node was not connected to */
+  onDemandDials: number
 }
 
 export function newCounters(): MeshCounters {
-  return { barrierRequests: 0, barrierAnswers: 0, barrierPushes: 0, gossipPublished: 0, syncWrites: 0 }
+  return {
+    barrierRequests: 0,
+    barrierAnswers: 0,
+    barrierPushes: 0,
+    gossipPublished: 0,
+    syncWrites: 0,
+    onDemandDials: 0,
+  }
 }
 
 export function countEffect(c: MeshCounters, e: Effect): void {
@@ -29,4 +38,5 @@ export function countEffect(c: MeshCounters, e: Effect): void {
     else c.barrierPushes++
   } else if (e.type === 'gossip') c.gossipPublished++
   else if (e.type === 'write' && e.sync) c.syncWrites += e.records.length
+  else if (e.type === 'dial') c.onDemandDials++
 }

@@ -79,6 +79,7 @@ function sample(): ScaleSample {
     barrierPushes: 0,
     gossipPublished: 0,
     syncWrites: 0,
+    onDemandDials: 0,
   }
   for (const t of terminals.values()) {
     const c = t.mesh.counters()

@@ -350,6 +350,7 @@ type Ev =
   | { at: number; seq: number; k: 'fsync'; node: number; inc: number; w: number; coreW: number[] }
   | { at: number; seq: number; k: 'flush'; node: number; inc: number; w: number }
   | { at: number; seq: number; k: 'hello'; a: number; b: number; epoch: number }
+  | { at: number; seq: number; k: 'dialed'; node: number; inc: number; key: string; ok: boolean }
   | {
       at: number
       seq: number
@@ -803,6 +804,24 @@ class Sim {
       case 'timer':
         this.at(e.afterMs, { k: 'timer', node: node.i, inc, id: e.id })
         return
+      case 'dial': {
+        // connections follow the physical links (net()): a dial succeeds when the link is up and
+        // the peer runs (its connection comes through net()); else it is refused at once (a
+        // crashed peer) or times out (a cut link)
+        const j = this.venue.index.get(e.key)!
+        const other = this.nodes[j]!
+        const linked = !this.linkDown[node.i * this.n + j] && !this.linkDown[j * this.n + node.i]
+        const ok = other.up && linked
+        this.netDirty = true
+        this.at(ok || linked ? this.latency() * 2 : e.timeoutMs, {
+          k: 'dialed',
+          node: node.i,
+          inc,
+          key: e.key,
+          ok,
+        })
+        return
+      }
       case 'done':
         this.done(node, e.op, e.result)
         return
@@ -1636,6 +1655,11 @@ class Sim {
       case 'flush': {
         const node = this.nodes[ev.node]!
         if (node.inc === ev.inc && node.up) node.disk.flush(ev.w)
+        return
+      }
+      case 'dialed': {
+        const node = this.nodes[ev.node]!
+        if (node.inc === ev.inc && node.up) node.core!.dialEnded(ev.key, ev.ok ? 'connected' : 'unreachable')
         return
       }
       case 'hello': {

@@ -12,12 +12,17 @@ import {
   signEvent,
   toHex,
 } from '@nullmesh/protocol'
-import { FINISH_MARGIN_MS, ISOLATION_PROBE_MS } from '../constants.js'
+import {
+  DIAL_RETRY_MS,
+  FINISH_MARGIN_MS,
+  ISOLATION_PROBE_MS,
+  ON_DEMAND_DIAL_TIMEOUT_MS,
+} from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
 import * as escrow from './escrow.js'
 import * as origin from './origin.js'
-import { Reachability } from './reachability.js'
+import { type DialResult, Reachability } from './reachability.js'
 import * as recovery from './recovery.js'
 import * as responder from './responder.js'
 import type {
@@ -124,6 +129,7 @@ export class MeshCore {
     this.reach = new Reachability(
       this.quorum,
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
+      DIAL_RETRY_MS,
     )
   }
 
@@ -262,6 +268,27 @@ export class MeshCore {
       this.noQuorumGroups.delete(this.noQuorumGroups.keys().next().value!)
   }
 
+  /**
+   * Dial the members of a card's group we are not connected to and have not tried lately (a
+   * terminal keeps no full mesh: docs/protocol.md, "Connections"). Each dial is bounded by
+   * `withinMs` (what is left of the decision's wait) and ON_DEMAND_DIAL_TIMEOUT_MS.
+   */
+  dialGroup(members: readonly string[], withinMs: number): void {
+    const mono = this.mono()
+    const now = this.wall()
+    const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
+    for (const key of this.reach.toDial(members, this.me, mono)) {
+      if (this.memberDown(key, now)) continue
+      this.reach.dialStarted(key, mono)
+      this.out({ type: 'dial', key, timeoutMs })
+    }
+  }
+
+  /** a member that is not enrolled now, or revoked: never dialled, never counted as reachable */
+  memberDown(key: string, now: number = this.wall()): boolean {
+    return !this.init.roster.isEnrolled(key, now) || this.isRevoked(key, now)
+  }
+
   updateMode(): void {
     const changed = this.reach.update(this.mono())
     if (changed !== undefined) this.out({ type: 'mode', mode: changed })
@@ -398,6 +425,11 @@ export class MeshCore {
     if (key === this.me) return
     this.reach.connect(key)
     this.updateMode()
+  }
+
+  /** an on-demand dial (effect `dial`) ended */
+  dialEnded(key: string, result: DialResult): void {
+    this.reach.dialEnded(key, result, this.mono())
   }
 
   peerVerified(key: string): void {

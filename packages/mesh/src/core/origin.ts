@@ -174,10 +174,15 @@ function* awaitReachability(
 ): Op<'quorum' | 'isolated' | 'unknown'> {
   const group = core.groupOf(cardKey)
   const hex = toHex(cardKey)
+  const down = (k: string) => core.memberDown(k)
   for (;;) {
-    const r = core.mut('ack-outside-group')
+    const outside = core.mut('ack-outside-group')
+    // members we are not connected to are dialled now; until a dial fails they are possibly
+    // reachable, so "not connected" alone never sends a card to the isolated rules
+    if (!outside) core.dialGroup(group.members, deadline - core.mono())
+    const r = outside
       ? core.reach.reach(core.mono())
-      : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono())
+      : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono(), down)
     if (r !== 'unknown') core.noteGroupReach(hex, r === 'quorum')
     if (r !== 'unknown' || core.mono() >= deadline) return r
     core.throwIfAborted(op)

@@ -129,7 +129,8 @@ export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier'
 
 /**
  * What the core asks its environment to do. `write` completes with `durable(id)` (sync writes
- * only: unsynced ones complete with nothing); `timer` fires with `timer(id)` after `afterMs` of
+ * only: unsynced ones complete with nothing); `dial` completes with `dialEnded(key, result)`
+ * (a connection then arrives as `peerConnected` like any other); `timer` fires with `timer(id)` after `afterMs` of
  * monotonic time; `done` answers the operation `op`.
  */
 export type Effect =
@@ -137,6 +138,8 @@ export type Effect =
   | { type: 'gossip'; bytes: Uint8Array }
   | { type: 'write'; id: number; records: WriteRecord[]; sync: boolean; own: boolean }
   | { type: 'timer'; id: number; afterMs: number }
+  /** connect to this enrolled peer within timeoutMs; answered with dialEnded(key, result) */
+  | { type: 'dial'; key: string; timeoutMs: number }
   | { type: 'done'; op: number; result: OpResult }
   | { type: 'mode'; mode: MeshMode }
   | { type: 'peer'; key: string; state: 'ready' | 'disconnected' }
