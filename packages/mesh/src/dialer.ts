@@ -24,6 +24,11 @@ export interface DialerInit {
   targetConnections: number
   /** static peers: multiaddrs ending in /p2p/<peer id> */
   peers?: string[]
+  /**
+   * peers dialled first and never closed as idle: our neighbours on a ring over the roster, so
+   * that the gossip graph stays connected however the other connections come and go
+   */
+  neighbours?: string[]
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
   /** a connection without barrier traffic for this long may be closed above the target */
@@ -78,8 +83,21 @@ export function createDialer(init: DialerInit): Dialer {
   const lastUsed = new Map<string, number>()
   /** peers being dialled (any reason): each holds one slot under the limit */
   const dialing = new Map<string, Promise<DialResult>>()
+  /**
+   * inbound connections accepted but not open yet (libp2p counts only open ones: concurrent
+   * upgrades would pass its limit together), each expiring after a dial's time
+   */
+  const inboundPending: number[] = []
+  const pendingInbound = (): number => {
+    const now = Date.now()
+    while (inboundPending.length > 0 && inboundPending[0]! < now - DIAL_TIMEOUT_MS) inboundPending.shift()
+    return inboundPending.length
+  }
+  /** connections open or on their way: what the limit bounds */
+  const slotsUsed = () => node.getConnections().length + dialing.size + pendingInbound()
   let timer: NodeJS.Timeout | undefined
   let started = false
+  const keep_ = new Set(init.neighbours ?? [])
 
   for (const addr of init.peers ?? []) {
     const ma = multiaddr(addr)
@@ -109,8 +127,11 @@ export function createDialer(init: DialerInit): Dialer {
     })
   }
 
-  /** close connections idle for at least `minIdle`, least recently used first, down to `keep` */
-  function closeIdle(keep: number, minIdle: number, except?: string): number {
+  /**
+   * close connections idle for at least `minIdle`, least recently used first, down to `keep`;
+   * `now`: abort them (the slot is free at once) rather than close them gracefully
+   */
+  function closeIdle(keep: number, minIdle: number, except?: string, at_once = false): number {
     const now = Date.now()
     const byPeer = new Map<string, Connection[]>()
     for (const c of node.getConnections()) {
@@ -120,7 +141,10 @@ export function createDialer(init: DialerInit): Dialer {
     let excess = byPeer.size - keep
     if (excess <= 0) return 0
     const idle = [...byPeer.entries()]
-      .filter(([id, cs]) => id !== except && !dialing.has(id) && cs.every((c) => now - used(c) >= minIdle))
+      .filter(
+        ([id, cs]) =>
+          id !== except && !keep_.has(id) && !dialing.has(id) && cs.every((c) => now - used(c) >= minIdle),
+      )
       .sort((a, b) => Math.max(...a[1].map(used)) - Math.max(...b[1].map(used)))
     let closed = 0
     for (const [id, cs] of idle) {
@@ -128,16 +152,18 @@ export function createDialer(init: DialerInit): Dialer {
       excess--
       closed++
       log('closing idle connection to %s', id.slice(-8))
-      for (const c of cs) c.close().catch((err: unknown) => c.abort(err as Error))
+      for (const c of cs)
+        if (at_once) c.abort(new Error('connection limit: idle connection closed for another'))
+        else c.close().catch((err: unknown) => c.abort(err as Error))
     }
     return closed
   }
 
   /** one slot under the limit for a new outbound connection, making room if we may */
   function haveSlot(minIdle: number): boolean {
-    const count = node.getConnections().length + dialing.size
-    if (count < init.maxConnections) return true
-    return closeIdle(Math.max(0, init.maxConnections - 1 - dialing.size), minIdle) > 0
+    if (slotsUsed() < init.maxConnections) return true
+    const keep = init.maxConnections - 1 - dialing.size - pendingInbound()
+    return closeIdle(Math.max(0, keep), minIdle, undefined, true) > 0
   }
 
   function dial(id: string, signal: AbortSignal): Promise<DialResult> {
@@ -164,14 +190,22 @@ export function createDialer(init: DialerInit): Dialer {
     const connected = peersConnected()
     if (connected.size > init.targetConnections) closeIdle(init.targetConnections, idleMs)
     let want = init.targetConnections - connected.size - dialing.size
-    if (want <= 0) return
-    // candidates in random order: every terminal picks different gossip neighbours
+    if (want <= 0 && [...keep_].every((id) => connected.has(id) || dialing.has(id) || !known.has(id))) return
+    // the ring neighbours first, then the others in random order (every terminal picks others)
     const candidates = [...known.keys()].filter(
-      (id) => id !== self && !connected.has(id) && !dialing.has(id) && init.isMember(id),
+      (id) => id !== self && !keep_.has(id) && !connected.has(id) && !dialing.has(id) && init.isMember(id),
     )
     for (let i = candidates.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1))
       ;[candidates[i], candidates[j]] = [candidates[j]!, candidates[i]!]
+    }
+    const ring = [...keep_].filter(
+      (id) => known.has(id) && !connected.has(id) && !dialing.has(id) && init.isMember(id),
+    )
+    for (const id of ring) {
+      if (!haveSlot(idleMs)) break
+      want--
+      void dial(id, AbortSignal.timeout(DIAL_TIMEOUT_MS))
     }
     for (const id of candidates) {
       if (want <= 0 || !haveSlot(idleMs)) break
@@ -181,9 +215,18 @@ export function createDialer(init: DialerInit): Dialer {
   }
 
   const onOpen = (evt: CustomEvent<Connection>) => {
-    const id = evt.detail.remotePeer.toString()
-    // an inbound connection raced our own dials past the limit: make room at once if we can
-    if (node.getConnections().length > init.maxConnections) closeIdle(init.maxConnections, evictIdleMs, id)
+    const c = evt.detail
+    const id = c.remotePeer.toString()
+    if (c.direction === 'inbound') inboundPending.shift()
+    // a connection raced others past the limit (a safety net: the slots above should prevent it):
+    // make room at once, or refuse this one
+    if (node.getConnections().length > init.maxConnections) {
+      const others = node.getConnections(c.remotePeer).filter((x) => x !== c)
+      if (others.length > 0 || closeIdle(init.maxConnections, evictIdleMs, id) === 0) {
+        log('over the limit: closing the new connection to %s', id.slice(-8))
+        c.close().catch((err: unknown) => c.abort(err as Error))
+      }
+    }
   }
 
   return {
@@ -213,7 +256,8 @@ export function createDialer(init: DialerInit): Dialer {
       }
       known.set(peerId, [...merged.values()].slice(0, 8))
       if (!started || init.paused?.() === true || isConnected(peerId) || dialing.has(peerId)) return
-      if (peersConnected().size + dialing.size >= init.targetConnections || !haveSlot(idleMs)) return
+      const full = peersConnected().size + dialing.size >= init.targetConnections
+      if ((full && !keep_.has(peerId)) || !haveSlot(idleMs)) return
       await dial(peerId, AbortSignal.timeout(DIAL_TIMEOUT_MS))
     },
     async dialOnDemand(peerId, opts) {
@@ -228,9 +272,25 @@ export function createDialer(init: DialerInit): Dialer {
       lastUsed.set(peerId, Date.now())
     },
     acceptInbound() {
-      return node.getConnections().length + dialing.size < init.maxConnections
+      // at the limit, an idle connection gives way: a group member dialling us on demand must get
+      // in (a refusal leaves its card undecided: declined, never isolated, but not approved)
+      if (!haveSlot(evictIdleMs)) return false
+      inboundPending.push(Date.now())
+      return true
     },
     maintain,
     connected: () => peersConnected().size,
   }
+}
+
+/**
+ * Our two neighbours on a ring of the roster's peer ids (sorted): each terminal keeps its
+ * successor and its predecessor connected, so the gossip graph is connected while every
+ * terminal runs, whatever else the connection limit closes.
+ */
+export function ringNeighbours(self: string, roster: readonly (string | undefined)[]): string[] {
+  const ids = [...new Set(roster.filter((id): id is string => id !== undefined))].sort()
+  const i = ids.indexOf(self)
+  if (i < 0 || ids.length < 2) return []
+  return [...new Set([ids[(i + 1) % ids.length]!, ids[(i - 1 + ids.length) % ids.length]!])]
 }

@@ -62,7 +62,7 @@ import type {
   WriteRecord,
 } from './core/types.js'
 import { countEffect, type MeshCounters, newCounters } from './counters.js'
-import { createDialer, type Dialer } from './dialer.js'
+import { createDialer, type Dialer, ringNeighbours } from './dialer.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
@@ -561,8 +561,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       connectionEncrypters: [noise()],
       // ---- issue 17, item 6: resource limits (constants.ts) ----
       streamMuxers: [yamux(YAMUX_LIMITS)],
-      // issue 12: no full mesh — the limit is sized from the roster and group size
-      connectionManager: { ...CONNECTION_LIMITS, maxConnections: this.limits.maxConnections },
+      // issue 12: no full mesh — the limit is sized from the roster and group size. libp2p refuses
+      // inbound connections at its limit before any gater runs: one above ours lets an inbound
+      // connection at our limit reach the dialer (denyInboundConnection), which frees an idle
+      // slot for it or refuses it — our limit holds either way (dialer.ts)
+      connectionManager: { ...CONNECTION_LIMITS, maxConnections: this.limits.maxConnections + 1 },
       // ---- end of limits ----
       // the venue pre-shared key: outsiders cannot even complete a handshake
       connectionProtector: preSharedKey({ psk: this.bundle.psk }),
@@ -620,6 +623,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       isMember: (id) => this.membership.memberForPeer(id, this.now()) !== undefined,
       ...this.limits,
       peers: this.init.discovery?.peers ?? [],
+      neighbours: ringNeighbours(
+        node.peerId.toString(),
+        this.bundle.roster.map((r) => this.membership.byKey.get(r.publicKeyHex)?.peerId),
+      ),
       paused: () => this.partitioned,
       ...(this.init.connections?.idleMs === undefined ? {} : { idleMs: this.init.connections.idleMs }),
       evictIdleMs: this.policy.barrier.timeoutMs,

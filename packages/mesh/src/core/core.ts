@@ -284,6 +284,29 @@ export class MeshCore {
     }
   }
 
+  /**
+   * A terminal without its own history (an empty ledger) must learn it from a majority of the
+   * roster before it signs again; with no full mesh it dials roster members it has not learned
+   * from (key order) until enough are connected or being dialled.
+   */
+  learnHistory(withinMs: number): void {
+    if (this.view.seqKnown || !this.started || this.reach.partitioned) return
+    let missing = this.rosterQuorum - 1 - this.learnedFrom.size
+    for (const key of this.reach.keys()) if (!this.learnedFrom.has(key)) missing--
+    if (missing <= 0) return
+    const now = this.wall()
+    const candidates = this.init.roster.members.filter(
+      (k) => k !== this.me && !this.learnedFrom.has(k) && !this.memberDown(k, now),
+    )
+    const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
+    const mono = this.mono()
+    for (const key of this.reach.toDial(candidates, this.me, mono)) {
+      if (missing-- <= 0) break
+      this.reach.dialStarted(key, mono)
+      this.out({ type: 'dial', key, timeoutMs })
+    }
+  }
+
   /** a member that is not enrolled now, or revoked: never dialled, never counted as reachable */
   memberDown(key: string, now: number = this.wall()): boolean {
     return !this.init.roster.isEnrolled(key, now) || this.isRevoked(key, now)
@@ -496,6 +519,7 @@ export class MeshCore {
    * rebalances escrow shares (escrow.ts), off the hot path.
    */
   antiEntropyPeer(): string | undefined {
+    this.learnHistory(ON_DEMAND_DIAL_TIMEOUT_MS)
     escrow.rebalance(this, () => --this.internalOp, ESCROW_GIVE_COOLDOWN_MS)
     const ready = this.reach.ready()
     if (ready.length === 0) return undefined

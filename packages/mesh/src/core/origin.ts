@@ -190,6 +190,17 @@ function* awaitReachability(
   }
 }
 
+/** A terminal without its own history learns it (from a roster majority, dialled) within the deadline. */
+function* awaitHistory(core: MeshCore, op: number, deadline: number): Op<boolean> {
+  for (;;) {
+    if (core.view.seqKnown) return true
+    if (core.mono() >= deadline || core.reach.partitioned) return false
+    core.learnHistory(deadline - core.mono())
+    core.throwIfAborted(op)
+    yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
+  }
+}
+
 function proofFor(
   core: MeshCore,
   candidate: OfflineCandidate,
@@ -310,7 +321,7 @@ export function* authorize(
         'quorum_unavailable',
         'peers are still connecting: no quorum within the tap budget',
       )
-    if (!core.view.seqKnown)
+    if (!(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
       return decline(
         core.reach.mode,
         'quorum_unavailable',
@@ -505,7 +516,7 @@ export function* reserveOnline(
   )
     throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
   const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
-  if (reach === 'unknown' || !core.view.seqKnown)
+  if (reach === 'unknown' || !(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
     throw new CoreError(
       'ERR_REFUSED',
       'no quorum reachable yet and none known to be lost: quorum_unavailable',
