@@ -812,8 +812,10 @@ class Sim {
         const other = this.nodes[j]!
         const linked = !this.linkDown[node.i * this.n + j] && !this.linkDown[j * this.n + node.i]
         const ok = other.up && linked
+        if (this.opts.trace) this.log(`${node.name} dials ${other.name} (${ok ? 'up' : 'down'})`)
         this.netDirty = true
-        this.at(ok || linked ? this.latency() * 2 : e.timeoutMs, {
+        // a fixed delay (no draw from the rng: runs without dials keep their schedule)
+        this.at(ok || linked ? 1 : e.timeoutMs, {
           k: 'dialed',
           node: node.i,
           inc,
@@ -1659,7 +1661,15 @@ class Sim {
       }
       case 'dialed': {
         const node = this.nodes[ev.node]!
-        if (node.inc === ev.inc && node.up) node.core!.dialEnded(ev.key, ev.ok ? 'connected' : 'unreachable')
+        if (node.inc !== ev.inc || !node.up) return
+        const j = this.venue.index.get(ev.key)!
+        const p = this.pair(node.i, j)
+        // a dial opens a new connection at once, even while the old one's loss is not noticed yet
+        if (ev.ok && this.conn[p] === 0 && this.lostAt[p]! >= 0) {
+          this.lostAt[p] = -1
+          this.netDirty = true
+        }
+        node.core!.dialEnded(ev.key, ev.ok ? 'connected' : 'unreachable')
         return
       }
       case 'hello': {
