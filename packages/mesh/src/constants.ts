@@ -107,11 +107,61 @@ export const gossipScoring = (topic: string) => ({
   },
   scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
 })
-/** libp2p's connection manager, from the limits above */
+/** libp2p's connection manager, from the limits above (maxConnections: see connectionLimits) */
 export const CONNECTION_LIMITS = {
   maxConnections: MAX_CONNECTIONS,
   maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
   inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
+}
+
+/*
+ * Connections (issue 12, docs/protocol.md "Connections"): no full mesh. A terminal keeps a few
+ * connections for gossip (TARGET_CONNECTIONS) and dials a card's custodian-group members on
+ * demand; idle connections above the target are closed so that others can still reach it.
+ */
+/** connections kept open for the gossip mesh (gossipsub's D is 6; a few more for its fan-out) */
+export const TARGET_CONNECTIONS = 8
+/**
+ * Room above the target: on-demand connections to the members of the groups in use, ours and the
+ * ones dialled into us. Two groups' worth: the origin's and the ones it serves as a member.
+ */
+export const ON_DEMAND_GROUPS = 2
+/** an on-demand connection idle this long (no barrier traffic) may be closed to stay under the limit */
+export const CONNECTION_IDLE_MS = 10_000
+/** the dialer's maintenance tick: dial toward the target, close idle connections above it */
+export const CONNECTION_TICK_MS = 1000
+/**
+ * Bound of one on-demand dial of a group member (capped further by what is left of the tap
+ * budget's wait): a LAN connect takes milliseconds; a peer that has not answered by then is
+ * unreachable for this decision.
+ */
+export const ON_DEMAND_DIAL_TIMEOUT_MS = 1000
+/** how long a failed on-demand dial is believed before that member is dialled again */
+export const DIAL_RETRY_MS = 2000
+
+/**
+ * The connection manager's limit and the dialer's target for a roster of `roster` terminals and
+ * custodian groups of `groupSize`: a small venue keeps a full mesh (the limit exceeds its roster),
+ * a large one keeps TARGET_CONNECTIONS plus room for ON_DEMAND_GROUPS groups. Init may override both.
+ */
+export function connectionLimits(
+  roster: number,
+  groupSize: number,
+  override: { maxConnections?: number | undefined; targetConnections?: number | undefined } = {},
+): { maxConnections: number; targetConnections: number } {
+  const others = Math.max(1, roster - 1)
+  const max = Math.max(
+    1,
+    override.maxConnections ??
+      Math.min(MAX_CONNECTIONS, TARGET_CONNECTIONS + ON_DEMAND_GROUPS * groupSize, others + 4),
+  )
+  // the target leaves room under the limit for on-demand connections (at least one group's quorum)
+  const room = Math.ceil(groupSize / 2)
+  const target = Math.max(
+    1,
+    Math.min(override.targetConnections ?? TARGET_CONNECTIONS, others, Math.max(1, max - room)),
+  )
+  return { maxConnections: max, targetConnections: target }
 }
 /** the stream muxer, from the limits above (a frame is at most MAX_FRAME_BYTES plus framing) */
 export const YAMUX_LIMITS = {

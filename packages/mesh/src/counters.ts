@@ -18,6 +18,8 @@ export interface MeshCounters {
   syncWrites: number
   /** catch-up signatures verified on a worker thread instead of the main thread */
   catchupSignaturesOnWorkers: number
+  /** on-demand dials of custodian-group members the node was not connected to */
+  onDemandDials: number
 }
 
 export function newCounters(): MeshCounters {
@@ -28,6 +30,7 @@ export function newCounters(): MeshCounters {
     gossipPublished: 0,
     syncWrites: 0,
     catchupSignaturesOnWorkers: 0,
+    onDemandDials: 0,
   }
 }
 
@@ -38,4 +41,5 @@ export function countEffect(c: MeshCounters, e: Effect): void {
     else c.barrierPushes++
   } else if (e.type === 'gossip') c.gossipPublished++
   else if (e.type === 'write' && e.sync) c.syncWrites += e.records.length
+  else if (e.type === 'dial') c.onDemandDials++
 }

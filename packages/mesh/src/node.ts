@@ -8,7 +8,6 @@ import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { Ledger } from '@nullmesh/ledger'
 import {
   type ExposureState,
@@ -30,6 +29,7 @@ import {
 import debug from 'debug'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { TypedEventEmitter, type TypedEventTarget } from 'main-event'
+import { BarrierChannel, ONLINE_KIND } from './barrier-channel.js'
 import { CatchupVerifier } from './catchup-verifier.js'
 import {
   ANTI_ENTROPY_INTERVAL_MS,
@@ -39,8 +39,8 @@ import {
   CATCHUP_FRAME_BYTES,
   CATCHUP_MAX_EVENTS,
   CONNECTION_LIMITS,
+  connectionLimits,
   DEFAULT_LISTEN,
-  DIAL_TIMEOUT_MS,
   gossipScoring,
   gossipTopic,
   HELLO_ATTEMPTS,
@@ -52,7 +52,6 @@ import {
   PING_TIMEOUT_MAX_MS,
   PING_TIMEOUT_MIN_MS,
   protocolIds,
-  REDIAL_INTERVAL_MS,
   YAMUX_LIMITS,
 } from './constants.js'
 import { MeshCore } from './core/core.js'
@@ -66,6 +65,7 @@ import type {
   WriteRecord,
 } from './core/types.js'
 import { countEffect, type MeshCounters, newCounters } from './counters.js'
+import { createDialer, type Dialer, ringNeighbours } from './dialer.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
@@ -98,6 +98,13 @@ export interface MeshInit {
    * (an online attempt that central may have authorised); otherwise it is released.
    */
   keepPending?: (reservationIdHex: string) => Promise<boolean>
+  /**
+   * Connection limits (docs/protocol.md, "Connections"); defaults sized from the roster and the
+   * group size (constants.ts, connectionLimits): `maxConnections` is libp2p's connection manager
+   * limit, `targetConnections` what the node keeps open for gossip; group members are dialled on
+   * demand. `idleMs`: an on-demand connection without barrier traffic this long may be closed.
+   */
+  connections?: { maxConnections?: number; targetConnections?: number; idleMs?: number }
   /** operator revocations known at start (signed documents; invalid ones are ignored) */
   revocations?: unknown[]
   /** reservations central abandoned (issue 17, item 5), known at start: released in the view */
@@ -112,6 +119,9 @@ export interface MeshStatus {
   /** enrolled peers connected, verified and caught up */
   peers: number
   connections: number
+  /** the connection limit (no full mesh above it) and the connections kept for gossip */
+  maxConnections: number
+  targetConnections: number
   roster: number
   /** acks a commit needs within its card's custodian group */
   quorum: number
@@ -202,67 +212,12 @@ interface PeerState {
   opening?: Promise<BarrierChannel | undefined> | undefined
 }
 
-/** Origin side of the barrier stream: one reused stream per peer, requests matched by the core's id. */
-class BarrierChannel {
-  private readonly pending = new Map<number, (ack: Uint8Array | undefined) => void>()
-  constructor(readonly framed: FramedStream) {}
-
-  static open(stream: Stream): BarrierChannel {
-    let channel: BarrierChannel | undefined
-    const framed = new FramedStream(
-      stream,
-      (frame) => channel?.onFrame(frame),
-      () => channel?.failAll(),
-    )
-    channel = new BarrierChannel(framed)
-    return channel
-  }
-
-  private onFrame(frame: unknown): void {
-    if (!Array.isArray(frame) || typeof frame[0] !== 'number') return
-    const p = this.pending.get(frame[0])
-    if (p === undefined) return
-    this.pending.delete(frame[0])
-    p(frame[1] instanceof Uint8Array ? frame[1] : undefined)
-  }
-
-  /** a one-way frame (id 0): a Commit or Release pushed to this peer */
-  notify(event: Uint8Array): void {
-    this.framed.send([0, event]).catch(() => {})
-  }
-
-  failAll(): void {
-    for (const p of this.pending.values()) p(undefined)
-    this.pending.clear()
-  }
-
-  /** resolves with the peer's encoded answer, or undefined if the stream failed */
-  request(
-    id: number,
-    reservation: Uint8Array,
-    view: string[],
-    online: boolean,
-  ): Promise<Uint8Array | undefined> {
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve)
-      const frame = online ? [id, reservation, view, ONLINE_KIND] : [id, reservation, view]
-      this.framed.send(frame).catch(() => {
-        this.pending.delete(id)
-        resolve(undefined)
-      })
-    })
-  }
-}
-
 type Services = {
   pubsub: GossipSub
   identify: ReturnType<ReturnType<typeof identify>>
   ping: unknown
   mdns?: unknown
 }
-
-/** Barrier request kind (4th frame element): the origin will ask central to authorise it online. */
-const ONLINE_KIND = 1
 
 /**
  * The libp2p + LevelDB adapter around the protocol core (./core): it carries the core's effects
@@ -303,7 +258,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private verifier: CatchupVerifier | undefined
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
-  private readonly staticPeers: { peerId: string; addr: string }[]
+  /** issue 12: connections without a full mesh (dialer.ts) */
+  private dialer?: Dialer | undefined
+  private readonly limits: { maxConnections: number; targetConnections: number }
   /** issue 17, item 6: barrier requests per peer per second */
   private readonly barrierRate = new RateLimiter(BARRIER_REQUESTS_PER_SECOND, BARRIER_REQUEST_BURST)
   /** issue 15: address book + interface watch (rejoin.ts) */
@@ -345,12 +302,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     })
     this.protocols = protocolIds(this.bundle.venueId)
     this.topic = gossipTopic(this.bundle.venueId)
-    this.staticPeers = (init.discovery?.peers ?? []).flatMap((addr) => {
-      const peerId = multiaddr(addr)
-        .getComponents()
-        .find((c) => c.name === 'p2p')?.value
-      return peerId === undefined ? [] : [{ peerId, addr }]
-    })
+    this.limits = connectionLimits(membership.size, this.core.groups.size, init.connections)
   }
 
   get exposure(): ExposureState {
@@ -381,6 +333,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           return
         }
         const peer = this.byKey.get(e.to)
+        if (peer !== undefined) this.dialer?.touch(peer.peerId.toString())
         if (msg.t === 'push') {
           if (peer !== undefined) void this.channelFor(peer).then((ch) => ch?.notify(msg.bytes))
           return
@@ -389,6 +342,19 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         void channel
           .then((ch) => ch?.request(msg.rid, msg.bytes, msg.view, msg.online))
           .then((ack) => this.core.message(e.to, { t: 'ans', rid: msg.rid, ack: ack ?? null }))
+        return
+      }
+      case 'dial': {
+        // a custodian-group member we are not connected to (docs/protocol.md, "Connections")
+        const peerId = this.membership.byKey.get(e.key)?.peerId
+        const dialer = this.dialer
+        if (peerId === undefined || dialer === undefined) {
+          queueMicrotask(() => this.core.dialEnded(e.key, 'unreachable'))
+          return
+        }
+        void dialer
+          .dialOnDemand(peerId, { signal: AbortSignal.timeout(e.timeoutMs) })
+          .then((result) => this.core.dialEnded(e.key, result))
         return
       }
       case 'gossip':
@@ -554,7 +520,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       connectionEncrypters: [noise()],
       // ---- issue 17, item 6: resource limits (constants.ts) ----
       streamMuxers: [yamux(YAMUX_LIMITS)],
-      connectionManager: CONNECTION_LIMITS,
+      // issue 12: no full mesh — the limit is sized from the roster and group size. libp2p refuses
+      // inbound connections at its limit before any gater runs: one above ours lets an inbound
+      // connection at our limit reach the dialer (denyInboundConnection), which frees an idle
+      // slot for it or refuses it — our limit holds either way (dialer.ts)
+      connectionManager: { ...CONNECTION_LIMITS, maxConnections: this.limits.maxConnections + 1 },
       // ---- end of limits ----
       // the venue pre-shared key: outsiders cannot even complete a handshake
       connectionProtector: preSharedKey({ psk: this.bundle.psk }),
@@ -564,7 +534,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       },
       connectionGater: {
         denyDialPeer: async () => this.partitioned,
-        denyInboundConnection: async () => this.partitioned,
+        // our own dials in flight hold slots under the limit too (dialer.ts)
+        denyInboundConnection: async () =>
+          this.partitioned || (this.dialer !== undefined && !this.dialer.acceptInbound()),
         // only enrolled terminals of this venue may keep a connection
         denyInboundEncryptedConnection: async (peerId: PeerId) =>
           this.membership.memberForPeer(peerId.toString(), this.now()) === undefined,
@@ -599,11 +571,26 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         const info = (
           evt as CustomEvent<{ id: PeerId; multiaddrs: import('@multiformats/multiaddr').Multiaddr[] }>
         ).detail
-        // libp2p 3 never redials by itself: dial on every sighting of an enrolled peer we miss
-        this.dialIfMissing(info.id.toString(), info.multiaddrs)
+        // libp2p 3 never redials by itself: the dialer dials a sighting while under its target
+        void this.dialer?.discovered(info.id.toString(), info.multiaddrs)
       })
     }
     await node.start()
+    // issue 12: gossip connections up to the target, group members on demand (dialer.ts)
+    const dialer = createDialer({
+      libp2p: node as never,
+      isMember: (id) => this.membership.memberForPeer(id, this.now()) !== undefined,
+      ...this.limits,
+      peers: this.init.discovery?.peers ?? [],
+      neighbours: ringNeighbours(
+        node.peerId.toString(),
+        this.bundle.roster.map((r) => this.membership.byKey.get(r.publicKeyHex)?.peerId),
+      ),
+      paused: () => this.partitioned,
+      ...(this.init.connections?.idleMs === undefined ? {} : { idleMs: this.init.connections.idleMs }),
+      evictIdleMs: this.policy.barrier.timeoutMs,
+    })
+    this.dialer = dialer
     // ── issue 15 hook (rejoin.ts): persisted address book redialled, mDNS restarted on a new interface
     this.rejoin = await startRejoin({
       libp2p: node as never,
@@ -611,13 +598,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       isMember: (id) => this.membership.memberForPeer(id, this.now()) !== undefined,
       paused: () => this.partitioned,
       mdns: (node.services as Record<string, unknown>).mdns,
+      dial: (id, addrs) => dialer.discovered(id, addrs),
     })
     // ── end issue 15 hook
     this.started = true
-    this.timers.push(setInterval(() => this.redial(), REDIAL_INTERVAL_MS))
+    dialer.start()
     this.timers.push(setInterval(() => this.antiEntropy(), ANTI_ENTROPY_INTERVAL_MS))
     for (const t of this.timers) t.unref()
-    this.redial()
     this.core.updateMode()
     log(
       'started %s as %s, roster %d, quorum %d',
@@ -637,6 +624,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.timers = []
     await this.rejoin?.stop() // issue 15 hook: before the caller closes the ledger
     this.rejoin = undefined
+    await this.dialer?.stop()
+    this.dialer = undefined
     for (const p of this.peers.values()) p.channel?.failAll()
     this.peers.clear()
     this.byKey.clear()
@@ -671,6 +660,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       mode: this.core.reach.mode,
       peers: this.core.reach.ready().length,
       connections: this.peers.size,
+      ...this.limits,
       roster: this.membership.size,
       quorum: this.core.quorum,
       groupSize: this.core.groups.size,
@@ -689,24 +679,6 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   // ---- peers -------------------------------------------------------------------------------
-
-  private dialIfMissing(peerId: string, addrs: import('@multiformats/multiaddr').Multiaddr[] | string): void {
-    const node = this.libp2p
-    if (node === undefined || this.partitioned || peerId === this.peerId) return
-    if (this.membership.memberForPeer(peerId, this.now()) === undefined) return
-    if (node.getConnections().some((c) => c.remotePeer.toString() === peerId)) return
-    const target = typeof addrs === 'string' ? multiaddr(addrs) : addrs
-    node
-      .dial(target as never, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-      .catch((err: unknown) =>
-        log.extend('dial')('dial %s failed: %s', peerId.slice(-8), (err as Error).message),
-      )
-  }
-
-  private redial(): void {
-    if (!this.started || this.partitioned) return
-    for (const p of this.staticPeers) this.dialIfMissing(p.peerId, p.addr)
-  }
 
   private onConnect(peerId: PeerId): void {
     const id = peerId.toString()
@@ -952,6 +924,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           return
         }
         const member = this.membership.memberForPeer(remote, this.now())
+        this.dialer?.touch(remote)
         if (member === undefined) {
           framed.send([id, null]).catch(() => {})
           return
@@ -1085,7 +1058,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         node.getConnections().map((c) => c.close().catch(() => c.abort(new Error('partitioned')))),
       )
     }
-    if (!partitioned) this.redial()
+    if (!partitioned) this.dialer?.maintain()
   }
 }
 

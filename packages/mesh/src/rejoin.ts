@@ -26,6 +26,11 @@ export interface RejoinInit {
   interfaceWatch?: boolean | { intervalMs?: number }
   /** address book redial interval (default ADDRESS_REDIAL_MS) */
   redialMs?: number
+  /**
+   * how a remembered peer is dialled (default: at once); the node passes its dialer (dialer.ts),
+   * which dials only while under its connection target — no full mesh (issue 12)
+   */
+  dial?: (peerId: string, addrs: string[]) => Promise<unknown>
 }
 
 export interface Rejoin {
@@ -63,11 +68,13 @@ export async function startRejoin(init: RejoinInit): Promise<Rejoin> {
     isConnected,
     ...(init.paused === undefined ? {} : { paused: init.paused }),
     ...(init.redialMs === undefined ? {} : { redialMs: init.redialMs }),
-    dial: (_id, addrs) =>
-      node.dial(
-        addrs.map((a) => multiaddr(a)),
-        { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) },
-      ),
+    dial:
+      init.dial ??
+      ((_id, addrs) =>
+        node.dial(
+          addrs.map((a) => multiaddr(a)),
+          { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) },
+        )),
   })
 
   // where peers can be reached: what they announce (identify), where we reached them, mDNS

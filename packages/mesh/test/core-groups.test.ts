@@ -34,6 +34,8 @@ function venue(
     down?: Set<number>
     mutations?: Set<MutationName>
     link?: (i: number, j: number) => boolean
+    /** up and reachable, but not connected at start: reached only by an on-demand dial */
+    unconnected?: (i: number, j: number) => boolean
     policy?: typeof policy
     /** hold back fsyncs (durable) until released */
     holdFsync?: boolean
@@ -49,6 +51,16 @@ function venue(
   const held: (() => void)[] = []
   const done = new Map<string, OfflineDecision>()
   const cores: MeshCore[] = []
+  const dials: { from: number; to: number }[] = []
+  const connect = (i: number, j: number) => {
+    const core = cores[i]!
+    const peer = hex[j]!
+    if (core.reach.isReady(peer)) return
+    core.peerConnected(peer)
+    core.peerVerified(peer)
+    core.catchupStarted(peer, true)
+    core.catchupEnded(peer, true, true)
+  }
   for (let i = 0; i < N; i++) {
     const core: MeshCore = new MeshCore({
       venueId: 'v',
@@ -73,7 +85,18 @@ function venue(
         } else if (e.type === 'done')
           done.set(`${i}:${e.op}`, (e.result.ok ? e.result.value : e.result) as OfflineDecision)
         else if (e.type === 'timer') at(e.afterMs, () => core.timer(e.id))
-        else if (e.type === 'event' && e.source === 'self') events.set(e.event.idHex, e.event)
+        else if (e.type === 'dial') {
+          const j = hex.indexOf(e.key)
+          dials.push({ from: i, to: j })
+          if (opts.down?.has(j) || opts.link?.(i, j) === false)
+            at(1, () => core.dialEnded(e.key, 'unreachable'))
+          else
+            at(1, () => {
+              connect(i, j)
+              connect(j, i)
+              core.dialEnded(e.key, 'connected')
+            })
+        } else if (e.type === 'event' && e.source === 'self') events.set(e.event.idHex, e.event)
       },
       ...(opts.mutations === undefined ? {} : { mutations: opts.mutations }),
     })
@@ -85,10 +108,8 @@ function venue(
     core.start(1, [])
     for (const [j, peer] of hex.entries()) {
       if (j === i || opts.down?.has(j) || opts.link?.(i, j) === false) continue
-      core.peerConnected(peer)
-      core.peerVerified(peer)
-      core.catchupStarted(peer, true)
-      core.catchupEnded(peer, true, true)
+      if (opts.unconnected?.(i, j) === true || opts.unconnected?.(j, i) === true) continue
+      connect(i, j)
     }
   }
   const run = () => {
@@ -102,7 +123,7 @@ function venue(
   const release = () => {
     for (const f of held.splice(0)) f()
   }
-  return { cores, sent, done, events, run, release, advance: (ms: number) => (t += ms) }
+  return { cores, sent, dials, done, events, run, release, advance: (ms: number) => (t += ms) }
 }
 
 function card(i: number): Uint8Array {
@@ -193,6 +214,42 @@ describe('core: custodian groups', () => {
     expect(v.done.get('0:3')!.mode).toBe('quorum')
     expect(v.done.get('0:3')!.approved).toBe(true)
     expect([...v.cores[0]!.noQuorumGroups.keys()]).toEqual([toHex(cardA)])
+  })
+
+  it('[connections] group members up but not connected are dialled on demand: a quorum, never the isolated rules', () => {
+    // terminal 0 is connected to one terminal only (a gossip neighbour outside the card's group);
+    // every member of the card's group is up, and reached only by dialling it now
+    const cardKey = cardWhere((g) => !g.has(hex[0]!) && !g.has(hex[1]!))
+    const gossipOnly = (i: number, j: number) => i === 0 && j !== 1
+    const v = venue({ unconnected: gossipOnly })
+    v.advance(10_000) // long past the probe time: "not connected" must not read as "unreachable"
+    expect(v.cores[0]!.reach.reachGroup(groups.of(cardKey).members, hex[0]!, 3, 10_000)).toBe('unknown')
+    v.cores[0]!.authorize(2, pay(cardKey, 4))
+    v.run()
+    const d = v.done.get('0:2')!
+    expect(d.mode).toBe('quorum')
+    expect(d.decision).toBe('approved_offline')
+    expect(d.barrier.acks).toBeGreaterThanOrEqual(3)
+    // only members of the card's group were dialled
+    expect(v.dials.length).toBeGreaterThanOrEqual(3)
+    expect(v.dials.every((x) => x.from === 0 && groups.of(cardKey).has(hex[x.to]!))).toBe(true)
+    expect(v.cores[0]!.noQuorumGroups.size).toBe(0)
+  })
+
+  it('[connections] a refused dial (a live peer at its connection limit) never counts as unreachable', () => {
+    const cardKey = cardWhere((g) => !g.has(hex[0]!))
+    const v = venue({ unconnected: (i) => i === 0 })
+    v.advance(10_000)
+    const core = v.cores[0]!
+    const members = groups.of(cardKey).members
+    for (const m of members) {
+      core.reach.dialStarted(m, 10_000)
+      core.reach.dialEnded(m, 'refused', 10_000)
+    }
+    // alive but not connected: undecided (a decline at the deadline), never isolated
+    expect(core.reach.reachGroup(members, hex[0]!, 3, 10_001)).toBe('unknown')
+    for (const m of members) core.reach.dialEnded(m, 'unreachable', 10_001)
+    expect(core.reach.reachGroup(members, hex[0]!, 3, 10_002)).toBe('isolated')
   })
 
   it('[groups] the mutant that counts acks from outside the group approves one credential twice; its certificates fail verification', () => {

@@ -80,6 +80,7 @@ function sample(): ScaleSample {
     gossipPublished: 0,
     syncWrites: 0,
     catchupSignaturesOnWorkers: 0,
+    onDemandDials: 0,
   }
   for (const t of terminals.values()) {
     const c = t.mesh.counters()

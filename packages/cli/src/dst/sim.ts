@@ -402,6 +402,7 @@ type Ev =
   | { at: number; seq: number; k: 'fsync'; node: number; inc: number; w: number; coreW: number[] }
   | { at: number; seq: number; k: 'flush'; node: number; inc: number; w: number }
   | { at: number; seq: number; k: 'hello'; a: number; b: number; epoch: number }
+  | { at: number; seq: number; k: 'dialed'; node: number; inc: number; key: string; ok: boolean }
   | {
       at: number
       seq: number
@@ -872,6 +873,26 @@ class Sim {
       case 'timer':
         this.at(e.afterMs, { k: 'timer', node: node.i, inc, id: e.id })
         return
+      case 'dial': {
+        // connections follow the physical links (net()): a dial succeeds when the link is up and
+        // the peer runs (its connection comes through net()); else it is refused at once (a
+        // crashed peer) or times out (a cut link)
+        const j = this.venue.index.get(e.key)!
+        const other = this.nodes[j]!
+        const linked = !this.linkDown[node.i * this.n + j] && !this.linkDown[j * this.n + node.i]
+        const ok = other.up && linked
+        if (this.opts.trace) this.log(`${node.name} dials ${other.name} (${ok ? 'up' : 'down'})`)
+        this.netDirty = true
+        // a fixed delay (no draw from the rng: runs without dials keep their schedule)
+        this.at(ok || linked ? 1 : e.timeoutMs, {
+          k: 'dialed',
+          node: node.i,
+          inc,
+          key: e.key,
+          ok,
+        })
+        return
+      }
       case 'done':
         this.done(node, e.op, e.result)
         return
@@ -1745,6 +1766,19 @@ class Sim {
           const why = 'while refilling its wiped disk from its peers'
           this.at(0, { k: 'crash', node: node.i, inc: ev.inc, why, wipe: false })
         }
+        return
+      }
+      case 'dialed': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        const j = this.venue.index.get(ev.key)!
+        const p = this.pair(node.i, j)
+        // a dial opens a new connection at once, even while the old one's loss is not noticed yet
+        if (ev.ok && this.conn[p] === 0 && this.lostAt[p]! >= 0) {
+          this.lostAt[p] = -1
+          this.netDirty = true
+        }
+        node.core!.dialEnded(ev.key, ev.ok ? 'connected' : 'unreachable')
         return
       }
       case 'hello': {

@@ -12,12 +12,17 @@ import {
   signEvent,
   toHex,
 } from '@nullmesh/protocol'
-import { FINISH_MARGIN_MS, ISOLATION_PROBE_MS } from '../constants.js'
+import {
+  DIAL_RETRY_MS,
+  FINISH_MARGIN_MS,
+  ISOLATION_PROBE_MS,
+  ON_DEMAND_DIAL_TIMEOUT_MS,
+} from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
 import * as escrow from './escrow.js'
 import * as origin from './origin.js'
-import { Reachability } from './reachability.js'
+import { type DialResult, Reachability } from './reachability.js'
 import * as recovery from './recovery.js'
 import * as responder from './responder.js'
 import type {
@@ -131,6 +136,7 @@ export class MeshCore {
     this.reach = new Reachability(
       this.quorum,
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
+      DIAL_RETRY_MS,
     )
   }
 
@@ -275,6 +281,50 @@ export class MeshCore {
       this.noQuorumGroups.delete(this.noQuorumGroups.keys().next().value!)
   }
 
+  /**
+   * Dial the members of a card's group we are not connected to and have not tried lately (a
+   * terminal keeps no full mesh: docs/protocol.md, "Connections"). Each dial is bounded by
+   * `withinMs` (what is left of the decision's wait) and ON_DEMAND_DIAL_TIMEOUT_MS.
+   */
+  dialGroup(members: readonly string[], withinMs: number): void {
+    const mono = this.mono()
+    const now = this.wall()
+    const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
+    for (const key of this.reach.toDial(members, this.me, mono)) {
+      if (this.memberDown(key, now)) continue
+      this.reach.dialStarted(key, mono)
+      this.out({ type: 'dial', key, timeoutMs })
+    }
+  }
+
+  /**
+   * A terminal without its own history (an empty ledger) must learn it from a majority of the
+   * roster before it signs again; with no full mesh it dials roster members it has not learned
+   * from (key order) until enough are connected or being dialled.
+   */
+  learnHistory(withinMs: number): void {
+    if (this.view.seqKnown || !this.started || this.reach.partitioned) return
+    let missing = this.rosterQuorum - 1 - this.learnedFrom.size
+    for (const key of this.reach.keys()) if (!this.learnedFrom.has(key)) missing--
+    if (missing <= 0) return
+    const now = this.wall()
+    const candidates = this.init.roster.members.filter(
+      (k) => k !== this.me && !this.learnedFrom.has(k) && !this.memberDown(k, now),
+    )
+    const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
+    const mono = this.mono()
+    for (const key of this.reach.toDial(candidates, this.me, mono)) {
+      if (missing-- <= 0) break
+      this.reach.dialStarted(key, mono)
+      this.out({ type: 'dial', key, timeoutMs })
+    }
+  }
+
+  /** a member that is not enrolled now, or revoked: never dialled, never counted as reachable */
+  memberDown(key: string, now: number = this.wall()): boolean {
+    return !this.init.roster.isEnrolled(key, now) || this.isRevoked(key, now)
+  }
+
   updateMode(): void {
     const changed = this.reach.update(this.mono())
     if (changed !== undefined) this.out({ type: 'mode', mode: changed })
@@ -413,6 +463,11 @@ export class MeshCore {
     this.updateMode()
   }
 
+  /** an on-demand dial (effect `dial`) ended */
+  dialEnded(key: string, result: DialResult): void {
+    this.reach.dialEnded(key, result, this.mono())
+  }
+
   peerVerified(key: string): void {
     this.reach.markVerified(key)
   }
@@ -477,6 +532,7 @@ export class MeshCore {
    * rebalances escrow shares (escrow.ts), off the hot path.
    */
   antiEntropyPeer(): string | undefined {
+    this.learnHistory(ON_DEMAND_DIAL_TIMEOUT_MS)
     escrow.rebalance(this, () => --this.internalOp, ESCROW_GIVE_COOLDOWN_MS)
     const ready = this.reach.ready()
     if (ready.length === 0) return undefined

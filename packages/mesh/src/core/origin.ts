@@ -175,14 +175,30 @@ function* awaitReachability(
 ): Op<'quorum' | 'isolated' | 'unknown'> {
   const group = core.groupOf(cardKey)
   const hex = toHex(cardKey)
+  const down = (k: string) => core.memberDown(k)
   for (;;) {
-    const r = core.mut('ack-outside-group')
+    const outside = core.mut('ack-outside-group')
+    // members we are not connected to are dialled now; until a dial fails they are possibly
+    // reachable, so "not connected" alone never sends a card to the isolated rules
+    if (!outside) core.dialGroup(group.members, deadline - core.mono())
+    const r = outside
       ? core.reach.reach(core.mono())
-      : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono())
+      : core.reach.reachGroup(group.members, core.me, core.quorum, core.mono(), down)
     if (r !== 'unknown') core.noteGroupReach(hex, r === 'quorum')
     // our history, learned from a quorum, is being made durable (recovery.learned): wait for it
     const settling = r === 'quorum' && core.clearing
     if ((r !== 'unknown' && !settling) || core.mono() >= deadline) return r
+    core.throwIfAborted(op)
+    yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
+  }
+}
+
+/** A terminal without its own history learns it (from a roster majority, dialled) within the deadline. */
+function* awaitHistory(core: MeshCore, op: number, deadline: number): Op<boolean> {
+  for (;;) {
+    if (core.view.seqKnown) return true
+    if (core.mono() >= deadline || core.reach.partitioned) return false
+    core.learnHistory(deadline - core.mono())
     core.throwIfAborted(op)
     yield { w: 'sleep', ms: Math.min(REACHABILITY_POLL_MS, Math.max(1, deadline - core.mono())) }
   }
@@ -308,7 +324,7 @@ export function* authorize(
         'quorum_unavailable',
         'peers are still connecting: no quorum within the tap budget',
       )
-    if (!core.view.seqKnown)
+    if (!(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
       return decline(
         core.reach.mode,
         'quorum_unavailable',
@@ -503,7 +519,7 @@ export function* reserveOnline(
   )
     throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
   const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
-  if (reach === 'unknown' || !core.view.seqKnown)
+  if (reach === 'unknown' || !(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
     throw new CoreError(
       'ERR_REFUSED',
       'no quorum reachable yet and none known to be lost: quorum_unavailable',

@@ -10,6 +10,16 @@ export interface PeerView {
 }
 
 /**
+ * How an on-demand dial to a group member ended (docs/protocol.md, "Connections"):
+ * `connected`: a connection is open (the peer then greets and catches up as any other);
+ * `unreachable`: no known address, connection refused by the host, no route or the dial timed out —
+ * evidence that the peer is down or cut off, as a lost connection is;
+ * `refused`: the host answered but the connection was not accepted (e.g. the peer is at its
+ * connection limit) — the peer is alive, so it is never counted as unreachable.
+ */
+export type DialResult = 'connected' | 'unreachable' | 'refused'
+
+/**
  * Membership and reachability: which peers count toward the quorum, the mode, and whether a
  * decision may take the isolated path. Peers are iterated in key order (deterministic).
  */
@@ -26,11 +36,17 @@ export class Reachability {
   quorumLostAt = 0
   /** monotonic time each peer was last lost: a custodian group missing it waits the probe time */
   private readonly lostAt = new Map<string, number>()
+  /** on-demand dials in flight (key → monotonic start) */
+  private readonly dialing = new Map<string, number>()
+  /** the last failed on-demand dial of a peer we are not connected to (key → when, how) */
+  private readonly dialFailed = new Map<string, { at: number; result: 'unreachable' | 'refused' }>()
 
   constructor(
     readonly quorum: number,
     /** how long missing peers count as possibly reachable after the quorum was lost */
     readonly probeMs: number,
+    /** how long a failed dial is believed before the peer is dialled again */
+    readonly dialRetryMs: number = probeMs,
   ) {}
 
   get connections(): number {
@@ -43,6 +59,7 @@ export class Reachability {
 
   connect(key: string): PeerView {
     let p = this.peers.get(key)
+    this.dialFailed.delete(key)
     if (p === undefined) {
       p = { key, verified: false, caughtUp: false }
       this.peers.set(key, p)
@@ -79,16 +96,55 @@ export class Reachability {
     return p?.verified === true && p.caughtUp
   }
 
+  /** the core asked the adapter to dial this peer */
+  dialStarted(key: string, mono: number): void {
+    this.dialing.set(key, mono)
+  }
+
+  /** an on-demand dial ended; a failure is believed for dialRetryMs (unless a connection comes) */
+  dialEnded(key: string, result: DialResult, mono: number): void {
+    this.dialing.delete(key)
+    if (result === 'connected' || this.peers.has(key)) this.dialFailed.delete(key)
+    else this.dialFailed.set(key, { at: mono, result })
+  }
+
+  /**
+   * A group member we are not connected to, as reachability sees it: `dialing` (a dial is in
+   * flight), `unreachable` (a dial failed as unreachable less than dialRetryMs ago), `alive` (a
+   * dial was refused by a live host less than dialRetryMs ago: not dialled again yet, never
+   * unreachable) or `dialable` (enrolled, not tried lately: to be dialled — possibly reachable).
+   */
+  private absent(key: string, mono: number): 'dialing' | 'unreachable' | 'alive' | 'dialable' {
+    if (this.dialing.has(key)) return 'dialing'
+    const failed = this.dialFailed.get(key)
+    if (failed !== undefined && mono - failed.at < this.dialRetryMs)
+      return failed.result === 'refused' ? 'alive' : 'unreachable'
+    return 'dialable'
+  }
+
+  /** members of a group we are not connected to and should dial now (sorted: deterministic) */
+  toDial(members: readonly string[], me: string, mono: number): string[] {
+    if (this.partitioned) return []
+    const out: string[] = []
+    for (const m of members)
+      if (m !== me && !this.peers.has(m) && this.absent(m, mono) === 'dialable') out.push(m)
+    return out.sort()
+  }
+
   /**
    * The same question as `reach`, for one card's custodian group: can a majority (`quorum`) of
-   * its members be reached? We count ourselves only if we are a member. `unknown` while members
-   * are connecting, or one was lost (or the node started) less than probeMs ago.
+   * its members be reached? We count ourselves only if we are a member. A member need not be
+   * connected (docs/protocol.md, "Connections"): one we are not connected to is possibly
+   * reachable until a dial to it fails as unreachable; a member counts as unreachable only on that
+   * evidence (or on `isDown`, e.g. revoked). `unknown` while members are connecting or being
+   * dialled, or one was lost (or the node started) less than probeMs ago.
    */
   reachGroup(
     members: readonly string[],
     me: string,
     quorum: number,
     mono: number,
+    isDown: (key: string) => boolean = () => false,
   ): 'quorum' | 'isolated' | 'unknown' {
     if (this.partitioned) return 'isolated'
     let ready = 0
@@ -103,6 +159,7 @@ export class Reachability {
       if (p === undefined) {
         const lost = this.lostAt.get(m)
         if (lost !== undefined && mono - lost < this.probeMs) recentlyLost = true
+        if (!isDown(m) && this.absent(m, mono) !== 'unreachable') connecting++
       } else if (p.verified && p.caughtUp) ready++
       else connecting++
     }
@@ -119,6 +176,7 @@ export class Reachability {
 
   clear(): void {
     this.peers.clear()
+    this.dialing.clear()
     this.readyCache = undefined
     this.readyCount = 0
   }

@@ -139,7 +139,9 @@ export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier'
  * What the core asks its environment to do. `write` completes with `durable(id)` (sync writes
  * only: unsynced ones complete with nothing); a write with `relearning` sets (true) or clears
  * (false) the store's durable "relearning" mark, ordered after every earlier write (recovery.ts);
- * `timer` fires with `timer(id)` after `afterMs` of monotonic time; `done` answers the operation `op`.
+ * `dial` completes with `dialEnded(key, result)` (a connection then arrives as `peerConnected` like
+ * any other); `timer` fires with `timer(id)` after `afterMs` of monotonic time; `done` answers the
+ * operation `op`.
  */
 export type Effect =
   | { type: 'send'; to: string; msg: WireMsg }
@@ -153,6 +155,8 @@ export type Effect =
       relearning?: boolean | undefined
     }
   | { type: 'timer'; id: number; afterMs: number }
+  /** connect to this enrolled peer within timeoutMs; answered with dialEnded(key, result) */
+  | { type: 'dial'; key: string; timeoutMs: number }
   | { type: 'done'; op: number; result: OpResult }
   | { type: 'mode'; mode: MeshMode }
   | { type: 'peer'; key: string; state: 'ready' | 'disconnected' }
