@@ -121,3 +121,5 @@ export const YAMUX_LIMITS = {
 
 /** Stored events decoded and applied to the view per step at start (never all decoded at once). */
 export const LOAD_CHUNK = 1000
+/** pnet nonce exchange, when libp2p's upgrader gives no signal of its own (@libp2p/pnet's default) */
+export const PNET_HANDSHAKE_TIMEOUT_MS = 1000
