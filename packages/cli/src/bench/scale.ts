@@ -219,7 +219,7 @@ export function scaleGoals(figure: ScaleFigure): { scaleP50: ScaleGoal; scaleMes
     if (five === undefined || largest === undefined) return 'not measured'
     const r = ratio(get(largest), get(five))
     const text = `${get(five)}${unit} at 5, ${get(largest)}${unit} at ${largest.terminals} (${r}×)`
-    return fifty === undefined ? `${text}; 50 terminals not measured (quick run)` : text
+    return fifty === undefined ? `${text}; no 50-terminal run` : text
   }
   const met = (get: (r: ScaleRun) => number | null | undefined) => {
     if (five === undefined || fifty === undefined) return null

@@ -32,12 +32,14 @@ export const SIM_BLOCKED_BIN = '670341'
 export const SIM_ISSUER_DECLINE_RATE = 0.02
 /** Requests in flight at once, across terminals. */
 const MAX_IN_FLIGHT = 256
+/** central's ready line (its embedded PGlite store starts): over 30 s was seen at load average ~12 */
+const CENTRAL_READY_MS = 120_000
 /**
  * How long one terminal process may take to print its ready line: a base, plus a share per terminal
  * already running, since on a shared 2-core machine every running terminal slows the next start.
  */
-const TERMINAL_READY_BASE_MS = 30_000
-const TERMINAL_READY_PER_RUNNING_MS = 2_000
+const TERMINAL_READY_BASE_MS = 60_000
+const TERMINAL_READY_PER_RUNNING_MS = 5_000
 /**
  * How long to wait for every terminal to see the others before the load starts: each of N
  * terminals connects to, greets and catches up with N − 1 others, so the wait grows with N.
@@ -272,6 +274,7 @@ export async function runSim(
           '--stop-on-stdin-end',
         ],
         logPath: join(logs, 'central.log'),
+        readyTimeoutMs: CENTRAL_READY_MS,
       },
       onUnexpectedExit,
     )
@@ -333,7 +336,17 @@ export async function runSim(
         polling: false,
       }
       terminals.push(t)
-      const ready = await raceAbort(child.ready, abort.signal)
+      const waitingSince = Date.now()
+      const waiting = setInterval(
+        () =>
+          say(
+            `sim: waiting for ${entry.id} to start (${Math.round((Date.now() - waitingSince) / 1000)} s, ` +
+              `${i} running, load ${loadavg()[0]?.toFixed(1)})`,
+          ),
+        MESH_PROGRESS_MS * 3,
+      )
+      waiting.unref()
+      const ready = await raceAbort(child.ready, abort.signal).finally(() => clearInterval(waiting))
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
       t.dashboard = dashboardUrl(ready.api, ready.token)
       // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
