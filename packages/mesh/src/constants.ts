@@ -182,3 +182,5 @@ export const DEFAULT_CATCHUP_VERIFY_THREADS = -1
 export const CATCHUP_VERIFY_IDLE_MS = 10_000
 /** frames with fewer events are verified inline: a thread hop costs more than it saves */
 export const CATCHUP_VERIFY_MIN_EVENTS = 16
+/** pnet nonce exchange, when libp2p's upgrader gives no signal of its own (@libp2p/pnet's default) */
+export const PNET_HANDSHAKE_TIMEOUT_MS = 1000

@@ -26,6 +26,8 @@ export type {
   OfflineDecision,
 } from './node.js'
 export { createMeshNode } from './node.js'
+export type { PreSharedKeyInit } from './pnet.js'
+export { decodeSwarmKey, preSharedKey, XSalsa20Stream } from './pnet.js'
 export { RateLimiter } from './rate-limit.js'
 export type { Rejoin, RejoinInit } from './rejoin.js'
 export { startRejoin } from './rejoin.js'

@@ -1,6 +1,7 @@
 /** Defaults of the `scale` bench figure (scale.ts); `--quick` uses the QUICK_ ones. */
 export const SCALE_SIZES = [5, 10, 25, 50]
-export const SCALE_QUICK_SIZES = [5, 10, 25]
+/** the quick run measures every size too (the goals are judged at 50), with fewer payments */
+export const SCALE_QUICK_SIZES = [5, 10, 25, 50]
 /** child processes per venue (fewer when the venue has fewer terminals): N/5 terminals each */
 export const SCALE_PROCESSES = 5
 /**
@@ -16,8 +17,19 @@ export const SCALE_MIN_WARMUP = 20
 export const SCALE_IDLE_MS = 3_000
 /** after the last answer, before the counters are read: late acks and pushes are still counted */
 export const SCALE_SETTLE_MS = 1_000
-/** how long the venue may take to form (every terminal in quorum mode with every peer ready) */
-export const SCALE_FORM_TIMEOUT_MS = 180_000
+/**
+ * How long a venue of N may take to form (every terminal in quorum mode with its peers ready):
+ * BASE + PER_TERMINAL × N, since each terminal starts, connects and catches up with the others
+ * one after the other on a shared 2-core machine (90 s at 5, 240 s at 50).
+ */
+export const SCALE_FORM_BASE_MS = 75_000
+export const SCALE_FORM_PER_TERMINAL_MS = 3_300
+/** formation progress is printed this often */
+export const SCALE_PROGRESS_MS = 5_000
+/** a child's answer to start (per terminal it starts), status/sample and pay, before the run fails */
+export const SCALE_START_TIMEOUT_PER_TERMINAL_MS = 30_000
+export const SCALE_CALL_TIMEOUT_MS = 30_000
+export const SCALE_PAY_TIMEOUT_MS = 60_000
 /** formation is polled this often; counts unchanged for SCALE_STABLE_POLLS polls = settled */
 export const SCALE_POLL_MS = 250
 export const SCALE_STABLE_POLLS = 12

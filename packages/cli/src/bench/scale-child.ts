@@ -24,6 +24,8 @@ export interface ScaleTerminalStatus {
   id: string
   mode: string
   peers: number
+  /** enrolled peers connected (verified or not) */
+  connections: number
 }
 
 export interface ScaleSample {
@@ -109,7 +111,12 @@ async function handle(req: ScaleRequest): Promise<unknown> {
     case 'status':
       return [...terminals.values()].map((t) => {
         const s = t.mesh.status()
-        return { id: t.id, mode: s.mode, peers: s.peers } satisfies ScaleTerminalStatus
+        return {
+          id: t.id,
+          mode: s.mode,
+          peers: s.peers,
+          connections: s.connections,
+        } satisfies ScaleTerminalStatus
       })
     case 'sample':
       return sample()

@@ -15,19 +15,24 @@ import { createVenueBundle } from '@nullmesh/policy'
 import hdr from 'hdr-histogram-js'
 import {
   SCALE_AMOUNT_MINOR,
-  SCALE_FORM_TIMEOUT_MS,
+  SCALE_CALL_TIMEOUT_MS,
+  SCALE_FORM_BASE_MS,
+  SCALE_FORM_PER_TERMINAL_MS,
   SCALE_IDLE_MS,
   SCALE_MIN_WARMUP,
+  SCALE_PAY_TIMEOUT_MS,
   SCALE_PAYMENTS,
   SCALE_POLICY,
   SCALE_POLL_MS,
   SCALE_PROCESSES,
+  SCALE_PROGRESS_MS,
   SCALE_QUICK_PAYMENTS,
   SCALE_QUICK_SIZES,
   SCALE_RATE,
   SCALE_SETTLE_MS,
   SCALE_SIZES,
   SCALE_STABLE_POLLS,
+  SCALE_START_TIMEOUT_PER_TERMINAL_MS,
   SCALE_STOP_TIMEOUT_MS,
 } from './constants.js'
 import type {
@@ -55,6 +60,7 @@ export interface ScaleInit {
   warmup?: number
   idleMs?: number
   settleMs?: number
+  /** how long a venue may take to form (default: SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS × N) */
   formTimeoutMs?: number
   /** progress lines */
   say?: (line: string) => void
@@ -116,6 +122,8 @@ export interface ScaleFigure {
     warmup: string
     idleMs: number
     settleMs: number
+    /** how long a venue of N may take to form before that size is reported as failed */
+    formTimeout: string
     cards: string
     path: string
   }
@@ -140,7 +148,7 @@ export async function runScale(init: ScaleInit = {}): Promise<ScaleFigure> {
     warmup: init.warmup,
     idleMs: init.idleMs ?? SCALE_IDLE_MS,
     settleMs: init.settleMs ?? SCALE_SETTLE_MS,
-    formTimeoutMs: init.formTimeoutMs ?? SCALE_FORM_TIMEOUT_MS,
+    formTimeoutMs: init.formTimeoutMs,
     say: init.say ?? (() => {}),
     signal: init.signal,
   }
@@ -187,6 +195,10 @@ export async function runScale(init: ScaleInit = {}): Promise<ScaleFigure> {
       warmup: init.warmup === undefined ? `max(N, ${SCALE_MIN_WARMUP})` : String(init.warmup),
       idleMs: opts.idleMs,
       settleMs: opts.settleMs,
+      formTimeout:
+        init.formTimeoutMs === undefined
+          ? `${SCALE_FORM_BASE_MS / 1000} s + ${SCALE_FORM_PER_TERMINAL_MS / 1000} s × N`
+          : `${init.formTimeoutMs / 1000} s`,
       cards: 'a fresh card per payment (no contention)',
       path: 'in-process terminal.pay(), offlineBehavior force_offline, 12.50 EUR contactless',
     },
@@ -207,7 +219,7 @@ export function scaleGoals(figure: ScaleFigure): { scaleP50: ScaleGoal; scaleMes
     if (five === undefined || largest === undefined) return 'not measured'
     const r = ratio(get(largest), get(five))
     const text = `${get(five)}${unit} at 5, ${get(largest)}${unit} at ${largest.terminals} (${r}×)`
-    return fifty === undefined ? `${text}; 50 terminals not measured (quick run)` : text
+    return fifty === undefined ? `${text}; no 50-terminal run` : text
   }
   const met = (get: (r: ScaleRun) => number | null | undefined) => {
     if (five === undefined || fifty === undefined) return null
@@ -239,7 +251,7 @@ interface RunOptions {
   warmup: number | undefined
   idleMs: number
   settleMs: number
-  formTimeoutMs: number
+  formTimeoutMs: number | undefined
   say: (line: string) => void
   signal: AbortSignal | undefined
 }
@@ -261,14 +273,21 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
     await Promise.all(children.map((c) => c.ready))
     const owner = new Map<string, ScaleProcess>()
     const t0 = performance.now()
+    const formTimeoutMs = opts.formTimeoutMs ?? SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS * n
     const peers: string[] = []
     for (const [j, ids] of groups.entries()) {
       const child = children[j]!
       for (const id of ids) owner.set(id, child)
-      const started = await child.call<ScaleStarted>({ cmd: 'start', venueDir, dataRoot: root, ids, peers })
+      const started = await child.call<ScaleStarted>(
+        { cmd: 'start', venueDir, dataRoot: root, ids, peers },
+        SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
+      )
       peers.push(...started.addrs)
+      opts.say(
+        `    started ${peers.length}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
+      )
     }
-    const minReadyPeers = await waitFormed(children, n, opts.formTimeoutMs, opts.signal)
+    const minReadyPeers = await waitFormed(children, n, t0, formTimeoutMs, opts.say, opts.signal)
     const formMs = Math.round(performance.now() - t0)
     opts.say(
       `    formed in ${(formMs / 1000).toFixed(1)} s (fewest ready peers of a terminal: ${minReadyPeers})`,
@@ -278,7 +297,9 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
     const cards = new CardSource()
     const pay = (i: number) => {
       const id = ids[i % n]!
-      return owner.get(id)!.call<ScalePaid>({ cmd: 'pay', terminal: id, body: paymentBody(cards.next()) })
+      return owner
+        .get(id)!
+        .call<ScalePaid>({ cmd: 'pay', terminal: id, body: paymentBody(cards.next()) }, SCALE_PAY_TIMEOUT_MS)
     }
     // warm-up: every terminal an origin at least once (JIT, one barrier stream to each peer opened)
     await paced(opts.warmup ?? Math.max(n, SCALE_MIN_WARMUP), opts.rate, pay, opts.signal)
@@ -361,19 +382,23 @@ function split(n: number, k: number): string[][] {
 }
 
 /**
- * Formed: every terminal in quorum mode, and either every peer ready (a full mesh, as today) or
- * the ready-peer counts unchanged for SCALE_STABLE_POLLS polls (a venue that does not connect
- * every pair, as custodian groups may not). Resolves with the fewest ready peers of a terminal.
+ * Formed: every terminal in quorum mode, and either every peer ready (a full mesh) or the
+ * ready-peer counts unchanged for SCALE_STABLE_POLLS polls (a venue that does not connect every
+ * pair, as custodian groups may not). Prints progress every SCALE_PROGRESS_MS; past the deadline
+ * it throws with where the venue stood. Resolves with the fewest ready peers of a terminal.
  */
 async function waitFormed(
   children: ScaleProcess[],
   n: number,
+  t0: number,
   timeoutMs: number,
+  say: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  const deadline = performance.now() + timeoutMs
+  const deadline = t0 + timeoutMs
   let last = ''
   let stable = 0
+  let nextSay = performance.now() + SCALE_PROGRESS_MS
   for (;;) {
     const all = (
       await Promise.all(children.map((c) => c.call<ScaleTerminalStatus[]>({ cmd: 'status' })))
@@ -384,17 +409,35 @@ async function waitFormed(
     const minPeers = Math.min(...all.map((s) => s.peers))
     if (all.every((s) => s.mode === 'quorum') && (minPeers >= n - 1 || stable >= SCALE_STABLE_POLLS))
       return minPeers
-    if (performance.now() > deadline) {
+    const now = performance.now()
+    if (now >= nextSay) {
+      nextSay = now + SCALE_PROGRESS_MS
+      say(
+        `    forming: ${formation(all, n)} (${((now - t0) / 1000).toFixed(0)} s, load ${loadavg()[0]?.toFixed(1)})`,
+      )
+    }
+    if (now > deadline) {
       const short = all.filter((s) => s.mode !== 'quorum' || s.peers < n - 1)
       throw new Error(
-        `venue of ${n} did not form in ${timeoutMs / 1000} s (terminal mode/ready peers): ${short
-          .slice(0, 8)
-          .map((s) => `${s.id} ${s.mode}/${s.peers}`)
-          .join(', ')}${short.length > 8 ? ` and ${short.length - 8} more` : ''}`,
+        `venue of ${n} did not form in ${Math.round(timeoutMs / 1000)} s: ${formation(all, n)}; ` +
+          `short (terminal mode/ready peers/connections): ${short
+            .slice(0, 8)
+            .map((s) => `${s.id} ${s.mode}/${s.peers}/${s.connections}`)
+            .join(', ')}${short.length > 8 ? ` and ${short.length - 8} more` : ''}`,
       )
     }
     await sleep(SCALE_POLL_MS, undefined, { signal })
   }
+}
+
+/** e.g. "23/25 in quorum mode, ready peers min 12 / median 24 of 24, connections median 24" */
+function formation(all: ScaleTerminalStatus[], n: number): string {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
+  const peers = all.map((s) => s.peers)
+  return (
+    `${all.filter((s) => s.mode === 'quorum').length}/${all.length} in quorum mode, ready peers min ` +
+    `${Math.min(...peers)} / median ${median(peers)} of ${n - 1}, connections median ${median(all.map((s) => s.connections))}`
+  )
 }
 
 async function sampleAll(children: ScaleProcess[]): Promise<ScaleSample & { at: number }> {
@@ -509,11 +552,22 @@ class ScaleProcess {
     this.ready.catch(() => {})
   }
 
-  call<T>(req: Request): Promise<T> {
+  /** a request answered within timeoutMs, or rejected (the run fails instead of hanging) */
+  call<T>(req: Request, timeoutMs = SCALE_CALL_TIMEOUT_MS): Promise<T> {
     if (this.exited) return Promise.reject(new Error(`${this.name} is not running`))
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new Error(`${this.name}: no answer to ${req.cmd} within ${timeoutMs / 1000} s`))
+      }, timeoutMs)
+      const settle =
+        <V>(f: (v: V) => void) =>
+        (v: V) => {
+          clearTimeout(timer)
+          f(v)
+        }
+      this.pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) })
       this.child.send({ ...req, id })
     })
   }

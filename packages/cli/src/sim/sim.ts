@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PaymentResponse, TerminalClient } from '@nullmesh/client'
@@ -32,8 +32,22 @@ export const SIM_BLOCKED_BIN = '670341'
 export const SIM_ISSUER_DECLINE_RATE = 0.02
 /** Requests in flight at once, across terminals. */
 const MAX_IN_FLIGHT = 256
-/** How long to wait for every terminal to see the others before the load starts. */
-const MESH_READY_TIMEOUT_MS = 20_000
+/** central's ready line (its embedded PGlite store starts): over 30 s was seen at load average ~12 */
+const CENTRAL_READY_MS = 120_000
+/**
+ * How long one terminal process may take to print its ready line: a base, plus a share per terminal
+ * already running, since on a shared 2-core machine every running terminal slows the next start.
+ */
+const TERMINAL_READY_BASE_MS = 60_000
+const TERMINAL_READY_PER_RUNNING_MS = 5_000
+/**
+ * How long to wait for every terminal to see the others before the load starts: each of N
+ * terminals connects to, greets and catches up with N − 1 others, so the wait grows with N.
+ */
+const MESH_READY_BASE_MS = 20_000
+const MESH_READY_PER_TERMINAL_MS = 4_000
+/** while starting and meshing, a progress line this often */
+const MESH_PROGRESS_MS = 5_000
 
 interface RawSimOptions {
   terminals: number
@@ -265,6 +279,7 @@ export async function runSim(
           '--stop-on-stdin-end',
         ],
         logPath: join(logs, 'central.log'),
+        readyTimeoutMs: CENTRAL_READY_MS,
       },
       onUnexpectedExit,
     )
@@ -306,7 +321,12 @@ export async function runSim(
       ]
       if (peers.length > 0) args.push('--peers', ...peers)
       const child = new NodeChild<TerminalReady>(
-        { name: entry.id, args, logPath: join(logs, `${entry.id}.log`) },
+        {
+          name: entry.id,
+          args,
+          logPath: join(logs, `${entry.id}.log`),
+          readyTimeoutMs: TERMINAL_READY_BASE_MS + TERMINAL_READY_PER_RUNNING_MS * i,
+        },
         onUnexpectedExit,
       )
       children.push(child)
@@ -321,12 +341,24 @@ export async function runSim(
         polling: false,
       }
       terminals.push(t)
-      const ready = await raceAbort(child.ready, abort.signal)
+      const waitingSince = Date.now()
+      const waiting = setInterval(
+        () =>
+          say(
+            `sim: waiting for ${entry.id} to start (${Math.round((Date.now() - waitingSince) / 1000)} s, ` +
+              `${i} running, load ${loadavg()[0]?.toFixed(1)})`,
+          ),
+        MESH_PROGRESS_MS * 3,
+      )
+      waiting.unref()
+      const ready = await raceAbort(child.ready, abort.signal).finally(() => clearInterval(waiting))
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
       t.dashboard = dashboardUrl(ready.api, ready.token)
       // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
       const addr = ready.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? ready.multiaddrs[0]
       if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
+      if (opts.terminals > 5 && (i + 1) % 5 === 0 && i + 1 < opts.terminals)
+        say(`sim: ${i + 1}/${opts.terminals} terminals started (load ${loadavg()[0]?.toFixed(1)})`)
     }
 
     // ── dashboards: one line each, the URL signs the browser in ──
@@ -389,7 +421,16 @@ export async function runSim(
     progress.start()
 
     // ── wait for the mesh to form ──
-    const meshDeadline = Date.now() + MESH_READY_TIMEOUT_MS
+    const meshTimeoutMs = MESH_READY_BASE_MS + MESH_READY_PER_TERMINAL_MS * opts.terminals
+    const meshDeadline = Date.now() + meshTimeoutMs
+    let nextProgress = Date.now() + MESH_PROGRESS_MS
+    const meshLine = (): string => {
+      const peers = terminals.map((t) => t.view.peers ?? 0).sort((a, b) => a - b)
+      return (
+        `${terminals.filter((t) => t.view.mode === 'quorum').length}/${opts.terminals} in quorum mode, ` +
+        `ready peers min ${peers[0]} / median ${peers[Math.floor(peers.length / 2)]} of ${opts.terminals - 1}`
+      )
+    }
     while (!abort.signal.aborted) {
       await poll()
       const formed = terminals.every(
@@ -397,11 +438,18 @@ export async function runSim(
       )
       if (formed) break
       if (Date.now() > meshDeadline) {
-        say(`sim: the mesh did not fully form within ${MESH_READY_TIMEOUT_MS / 1000} s; starting anyway`)
+        say(
+          `sim: the mesh did not fully form within ${meshTimeoutMs / 1000} s (${meshLine()}); starting anyway`,
+        )
         break
+      }
+      if (Date.now() >= nextProgress) {
+        nextProgress = Date.now() + MESH_PROGRESS_MS
+        say(`sim: forming the mesh: ${meshLine()} (load ${loadavg()[0]?.toFixed(1)})`)
       }
       await sleep(150)
     }
+    say(`sim: mesh: ${meshLine()}`)
 
     // ── the load ──
     say(
