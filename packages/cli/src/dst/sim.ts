@@ -847,7 +847,8 @@ class Sim {
           e.relearning,
         )
         if (e.sync) {
-          this.cost.fsyncs++
+          // the relearning mark's writes are a start-up cost (a fresh or wiped store), not a payment's
+          if (e.relearning === undefined) this.cost.fsyncs++
           const lat = this.fsyncLatency()
           this.at(lat, { k: 'fsync', node: node.i, inc, w, coreW: [e.id] })
         } else {
