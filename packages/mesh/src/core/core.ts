@@ -38,7 +38,8 @@ import { View } from './view.js'
 
 /** What an operation waits for: a write made durable, some monotonic time, a barrier round. */
 export type Wait =
-  | { w: 'durable'; id: number }
+  /** resumes once the write is durable (value true); with `until` (mono ms), false if that comes first */
+  | { w: 'durable'; id: number; until?: number }
   | { w: 'sleep'; ms: number }
   | { w: 'round'; round: origin.Round }
 
@@ -354,11 +355,19 @@ export class MeshCore {
     }
     const w = r.value
     switch (w.w) {
-      case 'durable':
+      case 'durable': {
+        let settled = false
+        const finish = (input: { v?: unknown; err?: Error }): void => {
+          if (settled) return
+          settled = true
+          this.resume(op, gen, input)
+        }
         this.onDurable(w.id, (ok) =>
-          this.resume(op, gen, ok ? {} : { err: new CoreError('ERR_WRITE', 'ledger write failed') }),
+          finish(ok ? { v: true } : { err: new CoreError('ERR_WRITE', 'ledger write failed') }),
         )
+        if (w.until !== undefined) this.after(Math.max(0, w.until - this.mono()), () => finish({ v: false }))
         break
+      }
       case 'sleep':
         this.after(w.ms, () => this.resume(op, gen, {}))
         break

@@ -367,6 +367,16 @@ export function* authorize(
       existing?.event.amountMinor,
     )
     if (!room.ok) return decline('quorum', 'venue_cap_exceeded', room.message)
+    // The waits above (reachability, our own history) may have used the budget: a reservation made
+    // now waits for its fsync, then for a round, and would decide after the deadline.
+    if (
+      existing === undefined &&
+      !core.mut('no-finish-reserve') &&
+      timeLeft() < core.recentDurableMs + core.recentBarrierMs
+    )
+      return lastReason !== undefined
+        ? decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
+        : decline('quorum', 'barrier_timeout', 'no time left in the tap budget for a barrier round')
     const appended = existing === undefined ? appendReservation(core, candidate) : undefined
     const res = appended?.signed ?? existing!
     // The view is what this decision counted: taken in the same synchronous step as the decision,
@@ -378,7 +388,29 @@ export function* authorize(
       : originView(core.policy, core.view.exposure, { ...base, id: res.idHex })
     // fsync before send: peers must never hold a reservation we could lose in a crash (we would
     // reuse its seq for another event, and the peers would hold it for good)
-    if (appended !== undefined && !core.mut('send-before-durable')) yield { w: 'durable', id: appended.write }
+    if (appended !== undefined && !core.mut('send-before-durable')) {
+      // A stalled disk must not hold the tap past its deadline: a reservation not durable in time
+      // is declined at once (nothing was sent; its Release follows it in our log, sent when durable)
+      const inTime = yield {
+        w: 'durable',
+        id: appended.write,
+        ...(core.mut('no-finish-reserve') ? {} : { until: deadline - core.finishReserveMs() }),
+      }
+      if (inTime === false) {
+        const { signed: release, write } = core.appendOwn({
+          type: 'release',
+          reservationId: res.id,
+          reason: 'barrier_timeout',
+        })
+        publishWhenDurable(core, release, write, res.event.cardKey)
+        return decline(
+          'quorum',
+          'barrier_timeout',
+          'our own reservation was not durable within the tap budget (a slow disk)',
+          release.event.seq,
+        )
+      }
+    }
     const roundStart = core.mono()
     const round = collect(
       core,
