@@ -75,10 +75,11 @@ export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean
   if (initial && ok && peer?.verified) {
     core.reach.markCaughtUp(key)
     core.learnedFrom.add(key)
-    // any event of ours that a quorum certified is held by one of these peers (intersection);
-    // with custodian groups a roster majority is what is required here, see docs/protocol.md
-    // ("Custodian groups", lost disks)
-    if (!core.view.seqKnown && core.learnedFrom.size + 1 >= core.rosterQuorum) recovery.learned(core)
+    // any event of ours that a roster quorum certified is held by one of these peers
+    // (intersection, not counting ourselves: a lost disk holds nothing; counting ourselves let a
+    // wiped terminal of 5 learn from 2 peers that missed its certified seq 1, DST seed 14); with
+    // custodian groups see docs/protocol.md ("Custodian groups", lost disks)
+    if (!core.view.seqKnown && core.learnedFrom.size >= core.learnQuorum) recovery.learned(core)
     core.out({ type: 'peer', key, state: 'ready' })
     core.updateMode()
   }

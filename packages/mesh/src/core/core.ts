@@ -78,6 +78,11 @@ export class MeshCore {
   readonly quorum: number
   /** a majority of the whole roster: what a terminal with an empty ledger must learn from */
   readonly rosterQuorum: number
+  /**
+   * Peers (ourselves excluded: a lost disk holds nothing) a terminal without its own history must
+   * learn it from: N − q + 1 of the N − 1 others meet every roster quorum's q − 1 other members.
+   */
+  readonly learnQuorum: number
   /** each card's custodian group over the enrolled roster (docs/protocol.md, "Custodian groups") */
   readonly groups: CustodianGroups
   /** cards (key hex) whose group had no reachable majority at their last decision → mono time */
@@ -125,6 +130,7 @@ export class MeshCore {
     this.mutations = init.mutations ?? NO_MUTATIONS
     this.quorum = groupQuorum(this.policy, init.roster.size)
     this.rosterQuorum = quorumSize(this.policy, init.roster.size)
+    this.learnQuorum = Math.max(1, init.roster.size - this.rosterQuorum + 1)
     const groupSize = effectiveGroupSize(this.policy, init.roster.size)
     if (init.groups !== undefined && init.groups.size !== groupSize)
       throw new RangeError(`shared custodian groups of ${init.groups.size}, the policy's are ${groupSize}`)
@@ -305,7 +311,7 @@ export class MeshCore {
    */
   learnHistory(withinMs: number): void {
     if (this.view.seqKnown || !this.started || this.reach.partitioned) return
-    let missing = this.rosterQuorum - 1 - this.learnedFrom.size
+    let missing = this.learnQuorum - this.learnedFrom.size
     for (const key of this.reach.keys()) if (!this.learnedFrom.has(key)) missing--
     if (missing <= 0) return
     const now = this.wall()
