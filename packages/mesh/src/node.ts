@@ -135,6 +135,11 @@ export interface MeshStatus {
   /** the same for the policy's first currency */
   exposureBoundMinor: number
   events: number
+  /**
+   * false while a terminal without its own history (a new or lost disk) has not learned it from
+   * enough peers: it signs nothing until then (docs/protocol.md, "Lost disks")
+   */
+  historyKnown: boolean
 }
 
 export interface MeshEvents {
@@ -669,6 +674,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       exposureBounds,
       exposureBoundMinor: currencies[0] === undefined ? 0 : (exposureBounds[currencies[0]] ?? 0),
       events: this.core.view.known.size,
+      historyKnown: this.core.view.seqKnown,
     }
   }
 

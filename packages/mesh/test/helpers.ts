@@ -45,7 +45,12 @@ export async function startNode(
   return { id, node, ledger, dataDir }
 }
 
-/** N nodes on 127.0.0.1, each given the others' addresses (static discovery). */
+/**
+ * N nodes on 127.0.0.1, each given the others' addresses (static discovery). With `running` < N
+ * the whole venue starts first, so that every node learns its own (empty) history from enough peers
+ * (N − q + 1, itself not counted), then the others are stopped and their data directories removed:
+ * the venue runs with `running` nodes and the others come back empty.
+ */
 export async function startVenue(
   terminals: number,
   policy: Partial<VenuePolicy> = {},
@@ -53,7 +58,7 @@ export async function startVenue(
 ): Promise<TestVenue> {
   const { dir, bundle } = await makeVenue(terminals, policy)
   const nodes: TestVenue['nodes'] = []
-  for (let i = 1; i <= running; i++) {
+  for (let i = 1; i <= terminals; i++) {
     nodes.push(
       await startNode(
         bundle,
@@ -62,6 +67,18 @@ export async function startVenue(
         nodes.flatMap((n) => n.node.multiaddrs()),
       ),
     )
+  }
+  if (running < terminals) {
+    await waitFor(
+      () => nodes.every((n) => n.node.status().historyKnown),
+      30_000,
+      'every node learned its own history',
+    )
+    for (const n of nodes.splice(running)) {
+      await n.node.stop()
+      await n.ledger.close()
+      await rm(n.dataDir, { recursive: true, force: true })
+    }
   }
   return {
     dir,

@@ -116,14 +116,20 @@ describe('money safety at the edges (real nodes)', () => {
     const { dir, bundle } = await makeVenue(3, { currencies: LIMITS })
     const a = await startNode(bundle, dir, 'T1')
     const b = await startNode(bundle, dir, 'T2', a.node.multiaddrs())
+    const c0 = await startNode(bundle, dir, 'T3', [...a.node.multiaddrs(), ...b.node.multiaddrs()])
     extra.push(
       { stop: async () => (await a.node.stop(), await a.ledger.close()) },
       { stop: async () => (await b.node.stop(), await b.ledger.close()) },
     )
+    // a new venue: every node learns its (empty) history from its peers before it signs
+    await waitFor(() => [a, b, c0].every((n) => n.node.status().historyKnown), 20_000)
+    await c0.node.stop()
+    await c0.ledger.close()
+    await rm(c0.dataDir, { recursive: true, force: true })
     await waitFor(() => a.node.status().mode === 'quorum' && b.node.status().mode === 'quorum', 20_000)
     const use = candidate(bundle, '4333333333333333', 1000, { atc: 11, idem: 'r1' })
     expect((await a.node.authorize(use)).approved).toBe(true)
-    // C starts (empty ledger: it has never seen the commit) and the credential is replayed at once
+    // C starts again (empty ledger: it has never seen the commit) and the credential is replayed at once
     const c = await startNode(bundle, dir, 'T3', [...a.node.multiaddrs(), ...b.node.multiaddrs()])
     extra.push({
       stop: async () => (
