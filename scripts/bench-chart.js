@@ -60,7 +60,7 @@ const out = []
 out.push(
   `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
 )
-out.push("<title>Barrier latency vs terminal count, beside the RTT + fsync floor</title>")
+out.push('<title>Barrier latency vs terminal count, beside the RTT + fsync floor</title>')
 out.push(`<rect width="${W}" height="${H}" fill="white"/>`)
 out.push(
   `<text x="${M.left}" y="22" font-size="15" font-weight="bold">Barrier latency vs terminal count, beside the RTT + fsync floor</text>`,

@@ -54,7 +54,7 @@ import {
   YAMUX_LIMITS,
 } from './constants.js'
 import { MeshCore } from './core/core.js'
-import type { LoadedState, Pending } from './core/recovery.js'
+import type { Pending } from './core/recovery.js'
 import type {
   Effect,
   MeshMode,

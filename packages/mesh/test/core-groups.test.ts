@@ -106,7 +106,7 @@ function venue(
     core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: 1 })
     core.view.seqKnown = true
     core.start(1, [])
-    for (const [j, peer] of hex.entries()) {
+    for (const j of hex.keys()) {
       if (j === i || opts.down?.has(j) || opts.link?.(i, j) === false) continue
       if (opts.unconnected?.(i, j) === true || opts.unconnected?.(j, i) === true) continue
       connect(i, j)
