@@ -82,3 +82,6 @@ export const LIMITS = Object.freeze({
   contextFieldMaxLength: 128,
   maxCredentialCounter: 2 ** 32 - 1,
 })
+
+/** the window over which the event loop's delay is measured for the tap deadline (loop-lag.ts) */
+export const LOOP_LAG_WINDOW_MS = 2_000

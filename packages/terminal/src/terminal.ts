@@ -33,6 +33,7 @@ import {
 import { TerminalError } from './errors.js'
 import { FloorLimit } from './floor-limit.js'
 import { assertSameRequest, joinInflight, trackInflight } from './idempotency.js'
+import { LoopLag } from './loop-lag.js'
 import { TerminalMetrics } from './metrics.js'
 import { VenueNotices } from './notices.js'
 import { type Candidate, OnlinePayments, type Outcome, type SettlementStatus } from './online.js'
@@ -184,6 +185,8 @@ class NullmeshTerminal implements Terminal {
   readonly #inflight = new Map<string, Promise<PaymentResponseBody>>()
   readonly #decisions = new Set<Promise<unknown>>()
   readonly #counters = new SettlementCounters()
+  /** the event loop's recent delay: the tap deadline keeps room for it (loop-lag.ts) */
+  readonly #loopLag = new LoopLag()
   #denylist: Denylist | undefined
   #notices: VenueNotices | undefined
   #blockedCards = new Set<string>()
@@ -352,6 +355,7 @@ class NullmeshTerminal implements Terminal {
     this.#mesh = mesh
     notices.attach(mesh)
     await mesh.start({ signal })
+    this.#loopLag.start()
     mesh.addEventListener('mode', this.#onMode)
     this.#firstSeqOfRun = await ledger.nextSeq(this.#publicKeyHex)
 
@@ -500,6 +504,7 @@ class NullmeshTerminal implements Terminal {
     this.#ledger = undefined
     await step('ledger', () => ledger?.close())
     this.#metrics = undefined
+    this.#loopLag.stop()
     this.#apiUrl = ''
     log('terminal %s stopped', this.id)
     if (failure !== undefined) throw failure
@@ -539,8 +544,10 @@ class NullmeshTerminal implements Terminal {
 
   async #decideOnce(request: PaymentRequestBody, opts: AbortOptions): Promise<PaymentResponseBody> {
     const t0 = performance.now()
-    // one tap budget for the whole decision: online attempt, offline fallback, barrier retries
-    const deadline = t0 + this.#mesh!.tapBudgetMs
+    // one tap budget for the whole decision: online attempt, offline fallback, barrier retries;
+    // less what a starved event loop adds before the handler runs and after it answers
+    const budget = this.#mesh!.tapBudgetMs
+    const deadline = t0 + budget - this.#loopLag.reserveMs(budget)
     const ledger = this.#ledger!
     const prior = (await ledger.getPaymentByIdempotencyKey(request.idempotencyKey)) as
       | StoredPayment
