@@ -30,7 +30,7 @@ export const SCALE_PROGRESS_MS = 5_000
 export const SCALE_START_TIMEOUT_PER_TERMINAL_MS = 30_000
 export const SCALE_CALL_TIMEOUT_MS = 30_000
 export const SCALE_PAY_TIMEOUT_MS = 60_000
-/** formation is polled this often; counts unchanged for SCALE_STABLE_POLLS polls = settled */
+/** formation is polled this often; every mode unchanged for SCALE_STABLE_POLLS polls = settled */
 export const SCALE_POLL_MS = 250
 export const SCALE_STABLE_POLLS = 12
 /** a child that does not exit after `stop` is killed */

@@ -403,7 +403,10 @@ async function waitFormed(
     const all = (
       await Promise.all(children.map((c) => c.call<ScaleTerminalStatus[]>({ cmd: 'status' })))
     ).flat()
-    const key = all.map((s) => `${s.mode}/${s.peers}`).join(' ')
+    // without a full mesh (connection limits: a target of ~8 connections, idle ones closed and
+    // others dialled) the ready-peer counts keep moving by design: settled = every terminal in
+    // quorum mode, unchanged for SCALE_STABLE_POLLS polls
+    const key = all.map((s) => s.mode).join(' ')
     stable = key === last ? stable + 1 : 0
     last = key
     const minPeers = Math.min(...all.map((s) => s.peers))
