@@ -17,6 +17,7 @@ import {
   FINISH_MARGIN_MS,
   ISOLATION_PROBE_MS,
   ON_DEMAND_DIAL_TIMEOUT_MS,
+  REFUSED_DIAL_RETRY_MS,
 } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
@@ -130,6 +131,7 @@ export class MeshCore {
       this.quorum,
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
       DIAL_RETRY_MS,
+      REFUSED_DIAL_RETRY_MS,
     )
   }
 

@@ -44,6 +44,8 @@ export class Reachability {
     readonly probeMs: number,
     /** how long a failed dial is believed before the peer is dialled again */
     readonly dialRetryMs: number = probeMs,
+    /** ...and a refused one (a live peer short of a free slot: one frees up soon) */
+    readonly refusedRetryMs: number = dialRetryMs,
   ) {}
 
   get connections(): number {
@@ -109,9 +111,9 @@ export class Reachability {
   private absent(key: string, mono: number): 'dialing' | 'unreachable' | 'alive' | 'dialable' {
     if (this.dialing.has(key)) return 'dialing'
     const failed = this.dialFailed.get(key)
-    if (failed !== undefined && mono - failed.at < this.dialRetryMs)
-      return failed.result === 'refused' ? 'alive' : 'unreachable'
-    return 'dialable'
+    if (failed === undefined) return 'dialable'
+    if (failed.result === 'refused') return mono - failed.at < this.refusedRetryMs ? 'alive' : 'dialable'
+    return mono - failed.at < this.dialRetryMs ? 'unreachable' : 'dialable'
   }
 
   /** members of a group we are not connected to and should dial now (sorted: deterministic) */
