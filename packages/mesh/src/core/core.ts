@@ -132,6 +132,7 @@ export class MeshCore {
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
       DIAL_RETRY_MS,
       REFUSED_DIAL_RETRY_MS,
+      ON_DEMAND_DIAL_TIMEOUT_MS,
     )
   }
 
@@ -281,7 +282,7 @@ export class MeshCore {
     const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
     for (const key of this.reach.toDial(members, this.me, mono)) {
       if (this.memberDown(key, now)) continue
-      this.reach.dialStarted(key, mono)
+      this.reach.dialStarted(key, mono, timeoutMs)
       this.out({ type: 'dial', key, timeoutMs })
     }
   }
@@ -304,7 +305,7 @@ export class MeshCore {
     const mono = this.mono()
     for (const key of this.reach.toDial(candidates, this.me, mono)) {
       if (missing-- <= 0) break
-      this.reach.dialStarted(key, mono)
+      this.reach.dialStarted(key, mono, timeoutMs)
       this.out({ type: 'dial', key, timeoutMs })
     }
   }
