@@ -138,6 +138,8 @@ export const CONNECTION_TICK_MS = 1000
 export const ON_DEMAND_DIAL_TIMEOUT_MS = 1000
 /** how long a failed on-demand dial is believed before that member is dialled again */
 export const DIAL_RETRY_MS = 2000
+/** ...and a refused one (a live peer, or ourselves, short of a free slot: one frees up soon) */
+export const REFUSED_DIAL_RETRY_MS = 250
 
 /**
  * The connection manager's limit and the dialer's target for a roster of `roster` terminals and

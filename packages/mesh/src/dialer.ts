@@ -128,32 +128,38 @@ export function createDialer(init: DialerInit): Dialer {
   }
 
   /**
-   * close connections idle for at least `minIdle`, least recently used first, down to `keep`;
-   * `now`: abort them (the slot is free at once) rather than close them gracefully
+   * Close connections idle for at least `minIdle`, least recently used peer first, until at most
+   * `keep` connections remain (the limit counts connections, not peers). A ring neighbour keeps
+   * one connection: only its duplicates (two peers dialling each other at once) are closed.
+   * `atOnce`: abort them (the slot is free at once) rather than close them gracefully.
    */
-  function closeIdle(keep: number, minIdle: number, except?: string, at_once = false): number {
+  function closeIdle(keep: number, minIdle: number, except?: string, atOnce = false): number {
+    const conns = node.getConnections()
+    let excess = conns.length - keep
+    if (excess <= 0) return 0
     const now = Date.now()
     const byPeer = new Map<string, Connection[]>()
-    for (const c of node.getConnections()) {
+    for (const c of conns) {
       const id = c.remotePeer.toString()
       byPeer.set(id, [...(byPeer.get(id) ?? []), c])
     }
-    let excess = byPeer.size - keep
-    if (excess <= 0) return 0
-    const idle = [...byPeer.entries()]
-      .filter(
-        ([id, cs]) =>
-          id !== except && !keep_.has(id) && !dialing.has(id) && cs.every((c) => now - used(c) >= minIdle),
-      )
-      .sort((a, b) => Math.max(...a[1].map(used)) - Math.max(...b[1].map(used)))
+    const units: { id: string; cs: Connection[]; last: number }[] = []
+    for (const [id, cs] of byPeer) {
+      if (id === except || dialing.has(id) || cs.some((c) => now - used(c) < minIdle)) continue
+      const last = Math.max(...cs.map(used))
+      if (!keep_.has(id)) units.push({ id, cs, last })
+      else if (cs.length > 1)
+        units.push({ id, cs: [...cs].sort((a, b) => a.timeline.open - b.timeline.open).slice(1), last })
+    }
+    units.sort((a, b) => a.last - b.last)
     let closed = 0
-    for (const [id, cs] of idle) {
+    for (const u of units) {
       if (excess <= 0) break
-      excess--
-      closed++
-      log('closing idle connection to %s', id.slice(-8))
-      for (const c of cs)
-        if (at_once) c.abort(new Error('connection limit: idle connection closed for another'))
+      excess -= u.cs.length
+      closed += u.cs.length
+      log('closing %d idle connection(s) to %s', u.cs.length, u.id.slice(-8))
+      for (const c of u.cs)
+        if (atOnce) c.abort(new Error('connection limit: idle connection closed for another'))
         else c.close().catch((err: unknown) => c.abort(err as Error))
     }
     return closed

@@ -153,5 +153,35 @@ describe('[connections] no full mesh: a connection limit, group members dialled 
     expect(Math.max(...most)).toBeLessThanOrEqual(MAX_CONNECTIONS)
     const dials = nodes.reduce((s, n) => s + n.node.counters().onDemandDials, 0)
     expect(dials).toBeGreaterThan(0)
+
+    // the isolated rules still apply when a group majority is really down: dials to stopped
+    // terminals fail as unreachable (connection refused), not as "refused by a live peer"
+    const keyOf = (i: number) => bundle.roster[i]!.publicKeyHex
+    let downCard = ''
+    let stop: number[] = []
+    for (let k = 0; k < 5000 && downCard === ''; k++) {
+      const c = `4111111${String(1_000_000 + k)}`
+      const group = groups.of(computeCardKey(bundle.hashingKey, c))
+      const members = [5, 6, 7, 8, 9].filter((i) => group.has(keyOf(i)))
+      if (!group.has(keyOf(0)) && members.length >= 3) {
+        downCard = c
+        stop = members.slice(0, 3)
+      }
+    }
+    expect(downCard).not.toBe('')
+    for (const i of stop) await nodes[i]!.node.stop()
+    const iso = await nodes[0]!.node.authorize(candidate(bundle, downCard, 500, { atc: 1, idem: 'iso' }))
+    expect(iso.mode).toBe('isolated')
+    expect(iso.decision).toBe('approved_offline_isolated')
+    // a card whose group majority is still up keeps its quorum
+    let upCard = ''
+    for (let k = 0; k < 5000 && upCard === ''; k++) {
+      const c = `4222222${String(1_000_000 + k)}`
+      const group = groups.of(computeCardKey(bundle.hashingKey, c))
+      if (group.members.filter((m) => !stop.some((i) => keyOf(i) === m)).length >= 4) upCard = c
+    }
+    const up = await nodes[0]!.node.authorize(candidate(bundle, upCard, 500, { atc: 1, idem: 'up' }))
+    expect(up.mode).toBe('quorum')
+    expect(up.approved).toBe(true)
   }, 240_000)
 })

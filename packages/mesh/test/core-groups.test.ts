@@ -236,20 +236,26 @@ describe('core: custodian groups', () => {
     expect(v.cores[0]!.noQuorumGroups.size).toBe(0)
   })
 
-  it('[connections] a refused dial (a live peer at its connection limit) never counts as unreachable', () => {
+  it('[connections] a refused dial (a live peer at its connection limit) or one cut short by the deadline never counts as unreachable', () => {
     const cardKey = cardWhere((g) => !g.has(hex[0]!))
     const v = venue({ unconnected: (i) => i === 0 })
     v.advance(10_000)
     const core = v.cores[0]!
     const members = groups.of(cardKey).members
     for (const m of members) {
-      core.reach.dialStarted(m, 10_000)
+      core.reach.dialStarted(m, 10_000, 1000)
       core.reach.dialEnded(m, 'refused', 10_000)
     }
     // alive but not connected: undecided (a decline at the deadline), never isolated
     expect(core.reach.reachGroup(members, hex[0]!, 3, 10_001)).toBe('unknown')
-    for (const m of members) core.reach.dialEnded(m, 'unreachable', 10_001)
-    expect(core.reach.reachGroup(members, hex[0]!, 3, 10_002)).toBe('isolated')
+    // a dial cut short by the decision's deadline proves nothing either
+    for (const m of members) core.reach.dialStarted(m, 10_300, 5)
+    for (const m of members) core.reach.dialEnded(m, 'unreachable', 10_305)
+    expect(core.reach.reachGroup(members, hex[0]!, 3, 10_306)).toBe('unknown')
+    // a full-length dial that failed is evidence
+    for (const m of members) core.reach.dialStarted(m, 10_600, 1000)
+    for (const m of members) core.reach.dialEnded(m, 'unreachable', 10_601)
+    expect(core.reach.reachGroup(members, hex[0]!, 3, 10_602)).toBe('isolated')
   })
 
   it('[groups] the mutant that counts acks from outside the group approves one credential twice; its certificates fail verification', () => {

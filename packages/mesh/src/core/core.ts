@@ -17,6 +17,7 @@ import {
   FINISH_MARGIN_MS,
   ISOLATION_PROBE_MS,
   ON_DEMAND_DIAL_TIMEOUT_MS,
+  REFUSED_DIAL_RETRY_MS,
 } from '../constants.js'
 import type { ValidationContext } from '../validation.js'
 import * as catchup from './catchup.js'
@@ -144,6 +145,8 @@ export class MeshCore {
       this.quorum,
       Math.min(ISOLATION_PROBE_MS, Math.floor(this.tapBudgetMs * 0.75)),
       DIAL_RETRY_MS,
+      REFUSED_DIAL_RETRY_MS,
+      ON_DEMAND_DIAL_TIMEOUT_MS,
     )
   }
 
@@ -299,7 +302,7 @@ export class MeshCore {
     const timeoutMs = Math.max(1, Math.min(ON_DEMAND_DIAL_TIMEOUT_MS, Math.floor(withinMs)))
     for (const key of this.reach.toDial(members, this.me, mono)) {
       if (this.memberDown(key, now)) continue
-      this.reach.dialStarted(key, mono)
+      this.reach.dialStarted(key, mono, timeoutMs)
       this.out({ type: 'dial', key, timeoutMs })
     }
   }
@@ -322,7 +325,7 @@ export class MeshCore {
     const mono = this.mono()
     for (const key of this.reach.toDial(candidates, this.me, mono)) {
       if (missing-- <= 0) break
-      this.reach.dialStarted(key, mono)
+      this.reach.dialStarted(key, mono, timeoutMs)
       this.out({ type: 'dial', key, timeoutMs })
     }
   }

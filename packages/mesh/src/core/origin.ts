@@ -73,6 +73,9 @@ const RETRYABLE: ReadonlySet<string> = new Set([
   'device_cap_exceeded',
   'venue_cap_exceeded',
   'conflict',
+  // a member still catching up after a (re)connection: with group members dialled on demand, new
+  // connections are frequent and each starts with a catch-up; it ends soon
+  'catching_up',
 ])
 
 /**

@@ -36,8 +36,8 @@ export class Reachability {
   quorumLostAt = 0
   /** monotonic time each peer was last lost: a custodian group missing it waits the probe time */
   private readonly lostAt = new Map<string, number>()
-  /** on-demand dials in flight (key → monotonic start) */
-  private readonly dialing = new Map<string, number>()
+  /** on-demand dials in flight (key → monotonic start and the dial's time bound) */
+  private readonly dialing = new Map<string, { at: number; timeoutMs: number }>()
   /** the last failed on-demand dial of a peer we are not connected to (key → when, how) */
   private readonly dialFailed = new Map<string, { at: number; result: 'unreachable' | 'refused' }>()
 
@@ -47,6 +47,13 @@ export class Reachability {
     readonly probeMs: number,
     /** how long a failed dial is believed before the peer is dialled again */
     readonly dialRetryMs: number = probeMs,
+    /** ...and a refused one (a live peer short of a free slot: one frees up soon) */
+    readonly refusedRetryMs: number = dialRetryMs,
+    /**
+     * a dial that ran out of a shorter time than this proves nothing (the decision had little time
+     * left): it is taken as inconclusive ('refused'), never as 'unreachable'
+     */
+    readonly conclusiveDialMs: number = 0,
   ) {}
 
   get connections(): number {
@@ -97,13 +104,21 @@ export class Reachability {
   }
 
   /** the core asked the adapter to dial this peer */
-  dialStarted(key: string, mono: number): void {
-    this.dialing.set(key, mono)
+  dialStarted(key: string, mono: number, timeoutMs = Number.POSITIVE_INFINITY): void {
+    this.dialing.set(key, { at: mono, timeoutMs })
   }
 
   /** an on-demand dial ended; a failure is believed for dialRetryMs (unless a connection comes) */
   dialEnded(key: string, result: DialResult, mono: number): void {
+    const dial = this.dialing.get(key)
     this.dialing.delete(key)
+    if (
+      result === 'unreachable' &&
+      dial !== undefined &&
+      dial.timeoutMs < this.conclusiveDialMs &&
+      mono - dial.at >= dial.timeoutMs
+    )
+      result = 'refused'
     if (result === 'connected' || this.peers.has(key)) this.dialFailed.delete(key)
     else this.dialFailed.set(key, { at: mono, result })
   }
@@ -117,9 +132,9 @@ export class Reachability {
   private absent(key: string, mono: number): 'dialing' | 'unreachable' | 'alive' | 'dialable' {
     if (this.dialing.has(key)) return 'dialing'
     const failed = this.dialFailed.get(key)
-    if (failed !== undefined && mono - failed.at < this.dialRetryMs)
-      return failed.result === 'refused' ? 'alive' : 'unreachable'
-    return 'dialable'
+    if (failed === undefined) return 'dialable'
+    if (failed.result === 'refused') return mono - failed.at < this.refusedRetryMs ? 'alive' : 'dialable'
+    return mono - failed.at < this.dialRetryMs ? 'unreachable' : 'dialable'
   }
 
   /** members of a group we are not connected to and should dial now (sorted: deterministic) */
