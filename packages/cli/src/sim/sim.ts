@@ -26,6 +26,9 @@ import { type LiveStats, Progress, type TerminalView } from './progress.js'
 import { LinkProxy } from './proxy.js'
 import { formatSummary, type SimSummary, violations } from './report.js'
 
+/** ready peers a terminal has once the venue formed: the mesh's connection target (TARGET_CONNECTIONS) */
+const SIM_READY_PEERS = 8
+
 /** A BIN the simulated venue blocks in its policy (some pool cards carry it). */
 export const SIM_BLOCKED_BIN = '670341'
 /** Share of payments the simulated issuer declines at settlement. */
@@ -433,8 +436,11 @@ export async function runSim(
     }
     while (!abort.signal.aborted) {
       await poll()
+      // a terminal keeps ~SIM_READY_PEERS connections and dials a card's group on demand (no
+      // full mesh past ~15 terminals): formed = all in quorum mode with that many ready peers
       const formed = terminals.every(
-        (t) => t.view.mode === 'quorum' && (t.view.peers ?? 0) >= opts.terminals - 1,
+        (t) =>
+          t.view.mode === 'quorum' && (t.view.peers ?? 0) >= Math.min(opts.terminals - 1, SIM_READY_PEERS),
       )
       if (formed) break
       if (Date.now() > meshDeadline) {
