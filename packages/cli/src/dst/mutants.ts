@@ -34,7 +34,12 @@ export function runMutant(
       faults: new Set(FAULTS),
       mutations,
     })
-    if (r.violation !== undefined) return { name, caught: true, seeds: k + 1, violation: r.violation }
+    if (r.violation === undefined) continue
+    // a seed that fails without the mutation too says nothing about the mutation (e.g. an open
+    // finding): not a catch
+    const clean = runSeed({ terminals, seed: first + k, steps: opts.steps, faults: new Set(FAULTS) })
+    if (clean.violation !== undefined) continue
+    return { name, caught: true, seeds: k + 1, violation: r.violation }
   }
   return { name, caught: false, seeds: opts.maxSeeds }
 }
