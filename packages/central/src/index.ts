@@ -66,7 +66,7 @@ export type {
   WebhookEvent,
   WebhookEventType,
 } from './types.js'
-export { WEBHOOK_EVENT_TYPES } from './types.js'
+export { PAYMENT_STATUSES, WEBHOOK_EVENT_TYPES } from './types.js'
 export type {
   EventList,
   EventListQuery,

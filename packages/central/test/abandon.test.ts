@@ -10,16 +10,7 @@ import {
   verifyAbandonment,
 } from '@nullmesh/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { TempDirs, VenueFixture } from './fixtures/helpers.js'
-
-async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> }
-}
+import { post, TempDirs, VenueFixture } from './fixtures/helpers.js'
 
 // Issue 17, item 5 at central: a reservation is abandoned only once every enrolled, non-revoked
 // terminal's signed checkpoint is past it (time + tap budget + clock skew + margin); the list is

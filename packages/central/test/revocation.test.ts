@@ -3,16 +3,7 @@ import { join } from 'node:path'
 import { type CentralService, createCentralService, createSimulatedIssuer } from '@nullmesh/central'
 import { generateKeyPair, keyPairFromFile, signRevocation, toHex } from '@nullmesh/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { TempDirs, VenueFixture } from './fixtures/helpers.js'
-
-async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> }
-}
+import { post, TempDirs, VenueFixture } from './fixtures/helpers.js'
 
 // Issue 17, item 2 at central: an operator-signed revocation, published over HTTP. What the revoked
 // terminal signed at or after the effective time is flagged; its acks so signed certify nothing;

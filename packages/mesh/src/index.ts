@@ -9,7 +9,7 @@ export {
   mdnsServiceTag,
   protocolIds,
 } from './constants.js'
-export type { MeshCounters } from './counters.js'
+export { type MeshCounters, newCounters } from './counters.js'
 export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
 export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'

@@ -4,7 +4,7 @@
 import '@nullmesh/protocol/shim'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { MeshCounters } from '@nullmesh/mesh'
+import { type MeshCounters, newCounters } from '@nullmesh/mesh'
 import type { Terminal } from '@nullmesh/terminal'
 
 /** The parent's requests; every one is answered with `{ id, result }` or `{ id, error }`. */
@@ -75,15 +75,7 @@ async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<Scal
 
 function sample(): ScaleSample {
   const u = process.cpuUsage()
-  const counters: MeshCounters = {
-    barrierRequests: 0,
-    barrierAnswers: 0,
-    barrierPushes: 0,
-    gossipPublished: 0,
-    syncWrites: 0,
-    catchupSignaturesOnWorkers: 0,
-    onDemandDials: 0,
-  }
+  const counters: MeshCounters = newCounters()
   for (const t of terminals.values()) {
     const c = t.mesh.counters()
     for (const k of Object.keys(counters) as (keyof MeshCounters)[]) counters[k] += c[k]

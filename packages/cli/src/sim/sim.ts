@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { PAYMENT_STATUSES } from '@nullmesh/central'
 import type { PaymentResponse, TerminalClient } from '@nullmesh/client'
 import { createLedger } from '@nullmesh/ledger'
 import { createVenueBundle, partitionExposureBound, type VenueBundle } from '@nullmesh/policy'
@@ -770,16 +771,7 @@ async function centralPayments(
   wanted: Set<string>,
 ): Promise<Map<string, CentralPayment>> {
   const out = new Map<string, CentralPayment>()
-  for (const status of [
-    'created',
-    'released',
-    'queued',
-    'processing',
-    'completed',
-    'failed',
-    'voided',
-    'abandoned',
-  ]) {
+  for (const status of PAYMENT_STATUSES) {
     const r = await getJson<{ payments: CentralPayment[] }>(
       `${url}/v1/payments?venue=${encodeURIComponent(venue)}&status=${status}&limit=1000`,
     )
