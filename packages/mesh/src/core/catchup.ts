@@ -13,11 +13,27 @@ import * as responder from './responder.js'
  * pure rules the simulator's store uses; the LevelDB ledger implements the same).
  */
 
+/**
+ * While we relearn after a lost disk, an unsettled reservation of a card whose group we are in (or
+ * our own) may be one we acked, or signed, before the disk was lost: that hold died with the disk.
+ * Learned as "not held", a later quorum that meets the certifying one only in us would not see it,
+ * and the card passes its cap (simulator, seed 7: `card-amount-cap`). So it is held again, until
+ * its Commit or Release is known (or central abandons it). See docs/protocol.md, "Holds relearned
+ * after a lost disk".
+ */
+export function heldOnRelearn(core: MeshCore, signed: SignedEvent): boolean {
+  if (core.view.seqKnown || signed.event.type !== 'reservation') return false
+  if (core.view.settled.has(signed.idHex) || core.mut('no-relearned-holds')) return false
+  const r = signed.event
+  return toHex(r.origin) === core.me || core.groupOf(r.cardKey).has(core.me)
+}
+
 /** a validated event from a peer: into the view now, into the store soon (not on an approval path) */
 export function applyRemote(core: MeshCore, signed: SignedEvent, source: 'gossip' | 'catchup'): void {
   if (core.view.known.has(signed.idHex)) return
-  core.view.apply(signed, false)
-  core.write([{ event: signed, held: false }], { sync: false, own: false })
+  const held = heldOnRelearn(core, signed)
+  core.view.apply(signed, held)
+  core.write([{ event: signed, held }], { sync: false, own: false })
   core.out({ type: 'event', event: signed, source })
 }
 
@@ -39,24 +55,22 @@ export function started(core: MeshCore, key: string, initial: boolean): void {
 
 /** one frame of a catch-up answer: validated and applied; returns how many were new */
 export function batch(core: MeshCore, _key: string, frames: Uint8Array[]): number {
-  const valid: SignedEvent[] = []
+  const valid: { event: SignedEvent; held: boolean }[] = []
   const ctx = core.validationContext()
   for (const bytes of frames) {
     try {
       const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
-      core.view.apply(signed, false)
-      valid.push(signed)
+      const held = heldOnRelearn(core, signed)
+      core.view.apply(signed, held)
+      valid.push({ event: signed, held })
     } catch (err: unknown) {
       if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
         core.log(`catch-up event rejected: ${(err as Error).message}`)
     }
   }
   if (valid.length > 0) {
-    core.write(
-      valid.map((event) => ({ event, held: false })),
-      { sync: false, own: false },
-    )
-    for (const event of valid) core.out({ type: 'event', event, source: 'catchup' })
+    core.write(valid, { sync: false, own: false })
+    for (const { event } of valid) core.out({ type: 'event', event, source: 'catchup' })
   }
   return valid.length
 }

@@ -2,6 +2,7 @@ import type { ReservationSummary } from '@nullmesh/ledger'
 import type { ReservationFacts } from '@nullmesh/policy'
 import type { CommitMode, PaymentMethod, Reservation, SignedAck, SignedEvent } from '@nullmesh/protocol'
 import type { MeshCore, Op } from './core.js'
+import * as responder from './responder.js'
 
 /** What the store holds at start, read by the adapter (LevelDB ledger, or the simulator's disk). */
 export interface LoadedState {
@@ -96,6 +97,8 @@ export function learned(core: MeshCore): void {
   }
   core.view.seqKnown = true
   core.log(`learned our own history from ${core.learnedFrom.size} peers: next seq ${core.view.nextSeq}`)
+  // barrier requests parked while we relearned are answered now
+  responder.wake(core)
 }
 
 /**

@@ -54,10 +54,18 @@ function refuse(core: MeshCore, reservationId: Uint8Array, reason: string): Sign
   })
 }
 
+/** relearning after a lost disk (or at a venue's first start): we vouch for no hold yet */
+function relearning(core: MeshCore): boolean {
+  return !core.view.seqKnown && !core.mut('no-relearned-holds')
+}
+
 export function onRequest(core: MeshCore, from: string, req: Req): void {
   // a terminal still catching up must not ack against a stale view: it waits a little, then
-  // refuses (the origin retries within its tap budget) rather than ack without the history
-  if (core.catchups.size > 0) {
+  // refuses (the origin retries within its tap budget) rather than ack without the history; one
+  // that has not learned its history yet starts learning it now (dials a learn quorum)
+  const learning = relearning(core)
+  if (learning) core.learnHistory(core.policy.barrier.timeoutMs)
+  if (core.catchups.size > 0 || learning) {
     const parked: Parked = { from, ...req, timer: 0 }
     parked.timer = core.after(core.policy.barrier.timeoutMs / 2, () => {
       const i = core.parked.indexOf(parked)
@@ -73,7 +81,7 @@ export function onRequest(core: MeshCore, from: string, req: Req): void {
 
 /** a catch-up ended or a peer was lost: parked requests are answered once none runs */
 export function wake(core: MeshCore): void {
-  if (core.catchups.size > 0 || core.parked.length === 0) return
+  if (core.catchups.size > 0 || relearning(core) || core.parked.length === 0) return
   const parked = core.parked.splice(0)
   for (const p of parked) {
     core.cancel(p.timer)
@@ -120,6 +128,9 @@ function decide(core: MeshCore, from: string, req: Req, stillCatchingUp: boolean
     return answer(core, from, req.rid, refuse(core, reservation.id, 'policy_mismatch'))
   if (stillCatchingUp && core.catchups.size > 0)
     return answer(core, from, req.rid, refuse(core, reservation.id, 'catching_up'))
+  // a terminal relearning after a lost disk cannot vouch for its holds (the ones it gave died with
+  // the disk) until a learn quorum taught it: it holds nothing for anyone before that
+  if (relearning(core)) return answer(core, from, req.rid, refuse(core, reservation.id, 'catching_up'))
   if (core.reach.partitioned) return answer(core, from, req.rid, undefined)
   const f = facts(reservation)
   // An online reservation (its origin asks central next) is judged by the online rules: the

@@ -42,6 +42,8 @@ export const MUTATIONS = [
   'transfer-before-durable',
   /** recovery: no durable "relearning" mark, so a crash while relearning leaves a store trusted as intact */
   'no-relearning-mark',
+  /** recovery: reservations relearned after a lost disk are not held again (seed 7's card-amount-cap) */
+  'no-relearned-holds',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 
