@@ -125,11 +125,18 @@ export class OnlinePayments {
     let fallback: Outcome | undefined
     for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
       switch (e.type) {
-        case 'mark-pending':
-          // durable before central is asked: a crash from here on leaves it pending, to be voided
-          await ledger.setCursor(onlineCursor(id), ONLINE_PENDING, { sync: true })
-          queue.push(...core.pendingDurable(id, performance.now()))
+        case 'mark-pending': {
+          // durable before central is asked: a crash from here on leaves it pending, to be voided;
+          // a stalled disk does not hold the decision past its deadline (the core declines it)
+          const write = ledger.setCursor(onlineCursor(id), ONLINE_PENDING, { sync: true })
+          if (await durableBy(write, e.until)) queue.push(...core.pendingDurable(id, performance.now()))
+          else {
+            write.catch((err: unknown) => log('online pending mark failed: %s', (err as Error).message))
+            log('online pending mark of %s not durable by the deadline: declined', id.slice(0, 16))
+            queue.push(...core.markLate(id))
+          }
           break
+        }
         case 'authorize':
           try {
             answer = await this.#host.link!.authorize(reservation.bytes, {
@@ -324,5 +331,20 @@ export class OnlinePayments {
         return ev as SignedEvent<Commit>
     }
     return undefined
+  }
+}
+
+/** did the write become durable by `until` (performance.now() ms)? A failed write throws. */
+async function durableBy(write: Promise<unknown>, until: number): Promise<boolean> {
+  const left = until - performance.now()
+  if (left <= 0) return false
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), left)
+  })
+  try {
+    return await Promise.race([write.then(() => true as const), late])
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -22,7 +22,7 @@ describe('OnlineCore', () => {
   test('[mark before central] central is asked only once the pending mark is durable, with room left for the fallback', () => {
     const c = core()
     expect(c.reserved('r1', { deadline: TAP, requireOnline: false })).toEqual([
-      { type: 'mark-pending', id: 'r1' },
+      { type: 'mark-pending', id: 'r1', until: TAP },
     ])
     expect(c.unresolved).toBe(0)
     const ask = c.pendingDurable('r1', 100)
@@ -32,6 +32,37 @@ describe('OnlineCore', () => {
     expect(
       types(core(['authorize-before-mark']).reserved('r1', { deadline: TAP, requireOnline: false })),
     ).toEqual(['authorize'])
+  })
+
+  test('[mark deadline] a mark not durable by the deadline declines now; one durable too late for central skips it', () => {
+    // the simulator, seed 216: the mark's fsync stalled past the tap deadline; central was asked
+    // with a 1 ms timeout and the fallback decided 8 ms late
+    const c = core()
+    c.reserved('r1', { deadline: TAP, requireOnline: false })
+    expect(c.markLate('r1')).toEqual([{ type: 'decline', id: 'r1', code: 'barrier_timeout' }])
+    // the mark may still land: it asks nothing of central; the attempt is voided, then released
+    expect(c.pendingDurable('r1', TAP + 5)).toEqual([])
+    expect(c.unresolved).toBe(1)
+    expect(types(c.tick(TAP + 10))).toEqual(['void'])
+    expect(c.voidAnswered('r1', 'voided')).toEqual([
+      { type: 'complete', id: 'r1', approved: false, reason: 'voided' },
+    ])
+    // durable in time, but with less than the fallback's room left: the fallback, central not asked
+    const d = core()
+    d.reserved('r2', { deadline: TAP, requireOnline: false })
+    expect(d.pendingDurable('r2', TAP - FALLBACK_RESERVE_MS + 1)).toEqual([
+      { type: 'fallback', id: 'r2', deadline: TAP },
+    ])
+    expect(d.markLate('r2')).toEqual([])
+    // online only, no time left: declined, pending until voided
+    const e = core()
+    e.reserved('r3', { deadline: TAP, requireOnline: true })
+    expect(e.pendingDurable('r3', TAP)).toEqual([{ type: 'decline', id: 'r3', code: 'barrier_timeout' }])
+    // the mutant waits for the mark whatever it takes and asks central anyway
+    const m = core(['unbounded-mark'])
+    m.reserved('r4', { deadline: TAP, requireOnline: false })
+    expect(m.markLate('r4')).toEqual([])
+    expect(types(m.pendingDurable('r4', TAP - 10))).toEqual(['authorize'])
   })
 
   test('[answer] approved: commit, then the mark goes, then the POS hears it; a late answer changes nothing', () => {

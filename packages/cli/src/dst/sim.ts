@@ -438,6 +438,7 @@ type Ev =
     }
   | { at: number; seq: number; k: 'onlineTimeout'; node: number; inc: number; resId: string }
   | { at: number; seq: number; k: 'mark'; node: number; inc: number; resId: string }
+  | { at: number; seq: number; k: 'markLate'; node: number; inc: number; resId: string }
   | { at: number; seq: number; k: 'pay' }
   | { at: number; seq: number; k: 'retry'; payment: Payment }
   | { at: number; seq: number; k: 'fault' }
@@ -1059,6 +1060,13 @@ class Sim {
           // the terminal's `online pending` cursor, written with fsync: lost if a crash comes first
           const lat = this.fsyncLatency()
           this.at(lat, { k: 'mark', node: node.i, inc: node.inc, resId: e.id })
+          // not durable by its deadline: the core declines the tap now (it races the fsync)
+          this.at(Math.max(0, e.until - this.now), {
+            k: 'markLate',
+            node: node.i,
+            inc: node.inc,
+            resId: e.id,
+          })
           if (
             this.mix['crash-mid-write'] &&
             this.phase === 'safety' &&
@@ -1850,6 +1858,15 @@ class Sim {
         if (node.inc !== ev.inc || !node.up) return
         node.disk.markers.add(ev.resId)
         this.runOnline(node, node.online.pendingDurable(ev.resId, this.now))
+        return
+      }
+      case 'markLate': {
+        const node = this.nodes[ev.node]!
+        if (node.inc !== ev.inc || !node.up) return
+        const effects = node.online.markLate(ev.resId)
+        if (effects.length > 0)
+          this.log(`${node.name} online mark of ${ev.resId.slice(0, 8)} not durable by the deadline`)
+        this.runOnline(node, effects)
         return
       }
       case 'onlineTimeout': {

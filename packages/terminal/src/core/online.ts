@@ -21,8 +21,11 @@ export const FALLBACK_RESERVE_MS = 600
 export const VOID_RETRY_MS = 2_000
 
 export type OnlineEffect =
-  /** write the attempt's "online pending" mark durably (fsync); then `pendingDurable` */
-  | { type: 'mark-pending'; id: string }
+  /**
+   * write the attempt's "online pending" mark durably (fsync); then `pendingDurable`, or
+   * `markLate` if it is not durable by `until` (the decision must not wait past its deadline)
+   */
+  | { type: 'mark-pending'; id: string; until: number }
   /** ask central, giving up after timeoutMs; then `answered`, `rejected` (4xx) or `unanswered` */
   | { type: 'authorize'; id: string; timeoutMs: number }
   /** commit (approved) or release the reservation through the mesh; then `completed` */
@@ -87,6 +90,8 @@ export const ONLINE_MUTATIONS = [
   'release-unanswered',
   /** ask central before the pending mark is durable */
   'authorize-before-mark',
+  /** wait for the pending mark however long its fsync takes, and ask central whatever time is left */
+  'unbounded-mark',
 ] as const
 export type OnlineMutationName = (typeof ONLINE_MUTATIONS)[number]
 
@@ -129,22 +134,49 @@ export class OnlineCore {
       a.state = 'asking'
       return [{ type: 'authorize', id, timeoutMs: this.#timeout(a, a.deadline - this.#init.tapBudgetMs) }]
     }
-    return [{ type: 'mark-pending', id }]
+    return [{ type: 'mark-pending', id, until: opts.deadline }]
   }
 
   /** the mark is durable: from here a crash leaves the attempt pending, to be voided */
   pendingDurable(id: string, now: number): OnlineEffect[] {
     const a = this.#attempts.get(id)
     if (a === undefined) return []
-    if (a.state !== 'marking') return [] // the authorize-before-mark mutant asked already
+    if (a.state !== 'marking') return [] // the authorize-before-mark mutant asked already; or late
+    if (this.#timeLeft(a, now) <= 0 && !this.#mut.has('unbounded-mark')) {
+      // no time left to ask central and still decide within the budget: central is not asked
+      if (a.requireOnline) return this.#late(a, id)
+      a.state = 'fallback'
+      return [{ type: 'fallback', id, deadline: a.deadline }]
+    }
     a.state = 'asking'
     return [{ type: 'authorize', id, timeoutMs: this.#timeout(a, now) }]
   }
 
-  #timeout(a: Attempt, now: number): number {
-    // leave room in the tap budget for the offline fallback
+  /**
+   * The mark was not durable by its deadline (a stalled disk): the POS is declined now rather than
+   * late. Central was not asked, and is not: the attempt is pending like an unanswered one (voided
+   * at central, a no-op there, then released), since the mark may still become durable.
+   */
+  markLate(id: string): OnlineEffect[] {
+    const a = this.#attempts.get(id)
+    if (a === undefined || a.state !== 'marking' || this.#mut.has('unbounded-mark')) return []
+    return this.#late(a, id)
+  }
+
+  #late(a: Attempt, id: string): OnlineEffect[] {
+    a.state = 'pending'
+    a.retry = false
+    return [{ type: 'decline', id, code: 'barrier_timeout' }]
+  }
+
+  /** what is left of the budget for central, after the room kept for the offline fallback */
+  #timeLeft(a: Attempt, now: number): number {
     const reserve = a.requireOnline ? 0 : Math.min(FALLBACK_RESERVE_MS, this.#init.tapBudgetMs / 3)
-    return Math.max(1, Math.floor(Math.min(this.#init.onlineTimeoutMs, a.deadline - now - reserve)))
+    return a.deadline - now - reserve
+  }
+
+  #timeout(a: Attempt, now: number): number {
+    return Math.max(1, Math.floor(Math.min(this.#init.onlineTimeoutMs, this.#timeLeft(a, now))))
   }
 
   /** central answered in time: commit or release, then answer the POS */
