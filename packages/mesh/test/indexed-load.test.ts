@@ -182,6 +182,8 @@ describe('start-up from the ledger indexes [indexed start]', () => {
       const pending = peer.reservation(i++)
       await ledger.recordEvent(pending, { held: true, ackGiven: me.ack(pending) })
       await ledger.recordEvent(peer.reservation(i++), { sync: false })
+      // held without an ack of ours: relearned after a lost disk (catchup.ts, heldOnRelearn)
+      await ledger.recordEvent(peer.reservation(i++), { held: true, sync: false })
       const early = peer.reservation(i++)
       await ledger.recordEvent(peer.release(early), { sync: false })
       await ledger.recordEvent(peer.commit(peer.reservation(i++), 'isolated'), { sync: false })

@@ -67,9 +67,11 @@ export function loadReservations(
     }
     view.known.add(id)
     view.reservationOrigin.set(id, origin)
-    // the replay holds our own reservations and those we acked (and not released since)
+    // the replay holds our own reservations, those we acked and those relearned as held after a
+    // lost disk (catchup.ts) — not released since
     const ack = acks.get(id)
-    const held = origin === view.me || ack !== undefined || (!entry.bodyStored && r.held)
+    const held =
+      origin === view.me || ack !== undefined || (r.held && (!entry.bodyStored || state !== 'released'))
     if (ack !== undefined && entry.bodyStored) view.acksGiven.set(id, ack)
     view.exposure.addReservation(f, held)
     if (state === 'committed') {
