@@ -15,6 +15,7 @@ export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'
 export type { InterfaceChange, InterfaceWatch, InterfaceWatchInit } from './interface-watch.js'
 export { createInterfaceWatch, interfaceKeys } from './interface-watch.js'
+export { loadFromIndexes } from './load-state.js'
 export type {
   BarrierStats,
   MeshEvents,

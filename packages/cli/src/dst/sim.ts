@@ -81,6 +81,21 @@ export interface SimOptions {
    * forming the full mesh (~N²/2 greetings and N² catch-ups) would take the whole run.
    */
   formed?: boolean
+  /** return every terminal's durable store at the end (SimResult.disks): for start-up equivalence checks */
+  keepDisks?: boolean
+}
+
+/** A terminal's durable store at the end of a run, and what its core was built with. */
+export interface SimDisk {
+  name: string
+  key: KeyPair
+  records: { event: SignedEvent; held: boolean; ackGiven?: SignedAck | undefined }[]
+  confirmed: Record<string, number>
+  relearning: boolean
+  venueId: string
+  policy: VenuePolicy
+  members: string[]
+  groups: CustodianGroups
 }
 
 export interface Violation {
@@ -126,6 +141,8 @@ export interface SimResult {
   violation?: Violation | undefined
   /** the last trace lines before the violation (or the full trace with opts.trace) */
   trace: string[]
+  /** with opts.keepDisks */
+  disks?: SimDisk[]
 }
 
 const VENUE = 'dst-venue'
@@ -711,7 +728,8 @@ class Sim {
         order.push(r.event.idHex)
       } else {
         prev.held ||= r.held
-        prev.ackGiven ??= r.ackGiven
+        // the last ack given stands (an offline ack after an online one), as in the ledger
+        prev.ackGiven = r.ackGiven ?? prev.ackGiven
       }
     }
     // a crash cut a refill after a lost disk: the store is neither intact nor empty (recovery.ts)
@@ -2087,6 +2105,21 @@ class Sim {
       mix: this.mix,
       violation,
       trace: this.opts.trace ? this.trace : this.trace.slice(-TRACE_TAIL),
+      ...(this.opts.keepDisks === true
+        ? {
+            disks: this.nodes.map((n) => ({
+              name: n.name,
+              key: n.key,
+              records: [...n.disk.durable],
+              confirmed: { ...n.disk.confirmed },
+              relearning: n.disk.relearning,
+              venueId: VENUE,
+              policy: this.policy,
+              members: [...this.venue.hex],
+              groups: this.venue.groups,
+            })),
+          }
+        : {}),
     }
   }
 
