@@ -272,6 +272,8 @@ function cleanSummary(over: Partial<SimSummary> = {}): SimSummary {
     latencyMs: { p50: 12, p99: 70 },
     maxDecisionMs: 80,
     overBudgetDecisions: 0,
+    maxTerminalDecisionMs: 70,
+    overBudgetInTerminal: 0,
     tapBudgetMs: 2_000,
     proofBytesMax: 87,
     proofsInvalid: 0,
@@ -306,7 +308,9 @@ describe('violations', () => {
   it('none for a clean run; the summary prints the new figures', () => {
     expect(violations(cleanSummary())).toEqual([])
     const text = formatSummary(cleanSummary())
-    expect(text).toMatch(/longest tap → decision 80 ms \(tap budget 2000 ms, 0 over it\)/)
+    expect(text).toMatch(
+      /longest tap → decision 80 ms \(tap budget 2000 ms, 0 over it\); inside the terminal at most 70 ms \(0 over\)/,
+    )
     expect(text).toMatch(/0 card\(s\) over the offline count cap \(worst card window 5 of 5 payments\)/)
     expect(text).toMatch(/0 isolated approval\(s\) of 0.00 EUR within the partition bound 600.00/)
   })

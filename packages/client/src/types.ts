@@ -113,6 +113,11 @@ export interface TerminalStatus {
   exposureBoundMinor: number
   /** online attempts without an answer from central, held until central voided them */
   onlineUnresolved?: number
+  /**
+   * payments decided since the terminal started, the longest as it timed it (handler to answer;
+   * a POS also sees the queueing before the handler runs) and how many it timed over the tap budget
+   */
+  decisions?: { count: number; maxMs: number; overBudget: number }
   /** own approved payments by settlement status (queued ones are counted in `queue`) */
   settlement: { forwarded: number; completed: number; failed: number }
   /** roster id */

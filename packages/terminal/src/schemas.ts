@@ -152,6 +152,17 @@ export const StatusSchema = Type.Object(
       { additionalProperties: false },
     ),
     exposureBoundMinor: Type.Integer(),
+    decisions: Type.Object(
+      {
+        count: Type.Integer({ description: 'payments decided since this start' }),
+        maxMs: Type.Number({
+          description:
+            'the longest decision as the terminal timed it, from its handler to its answer (a POS also sees the queueing before the handler runs)',
+        }),
+        overBudget: Type.Integer({ description: 'decisions the terminal timed over the tap budget' }),
+      },
+      { additionalProperties: false },
+    ),
     onlineUnresolved: Type.Integer({
       description:
         'online attempts without an answer from central and not approved offline: held, to be voided at central before release',

@@ -187,6 +187,8 @@ class NullmeshTerminal implements Terminal {
   readonly #counters = new SettlementCounters()
   /** the event loop's recent delay: the tap deadline keeps room for it (loop-lag.ts) */
   readonly #loopLag = new LoopLag()
+  /** decisions since this start, as the terminal timed them (status: decisions) */
+  readonly #decisionTimes = { count: 0, maxMs: 0, overBudget: 0 }
   #denylist: Denylist | undefined
   #notices: VenueNotices | undefined
   #blockedCards = new Set<string>()
@@ -598,6 +600,9 @@ class NullmeshTerminal implements Terminal {
     const response = await this.#record(request, candidate, outcome)
     const t1 = performance.now()
     this.#metrics?.decision.observe({ path }, (t1 - t0) / 1000)
+    this.#decisionTimes.count++
+    this.#decisionTimes.maxMs = Math.max(this.#decisionTimes.maxMs, Math.round((t1 - t0) * 10) / 10)
+    if (t1 - t0 > this.#mesh!.tapBudgetMs) this.#decisionTimes.overBudget++
     if (t1 - t0 > this.#mesh!.tapBudgetMs) {
       marks.push(['record', t1])
       slow(
@@ -854,6 +859,7 @@ class NullmeshTerminal implements Terminal {
       },
       queue: this.#counters.queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,
+      decisions: { ...this.#decisionTimes },
       onlineUnresolved: this.#online?.core.unresolved ?? 0,
       settlement: { ...this.#counters.settled },
       terminal: this.id,

@@ -9,6 +9,11 @@ export interface TerminalView {
   onlineUnresolved?: number | undefined
   /** most cards seen at once whose custodian group had no reachable majority */
   groupsWithoutQuorum?: number | undefined
+  /** the longest decision the terminal timed itself (status.decisions.maxMs), over its restarts */
+  maxDecisionMs?: number | undefined
+  /** decisions it timed over the tap budget: the current start's count, and the earlier starts' */
+  overBudget?: number | undefined
+  overBudgetBefore?: number | undefined
   partitioned: boolean
   alive: boolean
 }

@@ -412,6 +412,14 @@ export async function runSim(
             t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
             const g = (s.mesh as { groupsWithoutQuorum?: number }).groupsWithoutQuorum ?? 0
             t.view.groupsWithoutQuorum = Math.max(t.view.groupsWithoutQuorum ?? 0, g)
+            const d = s.decisions
+            if (d !== undefined) {
+              // a restart starts the count again
+              if (d.overBudget < (t.view.overBudget ?? 0))
+                t.view.overBudgetBefore = (t.view.overBudgetBefore ?? 0) + (t.view.overBudget ?? 0)
+              t.view.overBudget = d.overBudget
+              t.view.maxDecisionMs = Math.max(t.view.maxDecisionMs ?? 0, d.maxMs)
+            }
           } catch {
             t.view.mode = '?'
           } finally {
@@ -959,6 +967,11 @@ function buildSummary(x: SummaryInput): SimSummary {
     },
     maxDecisionMs: Math.ceil(outcomes.reduce((m, o) => Math.max(m, o.latencyMs), 0)),
     overBudgetDecisions: outcomes.filter((o) => o.latencyMs > policy.tapBudgetMs).length,
+    maxTerminalDecisionMs: Math.ceil(x.terminals.reduce((m, t) => Math.max(m, t.view.maxDecisionMs ?? 0), 0)),
+    overBudgetInTerminal: x.terminals.reduce(
+      (n, t) => n + (t.view.overBudget ?? 0) + (t.view.overBudgetBefore ?? 0),
+      0,
+    ),
     tapBudgetMs: policy.tapBudgetMs,
     proofBytesMax,
     proofsInvalid,
