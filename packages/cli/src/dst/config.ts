@@ -23,6 +23,7 @@ export const FAULTS = [
   'central-late',
   'central-lost',
   'central-down',
+  'outage',
 ] as const
 export type FaultName = (typeof FAULTS)[number]
 

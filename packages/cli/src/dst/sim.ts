@@ -132,7 +132,7 @@ export class Sim {
     f('flap', 0, 0.05)
     f('crash', 0, 0.04)
     f('crash-mid-write', 0, 0.01)
-    f('wipe', 0, 0.4)
+    f('wipe', 0, 0.8)
     f('fsync', 0, 15)
     // fsync stalls (share of fsyncs): with 'fsync' only
     this.mix.stall = this.mix.fsync ? Math.round(this.rng.range(0, 0.3) * 1000) / 1000 : 0
@@ -141,6 +141,7 @@ export class Sim {
     f('central-late', 0, 0.3)
     f('central-lost', 0, 0.2)
     f('central-down', 0, 0.05)
+    f('outage', 0, 0.05)
     this.wl = this.rng.fork()
     const nCards = 2 + this.wl.int(8)
     for (let c = 0; c < nCards; c++) this.workload.cards.push({ key: this.wl.bytes(16) })

@@ -296,11 +296,14 @@ export class Terminals {
     const node = this.sim.nodes[ev.node]!
     if (node.inc !== ev.inc || !node.up) return
     node.disk.flush(ev.w)
-    // the refill of a wiped disk is learned in the view at once but written without fsync
-    if (node.refill === 2 && node.disk.pending.length === 0) node.refill = 0
+    // the refill of a wiped disk is learned in the view at once but written without fsync; the
+    // core relearns its history from several peers (N − q + 1) before it signs again
+    const relearning = node.core !== undefined && !node.core.view.seqKnown
+    if (node.refill === 2 && node.disk.pending.length === 0 && !relearning) node.refill = 0
     if (node.refill === 2 && this.sim.phase === 'safety' && this.sim.rng.chance(0.5)) {
       // a replaced terminal crashes again while it refills its store from its peers: part of
-      // the refill is on disk, the rest lost (docs/protocol.md, "Lost disks")
+      // the refill is on disk (what one peer sent, say), the rest lost or never learned
+      // (docs/protocol.md, "Lost disks")
       node.refill = 0
       this.sim.count('refill-crash')
       const why = 'while refilling its wiped disk from its peers'
@@ -330,14 +333,20 @@ export class Terminals {
     }
     this.sim.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
     if (ev.wipe && this.sim.phase === 'safety' && this.sim.rng.chance(0.5)) {
-      // a replaced terminal often boots before its network is back
+      // a replaced terminal often boots before its network is back, and finds its peers one at a
+      // time: it refills its store from the first while it still relearns its history
       this.sim.log(`${node.name} boots cut off from its peers`)
       for (let j = 0; j < this.sim.n; j++) {
         if (j === node.i) continue
         this.sim.net.linkDown[node.i * this.sim.n + j] = 1
         this.sim.net.linkDown[j * this.sim.n + node.i] = 1
       }
-      this.sim.at(this.sim.rng.range(1000, 4000), { k: 'heal', what: 'all', a: 0, b: 0 })
+      let back = this.sim.rng.range(1000, 4000)
+      for (let j = 0; j < this.sim.n; j++) {
+        if (j === node.i) continue
+        this.sim.at(back, { k: 'heal', what: 'link', a: node.i, b: j })
+        back += this.sim.rng.range(200, 1500)
+      }
     }
     const lost = [...node.inflight.values()]
     node.inflight = new Map()
