@@ -1,0 +1,132 @@
+import { ONLINE_TIMEOUT_MS } from './config.js'
+import { toHex } from './deps.js'
+import type { Sim } from './sim.js'
+import type { CentralReq, Node } from './world.js'
+
+/**
+ * The simulated central service: online authorisation with its nullifier dedup, voids, and the
+ * sync of signed events with per-origin confirmed marks. Answers may come late, be lost after
+ * central acted, or not come at all (central or a terminal's link to it down).
+ */
+export class Central {
+  constructor(private readonly sim: Sim) {
+    this.centralLinkDown = new Uint8Array(sim.n)
+  }
+
+  centralDown = false
+
+  readonly centralLinkDown: Uint8Array
+
+  readonly cOnline = new Map<
+    string,
+    { nullifier: string; state: 'authorized' | 'voided' | 'tombstone'; origin?: number; at?: number }
+  >()
+
+  readonly cNullifier = new Map<string, string>()
+
+  readonly cCommitted = new Map<string, string>()
+
+  readonly cMarks = new Map<string, number>()
+
+  readonly cSeqs = new Map<string, Set<number>>()
+
+  send(node: Node, req: CentralReq): void {
+    if (this.centralDown || this.centralLinkDown[node.i]) {
+      // unreachable: the request fails (the terminal cannot tell whether central got it)
+      this.sim.at(ONLINE_TIMEOUT_MS / 2, {
+        k: 'centralAns',
+        node: node.i,
+        inc: node.inc,
+        req,
+        ok: false,
+        unreachable: true,
+      })
+      return
+    }
+    this.sim.at(this.sim.net.latency() * 3, { k: 'central', node: node.i, req })
+  }
+
+  serve(node: number, req: CentralReq): void {
+    let ok = true
+    let marks: number | undefined
+    let voidStatus: 'voided' | 'committed' = 'voided'
+    switch (req.t) {
+      case 'authorize': {
+        const id = req.res.idHex
+        const nullifier = toHex(req.res.event.nullifier)
+        const known = this.cOnline.get(id)
+        if (known?.state === 'authorized') ok = true
+        else if (known !== undefined) ok = false
+        else {
+          const holder = this.cNullifier.get(nullifier)
+          if (holder !== undefined && holder !== id) ok = false
+          else {
+            this.cOnline.set(id, { nullifier, state: 'authorized', origin: node, at: this.sim.now })
+            this.cNullifier.set(nullifier, id)
+          }
+        }
+        this.sim.log(
+          `central ${ok ? 'AUTHORISED' : 'refused'} ${id.slice(0, 8)} from ${this.sim.nodes[node]!.name}`,
+        )
+        break
+      }
+      case 'void': {
+        const known = this.cOnline.get(req.resId)
+        if (this.cCommitted.has(req.resId)) {
+          // a Commit of it reached central first: it stands (the daemon's central answers `committed`)
+          voidStatus = 'committed'
+        } else if (known?.state === 'authorized') {
+          known.state = 'voided'
+          if (this.cNullifier.get(known.nullifier) === req.resId && !this.cCommitted.has(req.resId))
+            this.cNullifier.delete(known.nullifier)
+        } else if (known === undefined)
+          this.cOnline.set(req.resId, { nullifier: toHex(req.res.event.nullifier), state: 'tombstone' })
+        this.sim.log(
+          `central ${voidStatus === 'committed' ? 'kept the committed' : 'voided'} ${req.resId.slice(0, 8)}`,
+        )
+        break
+      }
+      case 'sync': {
+        for (const ev of req.events) {
+          const o = toHex(ev.event.origin)
+          this.sim.check.escape(ev, 'central')
+          const s = this.cSeqs.get(o)
+          if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
+          else s.add(ev.event.seq)
+          if (ev.event.type === 'commit') {
+            const rid = ev.event.reservation.idHex
+            if (!this.cCommitted.has(rid)) this.cCommitted.set(rid, ev.event.mode)
+            this.cNullifier.set(toHex(ev.event.reservation.event.nullifier), rid)
+          }
+        }
+        const o = this.sim.nodes[node]!.hex
+        const s = this.cSeqs.get(o) ?? new Set<number>()
+        let m = this.cMarks.get(o) ?? 0
+        while (s.has(m + 1)) m++
+        this.cMarks.set(o, m)
+        marks = m
+        break
+      }
+    }
+    const n = this.sim.nodes[node]!
+    if (this.sim.mix['central-lost'] && this.sim.rng.chance(this.sim.mix['central-lost'])) {
+      this.sim.count('central-lost')
+      this.sim.log(`central's answer to ${n.name} lost`)
+      return
+    }
+    let delay = this.sim.net.latency() * 3
+    if (this.sim.mix['central-late'] && this.sim.rng.chance(this.sim.mix['central-late'])) {
+      this.sim.count('central-late')
+      delay += this.sim.rng.range(300, 2000)
+    }
+    this.sim.at(delay, {
+      k: 'centralAns',
+      node,
+      inc: req.inc,
+      req,
+      ok,
+      ...(marks === undefined ? {} : { marks }),
+      ...(req.t === 'void' ? { voidStatus } : {}),
+    })
+  }
+}

@@ -1,0 +1,116 @@
+import { contiguousMarks } from '@nullmesh/mesh/core'
+import type { SignedAck, SignedEvent } from './deps.js'
+
+export interface Rec {
+  event: SignedEvent
+  held: boolean
+  ackGiven?: SignedAck | undefined
+}
+
+/** A disk: a log of records; writes not yet made durable are lost on a crash. */
+export class Disk {
+  durable: Rec[] = []
+  pending: { w: number; recs: Rec[]; sync: boolean; relearning?: boolean | undefined }[] = []
+  /** the core's "relearning" mark, as durable (a write in the log like any other) */
+  relearning = false
+  /** online attempts sent to central (the terminal's `online pending` cursor), durable at once */
+  markers = new Set<string>()
+  confirmed: Record<string, number> = {}
+  private nextW = 1
+
+  private cache: SignedEvent[] | undefined
+  private cacheIds = new Set<string>()
+  /** readable() and the catch-up marks, kept until the disk changes: a venue re-forming its mesh
+   * asks them of every terminal once per peer (O(ledger) each) */
+  private readableCache: SignedEvent[] | undefined
+  private marksCache: Record<string, number> | undefined
+
+  private changed(): void {
+    this.readableCache = undefined
+    this.marksCache = undefined
+  }
+
+  append(recs: Rec[], sync: boolean, relearning?: boolean): number {
+    const w = this.nextW++
+    this.changed()
+    this.pending.push({ w, recs, sync, relearning })
+    if (this.cache !== undefined)
+      for (const r of recs)
+        if (!this.cacheIds.has(r.event.idHex)) {
+          this.cacheIds.add(r.event.idHex)
+          this.cache.push(r.event)
+        }
+    return w
+  }
+
+  /** make everything up to write w durable (a sync write syncs the log before it too) */
+  flush(w: number): void {
+    this.changed()
+    while (this.pending.length > 0 && this.pending[0]!.w <= w) {
+      const p = this.pending.shift()!
+      this.durable.push(...p.recs)
+      if (p.relearning !== undefined) this.relearning = p.relearning
+    }
+  }
+
+  crash(): void {
+    this.changed()
+    this.pending = []
+    this.cache = undefined
+  }
+
+  wipe(): void {
+    this.changed()
+    this.durable = []
+    this.pending = []
+    this.relearning = false
+    this.markers = new Set()
+    this.confirmed = {}
+    this.cache = undefined
+  }
+
+  /** what a read sees (the store answers from its memtable: unsynced writes included) */
+  *all(): Generator<Rec> {
+    yield* this.durable
+    for (const p of this.pending) yield* p.recs
+  }
+
+  /**
+   * What another reader (catch-up, the sync with central) sees: durable records and unsynced
+   * writes (in the memtable at once), but not a sync write before its fsync returned.
+   */
+  readable(): SignedEvent[] {
+    if (this.readableCache !== undefined) return this.readableCache
+    const seen = new Set<string>()
+    const out: SignedEvent[] = []
+    const add = (r: Rec) => {
+      if (seen.has(r.event.idHex)) return
+      seen.add(r.event.idHex)
+      out.push(r.event)
+    }
+    for (const r of this.durable) add(r)
+    for (const p of this.pending) if (!p.sync) for (const r of p.recs) add(r)
+    this.readableCache = out
+    return out
+  }
+
+  /** the per-origin contiguous marks of what is stored (a catch-up request's) */
+  marks(): Record<string, number> {
+    this.marksCache ??= contiguousMarks(this.events())
+    return this.marksCache
+  }
+
+  /** the distinct events stored, in write order */
+  events(): SignedEvent[] {
+    if (this.cache === undefined) {
+      this.cacheIds = new Set<string>()
+      this.cache = []
+      for (const r of this.all()) {
+        if (this.cacheIds.has(r.event.idHex)) continue
+        this.cacheIds.add(r.event.idHex)
+        this.cache.push(r.event)
+      }
+    }
+    return this.cache
+  }
+}
