@@ -75,6 +75,9 @@ try {
         startCpuMs: Math.round(fi.startCpuMs),
         rssMiB: mib(rf.rss),
         heapUsedMiB: mib(rf.heapUsed),
+        heapTotalMiB: mib(rf.heapTotal),
+        externalMiB: mib(rf.external),
+        arrayBuffersMiB: mib(rf.arrayBuffers),
       }),
     )
   } finally {
