@@ -114,21 +114,52 @@ export class Checker {
     const cap = this.sim.policy.currencies[CURRENCY]!.venueCapMinor
     let sum = 0
     for (const node of this.sim.nodes) {
-      if (node.up && node.core !== undefined) sum += node.core.view.escrow!.share(node.hex, CURRENCY)
-      else {
-        let share = initialShare(cap, this.sim.venue.hexSorted, node.hex)
-        const seen = new Set<string>()
-        for (const r of node.disk.durable) {
-          const e = r.event.event
-          if (e.type !== 'transfer' || e.currency !== CURRENCY || seen.has(r.event.idHex)) continue
-          seen.add(r.event.idHex)
-          if (toHex(e.origin) === node.hex) share -= e.amountMinor
-          if (toHex(e.to) === node.hex) share += e.amountMinor
-        }
-        sum += share
+      const live = node.up && node.core !== undefined
+      // a terminal that does not know its own history (a wiped or cut refill: it signs nothing,
+      // so approves nothing, before it learned from N − q + 1 peers) acts on the share it will
+      // have learned: its store's transfers and every one that q − 1 other terminals hold
+      const relearning = live
+        ? !node.core!.view.seqKnown
+        : node.disk.relearning || node.disk.durable.length === 0
+      if (live && !relearning) {
+        sum += node.core!.view.escrow!.share(node.hex, CURRENCY)
+        continue
       }
+      let share = initialShare(cap, this.sim.venue.hexSorted, node.hex)
+      const seen = new Set<string>()
+      const count = (e: SignedEvent): void => {
+        const t = e.event
+        if (t.type !== 'transfer' || t.currency !== CURRENCY || seen.has(e.idHex)) return
+        seen.add(e.idHex)
+        if (toHex(t.origin) === node.hex) share -= t.amountMinor
+        if (toHex(t.to) === node.hex) share += t.amountMinor
+      }
+      for (const r of live ? node.disk.all() : node.disk.durable) count(r.event)
+      if (relearning) for (const e of this.learnableTransfers(node)) count(e)
+      sum += share
     }
     if (sum > cap) this.sim.fail('escrow-sum', `escrow shares add up to ${sum} > venue cap ${cap} (${where})`)
+  }
+
+  /** transfers of or to `node` that at least q − 1 other terminals hold durably: a refill learns them */
+  private learnableTransfers(node: Node): SignedEvent[] {
+    // the roster's quorum (a refill learns from N − q + 1 peers), not a custodian group's
+    const quorum = this.sim.nodes[0]!.core?.rosterQuorum ?? Math.floor(this.sim.n / 2) + 1
+    const holders = new Map<string, { e: SignedEvent; n: number }>()
+    for (const other of this.sim.nodes) {
+      if (other === node) continue
+      const mine = new Set<string>()
+      for (const r of other.disk.durable) {
+        const t = r.event.event
+        if (t.type !== 'transfer' || mine.has(r.event.idHex)) continue
+        if (toHex(t.origin) !== node.hex && toHex(t.to) !== node.hex) continue
+        mine.add(r.event.idHex)
+        const h = holders.get(r.event.idHex)
+        if (h === undefined) holders.set(r.event.idHex, { e: r.event, n: 1 })
+        else h.n++
+      }
+    }
+    return [...holders.values()].filter((h) => h.n >= quorum - 1).map((h) => h.e)
   }
 
   approve(
