@@ -300,3 +300,22 @@ export function ringNeighbours(self: string, roster: readonly (string | undefine
   if (i < 0 || ids.length < 2) return []
   return [...new Set([ids[(i + 1) % ids.length]!, ids[(i - 1 + ids.length) % ids.length]!])]
 }
+
+/**
+ * The address a node's outbound TCP connections start from, or undefined for the kernel's choice.
+ * Linux routes all of 127.0.0.0/8 to loopback but picks 127.0.0.1 as the source of every loopback
+ * connection, so terminals that listen on distinct loopback addresses (one host each, as in the
+ * sim and the `scale` bench figure) would still all look like one host to each other — and
+ * libp2p's inbound rate limit, counted per remote host, would throttle the whole venue as one. A
+ * node whose listen addresses are all one loopback IPv4 host dials from that host; any other
+ * listen configuration (a LAN address, a wildcard, several hosts) leaves the source to the kernel.
+ */
+export function loopbackDialSource(listen: readonly string[]): string | undefined {
+  const hosts = new Set<string>()
+  for (const a of listen) {
+    const m = /^\/ip4\/(127\.\d{1,3}\.\d{1,3}\.\d{1,3})\/tcp\//.exec(a)
+    if (m === null) return undefined
+    hosts.add(m[1]!)
+  }
+  return hosts.size === 1 ? [...hosts][0] : undefined
+}

@@ -64,7 +64,7 @@ import type {
   WriteRecord,
 } from './core/types.js'
 import { countEffect, type MeshCounters, newCounters } from './counters.js'
-import { createDialer, type Dialer, ringNeighbours } from './dialer.js'
+import { createDialer, type Dialer, loopbackDialSource, ringNeighbours } from './dialer.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
@@ -77,6 +77,8 @@ import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
 export type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './core/types.js'
 
 const log = debug('nullmesh:mesh')
+/** timings of on-demand dials, greetings, barrier rounds and decisions (tracing venue scale) */
+const trace = debug('nullmesh:mesh:trace')
 
 export interface MeshInit {
   bundle: VenueBundle
@@ -255,6 +257,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; signal?: AbortSignal | undefined }
   >()
   private nextOp = 1
+  /** when each op started (tracing only) */
+  private readonly opStarted = new Map<number, number>()
   private readonly coreTimers = new Map<number, NodeJS.Timeout>()
   /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
   private readonly writing = new Set<Promise<unknown>>()
@@ -344,9 +348,19 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           return
         }
         const channel = peer === undefined ? Promise.resolve(undefined) : this.channelFor(peer)
+        const t0 = performance.now()
         void channel
           .then((ch) => ch?.request(msg.rid, msg.bytes, msg.view, msg.online))
-          .then((ack) => this.core.message(e.to, { t: 'ans', rid: msg.rid, ack: ack ?? null }))
+          .then((ack) => {
+            if (trace.enabled)
+              trace(
+                'ack %s %s in %d ms',
+                e.to.slice(0, 8),
+                ack === undefined ? 'none' : 'ok',
+                performance.now() - t0,
+              )
+            this.core.message(e.to, { t: 'ans', rid: msg.rid, ack: ack ?? null })
+          })
         return
       }
       case 'dial': {
@@ -357,9 +371,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           queueMicrotask(() => this.core.dialEnded(e.key, 'unreachable'))
           return
         }
-        void dialer
-          .dialOnDemand(peerId, { signal: AbortSignal.timeout(e.timeoutMs) })
-          .then((result) => this.core.dialEnded(e.key, result))
+        const t0 = performance.now()
+        void dialer.dialOnDemand(peerId, { signal: AbortSignal.timeout(e.timeoutMs) }).then((result) => {
+          if (trace.enabled)
+            trace(
+              'dial %s %s in %d ms (bound %d)',
+              e.key.slice(0, 8),
+              result,
+              performance.now() - t0,
+              e.timeoutMs,
+            )
+          this.core.dialEnded(e.key, result)
+        })
         return
       }
       case 'gossip':
@@ -383,6 +406,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         const op = this.ops.get(e.op)
         if (op === undefined) return
         this.ops.delete(e.op)
+        if (trace.enabled) {
+          const r = e.result as { ok: boolean; value?: { decision?: string; declineCode?: string } }
+          const b = (r.value as { barrier?: { acks: number; attempts: number } } | undefined)?.barrier
+          trace(
+            'op %d done in %d ms: %s (acks %d, attempts %d, connections %d)',
+            e.op,
+            performance.now() - (this.opStarted.get(e.op) ?? 0),
+            r.ok ? `${r.value?.decision ?? 'ok'} ${r.value?.declineCode ?? ''}` : 'error',
+            b?.acks ?? -1,
+            b?.attempts ?? -1,
+            this.libp2p?.getConnections().length ?? 0,
+          )
+        }
+        this.opStarted.delete(e.op)
         settle(op, e.result)
         return
       }
@@ -453,6 +490,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   private op<T>(start: (op: number) => void, signal?: AbortSignal): Promise<T> {
     const op = this.nextOp++
+    if (trace.enabled) this.opStarted.set(op, performance.now())
     return new Promise<T>((resolve, reject) => {
       this.ops.set(op, { resolve: resolve as (v: unknown) => void, reject, signal })
       if (signal !== undefined) {
@@ -518,10 +556,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         serviceTag: mdnsServiceTag(this.bundle.venueId),
       })
     }
+    const listen = this.init.listen ?? DEFAULT_LISTEN
+    // a terminal on its own loopback address dials from it: one host per terminal (dialer.ts)
+    const source = loopbackDialSource(listen)
     const node = (await createLibp2p({
       privateKey,
-      addresses: { listen: this.init.listen ?? DEFAULT_LISTEN },
-      transports: [tcp()],
+      addresses: { listen },
+      transports: [tcp(source === undefined ? {} : { dialOpts: { localAddress: source } as never })],
       connectionEncrypters: [noise()],
       // ---- issue 17, item 6: resource limits (constants.ts) ----
       streamMuxers: [yamux(YAMUX_LIMITS)],
@@ -753,6 +794,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private async sayHello(peer: PeerState): Promise<void> {
     const node = this.libp2p
     if (node === undefined) return
+    const t0 = performance.now()
     const stream = await node.dialProtocol(peer.peerId, this.protocols.hello, {
       signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
     })
@@ -778,7 +820,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.core.peerVerified(peer.keyHex)
     // a peer counts toward the quorum only once we hold what it holds: a failed catch-up is retried
     // by greet() and, after HELLO_ATTEMPTS, the connection is dropped — never counted as caught up
+    const t1 = performance.now()
     const got = await this.catchUpFrom(peer, true)
+    if (trace.enabled)
+      trace(
+        'greeted %s: hello %d ms, catch-up %d ms (%s events)',
+        peer.id,
+        t1 - t0,
+        performance.now() - t1,
+        got,
+      )
     if (got === undefined) throw new Error('catch-up failed')
   }
 

@@ -9,7 +9,16 @@ import type { Terminal } from '@nullmesh/terminal'
 
 /** The parent's requests; every one is answered with `{ id, result }` or `{ id, error }`. */
 export type ScaleRequest =
-  | { id: number; cmd: 'start'; venueDir: string; dataRoot: string; ids: string[]; peers: string[] }
+  | {
+      id: number
+      cmd: 'start'
+      venueDir: string
+      dataRoot: string
+      ids: string[]
+      /** each terminal's own loopback address (one host per terminal), in the order of ids */
+      hosts: string[]
+      peers: string[]
+    }
   | { id: number; cmd: 'status' }
   | { id: number; cmd: 'sample' }
   | { id: number; cmd: 'pay'; terminal: string; body: Record<string, unknown> }
@@ -26,6 +35,8 @@ export interface ScaleTerminalStatus {
   peers: number
   /** enrolled peers connected (verified or not) */
   connections: number
+  /** the terminal knows its own history (learned from N − q + 1 peers at a fresh start): it may sign */
+  historyKnown: boolean
 }
 
 export interface ScaleSample {
@@ -49,14 +60,15 @@ async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<Scal
   const peers = [...req.peers]
   const addrs: string[] = []
   // one after the other, each given every terminal started before it, as the sim does
-  for (const id of req.ids) {
+  for (const [i, id] of req.ids.entries()) {
+    const host = req.hosts[i] ?? '127.0.0.1'
     const dataDir = join(req.dataRoot, id)
     await mkdir(dataDir, { recursive: true })
     const t = createTerminal({
       venueDir: req.venueDir,
       id,
       dataDir,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
+      listen: [`/ip4/${host}/tcp/0`],
       api: false,
       token: 'bench-scale-token-0123456789',
       discovery: { mdns: false, peers: [...peers] },
@@ -64,7 +76,7 @@ async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<Scal
     })
     terminals.set(id, t)
     await t.start()
-    const a = t.multiaddrs().find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? t.multiaddrs()[0]
+    const a = t.multiaddrs().find((m) => m.startsWith(`/ip4/${host}/`)) ?? t.multiaddrs()[0]
     if (a === undefined) throw new Error(`${id}: no listen address`)
     const addr = a.includes('/p2p/') ? a : `${a}/p2p/${t.peerId}`
     peers.push(addr)
@@ -108,6 +120,7 @@ async function handle(req: ScaleRequest): Promise<unknown> {
           mode: s.mode,
           peers: s.peers,
           connections: s.connections,
+          historyKnown: s.historyKnown,
         } satisfies ScaleTerminalStatus
       })
     case 'sample':

@@ -11,6 +11,7 @@ import { createVenueBundle, partitionExposureBound, type VenueBundle } from '@nu
 import { computeCardKey, fromBase64url, fromHex, toHex, verifyProof } from '@nullmesh/protocol'
 import hdr from 'hdr-histogram-js'
 import { UserError } from '../errors.js'
+import { loopbackHost } from '../loopback.js'
 import { updateVenuePolicy } from '../venue-tools.js'
 import {
   duplicateApprovals,
@@ -312,7 +313,8 @@ export async function runSim(
         '--data',
         dataDir,
         '--listen',
-        '/ip4/127.0.0.1/tcp/0',
+        // its own loopback address: one host per terminal, as on a LAN (../loopback.ts)
+        `/ip4/${loopbackHost(i)}/tcp/0`,
         '--api',
         '127.0.0.1:0',
         '--discovery',
@@ -359,7 +361,7 @@ export async function runSim(
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
       t.dashboard = dashboardUrl(ready.api, ready.token)
       // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
-      const addr = ready.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? ready.multiaddrs[0]
+      const addr = ready.multiaddrs.find((a) => a.startsWith(`/ip4/${loopbackHost(i)}/`)) ?? ready.multiaddrs[0]
       if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
       if (opts.terminals > 5 && (i + 1) % 5 === 0 && i + 1 < opts.terminals)
         say(`sim: ${i + 1}/${opts.terminals} terminals started (load ${loadavg()[0]?.toFixed(1)})`)
