@@ -29,6 +29,21 @@ export interface DialerInit {
    * that the gossip graph stays connected however the other connections come and go
    */
   neighbours?: string[]
+  /**
+   * a peer being greeted (hello and the initial catch-up): its connection is never closed as idle.
+   * Under load a greeting can outlast the eviction grace, and closing it then wastes the handshake,
+   * the hello and the catch-up, and leaves the peer to be dialled again (a venue that churns).
+   */
+  busy?: (peerId: string) => boolean
+  /**
+   * on-demand dials in flight at once (default: no bound). Beyond it a dial is answered `refused`
+   * without trying (inconclusive: the core waits and asks again, it never counts the peer as
+   * unreachable). A terminal with an empty ledger asks for every roster member it has not learned
+   * its history from (N − q + 1 of them: 25 at 50 terminals) on each anti-entropy turn; at a
+   * venue's first start every terminal does, and the storm of dials, most of them beyond the
+   * connection limit, is what kept a 50-terminal venue from forming on a loaded host.
+   */
+  onDemandAtOnce?: number
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
   /** a connection without barrier traffic for this long may be closed above the target */
@@ -83,6 +98,8 @@ export function createDialer(init: DialerInit): Dialer {
   const lastUsed = new Map<string, number>()
   /** peers being dialled (any reason): each holds one slot under the limit */
   const dialing = new Map<string, Promise<DialResult>>()
+  /** the ones of them dialled on demand (bounded by onDemandAtOnce) */
+  const onDemand = new Set<string>()
   /**
    * inbound connections accepted but not open yet (libp2p counts only open ones: concurrent
    * upgrades would pass its limit together), each expiring after a dial's time
@@ -145,7 +162,13 @@ export function createDialer(init: DialerInit): Dialer {
     }
     const units: { id: string; cs: Connection[]; last: number }[] = []
     for (const [id, cs] of byPeer) {
-      if (id === except || dialing.has(id) || cs.some((c) => now - used(c) < minIdle)) continue
+      if (
+        id === except ||
+        dialing.has(id) ||
+        init.busy?.(id) === true ||
+        cs.some((c) => now - used(c) < minIdle)
+      )
+        continue
       const last = Math.max(...cs.map(used))
       if (!keep_.has(id)) units.push({ id, cs, last })
       else if (cs.length > 1)
@@ -270,9 +293,18 @@ export function createDialer(init: DialerInit): Dialer {
       if (!started || init.paused?.() === true) return 'unreachable'
       if (peerId === self || !init.isMember(peerId)) return 'unreachable'
       if (isConnected(peerId)) return 'connected'
-      // no room, and nothing idle long enough to give way: we cannot tell whether the peer is up
-      if (!dialing.has(peerId) && !haveSlot(evictIdleMs)) return 'refused'
-      return await dial(peerId, opts.signal)
+      if (!dialing.has(peerId)) {
+        // enough on-demand dials under way: this one waits for its turn (never "unreachable")
+        if (onDemand.size >= (init.onDemandAtOnce ?? Number.POSITIVE_INFINITY)) return 'refused'
+        // no room, and nothing idle long enough to give way: we cannot tell whether the peer is up
+        if (!haveSlot(evictIdleMs)) return 'refused'
+      }
+      onDemand.add(peerId)
+      try {
+        return await dial(peerId, opts.signal)
+      } finally {
+        onDemand.delete(peerId)
+      }
     },
     touch(peerId) {
       lastUsed.set(peerId, Date.now())

@@ -269,6 +269,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private timers: NodeJS.Timeout[] = []
   /** issue 12: connections without a full mesh (dialer.ts) */
   private dialer?: Dialer | undefined
+  /** peers whose hello or initial catch-up is running (their connections are not idle) */
+  private readonly greeting = new Set<string>()
   private readonly limits: { maxConnections: number; targetConnections: number }
   /** issue 17, item 6: barrier requests per peer per second */
   private readonly barrierRate = new RateLimiter(BARRIER_REQUESTS_PER_SECOND, BARRIER_REQUEST_BURST)
@@ -633,6 +635,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         this.bundle.roster.map((r) => this.membership.byKey.get(r.publicKeyHex)?.peerId),
       ),
       paused: () => this.partitioned,
+      busy: (id) => this.greeting.has(id),
+      // one custodian group's worth of on-demand dials at once (dialer.ts)
+      onDemandAtOnce: Math.max(1, this.core.groups.size),
       ...(this.init.connections?.idleMs === undefined ? {} : { idleMs: this.init.connections.idleMs }),
       evictIdleMs: this.policy.barrier.timeoutMs,
     })
@@ -674,6 +679,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.dialer = undefined
     for (const p of this.peers.values()) p.channel?.failAll()
     this.peers.clear()
+    this.greeting.clear()
     this.byKey.clear()
     this.core.disconnectAll()
     const node = this.libp2p
@@ -739,6 +745,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   private dropPeer(state: PeerState): void {
+    this.greeting.delete(state.peerId.toString())
     state.channel?.failAll()
     this.peers.delete(state.peerId.toString())
     if (this.byKey.get(state.keyHex) === state) this.byKey.delete(state.keyHex)
@@ -748,16 +755,30 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   /** hello (and the catch-up behind it); a failure is retried, then the connection is dropped so
    * that a redial starts clean — a peer must never stay connected but unverified */
   private greet(state: PeerState, attempt = 1): void {
-    this.sayHello(state).catch((err: unknown) => {
-      log('hello to %s failed (attempt %d): %s', state.id, attempt, (err as Error).message)
-      if (!this.started || this.peers.get(state.peerId.toString()) !== state) return
-      if (attempt < HELLO_ATTEMPTS) {
-        setTimeout(() => this.greet(state, attempt + 1), 200 * attempt).unref()
-      } else {
-        this.dropPeer(state)
-        this.libp2p?.hangUp(state.peerId).catch(() => {})
-      }
-    })
+    const id = state.peerId.toString()
+    // a connection being greeted is not idle: the dialer never closes it for another (dialer.ts)
+    this.greeting.add(id)
+    this.sayHello(state).then(
+      () => {
+        this.greeting.delete(id)
+        // just greeted: its first use (an on-demand barrier request) is about to come
+        this.dialer?.touch(id)
+      },
+      (err: unknown) => {
+        log('hello to %s failed (attempt %d): %s', state.id, attempt, (err as Error).message)
+        if (!this.started || this.peers.get(id) !== state) {
+          this.greeting.delete(id)
+          return
+        }
+        if (attempt < HELLO_ATTEMPTS) {
+          setTimeout(() => this.greet(state, attempt + 1), 200 * attempt).unref()
+        } else {
+          this.greeting.delete(id)
+          this.dropPeer(state)
+          this.libp2p?.hangUp(state.peerId).catch(() => {})
+        }
+      },
+    )
   }
 
   private onDisconnect(peerId: PeerId): void {

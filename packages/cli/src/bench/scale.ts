@@ -14,8 +14,10 @@ import type { MeshCounters } from '@nullmesh/mesh'
 import { createVenueBundle } from '@nullmesh/policy'
 import hdr from 'hdr-histogram-js'
 import { loopbackHost } from '../loopback.js'
+import { peerIdFromEd25519 } from '../peer-id.js'
 import {
   SCALE_AMOUNT_MINOR,
+  SCALE_BASE_PORT,
   SCALE_CALL_TIMEOUT_MS,
   SCALE_FORM_BASE_MS,
   SCALE_FORM_PER_TERMINAL_MS,
@@ -25,6 +27,7 @@ import {
   SCALE_PAYMENTS,
   SCALE_POLICY,
   SCALE_POLL_MS,
+  SCALE_PORT_SPAN,
   SCALE_PROCESSES,
   SCALE_PROGRESS_MS,
   SCALE_QUICK_PAYMENTS,
@@ -175,8 +178,8 @@ export async function runScale(init: ScaleInit = {}): Promise<ScaleFigure> {
     method:
       `per size N: a fresh venue of N real terminals (createTerminal: libp2p TCP+pnet+Noise+Yamux, each terminal on its own loopback address 127.0.1.k, dialling from it, ` +
       `LevelDB, no HTTP API, no central: every payment takes the offline path), hosted by min(N, ${opts.processes}) child processes ` +
-      '(packages/cli/dist/bench/scale-child.js) at N/processes terminals each, started one after the other with every ' +
-      'earlier terminal as a static peer, until every terminal knows its own history (learned from N − q + 1 peers) and is in ' +
+      '(packages/cli/dist/bench/scale-child.js) at N/processes terminals each, started one after the other, each terminal ' +
+      'on its own loopback address and one common port and given every other terminal’s address up front (as mDNS would), until every terminal knows its own history (learned from N − q + 1 peers) and is in ' +
       'quorum mode with N−1 ready peers (or, in a venue ' +
       `that does not connect every pair, modes unchanged for ${SCALE_STABLE_POLLS} polls ${SCALE_POLL_MS} ms apart). ` +
       `Load: ${opts.payments} payments per size paced open-loop at ${opts.rate}/s venue-wide (the same rate at every N), ` +
@@ -264,36 +267,44 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
   const children: ScaleProcess[] = []
   try {
     const venueDir = join(root, 'venue')
-    await createVenueBundle({
+    const bundle = await createVenueBundle({
       outDir: venueDir,
       terminals: n,
       venueId: `bench-scale-${n}`,
       policy: SCALE_POLICY,
     })
+    // every terminal on its own loopback address, all on one port: each knows every other's
+    // address before it starts, as mDNS would tell it on a LAN (../loopback.ts)
+    const port = SCALE_BASE_PORT + randomInt(SCALE_PORT_SPAN)
+    const hostOf = new Map(bundle.roster.map((r, i) => [r.id, loopbackHost(i)]))
+    const everyone = bundle.roster.map(
+      (r) => `/ip4/${hostOf.get(r.id)}/tcp/${port}/p2p/${peerIdFromEd25519(r.publicKey)}`,
+    )
     const groups = split(n, Math.min(opts.processes, n))
     for (let j = 0; j < groups.length; j++) children.push(new ScaleProcess(`scale${n}-p${j + 1}`))
     await Promise.all(children.map((c) => c.ready))
     const owner = new Map<string, ScaleProcess>()
     const t0 = performance.now()
     const formTimeoutMs = opts.formTimeoutMs ?? SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS * n
-    const peers: string[] = []
+    let started = 0
     for (const [j, ids] of groups.entries()) {
       const child = children[j]!
       for (const id of ids) owner.set(id, child)
-      const started = await child.call<ScaleStarted>(
+      await child.call<ScaleStarted>(
         {
           cmd: 'start',
           venueDir,
           dataRoot: root,
           ids,
-          hosts: ids.map((id) => loopbackHost(Number(id.slice(1)) - 1)),
-          peers,
+          hosts: ids.map((id) => hostOf.get(id)!),
+          port,
+          peers: everyone,
         },
         SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
       )
-      peers.push(...started.addrs)
+      started += ids.length
       opts.say(
-        `    started ${peers.length}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
+        `    started ${started}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
       )
     }
     const minReadyPeers = await waitFormed(children, n, t0, formTimeoutMs, opts.say, opts.signal)

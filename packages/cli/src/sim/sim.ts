@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -12,6 +12,7 @@ import { computeCardKey, fromBase64url, fromHex, toHex, verifyProof } from '@nul
 import hdr from 'hdr-histogram-js'
 import { UserError } from '../errors.js'
 import { loopbackHost } from '../loopback.js'
+import { peerIdFromEd25519 } from '../peer-id.js'
 import { updateVenuePolicy } from '../venue-tools.js'
 import {
   duplicateApprovals,
@@ -30,6 +31,14 @@ import { formatSummary, type SimSummary, violations } from './report.js'
 
 /** ready peers a terminal has once the venue formed: the mesh's connection target (TARGET_CONNECTIONS) */
 const SIM_READY_PEERS = 8
+
+/**
+ * Every terminal's mesh listens on this port, each on its own loopback address, so that all
+ * addresses are known up front: a port in [BASE, BASE + SPAN), drawn per run (below Linux's
+ * ephemeral range, 32768–60999)
+ */
+const SIM_BASE_PORT = 20_000
+const SIM_PORT_SPAN = 10_000
 
 /** A BIN the simulated venue blocks in its policy (some pool cards carry it). */
 export const SIM_BLOCKED_BIN = '670341'
@@ -296,7 +305,12 @@ export async function runSim(
     // ── terminals, one after the other: each is given the ones before it as static peers ──
     const { TerminalClient } = await import('@nullmesh/client')
     const initialLinks = plan.steps.filter((s) => s.kind === 'link' && s.atMs === 0)
-    const peers: string[] = []
+    // each terminal on its own loopback address, all on one port: every terminal is given every
+    // other's address before it starts, as mDNS would tell it on a LAN (../loopback.ts)
+    const meshPort = SIM_BASE_PORT + randomInt(SIM_PORT_SPAN)
+    const everyone = bundle.roster.map(
+      (r, i) => `/ip4/${loopbackHost(i)}/tcp/${meshPort}/p2p/${peerIdFromEd25519(r.publicKey)}`,
+    )
     for (let i = 0; i < opts.terminals; i++) {
       const entry = bundle.roster[i]!
       const proxy = new LinkProxy('127.0.0.1', centralPort)
@@ -314,7 +328,7 @@ export async function runSim(
         dataDir,
         '--listen',
         // its own loopback address: one host per terminal, as on a LAN (../loopback.ts)
-        `/ip4/${loopbackHost(i)}/tcp/0`,
+        `/ip4/${loopbackHost(i)}/tcp/${meshPort}`,
         '--api',
         '127.0.0.1:0',
         '--discovery',
@@ -325,7 +339,7 @@ export async function runSim(
         token,
         '--stop-on-stdin-end',
       ]
-      if (peers.length > 0) args.push('--peers', ...peers)
+      if (opts.terminals > 1) args.push('--peers', ...everyone.filter((_, j) => j !== i))
       const child = new NodeChild<TerminalReady>(
         {
           name: entry.id,
@@ -360,9 +374,6 @@ export async function runSim(
       const ready = await raceAbort(child.ready, abort.signal).finally(() => clearInterval(waiting))
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
       t.dashboard = dashboardUrl(ready.api, ready.token)
-      // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
-      const addr = ready.multiaddrs.find((a) => a.startsWith(`/ip4/${loopbackHost(i)}/`)) ?? ready.multiaddrs[0]
-      if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
       if (opts.terminals > 5 && (i + 1) % 5 === 0 && i + 1 < opts.terminals)
         say(`sim: ${i + 1}/${opts.terminals} terminals started (load ${loadavg()[0]?.toFixed(1)})`)
     }
