@@ -10,6 +10,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import debug from 'debug'
 import { CONNECTION_IDLE_MS, CONNECTION_TICK_MS, DIAL_TIMEOUT_MS } from './constants.js'
 import type { DialResult } from './core/reachability.js'
+import { PNET_NONCE_EXCHANGE } from './pnet.js'
 
 const log = debug('nullmesh:mesh:dialer')
 
@@ -201,12 +202,26 @@ export function createDialer(init: DialerInit): Dialer {
     const p = (async (): Promise<DialResult> => {
       const addrs = await addressesOf(id)
       if (addrs.length === 0) return 'unreachable'
+      // the peer's host accepted a TCP connection (our protector's first step): it is up
+      let answered = false
+      const onProgress = (evt: Event) => {
+        if (evt.type === PNET_NONCE_EXCHANGE) answered = true
+      }
       try {
-        await node.dial(addrs as never, { signal })
+        await node.dial(addrs as never, { signal, onProgress } as never)
         return 'connected'
       } catch (err) {
-        const result = classifyDialError(err)
-        log('dial %s failed (%s): %s', id.slice(-8), result, (err as Error).message)
+        let result = classifyDialError(err)
+        // a dial that timed out after the host accepted TCP met a slow peer (a loaded event loop),
+        // not a down one: inconclusive, never evidence for the isolated rules
+        if (result === 'unreachable' && answered) result = 'refused'
+        log(
+          'dial %s failed (%s%s): %s',
+          id.slice(-8),
+          result,
+          answered ? ', host answered' : '',
+          (err as Error).message,
+        )
         return result
       }
     })().finally(() => dialing.delete(id))

@@ -1,7 +1,14 @@
+import '@nullmesh/protocol/shim'
+import { createServer, type Server, type Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { generateKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { preSharedKey } from '@nullmesh/mesh'
 import { createLibp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDialer, type Dialer } from '../dist/dialer.js'
@@ -12,17 +19,22 @@ import { createDialer, type Dialer } from '../dist/dialer.js'
 
 const nodes: Libp2p[] = []
 const dialers: Dialer[] = []
+const servers: Server[] = []
+const sockets: Socket[] = []
 afterEach(async () => {
   for (const d of dialers.splice(0)) await d.stop()
   await Promise.all(nodes.splice(0).map((n) => n.stop()))
+  for (const s of sockets.splice(0)) s.destroy()
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))))
 })
 
-async function node(): Promise<Libp2p> {
+async function node(psk?: Uint8Array): Promise<Libp2p> {
   const n = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    ...(psk === undefined ? {} : { connectionProtector: preSharedKey({ psk }) }),
   })
   nodes.push(n)
   return n
@@ -92,5 +104,41 @@ describe('[dialer] a connection being greeted is not idle', () => {
     busy.delete(b)
     expect(await dialer.dialOnDemand(c, { signal: AbortSignal.timeout(10_000) })).toBe('connected')
     expect(connectedTo(hub)).toEqual(new Set([c]))
+  })
+})
+
+describe('[dialer] a slow peer is not a down peer', () => {
+  it('a dial that times out after the host accepted TCP is inconclusive ("refused"); a closed port is "unreachable"', async () => {
+    const psk = new Uint8Array(95)
+    generateKey(psk)
+    const hub = await node(psk)
+    // a host that is up but whose terminal never answers (a starved or stuck event loop): the
+    // kernel accepts the connection, the pre-shared-key nonce never comes back
+    const silent = createServer((socket) => sockets.push(socket))
+    servers.push(silent)
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    const silentPort = (silent.address() as { port: number }).port
+    // a port nothing listens on: the host refuses the connection (its terminal is down)
+    const closed = createServer()
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r))
+    const closedPort = (closed.address() as { port: number }).port
+    await new Promise((r) => closed.close(r))
+    const slowId = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const downId = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    await hub.peerStore.merge(slowId, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${silentPort}`)] })
+    await hub.peerStore.merge(downId, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${closedPort}`)] })
+    const dialer = createDialer({
+      libp2p: hub,
+      isMember: () => true,
+      maxConnections: 10,
+      targetConnections: 1,
+    })
+    dialers.push(dialer)
+    dialer.start()
+    // without the distinction both count as "unreachable": evidence for the isolated rules
+    expect(await dialer.dialOnDemand(slowId.toString(), { signal: AbortSignal.timeout(500) })).toBe('refused')
+    expect(await dialer.dialOnDemand(downId.toString(), { signal: AbortSignal.timeout(500) })).toBe(
+      'unreachable',
+    )
   })
 })
