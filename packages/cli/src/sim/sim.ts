@@ -134,6 +134,8 @@ interface TerminalProc {
   publicKey: Uint8Array
   dataDir: string
   polling: boolean
+  /** its mesh knows its own history (false while a fresh ledger has not learned it from a quorum) */
+  historyKnown?: boolean
   /** dashboard URL with its login token */
   dashboard?: string
 }
@@ -420,6 +422,7 @@ export async function runSim(
             const s = await t.client.status({ timeoutMs: 2_000 })
             t.view.mode = s.mesh.mode
             t.view.peers = s.mesh.peers
+            t.historyKnown = (s.mesh as { historyKnown?: boolean }).historyKnown !== false
             t.view.online = s.online
             t.view.queue = s.queue.count
             t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
@@ -445,6 +448,7 @@ export async function runSim(
       const peers = terminals.map((t) => t.view.peers ?? 0).sort((a, b) => a - b)
       return (
         `${terminals.filter((t) => t.view.mode === 'quorum').length}/${opts.terminals} in quorum mode, ` +
+        `${terminals.filter((t) => t.historyKnown === true).length} know their history, ` +
         `ready peers min ${peers[0]} / median ${peers[Math.floor(peers.length / 2)]} of ${opts.terminals - 1}`
       )
     }
@@ -452,9 +456,13 @@ export async function runSim(
       await poll()
       // a terminal keeps ~SIM_READY_PEERS connections and dials a card's group on demand (no
       // full mesh past ~15 terminals): formed = all in quorum mode with that many ready peers
+      // ...and each knows its own history: a fresh venue's terminals start with empty ledgers and
+      // approve nothing until each has caught up with N − q + 1 peers (docs/protocol.md, "Lost disks")
       const formed = terminals.every(
         (t) =>
-          t.view.mode === 'quorum' && (t.view.peers ?? 0) >= Math.min(opts.terminals - 1, SIM_READY_PEERS),
+          t.view.mode === 'quorum' &&
+          t.historyKnown === true &&
+          (t.view.peers ?? 0) >= Math.min(opts.terminals - 1, SIM_READY_PEERS),
       )
       if (formed) break
       if (Date.now() > meshDeadline) {
