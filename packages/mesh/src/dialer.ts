@@ -44,7 +44,7 @@ export interface DialerInit {
    * venue's first start every terminal does, and the storm of dials, most of them beyond the
    * connection limit, is what kept a 50-terminal venue from forming on a loaded host.
    */
-  onDemandAtOnce?: number
+  onDemandAtOnce?: number | (() => number)
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
   /** a connection without barrier traffic for this long may be closed above the target */
@@ -310,7 +310,8 @@ export function createDialer(init: DialerInit): Dialer {
       if (isConnected(peerId)) return 'connected'
       if (!dialing.has(peerId)) {
         // enough on-demand dials under way: this one waits for its turn (never "unreachable")
-        if (onDemand.size >= (init.onDemandAtOnce ?? Number.POSITIVE_INFINITY)) return 'refused'
+        const atOnce = typeof init.onDemandAtOnce === 'function' ? init.onDemandAtOnce() : init.onDemandAtOnce
+        if (onDemand.size >= (atOnce ?? Number.POSITIVE_INFINITY)) return 'refused'
         // no room, and nothing idle long enough to give way: we cannot tell whether the peer is up
         if (!haveSlot(evictIdleMs)) return 'refused'
       }

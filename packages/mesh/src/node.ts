@@ -636,8 +636,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       ),
       paused: () => this.partitioned,
       busy: (id) => this.greeting.has(id),
-      // one custodian group's worth of on-demand dials at once (dialer.ts)
-      onDemandAtOnce: Math.max(1, this.core.groups.size),
+      // while it learns its own history (a fresh ledger), one custodian group's worth of on-demand
+      // dials at once (dialer.ts); a decision's group dials are bounded by the group already
+      onDemandAtOnce: () =>
+        this.core.view.seqKnown ? Number.POSITIVE_INFINITY : Math.max(1, this.core.groups.size),
       ...(this.init.connections?.idleMs === undefined ? {} : { idleMs: this.init.connections.idleMs }),
       evictIdleMs: this.policy.barrier.timeoutMs,
     })
