@@ -10,6 +10,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import debug from 'debug'
 import { CONNECTION_IDLE_MS, CONNECTION_TICK_MS, DIAL_TIMEOUT_MS } from './constants.js'
 import type { DialResult } from './core/reachability.js'
+import { PNET_NONCE_EXCHANGE } from './pnet.js'
 
 const log = debug('nullmesh:mesh:dialer')
 
@@ -29,6 +30,21 @@ export interface DialerInit {
    * that the gossip graph stays connected however the other connections come and go
    */
   neighbours?: string[]
+  /**
+   * a peer being greeted (hello and the initial catch-up): its connection is never closed as idle.
+   * Under load a greeting can outlast the eviction grace, and closing it then wastes the handshake,
+   * the hello and the catch-up, and leaves the peer to be dialled again (a venue that churns).
+   */
+  busy?: (peerId: string) => boolean
+  /**
+   * on-demand dials in flight at once (default: no bound). Beyond it a dial is answered `refused`
+   * without trying (inconclusive: the core waits and asks again, it never counts the peer as
+   * unreachable). A terminal with an empty ledger asks for every roster member it has not learned
+   * its history from (N − q + 1 of them: 25 at 50 terminals) on each anti-entropy turn; at a
+   * venue's first start every terminal does, and the storm of dials, most of them beyond the
+   * connection limit, is what kept a 50-terminal venue from forming on a loaded host.
+   */
+  onDemandAtOnce?: number | (() => number)
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
   /** a connection without barrier traffic for this long may be closed above the target */
@@ -83,6 +99,8 @@ export function createDialer(init: DialerInit): Dialer {
   const lastUsed = new Map<string, number>()
   /** peers being dialled (any reason): each holds one slot under the limit */
   const dialing = new Map<string, Promise<DialResult>>()
+  /** the ones of them dialled on demand (bounded by onDemandAtOnce) */
+  const onDemand = new Set<string>()
   /**
    * inbound connections accepted but not open yet (libp2p counts only open ones: concurrent
    * upgrades would pass its limit together), each expiring after a dial's time
@@ -145,7 +163,13 @@ export function createDialer(init: DialerInit): Dialer {
     }
     const units: { id: string; cs: Connection[]; last: number }[] = []
     for (const [id, cs] of byPeer) {
-      if (id === except || dialing.has(id) || cs.some((c) => now - used(c) < minIdle)) continue
+      if (
+        id === except ||
+        dialing.has(id) ||
+        init.busy?.(id) === true ||
+        cs.some((c) => now - used(c) < minIdle)
+      )
+        continue
       const last = Math.max(...cs.map(used))
       if (!keep_.has(id)) units.push({ id, cs, last })
       else if (cs.length > 1)
@@ -178,12 +202,26 @@ export function createDialer(init: DialerInit): Dialer {
     const p = (async (): Promise<DialResult> => {
       const addrs = await addressesOf(id)
       if (addrs.length === 0) return 'unreachable'
+      // the peer's host accepted a TCP connection (our protector's first step): it is up
+      let answered = false
+      const onProgress = (evt: Event) => {
+        if (evt.type === PNET_NONCE_EXCHANGE) answered = true
+      }
       try {
-        await node.dial(addrs as never, { signal })
+        await node.dial(addrs as never, { signal, onProgress } as never)
         return 'connected'
       } catch (err) {
-        const result = classifyDialError(err)
-        log('dial %s failed (%s): %s', id.slice(-8), result, (err as Error).message)
+        let result = classifyDialError(err)
+        // a dial that timed out after the host accepted TCP met a slow peer (a loaded event loop),
+        // not a down one: inconclusive, never evidence for the isolated rules
+        if (result === 'unreachable' && answered) result = 'refused'
+        log(
+          'dial %s failed (%s%s): %s',
+          id.slice(-8),
+          result,
+          answered ? ', host answered' : '',
+          (err as Error).message,
+        )
         return result
       }
     })().finally(() => dialing.delete(id))
@@ -270,9 +308,19 @@ export function createDialer(init: DialerInit): Dialer {
       if (!started || init.paused?.() === true) return 'unreachable'
       if (peerId === self || !init.isMember(peerId)) return 'unreachable'
       if (isConnected(peerId)) return 'connected'
-      // no room, and nothing idle long enough to give way: we cannot tell whether the peer is up
-      if (!dialing.has(peerId) && !haveSlot(evictIdleMs)) return 'refused'
-      return await dial(peerId, opts.signal)
+      if (!dialing.has(peerId)) {
+        // enough on-demand dials under way: this one waits for its turn (never "unreachable")
+        const atOnce = typeof init.onDemandAtOnce === 'function' ? init.onDemandAtOnce() : init.onDemandAtOnce
+        if (onDemand.size >= (atOnce ?? Number.POSITIVE_INFINITY)) return 'refused'
+        // no room, and nothing idle long enough to give way: we cannot tell whether the peer is up
+        if (!haveSlot(evictIdleMs)) return 'refused'
+      }
+      onDemand.add(peerId)
+      try {
+        return await dial(peerId, opts.signal)
+      } finally {
+        onDemand.delete(peerId)
+      }
     },
     touch(peerId) {
       lastUsed.set(peerId, Date.now())
@@ -299,4 +347,23 @@ export function ringNeighbours(self: string, roster: readonly (string | undefine
   const i = ids.indexOf(self)
   if (i < 0 || ids.length < 2) return []
   return [...new Set([ids[(i + 1) % ids.length]!, ids[(i - 1 + ids.length) % ids.length]!])]
+}
+
+/**
+ * The address a node's outbound TCP connections start from, or undefined for the kernel's choice.
+ * Linux routes all of 127.0.0.0/8 to loopback but picks 127.0.0.1 as the source of every loopback
+ * connection, so terminals that listen on distinct loopback addresses (one host each, as in the
+ * sim and the `scale` bench figure) would still all look like one host to each other — and
+ * libp2p's inbound rate limit, counted per remote host, would throttle the whole venue as one. A
+ * node whose listen addresses are all one loopback IPv4 host dials from that host; any other
+ * listen configuration (a LAN address, a wildcard, several hosts) leaves the source to the kernel.
+ */
+export function loopbackDialSource(listen: readonly string[]): string | undefined {
+  const hosts = new Set<string>()
+  for (const a of listen) {
+    const m = /^\/ip4\/(127\.\d{1,3}\.\d{1,3}\.\d{1,3})\/tcp\//.exec(a)
+    if (m === null) return undefined
+    hosts.add(m[1]!)
+  }
+  return hosts.size === 1 ? [...hosts][0] : undefined
 }

@@ -6,10 +6,12 @@ export {
   BARRIER_REQUESTS_PER_SECOND,
   gossipScoring,
   gossipTopic,
+  INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
   mdnsServiceTag,
   protocolIds,
 } from './constants.js'
 export { type MeshCounters, newCounters } from './counters.js'
+export { loopbackDialSource } from './dialer.js'
 export type { MeshErrorCode, ValidationAction, ValidationCode } from './errors.js'
 export { EventValidationError, MeshError, VALIDATION_CODES } from './errors.js'
 export { toGossipVerdict } from './gossip-adapter.js'

@@ -64,7 +64,7 @@ import type {
   WriteRecord,
 } from './core/types.js'
 import { countEffect, type MeshCounters, newCounters } from './counters.js'
-import { createDialer, type Dialer, ringNeighbours } from './dialer.js'
+import { createDialer, type Dialer, loopbackDialSource, ringNeighbours } from './dialer.js'
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
@@ -77,6 +77,8 @@ import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
 export type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './core/types.js'
 
 const log = debug('nullmesh:mesh')
+/** timings of on-demand dials, greetings, barrier rounds and decisions (tracing venue scale) */
+const trace = debug('nullmesh:mesh:trace')
 
 export interface MeshInit {
   bundle: VenueBundle
@@ -255,6 +257,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; signal?: AbortSignal | undefined }
   >()
   private nextOp = 1
+  /** when each op started (tracing only) */
+  private readonly opStarted = new Map<number, number>()
   private readonly coreTimers = new Map<number, NodeJS.Timeout>()
   /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
   private readonly writing = new Set<Promise<unknown>>()
@@ -265,6 +269,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private timers: NodeJS.Timeout[] = []
   /** issue 12: connections without a full mesh (dialer.ts) */
   private dialer?: Dialer | undefined
+  /** peers whose hello or initial catch-up is running (their connections are not idle) */
+  private readonly greeting = new Set<string>()
   private readonly limits: { maxConnections: number; targetConnections: number }
   /** issue 17, item 6: barrier requests per peer per second */
   private readonly barrierRate = new RateLimiter(BARRIER_REQUESTS_PER_SECOND, BARRIER_REQUEST_BURST)
@@ -344,9 +350,19 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           return
         }
         const channel = peer === undefined ? Promise.resolve(undefined) : this.channelFor(peer)
+        const t0 = performance.now()
         void channel
           .then((ch) => ch?.request(msg.rid, msg.bytes, msg.view, msg.online))
-          .then((ack) => this.core.message(e.to, { t: 'ans', rid: msg.rid, ack: ack ?? null }))
+          .then((ack) => {
+            if (trace.enabled)
+              trace(
+                'ack %s %s in %d ms',
+                e.to.slice(0, 8),
+                ack === undefined ? 'none' : 'ok',
+                performance.now() - t0,
+              )
+            this.core.message(e.to, { t: 'ans', rid: msg.rid, ack: ack ?? null })
+          })
         return
       }
       case 'dial': {
@@ -357,9 +373,18 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           queueMicrotask(() => this.core.dialEnded(e.key, 'unreachable'))
           return
         }
-        void dialer
-          .dialOnDemand(peerId, { signal: AbortSignal.timeout(e.timeoutMs) })
-          .then((result) => this.core.dialEnded(e.key, result))
+        const t0 = performance.now()
+        void dialer.dialOnDemand(peerId, { signal: AbortSignal.timeout(e.timeoutMs) }).then((result) => {
+          if (trace.enabled)
+            trace(
+              'dial %s %s in %d ms (bound %d)',
+              e.key.slice(0, 8),
+              result,
+              performance.now() - t0,
+              e.timeoutMs,
+            )
+          this.core.dialEnded(e.key, result)
+        })
         return
       }
       case 'gossip':
@@ -383,6 +408,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         const op = this.ops.get(e.op)
         if (op === undefined) return
         this.ops.delete(e.op)
+        if (trace.enabled) {
+          const r = e.result as { ok: boolean; value?: { decision?: string; declineCode?: string } }
+          const b = (r.value as { barrier?: { acks: number; attempts: number } } | undefined)?.barrier
+          trace(
+            'op %d done in %d ms: %s (acks %d, attempts %d, connections %d)',
+            e.op,
+            performance.now() - (this.opStarted.get(e.op) ?? 0),
+            r.ok ? `${r.value?.decision ?? 'ok'} ${r.value?.declineCode ?? ''}` : 'error',
+            b?.acks ?? -1,
+            b?.attempts ?? -1,
+            this.libp2p?.getConnections().length ?? 0,
+          )
+        }
+        this.opStarted.delete(e.op)
         settle(op, e.result)
         return
       }
@@ -453,6 +492,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   private op<T>(start: (op: number) => void, signal?: AbortSignal): Promise<T> {
     const op = this.nextOp++
+    if (trace.enabled) this.opStarted.set(op, performance.now())
     return new Promise<T>((resolve, reject) => {
       this.ops.set(op, { resolve: resolve as (v: unknown) => void, reject, signal })
       if (signal !== undefined) {
@@ -518,10 +558,13 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         serviceTag: mdnsServiceTag(this.bundle.venueId),
       })
     }
+    const listen = this.init.listen ?? DEFAULT_LISTEN
+    // a terminal on its own loopback address dials from it: one host per terminal (dialer.ts)
+    const source = loopbackDialSource(listen)
     const node = (await createLibp2p({
       privateKey,
-      addresses: { listen: this.init.listen ?? DEFAULT_LISTEN },
-      transports: [tcp()],
+      addresses: { listen },
+      transports: [tcp(source === undefined ? {} : { dialOpts: { localAddress: source } as never })],
       connectionEncrypters: [noise()],
       // ---- issue 17, item 6: resource limits (constants.ts) ----
       streamMuxers: [yamux(YAMUX_LIMITS)],
@@ -592,6 +635,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         this.bundle.roster.map((r) => this.membership.byKey.get(r.publicKeyHex)?.peerId),
       ),
       paused: () => this.partitioned,
+      busy: (id) => this.greeting.has(id),
+      // while it learns its own history (a fresh ledger), one custodian group's worth of on-demand
+      // dials at once (dialer.ts); a decision's group dials are bounded by the group already
+      onDemandAtOnce: () =>
+        this.core.view.seqKnown ? Number.POSITIVE_INFINITY : Math.max(1, this.core.groups.size),
       ...(this.init.connections?.idleMs === undefined ? {} : { idleMs: this.init.connections.idleMs }),
       evictIdleMs: this.policy.barrier.timeoutMs,
     })
@@ -633,6 +681,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.dialer = undefined
     for (const p of this.peers.values()) p.channel?.failAll()
     this.peers.clear()
+    this.greeting.clear()
     this.byKey.clear()
     this.core.disconnectAll()
     const node = this.libp2p
@@ -698,6 +747,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   }
 
   private dropPeer(state: PeerState): void {
+    this.greeting.delete(state.peerId.toString())
     state.channel?.failAll()
     this.peers.delete(state.peerId.toString())
     if (this.byKey.get(state.keyHex) === state) this.byKey.delete(state.keyHex)
@@ -707,16 +757,30 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   /** hello (and the catch-up behind it); a failure is retried, then the connection is dropped so
    * that a redial starts clean — a peer must never stay connected but unverified */
   private greet(state: PeerState, attempt = 1): void {
-    this.sayHello(state).catch((err: unknown) => {
-      log('hello to %s failed (attempt %d): %s', state.id, attempt, (err as Error).message)
-      if (!this.started || this.peers.get(state.peerId.toString()) !== state) return
-      if (attempt < HELLO_ATTEMPTS) {
-        setTimeout(() => this.greet(state, attempt + 1), 200 * attempt).unref()
-      } else {
-        this.dropPeer(state)
-        this.libp2p?.hangUp(state.peerId).catch(() => {})
-      }
-    })
+    const id = state.peerId.toString()
+    // a connection being greeted is not idle: the dialer never closes it for another (dialer.ts)
+    this.greeting.add(id)
+    this.sayHello(state).then(
+      () => {
+        this.greeting.delete(id)
+        // just greeted: its first use (an on-demand barrier request) is about to come
+        this.dialer?.touch(id)
+      },
+      (err: unknown) => {
+        log('hello to %s failed (attempt %d): %s', state.id, attempt, (err as Error).message)
+        if (!this.started || this.peers.get(id) !== state) {
+          this.greeting.delete(id)
+          return
+        }
+        if (attempt < HELLO_ATTEMPTS) {
+          setTimeout(() => this.greet(state, attempt + 1), 200 * attempt).unref()
+        } else {
+          this.greeting.delete(id)
+          this.dropPeer(state)
+          this.libp2p?.hangUp(state.peerId).catch(() => {})
+        }
+      },
+    )
   }
 
   private onDisconnect(peerId: PeerId): void {
@@ -753,6 +817,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private async sayHello(peer: PeerState): Promise<void> {
     const node = this.libp2p
     if (node === undefined) return
+    const t0 = performance.now()
     const stream = await node.dialProtocol(peer.peerId, this.protocols.hello, {
       signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
     })
@@ -778,7 +843,16 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.core.peerVerified(peer.keyHex)
     // a peer counts toward the quorum only once we hold what it holds: a failed catch-up is retried
     // by greet() and, after HELLO_ATTEMPTS, the connection is dropped — never counted as caught up
+    const t1 = performance.now()
     const got = await this.catchUpFrom(peer, true)
+    if (trace.enabled)
+      trace(
+        'greeted %s: hello %d ms, catch-up %d ms (%s events)',
+        peer.id,
+        t1 - t0,
+        performance.now() - t1,
+        got,
+      )
     if (got === undefined) throw new Error('catch-up failed')
   }
 

@@ -29,6 +29,9 @@ export interface PreSharedKeyInit {
   timeout?: number
 }
 
+/** Dial progress event: an outbound connection reached the nonce exchange (its TCP connect succeeded). */
+export const PNET_NONCE_EXCHANGE = 'pnet:exchange-nonces'
+
 /** A connection protector for libp2p's `connectionProtector` option. */
 export function preSharedKey(init: PreSharedKeyInit): () => ConnectionProtector {
   return () => new PreSharedKeyProtector(init)
@@ -79,6 +82,10 @@ class PreSharedKeyProtector implements ConnectionProtector {
   async protect(connection: MultiaddrConnection, options?: AbortOptions): Promise<MultiaddrConnection> {
     if (connection == null) throw new InvalidParametersError('no connection to protect')
     const log = connection.log.newScope('pnet')
+    // the TCP connection is open: the peer's host answered (the dialer tells "down" from "slow" by it)
+    ;(options as { onProgress?: (evt: Event) => void } | undefined)?.onProgress?.(
+      new CustomEvent(PNET_NONCE_EXCHANGE),
+    )
     const localNonce = crypto.getRandomValues(new Uint8Array(PSK_NONCE_LENGTH))
     const opts = options ?? { signal: AbortSignal.timeout(this.timeout) }
     const bytes = byteStream(connection)

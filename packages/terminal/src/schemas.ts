@@ -141,6 +141,12 @@ export const StatusSchema = Type.Object(
         groupsWithoutQuorum: Type.Integer({
           description: 'cards whose custodian group had no reachable majority at their last decision',
         }),
+        historyKnown: Type.Optional(
+          Type.Boolean({
+            description:
+              'false while a terminal with an empty ledger has not learned its own history from enough peers: it approves nothing until then',
+          }),
+        ),
       },
       { additionalProperties: false },
     ),

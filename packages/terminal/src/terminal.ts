@@ -856,6 +856,7 @@ class NullmeshTerminal implements Terminal {
         quorum: s.quorum,
         groupSize: s.groupSize,
         groupsWithoutQuorum: s.groupsWithoutQuorum,
+        historyKnown: s.historyKnown,
       },
       queue: this.#counters.queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,

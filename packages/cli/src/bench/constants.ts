@@ -48,3 +48,10 @@ export const SCALE_POLICY = {
   deviceMaxQueued: 10_000_000,
 }
 export const SCALE_AMOUNT_MINOR = 1_250
+/**
+ * Every terminal of a venue listens on this port, each on its own loopback address (127.0.1.k), so
+ * that every address is known before any terminal starts: a port in [BASE, BASE + SPAN), drawn per
+ * venue (below Linux's ephemeral range, 32768–60999, so no outgoing connection holds it)
+ */
+export const SCALE_BASE_PORT = 20_000
+export const SCALE_PORT_SPAN = 10_000

@@ -9,7 +9,19 @@ import type { Terminal } from '@nullmesh/terminal'
 
 /** The parent's requests; every one is answered with `{ id, result }` or `{ id, error }`. */
 export type ScaleRequest =
-  | { id: number; cmd: 'start'; venueDir: string; dataRoot: string; ids: string[]; peers: string[] }
+  | {
+      id: number
+      cmd: 'start'
+      venueDir: string
+      dataRoot: string
+      ids: string[]
+      /** each terminal's own loopback address (one host per terminal), in the order of ids */
+      hosts: string[]
+      /** the port every terminal listens on (at its own address) */
+      port: number
+      /** every terminal's address (ours are left out of each terminal's static peers) */
+      peers: string[]
+    }
   | { id: number; cmd: 'status' }
   | { id: number; cmd: 'sample' }
   | { id: number; cmd: 'pay'; terminal: string; body: Record<string, unknown> }
@@ -26,6 +38,8 @@ export interface ScaleTerminalStatus {
   peers: number
   /** enrolled peers connected (verified or not) */
   connections: number
+  /** the terminal knows its own history (learned from N − q + 1 peers at a fresh start): it may sign */
+  historyKnown: boolean
 }
 
 export interface ScaleSample {
@@ -46,29 +60,28 @@ const terminals = new Map<string, Terminal>()
 
 async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<ScaleStarted> {
   const { createTerminal } = await import('@nullmesh/terminal')
-  const peers = [...req.peers]
   const addrs: string[] = []
-  // one after the other, each given every terminal started before it, as the sim does
-  for (const id of req.ids) {
+  // one after the other, each on its own loopback address and given every other terminal's
+  // address (the ones not started yet answer nothing until they do)
+  for (const [i, id] of req.ids.entries()) {
+    const host = req.hosts[i]!
     const dataDir = join(req.dataRoot, id)
     await mkdir(dataDir, { recursive: true })
     const t = createTerminal({
       venueDir: req.venueDir,
       id,
       dataDir,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
+      listen: [`/ip4/${host}/tcp/${req.port}`],
       api: false,
       token: 'bench-scale-token-0123456789',
-      discovery: { mdns: false, peers: [...peers] },
+      discovery: { mdns: false, peers: req.peers.filter((p) => !p.startsWith(`/ip4/${host}/`)) },
       mode: 'mesh',
     })
     terminals.set(id, t)
     await t.start()
-    const a = t.multiaddrs().find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? t.multiaddrs()[0]
+    const a = t.multiaddrs().find((m) => m.startsWith(`/ip4/${host}/`)) ?? t.multiaddrs()[0]
     if (a === undefined) throw new Error(`${id}: no listen address`)
-    const addr = a.includes('/p2p/') ? a : `${a}/p2p/${t.peerId}`
-    peers.push(addr)
-    addrs.push(addr)
+    addrs.push(a.includes('/p2p/') ? a : `${a}/p2p/${t.peerId}`)
   }
   return { addrs }
 }
@@ -108,6 +121,7 @@ async function handle(req: ScaleRequest): Promise<unknown> {
           mode: s.mode,
           peers: s.peers,
           connections: s.connections,
+          historyKnown: s.historyKnown,
         } satisfies ScaleTerminalStatus
       })
     case 'sample':

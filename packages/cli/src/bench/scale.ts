@@ -13,8 +13,11 @@ import { fileURLToPath } from 'node:url'
 import type { MeshCounters } from '@nullmesh/mesh'
 import { createVenueBundle } from '@nullmesh/policy'
 import hdr from 'hdr-histogram-js'
+import { loopbackHost } from '../loopback.js'
+import { peerIdFromEd25519 } from '../peer-id.js'
 import {
   SCALE_AMOUNT_MINOR,
+  SCALE_BASE_PORT,
   SCALE_CALL_TIMEOUT_MS,
   SCALE_FORM_BASE_MS,
   SCALE_FORM_PER_TERMINAL_MS,
@@ -24,6 +27,7 @@ import {
   SCALE_PAYMENTS,
   SCALE_POLICY,
   SCALE_POLL_MS,
+  SCALE_PORT_SPAN,
   SCALE_PROCESSES,
   SCALE_PROGRESS_MS,
   SCALE_QUICK_PAYMENTS,
@@ -85,7 +89,7 @@ export interface ScaleRun {
   errors?: number
   firstError?: string
   statuses?: Record<string, number>
-  /** from the first start until every terminal is in quorum mode with every peer ready */
+  /** from the first start until every terminal knows its history and is in quorum mode (see waitFormed) */
   formMs?: number
   /** the fewest ready peers any terminal had when the load started (N − 1 in a full mesh) */
   minReadyPeers?: number
@@ -172,11 +176,12 @@ export async function runScale(init: ScaleInit = {}): Promise<ScaleFigure> {
     title: 'Venue scale: cost of one payment against terminal count',
     unit: 'ms, messages, fsyncs per payment',
     method:
-      `per size N: a fresh venue of N real terminals (createTerminal: libp2p TCP+pnet+Noise+Yamux on 127.0.0.1, ` +
+      `per size N: a fresh venue of N real terminals (createTerminal: libp2p TCP+pnet+Noise+Yamux, each terminal on its own loopback address 127.0.1.k, dialling from it, ` +
       `LevelDB, no HTTP API, no central: every payment takes the offline path), hosted by min(N, ${opts.processes}) child processes ` +
-      '(packages/cli/dist/bench/scale-child.js) at N/processes terminals each, started one after the other with every ' +
-      'earlier terminal as a static peer, until every terminal is in quorum mode with N−1 ready peers (or, in a venue ' +
-      `that does not connect every pair, ready-peer counts unchanged for ${SCALE_STABLE_POLLS} polls ${SCALE_POLL_MS} ms apart). ` +
+      '(packages/cli/dist/bench/scale-child.js) at N/processes terminals each, started one after the other, each terminal ' +
+      'on its own loopback address and one common port and given every other terminal’s address up front (as mDNS would), until every terminal knows its own history (learned from N − q + 1 peers) and is in ' +
+      'quorum mode with N−1 ready peers (or, in a venue ' +
+      `that does not connect every pair, modes unchanged for ${SCALE_STABLE_POLLS} polls ${SCALE_POLL_MS} ms apart). ` +
       `Load: ${opts.payments} payments per size paced open-loop at ${opts.rate}/s venue-wide (the same rate at every N), ` +
       'round-robin over the terminals, a fresh card each (no two payments contend), after max(N, ' +
       `${SCALE_MIN_WARMUP}) warm-up payments (not recorded) and an idle phase of ${opts.idleMs} ms that measures background CPU. ` +
@@ -262,29 +267,44 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
   const children: ScaleProcess[] = []
   try {
     const venueDir = join(root, 'venue')
-    await createVenueBundle({
+    const bundle = await createVenueBundle({
       outDir: venueDir,
       terminals: n,
       venueId: `bench-scale-${n}`,
       policy: SCALE_POLICY,
     })
+    // every terminal on its own loopback address, all on one port: each knows every other's
+    // address before it starts, as mDNS would tell it on a LAN (../loopback.ts)
+    const port = SCALE_BASE_PORT + randomInt(SCALE_PORT_SPAN)
+    const hostOf = new Map(bundle.roster.map((r, i) => [r.id, loopbackHost(i)]))
+    const everyone = bundle.roster.map(
+      (r) => `/ip4/${hostOf.get(r.id)}/tcp/${port}/p2p/${peerIdFromEd25519(r.publicKey)}`,
+    )
     const groups = split(n, Math.min(opts.processes, n))
     for (let j = 0; j < groups.length; j++) children.push(new ScaleProcess(`scale${n}-p${j + 1}`))
     await Promise.all(children.map((c) => c.ready))
     const owner = new Map<string, ScaleProcess>()
     const t0 = performance.now()
     const formTimeoutMs = opts.formTimeoutMs ?? SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS * n
-    const peers: string[] = []
+    let started = 0
     for (const [j, ids] of groups.entries()) {
       const child = children[j]!
       for (const id of ids) owner.set(id, child)
-      const started = await child.call<ScaleStarted>(
-        { cmd: 'start', venueDir, dataRoot: root, ids, peers },
+      await child.call<ScaleStarted>(
+        {
+          cmd: 'start',
+          venueDir,
+          dataRoot: root,
+          ids,
+          hosts: ids.map((id) => hostOf.get(id)!),
+          port,
+          peers: everyone,
+        },
         SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
       )
-      peers.push(...started.addrs)
+      started += ids.length
       opts.say(
-        `    started ${peers.length}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
+        `    started ${started}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
       )
     }
     const minReadyPeers = await waitFormed(children, n, t0, formTimeoutMs, opts.say, opts.signal)
@@ -406,11 +426,17 @@ async function waitFormed(
     // without a full mesh (connection limits: a target of ~8 connections, idle ones closed and
     // others dialled) the ready-peer counts keep moving by design: settled = every terminal in
     // quorum mode, unchanged for SCALE_STABLE_POLLS polls
-    const key = all.map((s) => s.mode).join(' ')
+    const key = all.map((s) => `${s.mode}${s.historyKnown}`).join(' ')
     stable = key === last ? stable + 1 : 0
     last = key
     const minPeers = Math.min(...all.map((s) => s.peers))
-    if (all.every((s) => s.mode === 'quorum') && (minPeers >= n - 1 || stable >= SCALE_STABLE_POLLS))
+    // ...and every terminal knows its own history: a fresh venue's terminals all start with empty
+    // ledgers and each signs nothing until it has caught up with N − q + 1 peers (docs/protocol.md,
+    // "Lost disks"); payments before that measure the venue's first start, not a payment's cost
+    if (
+      all.every((s) => s.mode === 'quorum' && s.historyKnown) &&
+      (minPeers >= n - 1 || stable >= SCALE_STABLE_POLLS)
+    )
       return minPeers
     const now = performance.now()
     if (now >= nextSay) {
@@ -420,12 +446,14 @@ async function waitFormed(
       )
     }
     if (now > deadline) {
-      const short = all.filter((s) => s.mode !== 'quorum' || s.peers < n - 1)
+      const short = all.filter((s) => s.mode !== 'quorum' || !s.historyKnown || s.peers < n - 1)
       throw new Error(
         `venue of ${n} did not form in ${Math.round(timeoutMs / 1000)} s: ${formation(all, n)}; ` +
           `short (terminal mode/ready peers/connections): ${short
             .slice(0, 8)
-            .map((s) => `${s.id} ${s.mode}/${s.peers}/${s.connections}`)
+            .map(
+              (s) => `${s.id} ${s.mode}${s.historyKnown ? '' : ' (no history)'}/${s.peers}/${s.connections}`,
+            )
             .join(', ')}${short.length > 8 ? ` and ${short.length - 8} more` : ''}`,
       )
     }
@@ -438,7 +466,8 @@ function formation(all: ScaleTerminalStatus[], n: number): string {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
   const peers = all.map((s) => s.peers)
   return (
-    `${all.filter((s) => s.mode === 'quorum').length}/${all.length} in quorum mode, ready peers min ` +
+    `${all.filter((s) => s.mode === 'quorum').length}/${all.length} in quorum mode, ` +
+    `${all.filter((s) => s.historyKnown).length} know their history, ready peers min ` +
     `${Math.min(...peers)} / median ${median(peers)} of ${n - 1}, connections median ${median(all.map((s) => s.connections))}`
   )
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -11,6 +11,8 @@ import { createVenueBundle, partitionExposureBound, type VenueBundle } from '@nu
 import { computeCardKey, fromBase64url, fromHex, toHex, verifyProof } from '@nullmesh/protocol'
 import hdr from 'hdr-histogram-js'
 import { UserError } from '../errors.js'
+import { loopbackHost } from '../loopback.js'
+import { peerIdFromEd25519 } from '../peer-id.js'
 import { updateVenuePolicy } from '../venue-tools.js'
 import {
   duplicateApprovals,
@@ -29,6 +31,14 @@ import { formatSummary, type SimSummary, violations } from './report.js'
 
 /** ready peers a terminal has once the venue formed: the mesh's connection target (TARGET_CONNECTIONS) */
 const SIM_READY_PEERS = 8
+
+/**
+ * Every terminal's mesh listens on this port, each on its own loopback address, so that all
+ * addresses are known up front: a port in [BASE, BASE + SPAN), drawn per run (below Linux's
+ * ephemeral range, 32768–60999)
+ */
+const SIM_BASE_PORT = 20_000
+const SIM_PORT_SPAN = 10_000
 
 /** A BIN the simulated venue blocks in its policy (some pool cards carry it). */
 export const SIM_BLOCKED_BIN = '670341'
@@ -124,6 +134,8 @@ interface TerminalProc {
   publicKey: Uint8Array
   dataDir: string
   polling: boolean
+  /** its mesh knows its own history (false while a fresh ledger has not learned it from a quorum) */
+  historyKnown?: boolean
   /** dashboard URL with its login token */
   dashboard?: string
 }
@@ -295,7 +307,12 @@ export async function runSim(
     // ── terminals, one after the other: each is given the ones before it as static peers ──
     const { TerminalClient } = await import('@nullmesh/client')
     const initialLinks = plan.steps.filter((s) => s.kind === 'link' && s.atMs === 0)
-    const peers: string[] = []
+    // each terminal on its own loopback address, all on one port: every terminal is given every
+    // other's address before it starts, as mDNS would tell it on a LAN (../loopback.ts)
+    const meshPort = SIM_BASE_PORT + randomInt(SIM_PORT_SPAN)
+    const everyone = bundle.roster.map(
+      (r, i) => `/ip4/${loopbackHost(i)}/tcp/${meshPort}/p2p/${peerIdFromEd25519(r.publicKey)}`,
+    )
     for (let i = 0; i < opts.terminals; i++) {
       const entry = bundle.roster[i]!
       const proxy = new LinkProxy('127.0.0.1', centralPort)
@@ -312,7 +329,8 @@ export async function runSim(
         '--data',
         dataDir,
         '--listen',
-        '/ip4/127.0.0.1/tcp/0',
+        // its own loopback address: one host per terminal, as on a LAN (../loopback.ts)
+        `/ip4/${loopbackHost(i)}/tcp/${meshPort}`,
         '--api',
         '127.0.0.1:0',
         '--discovery',
@@ -323,7 +341,7 @@ export async function runSim(
         token,
         '--stop-on-stdin-end',
       ]
-      if (peers.length > 0) args.push('--peers', ...peers)
+      if (opts.terminals > 1) args.push('--peers', ...everyone.filter((_, j) => j !== i))
       const child = new NodeChild<TerminalReady>(
         {
           name: entry.id,
@@ -358,9 +376,6 @@ export async function runSim(
       const ready = await raceAbort(child.ready, abort.signal).finally(() => clearInterval(waiting))
       t.client = new TerminalClient({ url: ready.api, token: ready.token, timeoutMs: 15_000 })
       t.dashboard = dashboardUrl(ready.api, ready.token)
-      // one loopback address per peer, ending in /p2p/<peer id> as static discovery needs
-      const addr = ready.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? ready.multiaddrs[0]
-      if (addr !== undefined) peers.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${ready.peerId}`)
       if (opts.terminals > 5 && (i + 1) % 5 === 0 && i + 1 < opts.terminals)
         say(`sim: ${i + 1}/${opts.terminals} terminals started (load ${loadavg()[0]?.toFixed(1)})`)
     }
@@ -407,6 +422,7 @@ export async function runSim(
             const s = await t.client.status({ timeoutMs: 2_000 })
             t.view.mode = s.mesh.mode
             t.view.peers = s.mesh.peers
+            t.historyKnown = (s.mesh as { historyKnown?: boolean }).historyKnown !== false
             t.view.online = s.online
             t.view.queue = s.queue.count
             t.view.onlineUnresolved = (s as { onlineUnresolved?: number }).onlineUnresolved ?? 0
@@ -440,6 +456,7 @@ export async function runSim(
       const peers = terminals.map((t) => t.view.peers ?? 0).sort((a, b) => a - b)
       return (
         `${terminals.filter((t) => t.view.mode === 'quorum').length}/${opts.terminals} in quorum mode, ` +
+        `${terminals.filter((t) => t.historyKnown === true).length} know their history, ` +
         `ready peers min ${peers[0]} / median ${peers[Math.floor(peers.length / 2)]} of ${opts.terminals - 1}`
       )
     }
@@ -447,9 +464,13 @@ export async function runSim(
       await poll()
       // a terminal keeps ~SIM_READY_PEERS connections and dials a card's group on demand (no
       // full mesh past ~15 terminals): formed = all in quorum mode with that many ready peers
+      // ...and each knows its own history: a fresh venue's terminals start with empty ledgers and
+      // approve nothing until each has caught up with N − q + 1 peers (docs/protocol.md, "Lost disks")
       const formed = terminals.every(
         (t) =>
-          t.view.mode === 'quorum' && (t.view.peers ?? 0) >= Math.min(opts.terminals - 1, SIM_READY_PEERS),
+          t.view.mode === 'quorum' &&
+          t.historyKnown === true &&
+          (t.view.peers ?? 0) >= Math.min(opts.terminals - 1, SIM_READY_PEERS),
       )
       if (formed) break
       if (Date.now() > meshDeadline) {
