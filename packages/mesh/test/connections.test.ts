@@ -89,10 +89,12 @@ describe('[connections] no full mesh: a connection limit, group members dialled 
       }
     }
     sampler = setInterval(sample, 10)
+    // formed: every node in quorum mode and knowing its own history (a node that has not learned
+    // it yet acks nothing: it parks requests, then refuses `catching_up`)
     await waitFor(
-      () => nodes.every((n) => n.node.status().mode === 'quorum'),
+      () => nodes.every((n) => n.node.status().mode === 'quorum' && n.node.status().historyKnown),
       60_000,
-      `every node in quorum mode (${nodes.map((n) => n.node.status().peers).join(',')})`,
+      `every node in quorum mode with its history known (${nodes.map((n) => n.node.status().peers).join(',')})`,
     )
 
     const groups = new CustodianGroups(
