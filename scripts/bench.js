@@ -433,6 +433,8 @@ async function figureSafety() {
       offline: 1,
       currency: 'EUR',
       floorLimitMinor: limits.floorLimitMinor,
+      cardCapMinor: limits.cardCapMinor,
+      cardCapCount: bundle.policy.cardCapCount,
       blockedBin: '670341',
     })
     const runs = []
