@@ -4,6 +4,9 @@ import { type OfflineDecisionLike, type Reservation, type SignedEvent, toHex } f
 import type { Sim } from './sim.js'
 import type { CentralReq, EvOf, Node, Payment } from './world.js'
 
+/** share of online marks whose fsync stalls past the tap budget (in seeds with stalls) */
+const MARK_STALL_RATE = 0.1
+
 /**
  * The POS and the terminal's online path: payments handed to the core (offline, or online through
  * the real OnlineCore with its pending marks, timeouts, fallback and voids), the decisions that
@@ -83,7 +86,13 @@ export class PointOfSale {
       switch (e.type) {
         case 'mark-pending': {
           // the terminal's `online pending` cursor, written with fsync: lost if a crash comes first
-          const lat = this.sim.fsyncLatency()
+          let lat = this.sim.fsyncLatency()
+          // a fault point aimed at the online mark (a flash disk's fsync stalling for seconds):
+          // without it an online attempt seldom meets a stall long enough to pass its deadline
+          if (this.sim.mix.stall && this.sim.phase === 'safety' && this.sim.aimed.chance(MARK_STALL_RATE)) {
+            this.sim.count('mark-stall')
+            lat += this.sim.aimed.range(this.sim.policy.tapBudgetMs / 2, this.sim.policy.tapBudgetMs * 1.5)
+          }
           this.sim.at(lat, { k: 'mark', node: node.i, inc: node.inc, resId: e.id })
           // not durable by its deadline: the core declines the tap now (it races the fsync)
           this.sim.at(Math.max(0, e.until - this.sim.now), {

@@ -72,6 +72,12 @@ export class Sim {
 
   readonly wl: Rng
 
+  /**
+   * Fault points aimed at rare paths draw from their own stream, seeded apart: adding one does not
+   * move the main streams (every pinned seed keeps its schedule until the point fires).
+   */
+  readonly aimed: Rng
+
   readonly policy: VenuePolicy
 
   readonly venue: Venue
@@ -110,6 +116,7 @@ export class Sim {
     this.policy = simPolicy(opts.terminals)
     this.n = opts.terminals
     this.rng = new Rng(opts.seed)
+    this.aimed = new Rng((opts.seed ^ 0x6d61726b) >>> 0)
     this.venue = venueOf(this.n)
     this.trace = new Trace(opts.trace === true)
     this.net = new Network(this)
