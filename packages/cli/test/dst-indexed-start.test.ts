@@ -6,6 +6,7 @@ import { loadFromIndexes } from '@nullmesh/mesh'
 import { MeshCore } from '@nullmesh/mesh/core'
 import { toHex } from '@nullmesh/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import { restore } from '../src/dst/disk.js'
 import { FAULTS, runSeed, type SimDisk } from '../src/dst/sim.js'
 
 /**
@@ -31,34 +32,6 @@ function coreFor(disk: SimDisk): MeshCore {
     rng: () => 0.5,
     effects: () => {},
     groups: disk.groups,
-  })
-}
-
-/** the simulator's restart: the disk's records merged by id, in log order (sim.ts, boot) */
-function loadByReplay(core: MeshCore, disk: SimDisk): void {
-  const me = toHex(disk.key.publicKey)
-  const byId = new Map<string, SimDisk['records'][number]>()
-  for (const r of disk.records) {
-    const prev = byId.get(r.event.idHex)
-    if (prev === undefined) byId.set(r.event.idHex, { ...r })
-    else {
-      prev.held ||= r.held
-      prev.ackGiven = r.ackGiven ?? prev.ackGiven
-    }
-  }
-  let nextSeq = 1
-  for (const r of byId.values())
-    if (toHex(r.event.event.origin) === me && r.event.event.seq >= nextSeq) nextSeq = r.event.event.seq + 1
-  core.load({
-    events: [...byId.values()].map((r) => ({
-      signed: r.event,
-      held: r.held || toHex(r.event.event.origin) === me,
-      ackGiven: r.ackGiven,
-    })),
-    pruned: [],
-    confirmedMarks: disk.confirmed,
-    nextSeq,
-    relearning: disk.relearning,
   })
 }
 
@@ -120,8 +93,14 @@ describe('start-up from the ledger indexes equals the simulator replay, on store
           }
           if (Object.keys(disk.confirmed).length > 0) await ledger.markConfirmed(disk.confirmed)
           if (disk.relearning) await ledger.setRelearning(true)
+          // the simulator's own restart (dst/disk.ts restore), not a copy of it
           const replay = coreFor(disk)
-          loadByReplay(replay, disk)
+          replay.load(
+            restore(disk.records, toHex(disk.key.publicKey), {
+              confirmed: disk.confirmed,
+              relearning: disk.relearning,
+            }).state,
+          )
           const fromIndexes = coreFor(disk)
           await loadFromIndexes(fromIndexes, ledger)
           expect(viewOf(fromIndexes, disk.members), `seed ${seed} ${disk.name}`).toEqual(

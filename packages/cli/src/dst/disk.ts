@@ -1,5 +1,5 @@
-import { contiguousMarks } from '@nullmesh/mesh/core'
-import type { SignedAck, SignedEvent } from './deps.js'
+import { contiguousMarks, type LoadedState } from '@nullmesh/mesh/core'
+import { type Reservation, type SignedAck, type SignedEvent, toHex } from './deps.js'
 
 export interface Rec {
   event: SignedEvent
@@ -112,5 +112,56 @@ export class Disk {
       }
     }
     return this.cache
+  }
+}
+
+/**
+ * What a restart reads back from durable records: merged by event id, in log order (a later write
+ * may add a hold, and the last ack given stands, as in the ledger), our next seq, and our own
+ * reservations with neither Commit nor Release. The simulator's boot runs it; the start-up
+ * equivalence test (`dst-indexed-start.test.ts`) compares it with the ledger's indexed start.
+ */
+export function restore(
+  records: readonly Rec[],
+  me: string,
+  opts: { confirmed: Record<string, number>; relearning: boolean },
+): { state: LoadedState; ownPending: SignedEvent<Reservation>[] } {
+  const byId = new Map<string, Rec>()
+  const order: string[] = []
+  for (const r of records) {
+    const prev = byId.get(r.event.idHex)
+    if (prev === undefined) {
+      byId.set(r.event.idHex, { ...r })
+      order.push(r.event.idHex)
+    } else {
+      prev.held ||= r.held
+      prev.ackGiven = r.ackGiven ?? prev.ackGiven
+    }
+  }
+  let nextSeq = 1
+  const settled = new Set<string>()
+  const own = (e: SignedEvent) => toHex(e.event.origin) === me
+  for (const id of order) {
+    const e = byId.get(id)!.event
+    if (!own(e)) continue
+    if (e.event.seq >= nextSeq) nextSeq = e.event.seq + 1
+    if (e.event.type === 'commit') settled.add(e.event.reservation.idHex)
+    if (e.event.type === 'release') settled.add(toHex(e.event.reservationId))
+  }
+  const recs = order.map((id) => byId.get(id)!)
+  return {
+    state: {
+      events: recs.map((r) => ({ signed: r.event, held: r.held || own(r.event), ackGiven: r.ackGiven })),
+      pruned: [],
+      confirmedMarks: { ...opts.confirmed },
+      nextSeq,
+      relearning: opts.relearning,
+    },
+    ownPending: recs
+      .map((r) => r.event)
+      .filter(
+        (e): e is SignedEvent<Reservation> =>
+          e.event.type === 'reservation' && own(e) && !settled.has(e.idHex),
+      ),
   }
 }

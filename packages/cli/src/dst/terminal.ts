@@ -1,7 +1,7 @@
 import { type Effect, MeshCore, type MutationName } from '@nullmesh/mesh/core'
 import { EPOCH, VENUE } from './config.js'
-import { type Reservation, type SignedEvent, toHex } from './deps.js'
-import type { Rec } from './disk.js'
+import { toHex } from './deps.js'
+import { restore } from './disk.js'
 import type { Sim } from './sim.js'
 import { type EvOf, type Node, originOf } from './world.js'
 
@@ -49,48 +49,17 @@ export class Terminals {
     })
     node.core = core
     // recovery: rebuild from what the disk kept
-    const byId = new Map<string, Rec>()
-    const order: string[] = []
-    for (const r of node.disk.durable) {
-      const prev = byId.get(r.event.idHex)
-      if (prev === undefined) {
-        byId.set(r.event.idHex, { ...r })
-        order.push(r.event.idHex)
-      } else {
-        prev.held ||= r.held
-        // the last ack given stands (an offline ack after an online one), as in the ledger
-        prev.ackGiven = r.ackGiven ?? prev.ackGiven
-      }
-    }
     // a crash cut a refill after a lost disk: the store is neither intact nor empty (recovery.ts)
     if (node.disk.relearning && node.disk.durable.length > 0) this.sim.count('relearn-interrupted')
-    let nextSeq = 1
-    const settled = new Set<string>()
-    for (const id of order) {
-      const e = byId.get(id)!.event
-      if (originOf(e) !== node.hex) continue
-      if (e.event.seq >= nextSeq) nextSeq = e.event.seq + 1
-      if (e.event.type === 'commit') settled.add(e.event.reservation.idHex)
-      if (e.event.type === 'release') settled.add(toHex(e.event.reservationId))
-    }
-    core.load({
-      events: order.map((id) => {
-        const r = byId.get(id)!
-        const own = originOf(r.event) === node.hex
-        return { signed: r.event, held: r.held || own, ackGiven: r.ackGiven }
-      }),
-      pruned: [],
-      confirmedMarks: { ...node.disk.confirmed },
-      nextSeq,
+    const { state, ownPending } = restore(node.disk.durable, node.hex, {
+      confirmed: node.disk.confirmed,
       relearning: node.disk.relearning,
     })
-    const pending = order
-      .map((id) => byId.get(id)!.event)
-      .filter((e) => e.event.type === 'reservation' && originOf(e) === node.hex && !settled.has(e.idHex))
-      .map((e) => ({
-        reservation: e as SignedEvent<Reservation>,
-        keepPending: node.disk.markers.has(e.idHex),
-      }))
+    core.load(state)
+    const pending = ownPending.map((reservation) => ({
+      reservation,
+      keepPending: node.disk.markers.has(reservation.idHex),
+    }))
     const op = this.opId()
     node.ops.set(op, { kind: 'start' })
     core.start(op, pending)
