@@ -1,14 +1,7 @@
-import { defaultPolicy } from '@nullmesh/policy'
-import {
-  decodeAck,
-  keyPairFromSeed,
-  type Reservation,
-  type SignedEvent,
-  signEvent,
-  toHex,
-} from '@nullmesh/protocol'
+import { decodeAck, type Reservation, type SignedEvent, signEvent } from '@nullmesh/protocol'
 import { describe, expect, it } from 'vitest'
-import { type Effect, MeshCore, type MutationName } from '../src/core/index.js'
+import type { Effect, MeshCore, MutationName } from '../src/core/index.js'
+import { coreFixture } from './core-fixture.js'
 
 const T0 = 1_700_000_000_000
 
@@ -34,24 +27,13 @@ function answerOf(core: MeshCore, effects: Effect[], rid: number): string {
 
 describe('core: holds relearned after a lost disk [relearned holds]', () => {
   function wipedCore(mutations: ReadonlySet<MutationName> = new Set()) {
-    const keys = [1, 2, 3, 4, 5].map((i) => keyPairFromSeed(new Uint8Array(32).fill(i)))
-    const hex = keys.map((k) => toHex(k.publicKey))
-    const effects: Effect[] = []
     // we are T2 (keys[1]), our disk lost; T5 (keys[4]) approved a payment we had acked
-    const core = new MeshCore({
-      venueId: 'v',
-      policy: defaultPolicy('v'),
-      key: keys[1]!,
-      roster: { size: 5, members: hex, isEnrolled: (k) => hex.includes(k) },
-      clock: { wall: () => T0, mono: () => 0 },
-      rng: () => 0.5,
-      effects: (e) => effects.push(e),
+    const { core, keys, hex, effects, learnFrom } = coreFixture({
+      size: 5,
+      me: 1,
+      wall: T0,
       mutations,
     })
-    const marks = () => {
-      for (const e of effects.splice(0))
-        if (e.type === 'write' && e.relearning !== undefined) core.durable(e.id)
-    }
     const card = new Uint8Array(16).fill(7)
     const reservation = (
       k: number,
@@ -73,43 +55,32 @@ describe('core: holds relearned after a lost disk [relearned holds]', () => {
         method: 'contactless',
         policyVersion: 1,
       }) as SignedEvent<Reservation>
-    core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: 1 })
-    core.start(1, [])
-    marks()
-    return { core, hex, effects, marks, reservation }
+    return { core, hex, effects, learnFrom, reservation }
   }
 
   /** T2 relearns T5's uncommitted reservation from T3; requests from T1 before and after learning */
   function scenario(mutations?: ReadonlySet<MutationName>) {
-    const { core, hex, effects, marks, reservation } = wipedCore(mutations)
+    const { core, hex, effects, learnFrom, reservation } = wipedCore(mutations)
     const answers: string[] = []
     const certified = reservation(4, 1, 0x12, 4_200)
     const refill: { event: SignedEvent; held: boolean }[] = []
     // T3 held it (it acked it too) and teaches it to us; T1 and T4 never saw it
-    for (const peer of [hex[2]!, hex[0]!, hex[3]!]) {
-      core.peerConnected(peer)
-      core.peerVerified(peer)
-      core.catchupStarted(peer, true)
-      if (peer === hex[2]) {
-        expect(core.catchupBatch(peer, [certified.bytes])).toBe(1)
-        for (const e of effects) if (e.type === 'write') refill.push(...e.records)
-      }
-      core.catchupEnded(peer, true, true)
-      marks()
-      marks()
-      if (peer === hex[2]) {
-        // before a learn quorum taught us, we vouch for no hold: a request waits (parked, then
-        // refused `catching_up` if we have not learned by half the barrier timeout), never acked
-        core.message(hex[0]!, {
-          t: 'req',
-          rid: 9,
-          bytes: reservation(0, 9, 0x99, 100, new Uint8Array(16).fill(8)).bytes,
-          view: [],
-          online: false,
-        })
-        answers.push(answerOf(core, effects, 9))
-      }
-    }
+    learnFrom(hex[2]!, () => {
+      expect(core.catchupBatch(hex[2]!, [certified.bytes])).toBe(1)
+      for (const e of effects) if (e.type === 'write') refill.push(...e.records)
+    })
+    // before a learn quorum taught us, we vouch for no hold: a request waits (parked, then
+    // refused `catching_up` if we have not learned by half the barrier timeout), never acked
+    core.message(hex[0]!, {
+      t: 'req',
+      rid: 9,
+      bytes: reservation(0, 9, 0x99, 100, new Uint8Array(16).fill(8)).bytes,
+      view: [],
+      online: false,
+    })
+    answers.push(answerOf(core, effects, 9))
+    learnFrom(hex[0]!)
+    learnFrom(hex[3]!)
     expect(core.view.seqKnown).toBe(true)
     effects.length = 0
     // T1 asks us to hold a payment of the same card; its view (and T4's) lacks T5's certified one
@@ -141,15 +112,8 @@ describe('core: holds relearned after a lost disk [relearned holds]', () => {
   })
 
   it('a terminal whose store is intact does not hold what catch-up brings', () => {
-    const { core, hex, marks, reservation } = wipedCore()
-    for (const peer of [hex[2]!, hex[0]!, hex[3]!]) {
-      core.peerConnected(peer)
-      core.peerVerified(peer)
-      core.catchupStarted(peer, true)
-      core.catchupEnded(peer, true, true)
-      marks()
-      marks()
-    }
+    const { core, hex, learnFrom, reservation } = wipedCore()
+    for (const peer of [hex[2]!, hex[0]!, hex[3]!]) learnFrom(peer)
     expect(core.view.seqKnown).toBe(true)
     const later = reservation(4, 1, 0x12, 4_200)
     core.catchupStarted(hex[2]!, false)

@@ -1,7 +1,7 @@
-import { defaultPolicy } from '@nullmesh/policy'
-import { decodeEvent, keyPairFromSeed, toHex } from '@nullmesh/protocol'
+import { decodeEvent } from '@nullmesh/protocol'
 import { describe, expect, it } from 'vitest'
-import { type Effect, MeshCore } from '../src/core/index.js'
+import type { Effect } from '../src/core/index.js'
+import { coreFixture } from './core-fixture.js'
 
 /**
  * Regression for the bug the deterministic simulator found (docs/protocol.md, "Found by the
@@ -9,37 +9,10 @@ import { type Effect, MeshCore } from '../src/core/index.js'
  */
 describe('core: fsync before send, for Releases too', () => {
   it('a Release of a failed round reaches no peer before it is durable', () => {
-    const keys = [1, 2, 3].map((i) => keyPairFromSeed(new Uint8Array(32).fill(i)))
-    const hex = keys.map((k) => toHex(k.publicKey))
-    const effects: Effect[] = []
-    const t = 0
-    const core = new MeshCore({
-      venueId: 'v',
-      policy: defaultPolicy('v'),
-      key: keys[0]!,
-      roster: { size: 3, members: hex, isEnrolled: (k) => hex.includes(k) },
-      clock: { wall: () => 1_700_000_000_000 + t, mono: () => t },
-      rng: () => 0.5,
-      effects: (e) => effects.push(e),
-    })
-    // the relearning mark of an empty store (recovery.ts): set, then cleared once learned
-    const marks = () => {
-      for (const e of effects.splice(0))
-        if (e.type === 'write' && e.relearning !== undefined) core.durable(e.id)
-    }
-    core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: 1 })
-    core.start(1, [])
-    marks()
-    for (const peer of [hex[1]!, hex[2]!]) {
-      core.peerConnected(peer)
-      core.peerVerified(peer)
-      core.catchupStarted(peer, true)
-      core.catchupEnded(peer, true, true)
-    }
-    marks()
-    marks()
+    const { core, hex, effects, learnFrom } = coreFixture({ size: 3, me: 0 })
+    for (const peer of [hex[1]!, hex[2]!]) learnFrom(peer)
     expect(core.view.seqKnown).toBe(true)
-    expect(core.reach.reach(t)).toBe('quorum')
+    expect(core.reach.reach(0)).toBe('quorum')
     core.authorize(2, {
       nullifier: new Uint8Array(32).fill(9),
       cardKey: new Uint8Array(16).fill(8),
