@@ -17,6 +17,7 @@ import { LOG_NAMESPACE } from './constants.js'
 import { OnlineCore, type OnlineEffect } from './core/online.js'
 import { TerminalError } from './errors.js'
 import type { PaymentResponseBody } from './schemas.js'
+import { settledBy } from './settled-by.js'
 
 const log = debug(`${LOG_NAMESPACE}:online`)
 
@@ -129,7 +130,7 @@ export class OnlinePayments {
           // durable before central is asked: a crash from here on leaves it pending, to be voided;
           // a stalled disk does not hold the decision past its deadline (the core declines it)
           const write = ledger.setCursor(onlineCursor(id), ONLINE_PENDING, { sync: true })
-          if (await durableBy(write, e.until)) queue.push(...core.pendingDurable(id, performance.now()))
+          if (await settledBy(write, e.until)) queue.push(...core.pendingDurable(id, performance.now()))
           else {
             write.catch((err: unknown) => log('online pending mark failed: %s', (err as Error).message))
             log('online pending mark of %s not durable by the deadline: declined', id.slice(0, 16))
@@ -331,20 +332,5 @@ export class OnlinePayments {
         return ev as SignedEvent<Commit>
     }
     return undefined
-  }
-}
-
-/** did the write become durable by `until` (performance.now() ms)? A failed write throws. */
-async function durableBy(write: Promise<unknown>, until: number): Promise<boolean> {
-  const left = until - performance.now()
-  if (left <= 0) return false
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), left)
-  })
-  try {
-    return await Promise.race([write.then(() => true as const), late])
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -44,6 +44,7 @@ import {
   parsePaymentRequest,
   type StatusBody,
 } from './schemas.js'
+import { settledBy } from './settled-by.js'
 import { advances, SettlementCounters, settlementOf } from './settlement.js'
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
 import { resolveToken } from './token.js'
@@ -184,6 +185,8 @@ class NullmeshTerminal implements Terminal {
   #transition: Promise<void> | undefined
   readonly #inflight = new Map<string, Promise<PaymentResponseBody>>()
   readonly #decisions = new Set<Promise<unknown>>()
+  /** payment records on their way to the ledger, by idempotency key (see #record) */
+  readonly #recording = new Map<string, Promise<void>>()
   readonly #counters = new SettlementCounters()
   /** the event loop's recent delay: the tap deadline keeps room for it (loop-lag.ts) */
   readonly #loopLag = new LoopLag()
@@ -534,13 +537,20 @@ class NullmeshTerminal implements Terminal {
       // issue 17: the same parameters join it; others → 409 idempotency_key_reused
       return joinInflight(running, request, this.#bundle!.hashingKey, () => this.payValidated(request, opts))
     }
-    const decision = this.#decideOnce(request, opts).finally(() => {
-      this.#inflight.delete(key)
-      this.#decisions.delete(decision)
-    })
+    const decision = this.#decideOnce(request, opts)
+    // The key stays in flight until its record is written, not only until it is answered (an
+    // answer may leave at the deadline before its record did): a retry meanwhile joins it.
+    const lifetime: Promise<unknown> = decision
+      .then(() => this.#recording.get(key))
+      .catch(() => undefined)
+      .finally(() => {
+        this.#inflight.delete(key)
+        this.#recording.delete(key)
+        this.#decisions.delete(lifetime)
+      })
     trackInflight(decision, request, this.#bundle!.hashingKey) // issue 17: for joinInflight
     this.#inflight.set(key, decision)
-    this.#decisions.add(decision)
+    this.#decisions.add(lifetime)
     return decision
   }
 
@@ -597,7 +607,7 @@ class NullmeshTerminal implements Terminal {
       }
     }
     marks.push(['decide', performance.now()])
-    const response = await this.#record(request, candidate, outcome)
+    const response = await this.#record(request, candidate, outcome, deadline)
     const t1 = performance.now()
     this.#metrics?.decision.observe({ path }, (t1 - t0) / 1000)
     this.#decisionTimes.count++
@@ -615,8 +625,19 @@ class NullmeshTerminal implements Terminal {
     return response
   }
 
-  /** Durable record first, then counters, metrics and events, then the answer. */
-  async #record(request: PaymentRequestBody, c: Candidate, o: Outcome): Promise<PaymentResponseBody> {
+  /**
+   * The payment record, then counters, metrics and events; the answer waits for the record until
+   * the decision's deadline and no longer. Past it the answer leaves first (the key stays in flight,
+   * so a retry joins it, until the record is written): an approval's decision is its fsync'd Commit,
+   * which recovery answers a retry from; a decline moves no money, and the only thing a crash in that
+   * window loses is its record, so a retry after it is decided afresh (docs/protocol.md, "Tap budget").
+   */
+  async #record(
+    request: PaymentRequestBody,
+    c: Candidate,
+    o: Outcome,
+    deadline: number,
+  ): Promise<PaymentResponseBody> {
     const response: PaymentResponseBody = {
       paymentId: o.paymentId,
       status: o.status,
@@ -650,16 +671,28 @@ class NullmeshTerminal implements Terminal {
     // from it if this record is lost in a crash: no second fsync on the approval path. A decline has
     // no Commit, so its record is what keeps the first answer.
     const approved = o.status === 'approved_offline' || o.status === 'approved_online'
-    await this.#ledger!.putPayment(record, { sync: !approved })
-    this.#counters.move(record, o.settlement)
-    const m = this.#metrics
-    m?.payments.inc({ status: o.status, mode: o.mode })
-    if (o.declineCode !== undefined) m?.declines.inc({ code: o.declineCode })
-    if (o.barrier !== undefined) m?.barrier.observe({ mode: o.mode }, o.barrier.ms / 1000)
-    const view = this.#view(record)
-    this.#emit('payment.decided', { payment: view })
-    // forwarded by the sync agent's next round (at most sync.intervalMs away), not one round per payment
-    if (o.settlement === 'queued') this.#emit('payment.queued', { payment: view })
+    const written = this.#ledger!.putPayment(record, { sync: !approved }).then(() => {
+      this.#counters.move(record, o.settlement)
+      const m = this.#metrics
+      m?.payments.inc({ status: o.status, mode: o.mode })
+      if (o.declineCode !== undefined) m?.declines.inc({ code: o.declineCode })
+      if (o.barrier !== undefined) m?.barrier.observe({ mode: o.mode }, o.barrier.ms / 1000)
+      const view = this.#view(record)
+      this.#emit('payment.decided', { payment: view })
+      // forwarded by the sync agent's next round (at most sync.intervalMs away), not one round per payment
+      if (o.settlement === 'queued') this.#emit('payment.queued', { payment: view })
+    })
+    this.#recording.set(request.idempotencyKey, written)
+    if (!(await settledBy(written, deadline))) {
+      written.catch((err: unknown) =>
+        log(
+          'the record of %s, answered before it was written, failed: %s',
+          o.paymentId,
+          (err as Error).message,
+        ),
+      )
+      slow('answered %s before its record was written (the deadline came first)', o.paymentId.slice(0, 16))
+    }
     return response
   }
 
