@@ -122,7 +122,12 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
     sendError(reply, new TerminalError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  // when each request reached us: a payment's tap budget counts from there (parsing and validation
+  // under load are part of what the customer waits for)
+  const arrivals = new WeakMap<object, number>()
+  const arrivedAt = (req: FastifyRequest): number => arrivals.get(req.raw) ?? performance.now()
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    arrivals.set(req.raw, performance.now())
     const path = req.url.split('?')[0]!
     if (PUBLIC_ROUTES.has(path) || path === DASHBOARD_PATH || isPublicDashboardPath(path)) return
     const token = browser.token(req)
@@ -143,7 +148,7 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
       schema: {
         summary: 'Decide a payment',
         description:
-          'Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The payment is recorded durably before the answer. The same idempotencyKey with the same amount, currency, method and card returns the first decision; with other ones it is refused 409 idempotency_key_reused.',
+          "Online with central when reachable and allowed by offlineBehavior, otherwise offline (policy, nullifier, barrier). The answer comes within the tap budget, counted from the request's arrival; the payment is recorded before it (or, if the budget runs out first, the key stays in flight until it is, and a retry gets the same answer). The same idempotencyKey with the same amount, currency, method and card returns the first decision; with other ones it is refused 409 idempotency_key_reused.",
         tags: ['payments'],
         body: PaymentRequestSchema,
         response: { 200: PaymentResponseSchema, 403: ErrorSchema, 409: ErrorSchema, ...errors },
@@ -152,7 +157,7 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
     async (req) => {
       // a client that hangs up does not abort the decision: it is recorded, and a retry with the
       // same idempotency key gets it
-      return terminal.payValidated(parsePaymentRequest(req.body))
+      return terminal.payValidated(parsePaymentRequest(req.body), { receivedAt: arrivedAt(req) })
     },
   )
 

@@ -85,3 +85,9 @@ export const LIMITS = Object.freeze({
 
 /** the window over which the event loop's delay is measured for the tap deadline (loop-lag.ts) */
 export const LOOP_LAG_WINDOW_MS = 2_000
+
+/**
+ * part of the tap budget kept for the answer's way back (serialising it, the POS's network and its
+ * own event loop): a decision that runs to its deadline still reaches the customer within the budget
+ */
+export const ANSWER_MARGIN_MS = 50

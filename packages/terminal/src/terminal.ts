@@ -23,6 +23,7 @@ import { type ApiServer, startApiServer } from './api.js'
 import { type CentralLink, type CentralPaymentStatus, createHttpCentralLink } from './central.js'
 import { ConnectivityMonitor, type ConnectivityOptions } from './connectivity.js'
 import {
+  ANSWER_MARGIN_MS,
   CURSORS,
   DEFAULT_API_HOST,
   DEFAULT_API_PORT,
@@ -91,6 +92,14 @@ export interface AbortOptions {
   signal?: AbortSignal
 }
 
+export interface PayOptions extends AbortOptions {
+  /**
+   * performance.now() when the request reached this process (the HTTP API sets it): the tap budget
+   * counts from there, not from when the decision began after parsing and validation
+   */
+  receivedAt?: number
+}
+
 export type TerminalEventType =
   | 'connectivity'
   | 'mesh.mode'
@@ -130,7 +139,7 @@ export interface Terminal {
   stop(opts?: AbortOptions): Promise<void>
   multiaddrs(): string[]
   /** The in-process payment API: the same validation and answer as `POST /v1/payments`. */
-  pay(body: unknown, opts?: AbortOptions): Promise<PaymentResponseBody>
+  pay(body: unknown, opts?: PayOptions): Promise<PaymentResponseBody>
   /** `GET /v1/payments/:id` */
   payment(id: string, opts?: AbortOptions): Promise<PaymentBody | undefined>
   status(): StatusBody
@@ -517,13 +526,13 @@ class NullmeshTerminal implements Terminal {
 
   // ---- payments --------------------------------------------------------------------------------
 
-  async pay(body: unknown, opts: AbortOptions = {}): Promise<PaymentResponseBody> {
+  async pay(body: unknown, opts: PayOptions = {}): Promise<PaymentResponseBody> {
     const request = parsePaymentRequest(body)
     return this.payValidated(request, opts)
   }
 
   /** pay() after validation (the HTTP route validated already). */
-  async payValidated(request: PaymentRequestBody, opts: AbortOptions = {}): Promise<PaymentResponseBody> {
+  async payValidated(request: PaymentRequestBody, opts: PayOptions = {}): Promise<PaymentResponseBody> {
     if (this.#state !== 'running') throw new TerminalError('not_ready', 'the terminal is not running')
     opts.signal?.throwIfAborted()
     const revoked = this.#notices?.revokedSelf(Date.now())
@@ -554,12 +563,14 @@ class NullmeshTerminal implements Terminal {
     return decision
   }
 
-  async #decideOnce(request: PaymentRequestBody, opts: AbortOptions): Promise<PaymentResponseBody> {
-    const t0 = performance.now()
+  async #decideOnce(request: PaymentRequestBody, opts: PayOptions): Promise<PaymentResponseBody> {
+    const t0 = opts.receivedAt ?? performance.now()
     // one tap budget for the whole decision: online attempt, offline fallback, barrier retries;
-    // less what a starved event loop adds before the handler runs and after it answers
+    // less the answer's way back and what a starved event loop adds before the handler runs and
+    // after it answers
     const budget = this.#mesh!.tapBudgetMs
-    const deadline = t0 + budget - this.#loopLag.reserveMs(budget)
+    const deadline =
+      t0 + budget - Math.min(Math.floor(budget / 4), ANSWER_MARGIN_MS + this.#loopLag.reserveMs(budget))
     const ledger = this.#ledger!
     const prior = (await ledger.getPaymentByIdempotencyKey(request.idempotencyKey)) as
       | StoredPayment

@@ -89,3 +89,18 @@ test('[record deadline] stop() waits for records answered before they were writt
   const again = await venue.restart(0)
   expect((await again.ledger.getPaymentByIdempotencyKey(body.idempotencyKey))?.response).toEqual(answer)
 })
+
+test('[tap budget from arrival] the budget counts from when the request arrived, not from when its decision began', async () => {
+  venue = await startVenue(1, { policy: { tapBudgetMs: 400, barrier: { timeoutMs: 200 } } })
+  const t = venue.terminals[0]!
+  // arrived a whole budget ago (parsed late on a starved process): no time left for a barrier round
+  const late = await t.pay(payment({ offlineBehavior: 'force_offline' }), {
+    receivedAt: performance.now() - 400,
+  })
+  expect(late.status).toBe('declined_offline')
+  expect(late.declineCode).toBe('barrier_timeout')
+  expect(t.status().decisions.overBudget).toBe(1)
+  // the same payment arriving now is approved
+  const now = await t.pay(payment({ offlineBehavior: 'force_offline' }))
+  expect(now.status).toBe('approved_offline')
+})
