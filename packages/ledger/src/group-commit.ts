@@ -63,14 +63,14 @@ export class GroupCommit {
   async get<V>(sublevel: Sublevel<V>, key: string): Promise<V | undefined> {
     const p = this.#overlay.get(sublevel)?.get(key)
     if (p !== undefined) return p.value === DELETED ? undefined : (p.value as V)
-    return sublevel.get(key)
+    return readOne(sublevel, key)
   }
 
   async getMany<V>(sublevel: Sublevel<V>, keys: string[]): Promise<(V | undefined)[]> {
     const pending = this.#overlay.get(sublevel)
-    if (pending === undefined) return sublevel.getMany(keys)
+    if (pending === undefined) return readMany(sublevel, keys)
     const missing = keys.filter((k) => !pending.has(k))
-    const stored = missing.length > 0 ? await sublevel.getMany(missing) : []
+    const stored = missing.length > 0 ? await readMany(sublevel, missing) : []
     const fromStore = new Map(missing.map((k, i) => [k, stored[i]]))
     return keys.map((k) => {
       const p = pending.get(k)
@@ -170,3 +170,22 @@ export class GroupCommit {
     for (const g of groups) for (const w of g.waiters) w.reject(err)
   }
 }
+
+/**
+ * A read inside a write transaction. Where the backend reads synchronously (classic-level's
+ * getSync: the memtable and block cache, ~1.5 µs), that beats an async get's thread-pool round
+ * trip (~30 µs of CPU, and a wait behind fsyncs in the pool); the transactions read a handful of
+ * recently written keys, which are in memory.
+ */
+export async function readOne<V>(sublevel: Sublevel<V>, key: string): Promise<V | undefined> {
+  return syncReads(sublevel) ? sublevel.getSync(key) : sublevel.get(key)
+}
+
+export async function readMany<V>(sublevel: Sublevel<V>, keys: string[]): Promise<(V | undefined)[]> {
+  if (!syncReads(sublevel)) return sublevel.getMany(keys)
+  return keys.map((k) => sublevel.getSync(k))
+}
+
+// abstract-level's typings predate the getSync manifest flag
+const syncReads = (sublevel: { supports: object }): boolean =>
+  (sublevel.supports as { getSync?: boolean }).getSync === true

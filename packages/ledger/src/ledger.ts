@@ -17,7 +17,7 @@ import {
   RELEARNING_CURSOR,
 } from './constants.js'
 import { LedgerError } from './errors.js'
-import { GroupCommit, type GroupCommitStats } from './group-commit.js'
+import { GroupCommit, type GroupCommitStats, readOne } from './group-commit.js'
 import type {
   AbortOptions,
   EventLocation,
@@ -387,9 +387,9 @@ export class NullmeshLedger implements Ledger {
 
   getEvent(idHex: string, opts: AbortOptions = {}): Promise<SignedEvent | undefined> {
     return this.#run(opts.signal, async (store) => {
-      const key = await store.ids.get(hexArg(idHex, 'idHex'))
+      const key = await readOne(store.ids, hexArg(idHex, 'idHex'))
       if (key === undefined) return undefined
-      const bytes = await store.events.get(key)
+      const bytes = await readOne(store.events, key)
       return bytes === undefined ? undefined : decodeStored(bytes, key)
     })
   }
@@ -397,7 +397,7 @@ export class NullmeshLedger implements Ledger {
   getEventAt(originHex: string, seq: number, opts: AbortOptions = {}): Promise<SignedEvent | undefined> {
     return this.#run(opts.signal, async (store) => {
       const key = eventKey(hexArg(originHex, 'originHex'), seqArg(seq))
-      const bytes = await store.events.get(key)
+      const bytes = await readOne(store.events, key)
       return bytes === undefined ? undefined : decodeStored(bytes, key)
     })
   }
@@ -418,7 +418,7 @@ export class NullmeshLedger implements Ledger {
 
   reservationState(reservationIdHex: string, opts: AbortOptions = {}): Promise<ReservationState | undefined> {
     return this.#run(opts.signal, async (store) => {
-      return (await store.reservations.get(hexArg(reservationIdHex, 'reservationIdHex')))?.state
+      return (await readOne(store.reservations, hexArg(reservationIdHex, 'reservationIdHex')))?.state
     })
   }
 
@@ -513,7 +513,7 @@ export class NullmeshLedger implements Ledger {
   async *transferEvents(opts: AbortOptions = {}): AsyncGenerator<SignedEvent> {
     const store = this.#storeForIteration(opts.signal)
     for await (const key of store.transfers.keys({ signal: opts.signal })) {
-      const bytes = await store.events.get(key)
+      const bytes = await readOne(store.events, key)
       if (bytes === undefined) {
         throw new LedgerError('ERR_LEDGER_CORRUPT', `transfer ${key} is indexed but its event is missing`)
       }
@@ -578,7 +578,7 @@ export class NullmeshLedger implements Ledger {
 
   ackGiven(reservationIdHex: string, opts: AbortOptions = {}): Promise<SignedAck | undefined> {
     return this.#run(opts.signal, async (store) => {
-      const bytes = await store.acks.get(hexArg(reservationIdHex, 'reservationIdHex'))
+      const bytes = await readOne(store.acks, hexArg(reservationIdHex, 'reservationIdHex'))
       if (bytes === undefined) return undefined
       const decoded = decodeAck(own(bytes))
       if (!decoded.ok) {
@@ -614,7 +614,7 @@ export class NullmeshLedger implements Ledger {
 
   isHeld(reservationIdHex: string, opts: AbortOptions = {}): Promise<boolean> {
     return this.#run(opts.signal, async (store) => {
-      const record = await store.reservations.get(hexArg(reservationIdHex, 'reservationIdHex'))
+      const record = await readOne(store.reservations, hexArg(reservationIdHex, 'reservationIdHex'))
       return record?.held === true && record.state !== 'released'
     })
   }
@@ -630,13 +630,13 @@ export class NullmeshLedger implements Ledger {
   }
 
   getPayment(id: string, opts: AbortOptions = {}): Promise<PaymentRecord | undefined> {
-    return this.#run(opts.signal, (store) => store.payments.get(id))
+    return this.#run(opts.signal, (store) => readOne(store.payments, id))
   }
 
   getPaymentByIdempotencyKey(key: string, opts: AbortOptions = {}): Promise<PaymentRecord | undefined> {
     return this.#run(opts.signal, async (store) => {
-      const id = await store.idem.get(key)
-      return id === undefined ? undefined : store.payments.get(id)
+      const id = await readOne(store.idem, key)
+      return id === undefined ? undefined : readOne(store.payments, id)
     })
   }
 
@@ -649,13 +649,13 @@ export class NullmeshLedger implements Ledger {
     }
     const status = plainArg(opts.status, 'status')
     for await (const key of store.payStatus.keys({ ...prefixRange(status), limit, signal: opts.signal })) {
-      const payment = await store.payments.get(key.slice(status.length + 1))
+      const payment = await readOne(store.payments, key.slice(status.length + 1))
       if (payment !== undefined) yield payment
     }
   }
 
   getCursor(name: string, opts: AbortOptions = {}): Promise<string | undefined> {
-    return this.#run(opts.signal, (store) => store.cursors.get(name))
+    return this.#run(opts.signal, (store) => readOne(store.cursors, name))
   }
 
   setCursor(name: string, value: string, opts: SyncOptions = {}): Promise<void> {
@@ -669,7 +669,10 @@ export class NullmeshLedger implements Ledger {
   }
 
   relearning(opts: AbortOptions = {}): Promise<boolean> {
-    return this.#run(opts.signal, async (store) => (await store.cursors.get(RELEARNING_CURSOR)) !== undefined)
+    return this.#run(
+      opts.signal,
+      async (store) => (await readOne(store.cursors, RELEARNING_CURSOR)) !== undefined,
+    )
   }
 
   setRelearning(on: boolean, opts: SyncOptions = {}): Promise<void> {
