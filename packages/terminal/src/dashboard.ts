@@ -473,7 +473,14 @@ export async function registerTerminalDashboard(
     (err) => log('dashboard snapshot failed: %o', err),
   )
   view.onChange = () => streams.changed()
-  await view.start()
+  // started by the first dashboard request, not with the terminal: reading the ledger's history
+  // costs about 1 s of CPU and tens of MiB per 100,000 events, which a terminal whose dashboard
+  // nobody opens should not pay at every start (the view reads the history and the payments from
+  // the ledger when it starts, so nothing before it is missed)
+  const opened = (): VenueView => {
+    void view.start()
+    return view
+  }
   app.addHook('preClose', async () => {
     streams.close()
     view.stop()
@@ -482,7 +489,7 @@ export async function registerTerminalDashboard(
   const title = `nullmesh ${terminal.id} — ${terminal.bundle.venueId}`
   app.get(DASHBOARD_PATH, { schema: HIDDEN }, async (req, reply) => {
     if (!handleLogin(auth, title, req, reply)) return reply
-    const snapshot = await view.snapshot()
+    const snapshot = await opened().snapshot()
     const views = await loadViews()
     return reply
       .type('text/html; charset=utf-8')
@@ -498,8 +505,11 @@ export async function registerTerminalDashboard(
         }),
       )
   })
-  app.get('/v1/dashboard', { schema: HIDDEN }, async () => view.snapshot())
-  app.get('/v1/dashboard/stream', { schema: HIDDEN }, (req, reply) => streams.open(req, reply))
+  app.get('/v1/dashboard', { schema: HIDDEN }, async () => opened().snapshot())
+  app.get('/v1/dashboard/stream', { schema: HIDDEN }, (req, reply) => {
+    opened()
+    return streams.open(req, reply)
+  })
 }
 
 export { createDashboardAuth }
