@@ -72,3 +72,12 @@ export function cardSince(cardKeyHex: string, currency: string, sinceTs: number)
 export function statusKey(status: string, id: string): string {
   return status + KEY_SEPARATOR + id
 }
+
+/**
+ * A fresh copy of a string read from a key or a record: V8 keeps a substring as a slice that holds
+ * its whole parent alive (the key with its sublevel prefix, a composite index key). Ids kept for
+ * the life of the process (every event id, at start-up) are copied flat: about a third less memory.
+ */
+export function flat(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1')
+}

@@ -43,6 +43,7 @@ import {
   cardPrefix,
   cardSince,
   eventKey,
+  flat,
   hexArg,
   parseEventKey,
   plainArg,
@@ -476,15 +477,15 @@ export class NullmeshLedger implements Ledger {
         bodyStored = at.seq > (this.#origins.get(at.origin)?.pruned ?? 0)
         origin ??= at.origin
       }
-      const entry: ReservationEntry = { id, state: r.state, held: r.held === true, bodyStored }
+      const entry: ReservationEntry = { id: flat(id), state: r.state, held: r.held === true, bodyStored }
       if (r.nullifier !== undefined && r.cardKey !== undefined && r.amountMinor !== undefined) {
         const parts = r.cardKey.split(KEY_SEPARATOR)
-        const cardKeyHex = parts[0]
+        const cardKeyHex = parts[0] === undefined ? undefined : flat(parts[0])
         const currency = parts[1]
         const ts = Number(parts[2])
         if (cardKeyHex !== undefined && currency !== undefined && Number.isFinite(ts)) {
           entry.summary = {
-            id,
+            id: entry.id,
             state: r.state,
             held: r.held === true,
             nullifier: r.nullifier,
@@ -504,9 +505,15 @@ export class NullmeshLedger implements Ledger {
 
   async *eventIds(opts: AbortOptions = {}): AsyncGenerator<EventLocation> {
     const store = this.#storeForIteration(opts.signal)
+    const origins = new Map<string, string>()
     for await (const [id, key] of store.ids.iterator({ signal: opts.signal })) {
-      const { origin, seq } = parseEventKey(key)
-      yield { id, origin, seq }
+      const at = parseEventKey(key)
+      let origin = origins.get(at.origin)
+      if (origin === undefined) {
+        origin = flat(at.origin)
+        origins.set(origin, origin)
+      }
+      yield { id: flat(id), origin, seq: at.seq }
     }
   }
 
