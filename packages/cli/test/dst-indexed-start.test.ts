@@ -69,7 +69,10 @@ describe('start-up from the ledger indexes equals the simulator replay, on store
   it('every terminal of several faulty runs: the same view both ways', async () => {
     let compared = 0
     let heldWithoutAck = 0
-    for (const seed of [1, 2, 3, 5, 8, 13]) {
+    // at least six runs, and on until one carries a relearned hold (which seeds do moves with every
+    // change to the random streams)
+    for (const seed of [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233]) {
+      if (compared >= 30 && heldWithoutAck > 0) break
       const result = runSeed({ terminals: 5, seed, steps: 1500, faults: new Set(FAULTS), keepDisks: true })
       for (const disk of result.disks ?? []) {
         const dir = await mkdtemp(join(tmpdir(), 'nullmesh-dst-indexed-'))
@@ -112,7 +115,7 @@ describe('start-up from the ledger indexes equals the simulator replay, on store
         }
       }
     }
-    expect(compared).toBe(30)
+    expect(compared).toBeGreaterThanOrEqual(30)
     // the stores carry what broke start-up before: peers' reservations held without an ack of ours
     // (relearned after a lost disk)
     expect(heldWithoutAck).toBeGreaterThan(0)

@@ -52,6 +52,8 @@ export const ISOLATION_PROBE_MS = 1500
  * deadline to commit (or to let the terminal record a decline): the barrier ends earlier by that much.
  */
 export const FINISH_MARGIN_MS = 10
+/** the finishing reserve also covers the slowest of this many recent durable writes (a disk that stalls now and then) */
+export const RECENT_DURABLE_WINDOW = 32
 /** how often a decision waiting for the quorum re-checks it */
 export const REACHABILITY_POLL_MS = 20
 

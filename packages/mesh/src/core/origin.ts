@@ -288,7 +288,21 @@ export function* authorize(
   // under the same payment identity, and never released here — the caller must void it at
   // central first, since central may have authorised it.
   const existing = opts.reservation
+  // Our own reservation of this decision, kept held after a round that only ran out of time (slow
+  // peers, or one still catching up) and asked again as is: its holders answer the retry from the
+  // ack they gave, where a new reservation would wait for its fsync and be refused `nullifier_seen`
+  // by every peer that still holds the first one (docs/protocol.md, "Retries keep the reservation").
+  // Released once, when the decision declines.
+  let kept: SignedEvent<Reservation> | undefined
+  const releaseKept = (reason: string): number => {
+    if (kept === undefined) return 0
+    const { signed: release, write } = core.appendOwn({ type: 'release', reservationId: kept.id, reason })
+    publishWhenDurable(core, release, write, kept.event.cardKey)
+    kept = undefined
+    return release.event.seq
+  }
   const decline = (mode: MeshMode, code: string, message?: string, seq = 0): OfflineDecision => {
+    if (kept !== undefined) seq = releaseKept(code)
     const declineCode: DeclineCode = isDeclineCode(code) ? code : 'other'
     const ts = core.wall()
     return {
@@ -308,180 +322,189 @@ export function* authorize(
   // within the deadline; re-read each time, since the fsync latency it keeps room for moves
   const timeLeft = () => deadline - core.finishReserveMs() - core.mono()
   let lastReason: { code: string; message?: string | undefined } | undefined
-  for (;;) {
-    core.throwIfAborted(op)
-    attempts++
-    // Another round only if it can finish in time: a reservation made now would wait for its own
-    // fsync and then for a round that has no time left, and decide after the deadline.
-    if (
-      lastReason !== undefined &&
-      existing === undefined &&
-      !core.mut('no-finish-reserve') &&
-      timeLeft() < core.recentDurableMs + core.recentBarrierMs
-    )
-      return decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
-    const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
-    if (reach === 'unknown')
-      return decline(
-        core.reach.mode,
-        'quorum_unavailable',
-        'peers are still connecting: no quorum within the tap budget',
-      )
-    if (!(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
-      return decline(
-        core.reach.mode,
-        'quorum_unavailable',
-        'this terminal has no history of its own yet and has not learned it from a quorum',
-      )
-    const now = core.wall()
-    const base = {
-      id: existing?.idHex,
-      origin: core.me,
-      nullifier: toHex(candidate.nullifier),
-      cardKey: toHex(candidate.cardKey),
-      amountMinor: candidate.amountMinor,
-      currency: candidate.currency,
-      method: candidate.method,
-      bin: candidate.bin,
-      ts: existing?.event.ts ?? now,
-    }
-    if (reach === 'isolated') return yield* authorizeIsolated(core, candidate, base, stats, existing)
-    const verdict = decideOffline(core.policy, core.view.exposure, base, { mode: 'quorum', now })
-    if (!verdict.approve) {
-      // the conflict may be a reservation still in flight that is about to be released
+  try {
+    for (;;) {
+      core.throwIfAborted(op)
+      attempts++
+      // Another round only if it can finish in time: a reservation made now would wait for its own
+      // fsync and then for a round that has no time left, and decide after the deadline.
       if (
-        RETRYABLE.has(verdict.code) &&
-        core.view.inflight.size > 0 &&
-        attempts <= retries &&
-        timeLeft() > 0
-      ) {
-        lastReason = { code: verdict.code, message: verdict.message }
+        lastReason !== undefined &&
+        existing === undefined &&
+        !core.mut('no-finish-reserve') &&
+        timeLeft() < core.recentDurableMs + core.recentBarrierMs
+      )
+        return decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
+      const reach = yield* awaitReachability(core, op, deadline - core.finishReserveMs(), candidate.cardKey)
+      if (reach === 'unknown')
+        return decline(
+          core.reach.mode,
+          'quorum_unavailable',
+          'peers are still connecting: no quorum within the tap budget',
+        )
+      if (!(yield* awaitHistory(core, op, deadline - core.finishReserveMs())))
+        return decline(
+          core.reach.mode,
+          'quorum_unavailable',
+          'this terminal has no history of its own yet and has not learned it from a quorum',
+        )
+      // isolated: a kept reservation goes (its holders are out of reach); the isolated path makes its own
+      if (reach === 'isolated') lastReleaseSeq = releaseKept('quorum_unavailable') || lastReleaseSeq
+      const now = core.wall()
+      const again = existing ?? kept
+      const base = {
+        id: again?.idHex,
+        origin: core.me,
+        nullifier: toHex(candidate.nullifier),
+        cardKey: toHex(candidate.cardKey),
+        amountMinor: candidate.amountMinor,
+        currency: candidate.currency,
+        method: candidate.method,
+        bin: candidate.bin,
+        ts: again?.event.ts ?? now,
+      }
+      if (reach === 'isolated') return yield* authorizeIsolated(core, candidate, base, stats, existing)
+      const verdict = decideOffline(core.policy, core.view.exposure, base, { mode: 'quorum', now })
+      if (!verdict.approve) {
+        // the conflict may be a reservation still in flight that is about to be released
+        if (
+          RETRYABLE.has(verdict.code) &&
+          core.view.inflight.size > 0 &&
+          attempts <= retries &&
+          timeLeft() > 0
+        ) {
+          lastReason = { code: verdict.code, message: verdict.message }
+          yield backoff(core, attempts, timeLeft())
+          continue
+        }
+        return decline('quorum', verdict.code, verdict.message)
+      }
+      // the venue cap, exactly: within this terminal's escrow share, no coordination needed
+      const room = escrow.fits(core, candidate.currency, candidate.amountMinor, now, again?.event.amountMinor)
+      if (!room.ok) return decline('quorum', 'venue_cap_exceeded', room.message)
+      // The waits above (reachability, our own history) may have used the budget: a reservation made
+      // now waits for its fsync, then for a round, and would decide after the deadline.
+      if (
+        existing === undefined &&
+        !core.mut('no-finish-reserve') &&
+        timeLeft() < core.recentDurableMs + core.recentBarrierMs
+      )
+        return lastReason !== undefined
+          ? decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
+          : decline('quorum', 'barrier_timeout', 'no time left in the tap budget for a barrier round')
+      const appended = again === undefined ? appendReservation(core, candidate) : undefined
+      const res = appended?.signed ?? again!
+      // The view is what this decision counted: taken in the same synchronous step as the decision,
+      // before anything is awaited. Taken after the fsync it could name a reservation committed
+      // meanwhile that the decision never counted, and a peer holding it would wrongly find no
+      // conflict (this broke a card cap in the double-tap sim; mutant 'view-after-fsync').
+      const view = core.mut('view-after-fsync')
+        ? undefined
+        : originView(core.policy, core.view.exposure, { ...base, id: res.idHex })
+      // fsync before send: peers must never hold a reservation we could lose in a crash (we would
+      // reuse its seq for another event, and the peers would hold it for good)
+      if (appended !== undefined && !core.mut('send-before-durable')) {
+        // A stalled disk must not hold the tap past its deadline: a reservation not durable in time
+        // is declined at once (nothing was sent; its Release follows it in our log, sent when durable)
+        const inTime = yield {
+          w: 'durable',
+          id: appended.write,
+          ...(core.mut('no-finish-reserve') ? {} : { until: deadline - core.finishReserveMs() }),
+        }
+        if (inTime === false) {
+          const { signed: release, write } = core.appendOwn({
+            type: 'release',
+            reservationId: res.id,
+            reason: 'barrier_timeout',
+          })
+          publishWhenDurable(core, release, write, res.event.cardKey)
+          return decline(
+            'quorum',
+            'barrier_timeout',
+            'our own reservation was not durable within the tap budget (a slow disk)',
+            release.event.seq,
+          )
+        }
+      }
+      const roundStart = core.mono()
+      const round = collect(
+        core,
+        res,
+        view ?? originView(core.policy, core.view.exposure, { ...base, id: res.idHex }),
+        {
+          timeoutMs: Math.min(core.policy.barrier.timeoutMs, timeLeft()),
+          online: false,
+        },
+      )
+      const outcome = (yield { w: 'round', round }) as Outcome
+      core.recentBarrierMs = 0.8 * core.recentBarrierMs + 0.2 * (core.mono() - roundStart)
+      if (outcome.kind === 'quorum') {
+        lastAcks = outcome.acks.length
+        kept = undefined // committed now, never released
+        const { signed: commit, write } = core.appendOwn({
+          type: 'commit',
+          reservation: res,
+          mode: 'quorum',
+          acks: outcome.acks,
+        })
+        yield { w: 'durable', id: write }
+        core.publish(commit)
+        return {
+          approved: true,
+          decision: 'approved_offline',
+          mode: 'quorum',
+          reservationId: res.idHex,
+          commitId: commit.idHex,
+          seq: commit.event.seq,
+          ts: commit.event.ts,
+          proof: proofFor(core, candidate, 'approved_offline', commit.event.seq, commit.event.ts),
+          barrier: stats(),
+        }
+      }
+      lastAcks = outcome.acks
+      const reason =
+        outcome.kind === 'refused'
+          ? outcome.code
+          : outcome.kind === 'timeout'
+            ? 'barrier_timeout'
+            : 'quorum_unavailable'
+      const retryable =
+        outcome.kind === 'refused'
+          ? RETRYABLE.has(outcome.code) && attempts <= retries
+          : outcome.kind === 'timeout'
+            ? // a loaded peer, not a lost one: try again after a back-off
+              attempts <= Math.min(retries, 2)
+            : true // peers were lost mid-round: reachability decides on the next turn
+      const retry = retryable && timeLeft() > 0 && existing === undefined
+      let releaseSeq = 0
+      if (existing === undefined) {
+        // out of time only: the same reservation is asked again. Refused for a conflict: released, so
+        // that two contenders for one card (each held by some members) do not block each other until
+        // both decline; the retry makes a new one.
+        kept = res
+        const outOfTime =
+          outcome.kind === 'timeout' || (outcome.kind === 'refused' && outcome.code === 'catching_up')
+        if (!retry || !outOfTime) releaseSeq = releaseKept(reason)
+      }
+      if (retry) {
+        lastReason = {
+          code: reason,
+          message: outcome.kind === 'refused' ? `refused by a peer: ${outcome.code}` : undefined,
+        }
+        lastReleaseSeq = releaseSeq
         yield backoff(core, attempts, timeLeft())
         continue
       }
-      return decline('quorum', verdict.code, verdict.message)
+      if (outcome.kind === 'refused')
+        return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, releaseSeq)
+      // Peers are connected but slow: decline. Falling back to isolated mode here would let
+      // every terminal of a loaded venue approve the same card alone.
+      return decline('quorum', reason, undefined, releaseSeq)
     }
-    // the venue cap, exactly: within this terminal's escrow share, no coordination needed
-    const room = escrow.fits(
-      core,
-      candidate.currency,
-      candidate.amountMinor,
-      now,
-      existing?.event.amountMinor,
-    )
-    if (!room.ok) return decline('quorum', 'venue_cap_exceeded', room.message)
-    // The waits above (reachability, our own history) may have used the budget: a reservation made
-    // now waits for its fsync, then for a round, and would decide after the deadline.
-    if (
-      existing === undefined &&
-      !core.mut('no-finish-reserve') &&
-      timeLeft() < core.recentDurableMs + core.recentBarrierMs
-    )
-      return lastReason !== undefined
-        ? decline('quorum', lastReason.code, lastReason.message, lastReleaseSeq)
-        : decline('quorum', 'barrier_timeout', 'no time left in the tap budget for a barrier round')
-    const appended = existing === undefined ? appendReservation(core, candidate) : undefined
-    const res = appended?.signed ?? existing!
-    // The view is what this decision counted: taken in the same synchronous step as the decision,
-    // before anything is awaited. Taken after the fsync it could name a reservation committed
-    // meanwhile that the decision never counted, and a peer holding it would wrongly find no
-    // conflict (this broke a card cap in the double-tap sim; mutant 'view-after-fsync').
-    const view = core.mut('view-after-fsync')
-      ? undefined
-      : originView(core.policy, core.view.exposure, { ...base, id: res.idHex })
-    // fsync before send: peers must never hold a reservation we could lose in a crash (we would
-    // reuse its seq for another event, and the peers would hold it for good)
-    if (appended !== undefined && !core.mut('send-before-durable')) {
-      // A stalled disk must not hold the tap past its deadline: a reservation not durable in time
-      // is declined at once (nothing was sent; its Release follows it in our log, sent when durable)
-      const inTime = yield {
-        w: 'durable',
-        id: appended.write,
-        ...(core.mut('no-finish-reserve') ? {} : { until: deadline - core.finishReserveMs() }),
-      }
-      if (inTime === false) {
-        const { signed: release, write } = core.appendOwn({
-          type: 'release',
-          reservationId: res.id,
-          reason: 'barrier_timeout',
-        })
-        publishWhenDurable(core, release, write, res.event.cardKey)
-        return decline(
-          'quorum',
-          'barrier_timeout',
-          'our own reservation was not durable within the tap budget (a slow disk)',
-          release.event.seq,
-        )
-      }
-    }
-    const roundStart = core.mono()
-    const round = collect(
-      core,
-      res,
-      view ?? originView(core.policy, core.view.exposure, { ...base, id: res.idHex }),
-      {
-        timeoutMs: Math.min(core.policy.barrier.timeoutMs, timeLeft()),
-        online: false,
-      },
-    )
-    const outcome = (yield { w: 'round', round }) as Outcome
-    core.recentBarrierMs = 0.8 * core.recentBarrierMs + 0.2 * (core.mono() - roundStart)
-    if (outcome.kind === 'quorum') {
-      lastAcks = outcome.acks.length
-      const { signed: commit, write } = core.appendOwn({
-        type: 'commit',
-        reservation: res,
-        mode: 'quorum',
-        acks: outcome.acks,
-      })
-      yield { w: 'durable', id: write }
-      core.publish(commit)
-      return {
-        approved: true,
-        decision: 'approved_offline',
-        mode: 'quorum',
-        reservationId: res.idHex,
-        commitId: commit.idHex,
-        seq: commit.event.seq,
-        ts: commit.event.ts,
-        proof: proofFor(core, candidate, 'approved_offline', commit.event.seq, commit.event.ts),
-        barrier: stats(),
-      }
-    }
-    lastAcks = outcome.acks
-    const reason =
-      outcome.kind === 'refused'
-        ? outcome.code
-        : outcome.kind === 'timeout'
-          ? 'barrier_timeout'
-          : 'quorum_unavailable'
-    let releaseSeq = 0
-    if (existing === undefined) {
-      const { signed: release, write } = core.appendOwn({ type: 'release', reservationId: res.id, reason })
-      publishWhenDurable(core, release, write, res.event.cardKey)
-      releaseSeq = release.event.seq
-    }
-    const retryable =
-      outcome.kind === 'refused'
-        ? RETRYABLE.has(outcome.code) && attempts <= retries
-        : outcome.kind === 'timeout'
-          ? // a loaded peer, not a lost one: try again after a back-off
-            attempts <= Math.min(retries, 2)
-          : true // peers were lost mid-round: reachability decides on the next turn
-    if (retryable && timeLeft() > 0 && existing === undefined) {
-      lastReason = {
-        code: reason,
-        message: outcome.kind === 'refused' ? `refused by a peer: ${outcome.code}` : undefined,
-      }
-      lastReleaseSeq = releaseSeq
-      yield backoff(core, attempts, timeLeft())
-      continue
-    }
-    if (outcome.kind === 'refused')
-      return decline('quorum', outcome.code, `refused by a peer: ${outcome.code}`, releaseSeq)
-    // Peers are connected but slow: decline. Falling back to isolated mode here would let
-    // every terminal of a loaded venue approve the same card alone.
-    return decline('quorum', reason, undefined, releaseSeq)
+  } catch (err: unknown) {
+    // aborted (or a write failed) while a kept reservation waited for its next round: release it
+    releaseKept('aborted')
+    throw err
   }
 }
 

@@ -1,0 +1,115 @@
+import { decodeEvent, signAck, toHex } from '@nullmesh/protocol'
+import { describe, expect, it } from 'vitest'
+import type { Effect } from '../src/core/index.js'
+import { coreFixture } from './core-fixture.js'
+
+type Send = Extract<Effect, { type: 'send' }>
+type Write = Extract<Effect, { type: 'write' }>
+
+const candidate = (n: number) => ({
+  nullifier: new Uint8Array(32).fill(n),
+  cardKey: new Uint8Array(16).fill(n + 1),
+  amountMinor: 500,
+  currency: 'EUR',
+  method: 'contactless' as const,
+})
+
+/**
+ * A barrier round that only ran out of time is retried with the same reservation (docs/protocol.md,
+ * "Retries keep the reservation"): before, the origin released it and made a new one, which waited
+ * for its own fsync and was refused `nullifier_seen` by every peer still holding the first.
+ */
+describe('core: retries keep the reservation [retry keeps reservation]', () => {
+  function setup() {
+    const f = coreFixture({ size: 3, me: 0 })
+    for (const peer of [f.hex[1]!, f.hex[2]!]) f.learnFrom(peer)
+    f.effects.length = 0
+    f.core.authorize(2, candidate(9))
+    const write = f.effects.find((e): e is Write => e.type === 'write' && e.own)!
+    f.core.durable(write.id)
+    const reservation = write.records[0]!.event
+    const reqs = () => f.effects.filter((e): e is Send => e.type === 'send' && e.msg.t === 'req')
+    const timers = () => f.effects.filter((e) => e.type === 'timer') as Extract<Effect, { type: 'timer' }>[]
+    const ownWrites = () =>
+      f.effects.filter((e): e is Write => e.type === 'write' && e.own).map((e) => e.records[0]!.event)
+    return { ...f, reservation, reqs, timers, ownWrites }
+  }
+
+  it('after a timeout the same reservation is asked again, and its acks commit it: no Release, no second reservation', () => {
+    const { core, keys, effects, reservation, reqs, timers, ownWrites } = setup()
+    expect(reqs()).toHaveLength(2)
+    // the round's timer fires (no peer answered in time), then the back-off's
+    for (let i = 0; i < 2; i++) {
+      const t = timers()
+      expect(t.length).toBeGreaterThan(0)
+      effects.length = 0
+      for (const x of t) core.timer(x.id)
+    }
+    // round 2: the very same reservation, and nothing written in between
+    const again = reqs()
+    expect(again).toHaveLength(2)
+    for (const r of again) expect(r.msg.t === 'req' && r.msg.bytes).toEqual(reservation.bytes)
+    expect(ownWrites()).toEqual([])
+    // the peers answer (the acks they gave for the first round, by then durable)
+    for (const r of again) {
+      const peer = keys[r.to === toHex(keys[1]!.publicKey) ? 1 : 2]!
+      const ack = signAck(peer, {
+        venue: 'v',
+        acker: peer.publicKey,
+        reservationId: reservation.id,
+        ok: true,
+        reason: '',
+        ts: 1_700_000_000_000,
+      })
+      core.message(r.to, { t: 'ans', rid: (r.msg as { rid: number }).rid, ack: ack.bytes })
+    }
+    const written = ownWrites()
+    expect(written.map((e) => e.event.type)).toEqual(['commit'])
+    const commit = decodeEvent(written[0]!.bytes)
+    expect(commit.ok && commit.value.event.type === 'commit' && commit.value.event.reservation.idHex).toBe(
+      reservation.idHex,
+    )
+  })
+
+  it('a reservation still kept when the decision declines is released, once', () => {
+    const { core, effects, reservation, timers, ownWrites } = setup()
+    // every round times out until the retries (2 for timeouts) and the budget are used
+    const released: string[] = []
+    for (let i = 0; i < 20; i++) {
+      const t = timers()
+      if (t.length === 0) break
+      for (const w of ownWrites()) {
+        if (w.event.type === 'release') released.push(toHex(w.event.reservationId))
+        if (w.event.type === 'reservation' && w.idHex !== reservation.idHex)
+          throw new Error('a second reservation was made')
+      }
+      effects.length = 0
+      for (const x of t) core.timer(x.id)
+    }
+    for (const w of ownWrites()) if (w.event.type === 'release') released.push(toHex(w.event.reservationId))
+    expect(released).toEqual([reservation.idHex])
+    const done = effects.find((e) => e.type === 'done') as Extract<Effect, { type: 'done' }> | undefined
+    expect(done?.result.ok).toBe(true)
+    expect((done?.result as { value: { approved: boolean } }).value.approved).toBe(false)
+  })
+
+  it('refused for a conflict, the reservation is released before the retry (two contenders do not block each other)', () => {
+    const { core, keys, effects, reservation, reqs, ownWrites } = setup()
+    const first = reqs()
+    effects.length = 0
+    for (const r of first) {
+      const peer = keys[r.to === toHex(keys[1]!.publicKey) ? 1 : 2]!
+      const no = signAck(peer, {
+        venue: 'v',
+        acker: peer.publicKey,
+        reservationId: reservation.id,
+        ok: false,
+        reason: 'conflict',
+        ts: 1_700_000_000_000,
+      })
+      core.message(r.to, { t: 'ans', rid: (r.msg as { rid: number }).rid, ack: no.bytes })
+    }
+    const w = ownWrites()
+    expect(w.map((e) => e.event.type)).toEqual(['release'])
+  })
+})
