@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
 import { isMainThread, Worker } from 'node:worker_threads'
 import { rosterSizeIssue } from '@nullmesh/policy'
 import {
@@ -293,8 +292,9 @@ export function traceText(r: SimResult): string {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv)
   const traces: string[] = []
-  // one thread per core by default: seeds are independent
-  const jobs = Math.min(args.jobs ?? availableParallelism(), args.seeds.length)
+  // one thread unless asked: on the shared 2-core dev machine (load average 7–10) a second
+  // thread, with its own module load and JIT warm-up, did not pay off (docs/protocol.md)
+  const jobs = Math.min(args.jobs ?? 1, args.seeds.length)
   const onSeed = (r: SimResult) => {
     if (args.trace !== undefined) traces.push(traceText(r))
     if (r.violation !== undefined && !args.quiet) {
