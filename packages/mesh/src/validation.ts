@@ -3,11 +3,11 @@ import {
   type Commit,
   decodeEvent,
   type ExposureTransfer,
+  eventIdHex,
   type Group,
   type Release,
   type Reservation,
   type SignedEvent,
-  sha256,
   toHex,
   verifyEventSignature,
   verifyQuorumCertificate,
@@ -151,7 +151,7 @@ export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, ma
   if (bytes.byteLength > maxBytes) reject('ERR_TOO_LARGE', `${bytes.byteLength} bytes`)
   // [IGNORE] already recorded: the id is the hash of these very bytes, so they were validated
   // when first recorded; checked before decoding (most gossip and catch-up frames are duplicates)
-  const idHex = toHex(sha256(bytes))
+  const idHex = eventIdHex(bytes)
   if (ctx.isKnown(idHex))
     throw new EventValidationError('ERR_ALREADY_KNOWN', `${idHex.slice(0, 12)} already known`)
   const decoded = decodeEvent(bytes)

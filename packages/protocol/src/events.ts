@@ -155,8 +155,20 @@ function bodyArray(e: NullmeshEvent): unknown[] {
   }
 }
 
+// the signing domains, encoded once (they are on every signature made and checked)
+const EVENT_PREFIX = concatBytes(utf8(DOMAIN.event), new Uint8Array([0]))
+const ACK_PREFIX = concatBytes(utf8(DOMAIN.ack), new Uint8Array([0]))
+
+/** domain prefix ‖ body, in one allocation */
+function withPrefix(prefix: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(prefix.byteLength + body.byteLength)
+  out.set(prefix, 0)
+  out.set(body, prefix.byteLength)
+  return out
+}
+
 function eventSigningBytes(body: unknown[]): Uint8Array {
-  return concatBytes(utf8(DOMAIN.event), new Uint8Array([0]), encodeCbor(body))
+  return withPrefix(EVENT_PREFIX, encodeCbor(body))
 }
 
 /** Sign and encode an event. Throws only on programmer error (invalid fields). */
@@ -262,6 +274,16 @@ export function decodeEvent(bytes: Uint8Array): Result<SignedEvent> {
 }
 
 /**
+ * The hex id of an event's bytes (the hash of exactly these bytes). With the simulator's decode
+ * memo, bytes another simulated terminal decoded already are not hashed again.
+ */
+export function eventIdHex(bytes: Uint8Array): string {
+  const r = decodeMemo?.get(bytes)
+  if (r?.ok === true) return r.value.idHex
+  return toHex(sha256(bytes))
+}
+
+/**
  * Memo of decoded events by the identity of their byte array, off by default. Only the
  * deterministic simulator turns it on: it runs every terminal of a venue in one process and hands
  * each of them the same array a peer sent, which every one would otherwise decode again (decoding
@@ -305,7 +327,7 @@ function ackArray(a: Ack): unknown[] {
 }
 
 function ackSigningBytes(a: Ack): Uint8Array {
-  return concatBytes(utf8(DOMAIN.ack), new Uint8Array([0]), encodeCbor(ackArray(a)))
+  return withPrefix(ACK_PREFIX, encodeCbor(ackArray(a)))
 }
 
 export function signAck(key: KeyPair, ack: Ack): SignedAck {

@@ -65,35 +65,39 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
 }
 
 /**
- * Simulator only, off by default: a keyed hash (SHA-512 of the public key and the message) stands
- * in for Ed25519 signatures. The deterministic simulator runs every terminal of a venue in one
- * process and has no forger, so signatures only need to bind (key, message); Ed25519 would be most
- * of its run time. Production never turns it on.
+ * How signatures are made and checked: Ed25519 in production. The deterministic simulator, which
+ * runs every terminal of a venue in one process, injects its own scheme (a keyed hash with a secret
+ * per terminal, packages/cli/src/dst/signatures.ts) through `setSignatureScheme`: the same cores,
+ * validation and decoding run, only this dependency differs. See docs/protocol.md, "Simulated
+ * signatures".
  */
-let simulatedSignatures = false
-const simulatedPublic = new Map<string, Uint8Array>()
-
-export function setSimulatedSignatures(on: boolean): void {
-  simulatedSignatures = on
+export interface SignatureScheme {
+  readonly name: string
+  /** a 64-byte signature of `message` by the key whose 32-byte private seed is given */
+  sign(privateKey: Uint8Array, message: Uint8Array): Uint8Array
+  /** never throws; lengths were checked already */
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean
 }
 
-function simulatedSignature(publicKey: Uint8Array, message: Uint8Array): Uint8Array {
-  return new Uint8Array(
-    createHash('sha512').update('nullmesh-sim-signature').update(publicKey).update(message).digest(),
-  )
+export const ed25519: SignatureScheme = {
+  name: 'ed25519',
+  sign: (privateKey, message) => new Uint8Array(sign(null, message, privateKeyObject(privateKey))),
+  verify: (publicKey, message, signature) => verifyUncached(publicKey, message, signature),
+}
+
+let scheme: SignatureScheme = ed25519
+
+/** Replace the signature scheme (the simulator only); `undefined` restores Ed25519. */
+export function setSignatureScheme(next: SignatureScheme | undefined): void {
+  scheme = next ?? ed25519
+}
+
+export function signatureScheme(): SignatureScheme {
+  return scheme
 }
 
 export function signBytes(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
-  if (simulatedSignatures) {
-    const hex = toHex(privateKey)
-    let pub = simulatedPublic.get(hex)
-    if (pub === undefined) {
-      pub = keyPairFromSeed(privateKey).publicKey
-      simulatedPublic.set(hex, pub)
-    }
-    return simulatedSignature(pub, message)
-  }
-  return new Uint8Array(sign(null, message, privateKeyObject(privateKey)))
+  return scheme.sign(privateKey, message)
 }
 
 /**
@@ -167,15 +171,12 @@ export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signatur
     if (preverified.delete(signatureDigest(publicKey, message, signature))) return true
   }
   if (collected !== undefined) {
-    const ok = verifyUncached(publicKey, message, signature)
+    const ok = scheme.verify(publicKey, message, signature)
     if (ok) collected.push(signatureDigest(publicKey, message, signature))
     return ok
   }
-  if (simulatedSignatures) {
-    const expected = simulatedSignature(publicKey, message)
-    for (let i = 0; i < expected.length; i++) if (expected[i] !== signature[i]) return false
-    return true
-  }
+  // an injected scheme is cheap: no memo (the memo's key would cost more than the check)
+  if (scheme !== ed25519) return scheme.verify(publicKey, message, signature)
   if (verifyMemo !== undefined) {
     const k = `${toHex(publicKey)}${toHex(signature)}${createHash('sha256').update(message).digest('hex')}`
     const hit = verifyMemo.get(k)

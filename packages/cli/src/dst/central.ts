@@ -89,7 +89,7 @@ export class Central {
       case 'sync': {
         for (const ev of req.events) {
           const o = toHex(ev.event.origin)
-          this.sim.check.escape(ev, 'central')
+          this.sim.check.escape(ev, () => 'central')
           const s = this.cSeqs.get(o)
           if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
           else s.add(ev.event.seq)

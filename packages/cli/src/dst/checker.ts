@@ -24,7 +24,8 @@ export class Checker {
 
   readonly isolatedByNode = new Map<number, Approval[]>()
 
-  readonly escaped = new Map<string, { id: string; at: number }>()
+  /** by (origin index, seq) as one number: a string key would be built for every frame delivered */
+  readonly escaped = new Map<number, { id: string; at: number }>()
 
   /** sim time of each terminal's last wiped disk */
   readonly wipedAt = new Map<number, number>()
@@ -59,15 +60,17 @@ export class Checker {
   }
 
   /** an event left its origin's node: no two different events may ever leave with one (origin, seq) */
-  escape(ev: SignedEvent, where: string): void {
-    const key = `${originOf(ev)}:${ev.event.seq}`
-    const first = this.escaped.get(key)
+  escape(ev: SignedEvent, where: () => string): void {
+    const origin = this.sim.venue.index.get(originOf(ev)) ?? -1
+    const num = (origin + 1) * 2 ** 41 + ev.event.seq
+    const first = this.escaped.get(num)
     if (first === undefined) {
-      this.escaped.set(key, { id: ev.idHex, at: this.sim.now })
+      this.escaped.set(num, { id: ev.idHex, at: this.sim.now })
       return
     }
     const prev = first.id
-    const origin = this.sim.venue.index.get(toHex(ev.event.origin)) ?? -1
+    if (prev === ev.idHex) return
+    const key = `${originOf(ev)}:${ev.event.seq}`
     const wipedSince = (this.wipedAt.get(origin) ?? -1) > first.at
     if (prev !== ev.idHex && !this.residual.has(key) && wipedSince && this.isResidual(prev)) {
       // docs/protocol.md, "Lost disks": an own event no quorum certified, held only by peers
@@ -80,7 +83,7 @@ export class Checker {
     } else if (prev !== ev.idHex && !this.residual.has(key))
       this.sim.fail(
         'seq-signed-twice',
-        `${this.sim.name(toHex(ev.event.origin))} signed two events with seq ${ev.event.seq} (${prev.slice(0, 8)}, ${ev.idHex.slice(0, 8)} ${ev.event.type}) seen at ${where}`,
+        `${this.sim.name(toHex(ev.event.origin))} signed two events with seq ${ev.event.seq} (${prev.slice(0, 8)}, ${ev.idHex.slice(0, 8)} ${ev.event.type}) seen at ${where()}`,
       )
   }
 

@@ -37,8 +37,8 @@ export interface SimOptions {
   mutations?: ReadonlySet<AnyMutation>
   /** keep the full step trace (else only the last lines, for a failure report) */
   trace?: boolean
-  /** a keyed hash instead of Ed25519 (protocol setSimulatedSignatures): throughput runs */
-  fastCrypto?: boolean
+  /** sign with Ed25519 instead of the simulated scheme (signatures.ts): same steps and results, slower */
+  realCrypto?: boolean
   /**
    * Start from a formed venue: every pair connected, greeted and caught up at time 0, as setup
    * rather than simulated traffic (the ledgers are empty then, so those catch-ups carry nothing).

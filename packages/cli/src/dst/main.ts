@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { isMainThread, Worker } from 'node:worker_threads'
 import { rosterSizeIssue } from '@nullmesh/policy'
 import {
   ALL_MUTATIONS,
@@ -10,6 +11,7 @@ import {
   type FaultName,
   runSeed,
   type SimCost,
+  type SimOptions,
   type SimResult,
   type Violation,
 } from './sim.js'
@@ -27,9 +29,11 @@ export interface DstArgs {
   trace?: string | undefined
   mutations: Set<AnyMutation>
   quiet: boolean
-  fastCrypto?: boolean
+  realCrypto?: boolean
   /** start from a formed venue (SimOptions.formed) */
   formed?: boolean
+  /** seeds run at once, on worker threads (main() only; runMany runs them here, one by one) */
+  jobs?: number
 }
 
 export function parseArgs(argv: string[]): DstArgs {
@@ -85,8 +89,15 @@ export function parseArgs(argv: string[]): DstArgs {
       case '--quiet':
         a.quiet = true
         break
+      case '--real-crypto':
+        a.realCrypto = true
+        break
       case '--fast-crypto':
-        a.fastCrypto = true
+        // the default now (kept so older command lines still run)
+        break
+      case '--jobs':
+        a.jobs = Number(val())
+        if (!(a.jobs >= 1)) throw new Error('--jobs must be at least 1')
         break
       case '--formed':
         a.formed = true
@@ -129,14 +140,8 @@ export interface DstSummary {
   cpuSeconds: number
 }
 
-export function runMany(
-  args: DstArgs,
-  onSeed?: (r: SimResult) => void,
-): { summary: DstSummary; results: SimResult[] } {
-  const t0 = performance.now()
-  const cpu0 = process.cpuUsage()
-  const results: SimResult[] = []
-  const summary: DstSummary = {
+function emptySummary(args: DstArgs): DstSummary {
+  return {
     terminals: args.terminals,
     seeds: 0,
     steps: 0,
@@ -149,32 +154,116 @@ export function runMany(
     paymentsPerSecond: 0,
     cpuSeconds: 0,
   }
-  for (const seed of args.seeds) {
-    const r = runSeed({
-      terminals: args.terminals,
-      seed,
-      steps: args.steps,
-      faults: args.faults,
-      mutations: Object.freeze(new Set(args.mutations)),
-      trace: args.trace !== undefined,
-      fastCrypto: args.fastCrypto === true,
-      formed: args.formed === true,
-    })
-    results.push(r)
-    summary.seeds++
-    summary.steps += r.steps
-    summary.payments += r.payments
-    summary.approvals += r.approvals
-    for (const k of Object.keys(summary.cost) as (keyof SimCost)[]) summary.cost[k] += r.cost[k]
-    for (const [k, v] of Object.entries(r.faults).sort()) summary.faults[k] = (summary.faults[k] ?? 0) + v
-    if (r.violation !== undefined) summary.violations.push(r.violation)
-    onSeed?.(r)
-  }
+}
+
+/** one seed's result into the summary (results arrive in seed order, so the summary is deterministic) */
+function add(summary: DstSummary, r: SimResult): void {
+  summary.seeds++
+  summary.steps += r.steps
+  summary.payments += r.payments
+  summary.approvals += r.approvals
+  for (const k of Object.keys(summary.cost) as (keyof SimCost)[]) summary.cost[k] += r.cost[k]
+  for (const [k, v] of Object.entries(r.faults).sort()) summary.faults[k] = (summary.faults[k] ?? 0) + v
+  if (r.violation !== undefined) summary.violations.push(r.violation)
+}
+
+function rates(summary: DstSummary, t0: number, cpu0: NodeJS.CpuUsage): void {
   const s = (performance.now() - t0) / 1000
   summary.stepsPerSecond = Math.round(summary.steps / s)
   summary.paymentsPerSecond = Math.round(summary.payments / s)
+  // process-wide: the worker threads' time included
   const cpu = process.cpuUsage(cpu0)
   summary.cpuSeconds = Math.round((cpu.user + cpu.system) / 10_000) / 100
+}
+
+/** what one seed runs with */
+export function seedOptions(args: DstArgs, seed: number): SimOptions {
+  return {
+    terminals: args.terminals,
+    seed,
+    steps: args.steps,
+    faults: args.faults,
+    mutations: Object.freeze(new Set(args.mutations)),
+    trace: args.trace !== undefined,
+    realCrypto: args.realCrypto === true,
+    formed: args.formed === true,
+  }
+}
+
+export function runMany(
+  args: DstArgs,
+  onSeed?: (r: SimResult) => void,
+): { summary: DstSummary; results: SimResult[] } {
+  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  const results: SimResult[] = []
+  const summary = emptySummary(args)
+  for (const seed of args.seeds) {
+    const r = runSeed(seedOptions(args, seed))
+    results.push(r)
+    add(summary, r)
+    onSeed?.(r)
+  }
+  rates(summary, t0, cpu0)
+  return { summary, results }
+}
+
+/**
+ * runMany on `jobs` worker threads (worker.ts), one seed at a time each: seeds share nothing, so a
+ * seed's result does not depend on the thread or the order it ran in. Results are taken in seed
+ * order (the summary, the report and the --trace file are the same as with one thread).
+ */
+export async function runManyParallel(
+  args: DstArgs,
+  jobs: number,
+  onSeed?: (r: SimResult) => void,
+): Promise<{ summary: DstSummary; results: SimResult[] }> {
+  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  const summary = emptySummary(args)
+  const seeds = args.seeds
+  const done: (SimResult | undefined)[] = new Array(seeds.length)
+  const results: SimResult[] = []
+  let next = 0
+  let emitted = 0
+  const workers = Array.from(
+    { length: Math.max(1, Math.min(jobs, seeds.length)) },
+    () => new Worker(new URL('./worker.js', import.meta.url), { workerData: args }),
+  )
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            let mine = -1
+            const give = () => {
+              if (next >= seeds.length) return resolve()
+              mine = next++
+              w.postMessage(seeds[mine])
+            }
+            w.on('message', (r: SimResult) => {
+              done[mine] = r
+              while (emitted < seeds.length && done[emitted] !== undefined) {
+                const first = done[emitted]!
+                done[emitted++] = undefined
+                results.push(first)
+                add(summary, first)
+                onSeed?.(first)
+              }
+              give()
+            })
+            w.on('error', reject)
+            w.on('exit', (code) => {
+              if (next < seeds.length || mine >= emitted) reject(new Error(`dst worker exited (${code})`))
+            })
+            give()
+          }),
+      ),
+    )
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+  }
+  rates(summary, t0, cpu0)
   return { summary, results }
 }
 
@@ -200,10 +289,13 @@ export function traceText(r: SimResult): string {
   return `seed ${r.seed}\nmix ${JSON.stringify(r.mix)}\n${r.trace.join('\n')}\n${r.violation === undefined ? 'ok' : `VIOLATION ${JSON.stringify(r.violation)}`}\n`
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv)
   const traces: string[] = []
-  const { summary } = runMany(args, (r) => {
+  // one thread unless asked: on the shared 2-core dev machine (load average 7–10) a second
+  // thread, with its own module load and JIT warm-up, did not pay off (docs/protocol.md)
+  const jobs = Math.min(args.jobs ?? 1, args.seeds.length)
+  const onSeed = (r: SimResult) => {
     if (args.trace !== undefined) traces.push(traceText(r))
     if (r.violation !== undefined && !args.quiet) {
       process.stderr.write(
@@ -214,7 +306,8 @@ function main(argv: string[]): number {
         `seed ${r.seed}: ${r.steps} steps, ${r.payments} payments, ${r.approvals} approvals, ok\n`,
       )
     }
-  })
+  }
+  const { summary } = jobs > 1 ? await runManyParallel(args, jobs, onSeed) : runMany(args, onSeed)
   if (args.trace !== undefined) {
     const text = traces.join('\n')
     writeFileSync(args.trace, text)
@@ -236,11 +329,19 @@ function main(argv: string[]): number {
   return summary.violations.length === 0 ? 0 : 1
 }
 
-if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  try {
-    process.exitCode = main(process.argv.slice(2))
-  } catch (err: unknown) {
-    process.stderr.write(`dst: ${(err as Error).message}\n`)
-    process.exitCode = 2
-  }
+// (a worker thread shares process.argv: it imports this module for seedOptions only)
+if (
+  isMainThread &&
+  process.argv[1] !== undefined &&
+  import.meta.url === new URL(`file://${process.argv[1]}`).href
+) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      process.stderr.write(`dst: ${(err as Error).message}\n`)
+      process.exitCode = 2
+    },
+  )
 }

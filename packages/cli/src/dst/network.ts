@@ -144,7 +144,8 @@ export class Network {
     }
     if (ev.msg.t === 'req' || ev.msg.t === 'push') {
       const signed = this.sim.byBytes.get(ev.msg.bytes)
-      if (signed !== undefined) this.sim.check.escape(signed, `${this.sim.nodes[ev.from]!.name}→${node.name}`)
+      if (signed !== undefined)
+        this.sim.check.escape(signed, () => `${this.sim.nodes[ev.from]!.name}→${node.name}`)
     }
     if (this.sim.opts.trace)
       this.sim.log(
@@ -216,7 +217,8 @@ export class Network {
     if (ok)
       for (const bytes of ev.frames) {
         const signed = this.sim.byBytes.get(bytes)
-        if (signed !== undefined) this.sim.check.escape(signed, `catch-up ${server.name}→${client.name}`)
+        if (signed !== undefined)
+          this.sim.check.escape(signed, () => `catch-up ${server.name}→${client.name}`)
       }
     if (ok && client.refill === 1 && ev.frames.length > 0) client.refill = 2
     if (ok)

@@ -52,7 +52,11 @@ export class Rng {
   }
 }
 
-/** binary min-heap on (at, seq) */
+/**
+ * Binary min-heap on (at, seq): a total order (seq is unique), so the pop order does not depend on
+ * how the heap is laid out. Sifts move a hole instead of swapping pairs (one step in three is a
+ * push and a pop).
+ */
 export class Queue<T extends { at: number; seq: number }> {
   private readonly h: T[] = []
 
@@ -62,14 +66,16 @@ export class Queue<T extends { at: number; seq: number }> {
 
   push(x: T): void {
     const h = this.h
+    let i = h.length
     h.push(x)
-    let i = h.length - 1
     while (i > 0) {
       const p = (i - 1) >> 1
-      if (!less(h[i]!, h[p]!)) break
-      ;[h[i], h[p]] = [h[p]!, h[i]!]
+      const parent = h[p]!
+      if (!less(x, parent)) break
+      h[i] = parent
       i = p
     }
+    h[i] = x
   }
 
   pop(): T | undefined {
@@ -77,19 +83,20 @@ export class Queue<T extends { at: number; seq: number }> {
     if (h.length === 0) return undefined
     const top = h[0]!
     const last = h.pop()!
-    if (h.length > 0) {
-      h[0] = last
+    const n = h.length
+    if (n > 0) {
       let i = 0
       for (;;) {
         const l = 2 * i + 1
+        if (l >= n) break
         const r = l + 1
-        let m = i
-        if (l < h.length && less(h[l]!, h[m]!)) m = l
-        if (r < h.length && less(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m]!, h[i]!]
-        i = m
+        const c = r < n && less(h[r]!, h[l]!) ? r : l
+        const child = h[c]!
+        if (!less(child, last)) break
+        h[i] = child
+        i = c
       }
+      h[i] = last
     }
     return top
   }

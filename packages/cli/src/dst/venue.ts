@@ -1,6 +1,7 @@
 import { effectiveGroupSize } from '@nullmesh/policy'
 import { EPOCH, simPolicy, VENUE } from './config.js'
 import { CustodianGroups, issueCertificate, type KeyPair, keyPairFromSeed, toHex } from './deps.js'
+import { simSignatures } from './signatures.js'
 
 export interface Venue {
   operator: KeyPair
@@ -27,12 +28,14 @@ export function venueOf(n: number): Venue {
     return b
   }
   const operator = keyPairFromSeed(seedBytes(1, 0))
+  simSignatures.register(operator)
   const keys: KeyPair[] = []
   const hex: string[] = []
   const index = new Map<string, number>()
   const certs = new Map<string, { notBefore: number; notAfter: number }>()
   for (let i = 0; i < n; i++) {
     const k = keyPairFromSeed(seedBytes(2, i))
+    simSignatures.register(k)
     keys.push(k)
     const h = toHex(k.publicKey)
     hex.push(h)
