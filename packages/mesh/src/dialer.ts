@@ -47,8 +47,17 @@ export interface DialerInit {
   onDemandAtOnce?: number | (() => number)
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
-  /** a connection without barrier traffic for this long may be closed above the target */
+  /** a connection without barrier traffic for this long may be closed above `closeIdleAbove` */
   idleMs?: number
+  /**
+   * idle connections are closed only above this many (default: halfway between the target and the
+   * limit). Dialling up to the target and closing down to the same number churned an idle venue:
+   * a peer's inbound connection put it over the target, it closed its least recently used one,
+   * whose other end fell under the target and dialled someone else, and so on — every new
+   * connection a handshake, a hello and a catch-up (docs/benchmarks.md, "Idle cost of a terminal").
+   * Between the two the count is left alone; at the limit an idle connection still gives way.
+   */
+  closeIdleAbove?: number
   /** an idle connection may give way to an on-demand dial after this long (default idleMs) */
   evictIdleMs?: number
   tickMs?: number
@@ -93,6 +102,10 @@ export function createDialer(init: DialerInit): Dialer {
   const self = node.peerId.toString()
   const idleMs = init.idleMs ?? CONNECTION_IDLE_MS
   const evictIdleMs = init.evictIdleMs ?? idleMs
+  const closeAbove = Math.max(
+    init.targetConnections,
+    init.closeIdleAbove ?? Math.floor((init.targetConnections + init.maxConnections) / 2),
+  )
   /** addresses known per peer id (besides the peer store, which identify fills) */
   const known = new Map<string, Multiaddr[]>()
   /** last barrier traffic per peer id (ms) */
@@ -232,7 +245,7 @@ export function createDialer(init: DialerInit): Dialer {
   function maintain(): void {
     if (!started || init.paused?.() === true) return
     const connected = peersConnected()
-    if (connected.size > init.targetConnections) closeIdle(init.targetConnections, idleMs)
+    if (connected.size > closeAbove) closeIdle(closeAbove, idleMs)
     let want = init.targetConnections - connected.size - dialing.size
     if (want <= 0 && [...keep_].every((id) => connected.has(id) || dialing.has(id) || !known.has(id))) return
     // the ring neighbours first, then the others in random order (every terminal picks others)
