@@ -138,7 +138,18 @@ export function createDialer(init: DialerInit): Dialer {
 
   const peersConnected = (): Set<string> => new Set(node.getConnections().map((c) => c.remotePeer.toString()))
   const isConnected = (id: string) => node.getConnections(peerIdOf(id)).length > 0
-  const peerIdOf = (id: string): PeerId => peerIdFromString(id)
+  /** parsed once: the address book asks about every peer it knows each second (rejoin.ts) */
+  const parsedIds = new Map<string, PeerId>()
+  const peerIdOf = (id: string): PeerId => {
+    let p = parsedIds.get(id)
+    if (p === undefined) {
+      p = peerIdFromString(id)
+      if (parsedIds.size < 4096) parsedIds.set(id, p)
+    }
+    return p
+  }
+  /** the last address list each peer was `discovered` with: the same list again merges nothing new */
+  const lastDiscovered = new Map<string, string>()
   const used = (c: Connection) => Math.max(lastUsed.get(c.remotePeer.toString()) ?? 0, c.timeline.open)
 
   async function addressesOf(id: string): Promise<Multiaddr[]> {
@@ -305,13 +316,17 @@ export function createDialer(init: DialerInit): Dialer {
     },
     async discovered(peerId, addrs) {
       if (peerId === self || !init.isMember(peerId)) return
-      const list = addrs.map((a) => (typeof a === 'string' ? multiaddr(a) : a))
-      const merged = new Map<string, Multiaddr>()
-      for (const a of [...list, ...(known.get(peerId) ?? [])]) {
-        const full = a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peerId}`)
-        merged.set(full.toString(), full)
+      const heard = addrs.map(String).join(' ')
+      if (lastDiscovered.get(peerId) !== heard) {
+        const list = addrs.map((a) => (typeof a === 'string' ? multiaddr(a) : a))
+        const merged = new Map<string, Multiaddr>()
+        for (const a of [...list, ...(known.get(peerId) ?? [])]) {
+          const full = a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peerId}`)
+          merged.set(full.toString(), full)
+        }
+        known.set(peerId, [...merged.values()].slice(0, 8))
+        lastDiscovered.set(peerId, heard)
       }
-      known.set(peerId, [...merged.values()].slice(0, 8))
       if (!started || init.paused?.() === true || isConnected(peerId) || dialing.has(peerId)) return
       const full = peersConnected().size + dialing.size >= init.targetConnections
       if ((full && !keep_.has(peerId)) || !haveSlot(idleMs)) return

@@ -23,6 +23,8 @@ export interface ProfileSummary {
   busyMs: number
   byPackage: { name: string; ms: number }[]
   byFunction: { name: string; ms: number }[]
+  /** time with the function on the stack (callers included once per sample): what a timer's callback costs */
+  inclusive: { name: string; ms: number }[]
 }
 
 /** '@libp2p/yamux', 'mesh', 'node:internal', '(garbage collector)', … */
@@ -42,10 +44,34 @@ export function packageOf(url: string, fn: string): string {
 export async function summarizeProfile(path: string, top = 25): Promise<ProfileSummary> {
   const p = JSON.parse(await readFile(path, 'utf8')) as CpuProfile
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  // the profiler's own start and stop (inspector.Session.post) are not the terminal's work
+  const profiling = (id: number): boolean => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at))
+      if (byId.get(at)!.callFrame.url === 'node:inspector') return true
+    return false
+  }
   const self = new Map<number, number>()
   for (let i = 0; i < p.samples.length; i++) {
     const id = p.samples[i]!
+    if (profiling(id)) continue
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
+  }
+  const keyOf = (n: ProfileNode): string => {
+    const { functionName, url, lineNumber } = n.callFrame
+    return `${functionName || '(anonymous)'} ${packageOf(url, functionName)} ${url.split('/').at(-1) ?? ''}:${lineNumber + 1}`
+  }
+  const incl = new Map<string, number>()
+  for (const [id, us] of self) {
+    if (byId.get(id)!.callFrame.functionName === '(idle)') continue
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const k = keyOf(byId.get(at)!)
+      if (seen.has(k)) continue
+      seen.add(k)
+      incl.set(k, (incl.get(k) ?? 0) + us)
+    }
   }
   const pkgs = new Map<string, number>()
   const fns = new Map<string, number>()
@@ -71,5 +97,6 @@ export async function summarizeProfile(path: string, top = 25): Promise<ProfileS
     busyMs: Math.round(busy / 1000),
     byPackage: sorted(pkgs),
     byFunction: sorted(fns),
+    inclusive: sorted(incl),
   }
 }

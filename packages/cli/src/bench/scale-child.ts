@@ -123,6 +123,8 @@ async function profileStart(): Promise<boolean> {
   profiler ??= new Session()
   profiler.connect()
   await profiler.post('Profiler.enable')
+  // 100 µs between samples (V8's default is 1 ms): an idle terminal is busy a few ms a second
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
   await profiler.post('Profiler.start')
   return true
 }
