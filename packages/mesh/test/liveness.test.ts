@@ -42,6 +42,8 @@ async function silentRelay(
   }
 }
 
+const portOf = (n: Libp2p): number => Number(/\/tcp\/(\d+)/.exec(n.getMultiaddrs()[0]!.toString())![1])
+
 describe('[liveness] connection pings without a stream per ping', () => {
   const cleanups: (() => Promise<void> | void)[] = []
   afterEach(async () => {
@@ -64,28 +66,47 @@ describe('[liveness] connection pings without a stream per ping', () => {
   it('answered pings keep a connection open; once the link goes silent (no FIN, no RST) the connection is aborted', async () => {
     const a = await node()
     const b = await node()
-    const bPort = Number(/\/tcp\/(\d+)/.exec(b.getMultiaddrs()[0]!.toString())![1])
-    const relay = await silentRelay(bPort)
+    const relay = await silentRelay(portOf(b))
     cleanups.push(() => relay.close())
     const conn = await a.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${b.peerId}`))
     const live: Liveness = createLiveness({
       connections: () => a.getConnections(),
       intervalMs: 100,
+      tickMs: 25,
       minTimeoutMs: 300,
       maxTimeoutMs: 600,
     })
     cleanups.push(() => live.stop())
     live.start()
 
-    // several rounds answered: the connection stays, with a measured round trip
-    for (let i = 0; i < 3; i++) await live.tick()
+    // several pings answered: the connection stays, with a measured round trip
+    await waitFor(() => live.pings() >= 3, 15_000, 'three pings')
     expect(conn.status).toBe('open')
     expect(conn.rtt).toBeTypeOf('number')
-    // no stream was opened for any of those pings (libp2p's monitor opened one per ping)
+    // no stream was opened for any of them (libp2p's monitor opened one per ping)
     expect(conn.streams.length).toBe(0)
 
     relay.silence()
     await waitFor(() => conn.status !== 'open', 15_000, 'the silent connection aborted')
     expect(a.getConnections(b.peerId)).toHaveLength(0)
+  })
+
+  it("bytes from the peer count as liveness: an end that keeps hearing the other's pings sends none", async () => {
+    const a = await node()
+    const b = await node()
+    await a.dial(multiaddr(`/ip4/127.0.0.1/tcp/${portOf(b)}/p2p/${b.peerId}`))
+    // a pings a connection quiet for 75 ms; b only one quiet for 750 ms — and a's pings reach b
+    const fast = createLiveness({ connections: () => a.getConnections(), intervalMs: 100, tickMs: 25 })
+    const slow = createLiveness({ connections: () => b.getConnections(), intervalMs: 1_000, tickMs: 250 })
+    cleanups.push(
+      () => fast.stop(),
+      () => slow.stop(),
+    )
+    fast.start()
+    slow.start()
+    await waitFor(() => fast.pings() >= 40, 30_000, 'forty pings from a')
+    // without counting a's pings as liveness b would ping every second too (≥ 3 by now)
+    expect(slow.pings()).toBeLessThanOrEqual(1)
+    expect(a.getConnections(b.peerId)).toHaveLength(1)
   })
 })
