@@ -12,8 +12,13 @@ export const mdnsServiceTag = (venue: string) =>
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 /** mDNS query interval: ~1 s so that a returning terminal is found within a second or two. */
 export const MDNS_INTERVAL_MS = 1000
-/** Connection liveness pings: a cut is noticed in 2–4 s instead of ~13 s. */
+/**
+ * Connection liveness (liveness.ts): a connection from which nothing has arrived for this long is
+ * pinged, so a silent peer is aborted at most this plus the ping timeout after its last bytes (5 s).
+ */
 export const PING_INTERVAL_MS = 2000
+/** how often liveness.ts looks for quiet connections (a quiet one is pinged within this of PING_INTERVAL_MS) */
+export const LIVENESS_TICK_MS = 250
 /**
  * Ping timeout bounds. libp2p's adaptive timeout starts at 5 s and doubles after each failure, so
  * every cut of one link took longer to notice (5 s, 12 s, 19 s, > 30 s in the heal benchmark). On a

@@ -47,8 +47,17 @@ export interface DialerInit {
   onDemandAtOnce?: number | (() => number)
   /** while true nothing is dialled (a simulated partition) */
   paused?: () => boolean
-  /** a connection without barrier traffic for this long may be closed above the target */
+  /** a connection without barrier traffic for this long may be closed above `closeIdleAbove` */
   idleMs?: number
+  /**
+   * idle connections are closed only above this many (default: halfway between the target and the
+   * limit). Dialling up to the target and closing down to the same number churned an idle venue:
+   * a peer's inbound connection put it over the target, it closed its least recently used one,
+   * whose other end fell under the target and dialled someone else, and so on — every new
+   * connection a handshake, a hello and a catch-up (docs/benchmarks.md, "Idle cost of a terminal").
+   * Between the two the count is left alone; at the limit an idle connection still gives way.
+   */
+  closeIdleAbove?: number
   /** an idle connection may give way to an on-demand dial after this long (default idleMs) */
   evictIdleMs?: number
   tickMs?: number
@@ -93,6 +102,10 @@ export function createDialer(init: DialerInit): Dialer {
   const self = node.peerId.toString()
   const idleMs = init.idleMs ?? CONNECTION_IDLE_MS
   const evictIdleMs = init.evictIdleMs ?? idleMs
+  const closeAbove = Math.max(
+    init.targetConnections,
+    init.closeIdleAbove ?? Math.floor((init.targetConnections + init.maxConnections) / 2),
+  )
   /** addresses known per peer id (besides the peer store, which identify fills) */
   const known = new Map<string, Multiaddr[]>()
   /** last barrier traffic per peer id (ms) */
@@ -125,7 +138,18 @@ export function createDialer(init: DialerInit): Dialer {
 
   const peersConnected = (): Set<string> => new Set(node.getConnections().map((c) => c.remotePeer.toString()))
   const isConnected = (id: string) => node.getConnections(peerIdOf(id)).length > 0
-  const peerIdOf = (id: string): PeerId => peerIdFromString(id)
+  /** parsed once: the address book asks about every peer it knows each second (rejoin.ts) */
+  const parsedIds = new Map<string, PeerId>()
+  const peerIdOf = (id: string): PeerId => {
+    let p = parsedIds.get(id)
+    if (p === undefined) {
+      p = peerIdFromString(id)
+      if (parsedIds.size < 4096) parsedIds.set(id, p)
+    }
+    return p
+  }
+  /** the last address list each peer was `discovered` with: the same list again merges nothing new */
+  const lastDiscovered = new Map<string, string>()
   const used = (c: Connection) => Math.max(lastUsed.get(c.remotePeer.toString()) ?? 0, c.timeline.open)
 
   async function addressesOf(id: string): Promise<Multiaddr[]> {
@@ -232,7 +256,7 @@ export function createDialer(init: DialerInit): Dialer {
   function maintain(): void {
     if (!started || init.paused?.() === true) return
     const connected = peersConnected()
-    if (connected.size > init.targetConnections) closeIdle(init.targetConnections, idleMs)
+    if (connected.size > closeAbove) closeIdle(closeAbove, idleMs)
     let want = init.targetConnections - connected.size - dialing.size
     if (want <= 0 && [...keep_].every((id) => connected.has(id) || dialing.has(id) || !known.has(id))) return
     // the ring neighbours first, then the others in random order (every terminal picks others)
@@ -292,13 +316,17 @@ export function createDialer(init: DialerInit): Dialer {
     },
     async discovered(peerId, addrs) {
       if (peerId === self || !init.isMember(peerId)) return
-      const list = addrs.map((a) => (typeof a === 'string' ? multiaddr(a) : a))
-      const merged = new Map<string, Multiaddr>()
-      for (const a of [...list, ...(known.get(peerId) ?? [])]) {
-        const full = a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peerId}`)
-        merged.set(full.toString(), full)
+      const heard = addrs.map(String).join(' ')
+      if (lastDiscovered.get(peerId) !== heard) {
+        const list = addrs.map((a) => (typeof a === 'string' ? multiaddr(a) : a))
+        const merged = new Map<string, Multiaddr>()
+        for (const a of [...list, ...(known.get(peerId) ?? [])]) {
+          const full = a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peerId}`)
+          merged.set(full.toString(), full)
+        }
+        known.set(peerId, [...merged.values()].slice(0, 8))
+        lastDiscovered.set(peerId, heard)
       }
-      known.set(peerId, [...merged.values()].slice(0, 8))
       if (!started || init.paused?.() === true || isConnected(peerId) || dialing.has(peerId)) return
       const full = peersConnected().size + dialing.size >= init.targetConnections
       if ((full && !keep_.has(peerId)) || !haveSlot(idleMs)) return

@@ -47,9 +47,6 @@ import {
   MAX_GOSSIP_BYTES,
   MDNS_INTERVAL_MS,
   mdnsServiceTag,
-  PING_INTERVAL_MS,
-  PING_TIMEOUT_MAX_MS,
-  PING_TIMEOUT_MIN_MS,
   protocolIds,
   YAMUX_LIMITS,
 } from './constants.js'
@@ -68,6 +65,7 @@ import { createDialer, type Dialer, loopbackDialSource, ringNeighbours } from '.
 import { EventValidationError, MeshError } from './errors.js'
 import { FramedStream } from './framing.js'
 import { toGossipVerdict } from './gossip-adapter.js'
+import { createLiveness, type Liveness } from './liveness.js'
 import { loadFromIndexes } from './load-state.js'
 import { Membership } from './membership.js'
 import { preSharedKey } from './pnet.js'
@@ -267,6 +265,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private verifier: CatchupVerifier | undefined
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
+  /** connection pings (liveness.ts), from start to stop */
+  private liveness?: Liveness | undefined
   /** issue 12: connections without a full mesh (dialer.ts) */
   private dialer?: Dialer | undefined
   /** peers whose hello or initial catch-up is running (their connections are not idle) */
@@ -567,7 +567,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       transports: [tcp(source === undefined ? {} : { dialOpts: { localAddress: source } as never })],
       connectionEncrypters: [noise()],
       // ---- issue 17, item 6: resource limits (constants.ts) ----
-      streamMuxers: [yamux(YAMUX_LIMITS)],
+      // Yamux's own keepalive (a ping every 30 s, never acted on) is off: liveness.ts pings instead
+      streamMuxers: [yamux({ ...YAMUX_LIMITS, enableKeepAlive: false })],
       // issue 12: no full mesh — the limit is sized from the roster and group size. libp2p refuses
       // inbound connections at its limit before any gater runs: one above ours lets an inbound
       // connection at our limit reach the dialer (denyInboundConnection), which frees an idle
@@ -576,10 +577,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       // ---- end of limits ----
       // the venue pre-shared key: outsiders cannot even complete a handshake
       connectionProtector: preSharedKey({ psk: this.bundle.psk }),
-      connectionMonitor: {
-        pingInterval: PING_INTERVAL_MS,
-        pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS, maxTimeout: PING_TIMEOUT_MAX_MS },
-      },
+      // liveness.ts pings every connection with a Yamux ping frame instead of a new stream per
+      // ping (same interval and timeout bounds): libp2p's monitor was most of an idle terminal's CPU
+      connectionMonitor: { enabled: false },
       connectionGater: {
         denyDialPeer: async () => this.partitioned,
         // our own dials in flight hold slots under the limit too (dialer.ts)
@@ -656,6 +656,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     // ── end issue 15 hook
     this.started = true
     dialer.start()
+    this.liveness = createLiveness({ connections: () => node.getConnections() })
+    this.liveness.start()
     this.timers.push(setInterval(() => this.antiEntropy(), ANTI_ENTROPY_INTERVAL_MS))
     for (const t of this.timers) t.unref()
     this.core.updateMode()
@@ -675,6 +677,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.starting = undefined
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    this.liveness?.stop()
+    this.liveness = undefined
     await this.rejoin?.stop() // issue 15 hook: before the caller closes the ledger
     this.rejoin = undefined
     await this.dialer?.stop()

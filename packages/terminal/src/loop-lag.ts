@@ -1,5 +1,5 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
-import { LOOP_LAG_WINDOW_MS } from './constants.js'
+import { LOOP_LAG_RESOLUTION_MS, LOOP_LAG_WINDOW_MS } from './constants.js'
 
 /**
  * The event loop's recent delay (p99 over the last window), so a decision on a starved process can
@@ -14,12 +14,12 @@ export class LoopLag {
 
   start(): void {
     if (this.histogram !== undefined) return
-    const h = monitorEventLoopDelay({ resolution: 10 })
+    const h = monitorEventLoopDelay({ resolution: LOOP_LAG_RESOLUTION_MS })
     h.enable()
     this.histogram = h
     this.timer = setInterval(() => {
       // the histogram counts the sampling resolution itself: subtract it
-      this.recentP99Ms = Math.max(0, h.percentile(99) / 1e6 - 10)
+      this.recentP99Ms = Math.max(0, h.percentile(99) / 1e6 - LOOP_LAG_RESOLUTION_MS)
       h.reset()
     }, LOOP_LAG_WINDOW_MS)
     this.timer.unref()

@@ -2,7 +2,8 @@
 // node, LevelDB ledger and key, no HTTP API, no central), driven by the parent (scale.ts) over IPC.
 // Node 20 lacks Promise.withResolvers, which libp2p uses: the shim must load before libp2p.
 import '@nullmesh/protocol/shim'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { type MeshCounters, newCounters } from '@nullmesh/mesh'
 import type { Terminal } from '@nullmesh/terminal'
@@ -26,6 +27,9 @@ export type ScaleRequest =
   | { id: number; cmd: 'sample' }
   | { id: number; cmd: 'pay'; terminal: string; body: Record<string, unknown> }
   | { id: number; cmd: 'stop' }
+  /** the idle figure (idle.ts): a V8 CPU profile of this process over a window, written to `path` */
+  | { id: number; cmd: 'profileStart' }
+  | { id: number; cmd: 'profileStop'; path: string }
 
 export interface ScaleStarted {
   /** one dialable multiaddr (with /p2p/) per terminal, in the order started */
@@ -47,6 +51,8 @@ export interface ScaleSample {
   cpuMs: number
   /** the sum of the mesh counters of the terminals in this process */
   counters: MeshCounters
+  /** peers that became ready or were lost, summed over this process's terminals (connection churn) */
+  peerEvents: number
 }
 
 export interface ScalePaid {
@@ -57,6 +63,7 @@ export interface ScalePaid {
 }
 
 const terminals = new Map<string, Terminal>()
+let peerEvents = 0
 
 async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<ScaleStarted> {
   const { createTerminal } = await import('@nullmesh/terminal')
@@ -79,6 +86,7 @@ async function start(req: Extract<ScaleRequest, { cmd: 'start' }>): Promise<Scal
     })
     terminals.set(id, t)
     await t.start()
+    t.mesh.addEventListener('peer', () => peerEvents++)
     const a = t.multiaddrs().find((m) => m.startsWith(`/ip4/${host}/`)) ?? t.multiaddrs()[0]
     if (a === undefined) throw new Error(`${id}: no listen address`)
     addrs.push(a.includes('/p2p/') ? a : `${a}/p2p/${t.peerId}`)
@@ -93,7 +101,7 @@ function sample(): ScaleSample {
     const c = t.mesh.counters()
     for (const k of Object.keys(counters) as (keyof MeshCounters)[]) counters[k] += c[k]
   }
-  return { cpuMs: (u.user + u.system) / 1000, counters }
+  return { cpuMs: (u.user + u.system) / 1000, counters, peerEvents }
 }
 
 async function pay(req: Extract<ScaleRequest, { cmd: 'pay' }>): Promise<ScalePaid> {
@@ -107,6 +115,26 @@ async function pay(req: Extract<ScaleRequest, { cmd: 'pay' }>): Promise<ScalePai
 async function stopAll(): Promise<void> {
   await Promise.allSettled([...terminals.values()].map((t) => t.stop()))
   terminals.clear()
+}
+
+let profiler: Session | undefined
+
+async function profileStart(): Promise<boolean> {
+  profiler ??= new Session()
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  // 100 µs between samples (V8's default is 1 ms): an idle terminal is busy a few ms a second
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+  await profiler.post('Profiler.start')
+  return true
+}
+
+async function profileStop(path: string): Promise<boolean> {
+  if (profiler === undefined) return false
+  const { profile } = await profiler.post('Profiler.stop')
+  await writeFile(path, JSON.stringify(profile))
+  profiler.disconnect()
+  return true
 }
 
 async function handle(req: ScaleRequest): Promise<unknown> {
@@ -128,6 +156,10 @@ async function handle(req: ScaleRequest): Promise<unknown> {
       return sample()
     case 'pay':
       return pay(req)
+    case 'profileStart':
+      return profileStart()
+    case 'profileStop':
+      return profileStop(req.path)
     case 'stop':
       await stopAll()
       setTimeout(() => process.exit(0), 20)

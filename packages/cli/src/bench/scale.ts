@@ -391,7 +391,7 @@ async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
 }
 
 /** T1..Tn in k contiguous groups whose sizes differ by at most one */
-function split(n: number, k: number): string[][] {
+export function split(n: number, k: number): string[][] {
   const groups: string[][] = []
   let next = 1
   for (let j = 0; j < k; j++) {
@@ -407,7 +407,7 @@ function split(n: number, k: number): string[][] {
  * pair, as custodian groups may not). Prints progress every SCALE_PROGRESS_MS; past the deadline
  * it throws with where the venue stood. Resolves with the fewest ready peers of a terminal.
  */
-async function waitFormed(
+export async function waitFormed(
   children: ScaleProcess[],
   n: number,
   t0: number,
@@ -478,7 +478,12 @@ async function sampleAll(children: ScaleProcess[]): Promise<ScaleSample & { at: 
   const counters = { ...samples[0]!.counters }
   for (const s of samples.slice(1))
     for (const k of Object.keys(counters) as (keyof MeshCounters)[]) counters[k] += s.counters[k]
-  return { at, cpuMs: samples.reduce((sum, s) => sum + s.cpuMs, 0), counters }
+  return {
+    at,
+    cpuMs: samples.reduce((sum, s) => sum + s.cpuMs, 0),
+    counters,
+    peerEvents: samples.reduce((sum, s) => sum + s.peerEvents, 0),
+  }
 }
 
 // ───────────────────────── load ─────────────────────────
@@ -531,10 +536,14 @@ function paymentBody(card: string): Record<string, unknown> {
 // ───────────────────────── child processes ─────────────────────────
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void }
-type Request = ScaleRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never
+export type Request = ScaleRequest extends infer R
+  ? R extends { id: number }
+    ? Omit<R, 'id'>
+    : never
+  : never
 
 /** One child process hosting terminals, driven over IPC. */
-class ScaleProcess {
+export class ScaleProcess {
   readonly ready: Promise<void>
   private readonly child: ChildProcess
   private readonly pending = new Map<number, Pending>()
@@ -543,11 +552,15 @@ class ScaleProcess {
   private readonly exit: Promise<void>
   private stderr = ''
 
-  constructor(readonly name: string) {
+  /** execArgv: node options of the child (e.g. --cpu-prof for the idle profile, idle.ts) */
+  constructor(
+    readonly name: string,
+    execArgv: string[] = [],
+  ) {
     this.child = fork(CHILD_PATH, [], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
-      execArgv: [],
+      execArgv,
     })
     this.child.stderr?.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-8000)
