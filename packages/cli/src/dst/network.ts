@@ -221,6 +221,14 @@ export class Network {
           this.sim.check.escape(signed, () => `catch-up ${server.name}→${client.name}`)
       }
     if (ok && client.refill === 1 && ev.frames.length > 0) client.refill = 2
+    if (ok) {
+      this.sim.cost.catchups++
+      this.sim.cost.catchupEvents += ev.frames.length
+      for (const bytes of ev.frames) {
+        const signed = this.sim.byBytes.get(bytes)
+        if (signed !== undefined && client.core.view.known.has(signed.idHex)) this.sim.cost.catchupEventsHeld++
+      }
+    }
     if (ok)
       for (let i = 0; i < ev.frames.length; i += CATCHUP_PAGE)
         client.core.catchupBatch(server.hex, ev.frames.slice(i, i + CATCHUP_PAGE))
