@@ -961,6 +961,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           let bytes = 0
           const opts = { limit: CATCHUP_MAX_EVENTS, held: have.held }
           for await (const e of this.ledger.eventsAfter(have.marks, opts)) {
+            this.counts.catchupEventsServed++
             batch.push(e.bytes)
             bytes += e.bytes.byteLength
             if (batch.length >= CATCHUP_BATCH || bytes >= CATCHUP_FRAME_BYTES) {
