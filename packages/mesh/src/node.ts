@@ -75,7 +75,6 @@ import { Membership } from './membership.js'
 import { preSharedKey } from './pnet.js'
 import { RateLimiter } from './rate-limit.js'
 import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
-
 import { validateCatchupRequest } from './validation.js'
 
 export type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './core/types.js'
@@ -882,7 +881,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
 
   /**
    * Send our per-origin high-water marks and the seqs we hold past them; receive what we miss,
-   * which the core validates and applies. `initial`: the catch-up that follows a (re)connection (acks wait for these).
+   * which the core validates and applies. `initial`: the catch-up that follows a (re)connection
+   * (acks wait for these).
    * Resolves with the number of new events, or undefined if it failed.
    */
   private async catchUpFrom(peer: PeerState, initial = false): Promise<number | undefined> {
