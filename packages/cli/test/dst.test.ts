@@ -75,14 +75,15 @@ describe('deterministic simulation (bounded)', () => {
   // steps, seq-signed-twice) passes; without the relearning mark a wiped terminal signs a seq it
   // had used. The catch is rare and moves with every change to the random streams (seeds 277,
   // 109, 87, 146 before; after the merges of 2026-12-03 17:10 no seed of 1–300 at 4000 steps
-  // caught it, seed 14 at 6000 steps does).
+  // caught it, seed 14 at 6000 steps did; once catch-up answers left out what the asker holds
+  // (shorter answers, other schedules) seeds 7, 87, 137, 176 and 247 of 1–300 at 6000 steps do).
   it('the relearning mark: seed 42 at 5000 steps holds, its mutant is caught', () => {
     const faults = new Set(FAULTS)
     expect(runSeed({ terminals: 5, seed: 42, steps: 5000, faults }).violation).toBeUndefined()
     const mutations = new Set(['no-relearning-mark'] as const)
-    const caught = runSeed({ terminals: 5, seed: 14, steps: 6000, faults, mutations })
+    const caught = runSeed({ terminals: 5, seed: 7, steps: 6000, faults, mutations })
     expect(caught.violation?.invariant).toBe('seq-signed-twice')
-    expect(runSeed({ terminals: 5, seed: 14, steps: 6000, faults }).violation).toBeUndefined()
+    expect(runSeed({ terminals: 5, seed: 7, steps: 6000, faults }).violation).toBeUndefined()
   }, 60_000)
 
   // docs/protocol.md, "Outages the simulator injects": a terminal whose LAN is down approves alone,

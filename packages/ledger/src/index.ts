@@ -81,6 +81,19 @@ export interface EventsOptions extends AbortOptions {
 export interface EventsAfterOptions extends AbortOptions {
   /** at most this many events */
   limit?: number
+  /**
+   * Seqs past the marks to leave out, per origin: ascending inclusive ranges, flat
+   * [from, to, from, to, …] (what the asking peer already holds past a gap, CatchupSummary.held)
+   */
+  held?: Record<string, readonly number[]>
+}
+
+/** What a catch-up request states this store holds (taken at one instant). */
+export interface CatchupSummary {
+  /** highWaterMarks() */
+  marks: Record<string, number>
+  /** per origin, the seqs held past its mark's gap, as EventsAfterOptions.held ranges */
+  held: Record<string, number[]>
 }
 
 export interface PaymentsOptions extends AbortOptions {
@@ -179,7 +192,15 @@ export interface Ledger {
 
   /** Contiguous high-water mark per origin: the largest s such that 1..s were all recorded. */
   highWaterMarks(opts?: AbortOptions): Promise<Record<string, number>>
-  /** Events with seq > marks[origin] (absent origins: all), ordered by origin then seq. */
+  /**
+   * The marks and the seqs held above them (at most `maxRanges` ranges in all, the lowest of each
+   * origin first), read at one instant.
+   */
+  catchupSummary(maxRanges: number, opts?: AbortOptions): Promise<CatchupSummary>
+  /**
+   * Events with seq > marks[origin] (absent origins: all) and outside opts.held, ordered by origin
+   * then seq.
+   */
   eventsAfter(marks: Record<string, number>, opts?: EventsAfterOptions): AsyncIterable<SignedEvent>
   /** Every stored event, ordered by origin then seq. */
   events(opts?: EventsOptions): AsyncIterable<SignedEvent>

@@ -13,6 +13,7 @@ import {
   KEY_END,
   KEY_SEPARATOR,
   LOG_NAMESPACE,
+  MAX_SEQ,
   PRUNE_BATCH_SIZE,
   RELEARNING_CURSOR,
 } from './constants.js'
@@ -20,6 +21,7 @@ import { LedgerError } from './errors.js'
 import { GroupCommit, type GroupCommitStats, readOne } from './group-commit.js'
 import type {
   AbortOptions,
+  CatchupSummary,
   EventLocation,
   EventsAfterOptions,
   EventsOptions,
@@ -427,6 +429,22 @@ export class NullmeshLedger implements Ledger {
     return this.#run(opts.signal, async () => this.#marks((s) => (s.maxSeq > 0 ? s.hwm : undefined)))
   }
 
+  catchupSummary(maxRanges: number, opts: AbortOptions = {}): Promise<CatchupSummary> {
+    return this.#run(opts.signal, async () => {
+      const marks = this.#marks((s) => (s.maxSeq > 0 ? s.hwm : undefined))
+      const held: Record<string, number[]> = {}
+      let left = Math.max(0, Math.floor(maxRanges))
+      for (const origin of Object.keys(marks)) {
+        if (left <= 0) break
+        const ranges = this.#origins.get(origin)!.rangesAbove(left)
+        if (ranges.length === 0) continue
+        held[origin] = ranges
+        left -= ranges.length / 2
+      }
+      return { marks, held }
+    })
+  }
+
   /** per-origin marks in origin order; origins for which `pick` gives undefined are left out */
   #marks(pick: (s: OriginState) => number | undefined): Record<string, number> {
     const marks: Record<string, number> = {}
@@ -447,14 +465,29 @@ export class NullmeshLedger implements Ledger {
       if (remaining <= 0) return
       const mark = marks[origin]
       const after = typeof mark === 'number' && Number.isFinite(mark) ? Math.max(0, Math.floor(mark)) : 0
-      const range = { gt: eventKey(origin, after), lt: origin + KEY_END }
-      for await (const [key, bytes] of store.events.iterator({
-        ...range,
-        limit: remaining,
-        signal: opts.signal,
-      })) {
-        remaining--
-        yield decodeStored(bytes, key)
+      // the spans between the ranges the asker holds: held events are not even read
+      const held = opts.held?.[origin] ?? []
+      let from = after
+      for (let i = 0; i <= held.length; i += 2) {
+        if (remaining <= 0) return
+        // a range past the keys' digits is not stored here: read to the end
+        const lo = held[i] !== undefined && held[i]! <= MAX_SEQ ? held[i] : undefined
+        const range =
+          lo === undefined
+            ? { gt: eventKey(origin, from), lt: origin + KEY_END }
+            : { gt: eventKey(origin, from), lt: eventKey(origin, lo) }
+        if (lo === undefined || lo > from + 1)
+          for await (const [key, bytes] of store.events.iterator({
+            ...range,
+            limit: remaining,
+            signal: opts.signal,
+          })) {
+            remaining--
+            yield decodeStored(bytes, key)
+          }
+        const hi = held[i + 1] ?? MAX_SEQ
+        if (lo === undefined || hi >= MAX_SEQ) break
+        from = Math.max(from, hi)
       }
     }
   }

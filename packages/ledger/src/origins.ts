@@ -31,6 +31,30 @@ export class OriginState {
     while (this.above.delete(this.hwm + 1)) this.hwm++
   }
 
+  /**
+   * The seqs held past a gap as ascending inclusive ranges, flat [from, to, from, to, …], at most
+   * `max` ranges (the lowest: a range left out only costs a resend, never a loss).
+   */
+  rangesAbove(max: number): number[] {
+    if (this.above.size === 0 || max <= 0) return []
+    const seqs = [...this.above].sort((a, b) => a - b)
+    const out: number[] = []
+    let from = seqs[0]!
+    let to = from
+    for (let i = 1; i <= seqs.length; i++) {
+      const s = seqs[i]
+      if (s === to + 1) {
+        to = s
+        continue
+      }
+      out.push(from, to)
+      if (out.length >= 2 * max || s === undefined) break
+      from = s
+      to = s
+    }
+    return out
+  }
+
   /** events stored (not pruned) */
   get count(): number {
     return this.hwm - this.pruned + this.above.size

@@ -341,6 +341,46 @@ export function ledgerContract(backend: Backend): void {
         expect(await collect(ledger.eventsAfter(await ledger.highWaterMarks()))).toEqual([])
       })
 
+      it('states the seqs held past a gap, and leaves them out of the events after the marks [catch-up held ranges]', async () => {
+        const [a, b] = [new Origin(), new Origin()].sort((x, y) => (x.hex < y.hex ? -1 : 1)) as [
+          Origin,
+          Origin,
+        ]
+        const as = Array.from({ length: 10 }, () => a.reservation())
+        const bs = Array.from({ length: 3 }, () => b.reservation())
+        // a: 1–2, 4–6, 9 held (3, 7, 8, 10 missing); b: 1–3
+        for (const i of [0, 1, 3, 4, 5, 8]) await ledger.recordEvent(as[i]!)
+        for (const e of bs) await ledger.recordEvent(e)
+        const have = await ledger.catchupSummary(16)
+        expect(have).toEqual({ marks: { [a.hex]: 2, [b.hex]: 3 }, held: { [a.hex]: [4, 6, 9, 9] } })
+        // capped: the lowest ranges only (a range left out is only resent)
+        expect((await ledger.catchupSummary(1)).held).toEqual({ [a.hex]: [4, 6] })
+        expect((await ledger.catchupSummary(0)).held).toEqual({})
+        await reopen()
+        expect(await ledger.catchupSummary(16)).toEqual(have)
+        // a peer holding everything answers a request with only what the asker misses, in seq order
+        const peerDir = backend === 'level' ? await tempDir() : `memory:${Math.random()}`
+        const full = createLedger({ path: peerDir, backend })
+        await full.open()
+        try {
+          for (const e of [...as, ...bs]) await full.recordEvent(e)
+          const ids = (evs: { idHex: string }[]): string[] => evs.map((e) => e.idHex)
+          const answer = await collect(full.eventsAfter(have.marks, { held: have.held }))
+          expect(ids(answer)).toEqual(ids([as[2]!, as[6]!, as[7]!, as[9]!]))
+          // without the held ranges (a peer running the code before them): everything past the gap
+          expect(ids(await collect(full.eventsAfter(have.marks)))).toEqual(ids(as.slice(2)))
+          expect(ids(await collect(full.eventsAfter(have.marks, { held: have.held, limit: 2 })))).toEqual(
+            ids([as[2]!, as[6]!]),
+          )
+          // ranges past the last seq, or past what keys can hold, are harmless
+          const far = { [a.hex]: [4, 6, 9, 9, 50, 2 ** 40] }
+          expect(ids(await collect(full.eventsAfter(have.marks, { held: far })))).toEqual(ids(answer))
+        } finally {
+          await full.close()
+          if (backend === 'level') await removeDir(peerDir)
+        }
+      })
+
       it('lists pending reservations of an origin: neither committed nor released', async () => {
         const me = new Origin()
         const peer = new Origin()

@@ -36,6 +36,12 @@ export const CATCHUP_BATCH = 256
 export const CATCHUP_FRAME_BYTES = 48 * 1024
 /** Upper bound on a catch-up answer; a peer that needs more asks again. */
 export const CATCHUP_MAX_EVENTS = 200_000
+/**
+ * Ranges of seqs held past a gap that one catch-up request states, over all origins (≤ ~20 KiB of
+ * CBOR, well under MAX_FRAME_BYTES): ranges left out are only resent, and a validating peer refuses
+ * a request with more.
+ */
+export const CATCHUP_MAX_HELD_RANGES = 1024
 export const HELLO_TIMEOUT_MS = 3000
 /** hello attempts before a connection that cannot be verified is dropped (and redialled) */
 export const HELLO_ATTEMPTS = 3

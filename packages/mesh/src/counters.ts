@@ -20,6 +20,8 @@ export interface MeshCounters {
   catchupSignaturesOnWorkers: number
   /** on-demand dials of custodian-group members the node was not connected to */
   onDemandDials: number
+  /** events sent in answers to catch-up requests (what the asker stated it holds is not sent) */
+  catchupEventsServed: number
 }
 
 export function newCounters(): MeshCounters {
@@ -31,6 +33,7 @@ export function newCounters(): MeshCounters {
     syncWrites: 0,
     catchupSignaturesOnWorkers: 0,
     onDemandDials: 0,
+    catchupEventsServed: 0,
   }
 }
 

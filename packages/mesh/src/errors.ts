@@ -20,6 +20,8 @@ export const VALIDATION_CODES = {
   ERR_REVOKED: 'REJECT',
   /** an escrow transfer to itself, to a non-member, in a currency without a cap, or of no amount */
   ERR_BAD_TRANSFER: 'REJECT',
+  /** a catch-up request that is not [marks, held ranges?] as docs/protocol.md describes it */
+  ERR_BAD_CATCHUP_REQUEST: 'REJECT',
   ERR_ALREADY_KNOWN: 'IGNORE',
   ERR_UNKNOWN_RESERVATION: 'IGNORE',
   /** an escrow transfer above the origin's share as known here (a credit may still be on its way) */

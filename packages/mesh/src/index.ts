@@ -35,4 +35,10 @@ export { RateLimiter } from './rate-limit.js'
 export type { Rejoin, RejoinInit } from './rejoin.js'
 export { startRejoin } from './rejoin.js'
 export type { ValidationContext } from './validation.js'
-export { validateCommit, validateEventBytes, validateRelease, validateReservation } from './validation.js'
+export {
+  validateCatchupRequest,
+  validateCommit,
+  validateEventBytes,
+  validateRelease,
+  validateReservation,
+} from './validation.js'

@@ -37,6 +37,7 @@ import {
   CATCHUP_BATCH,
   CATCHUP_FRAME_BYTES,
   CATCHUP_MAX_EVENTS,
+  CATCHUP_MAX_HELD_RANGES,
   CONNECTION_LIMITS,
   connectionLimits,
   DEFAULT_LISTEN,
@@ -50,6 +51,7 @@ import {
   protocolIds,
   YAMUX_LIMITS,
 } from './constants.js'
+import type { CatchupHave } from './core/catchup.js'
 import { MeshCore } from './core/core.js'
 import type { Pending } from './core/recovery.js'
 import type {
@@ -71,6 +73,7 @@ import { Membership } from './membership.js'
 import { preSharedKey } from './pnet.js'
 import { RateLimiter } from './rate-limit.js'
 import { type Rejoin, startRejoin } from './rejoin.js' // issue 15
+import { validateCatchupRequest } from './validation.js'
 
 export type { BarrierStats, MeshMode, OfflineCandidate, OfflineDecision } from './core/types.js'
 
@@ -881,8 +884,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   // ---- catch-up (anti-entropy) ------------------------------------------------------------------
 
   /**
-   * Send our per-origin high-water marks; receive exactly what we miss, which the core validates
-   * and applies. `initial`: the catch-up that follows a (re)connection (acks wait for these).
+   * Send our per-origin high-water marks and the seqs we hold past them; receive what we miss,
+   * which the core validates and applies. `initial`: the catch-up that follows a (re)connection
+   * (acks wait for these).
    * Resolves with the number of new events, or undefined if it failed.
    */
   private async catchUpFrom(peer: PeerState, initial = false): Promise<number | undefined> {
@@ -891,7 +895,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     try {
       const node = this.libp2p
       if (node === undefined) return 0
-      const marks = await this.ledger.highWaterMarks()
+      const have = await this.ledger.catchupSummary(CATCHUP_MAX_HELD_RANGES)
       const stream = await node.dialProtocol(peer.peerId, this.protocols.catchup, {
         signal: AbortSignal.timeout(HELLO_TIMEOUT_MS),
       })
@@ -926,7 +930,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           },
           (err) => (err === undefined ? applied.then(resolve, fail) : fail(err)),
         )
-        framed.send([Object.entries(marks)]).catch(reject)
+        // [marks, held]: a peer running the code before held reads frame[0] only (and answers
+        // everything above the marks, as before)
+        framed.send([Object.entries(have.marks), Object.entries(have.held)]).catch(reject)
       })
       if (received > 0) log('caught up %d events from %s', received, peer.id)
     } catch (err: unknown) {
@@ -946,17 +952,20 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     const framed = new FramedStream(
       stream,
       (frame) => {
-        const marks: Record<string, number> = {}
-        if (Array.isArray(frame) && Array.isArray(frame[0])) {
-          for (const entry of frame[0] as unknown[]) {
-            if (Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number')
-              marks[entry[0]] = entry[1]
-          }
+        let have: CatchupHave
+        try {
+          have = validateCatchupRequest(frame, CATCHUP_MAX_HELD_RANGES)
+        } catch (err: unknown) {
+          log('catch-up request rejected: %s', (err as Error).message)
+          framed.abort(err as Error)
+          return
         }
         void (async () => {
           let batch: Uint8Array[] = []
           let bytes = 0
-          for await (const e of this.ledger.eventsAfter(marks, { limit: CATCHUP_MAX_EVENTS })) {
+          const opts = { limit: CATCHUP_MAX_EVENTS, held: have.held }
+          for await (const e of this.ledger.eventsAfter(have.marks, opts)) {
+            this.counts.catchupEventsServed++
             batch.push(e.bytes)
             bytes += e.bytes.byteLength
             if (batch.length >= CATCHUP_BATCH || bytes >= CATCHUP_FRAME_BYTES) {

@@ -12,6 +12,7 @@ import {
   verifyEventSignature,
   verifyQuorumCertificate,
 } from '@nullmesh/protocol'
+import type { CatchupHave } from './core/catchup.js'
 import { EventValidationError } from './errors.js'
 
 /** What validation needs to know about the node's view; narrow and synchronous (hot path). */
@@ -173,4 +174,55 @@ export function validateEventBytes(ctx: ValidationContext, bytes: Uint8Array, ma
       break
   }
   return signed
+}
+
+/** the largest seq an event may carry (packages/protocol events.ts) */
+const MAX_EVENT_SEQ = 2 ** 40
+
+/**
+ * A catch-up request frame: [marks, held?] with marks = [[originHex, mark], …] and held =
+ * [[originHex, [from, to, from, to, …]], …] (docs/protocol.md, "Catch-up (anti-entropy)").
+ * `held` is absent in a request from a peer running the code before it: everything above the
+ * marks is answered then, as that code expects.
+ */
+export function validateCatchupRequest(frame: unknown, maxRanges: number): CatchupHave {
+  const bad = (message: string): never => reject('ERR_BAD_CATCHUP_REQUEST', message)
+  const isSeq = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+  const isOrigin = (x: unknown): x is string => typeof x === 'string' && /^(?:[0-9a-f]{2}){1,64}$/.test(x)
+  // [REJECT] not [marks, held?]
+  if (!Array.isArray(frame) || !Array.isArray(frame[0]) || frame.length > 2) bad('not [marks, held?]')
+  const f = frame as unknown[]
+  const marks: Record<string, number> = {}
+  for (const entry of f[0] as unknown[]) {
+    // [REJECT] a mark that is not [origin (lowercase hex), seq]
+    if (!Array.isArray(entry) || entry.length !== 2 || !isOrigin(entry[0]) || !isSeq(entry[1]))
+      bad('a mark is not [origin, seq]')
+    marks[(entry as [string, number])[0]] = (entry as [string, number])[1]
+  }
+  const held: Record<string, number[]> = {}
+  if (f.length < 2) return { marks, held }
+  // [REJECT] held ranges that are not a list
+  if (!Array.isArray(f[1])) bad('held ranges are not a list')
+  let total = 0
+  for (const entry of f[1] as unknown[]) {
+    // [REJECT] not [origin, ranges], or an origin twice
+    if (!Array.isArray(entry) || entry.length !== 2 || !isOrigin(entry[0]) || !Array.isArray(entry[1]))
+      bad('held ranges of an origin are not [origin, [from, to, …]]')
+    const [origin, ranges] = entry as [string, unknown[]]
+    if (Object.hasOwn(held, origin)) bad('held ranges of one origin given twice')
+    // [REJECT] an odd count, or more ranges than a request may carry (a bounded answer to compute)
+    total += ranges.length / 2
+    if (ranges.length % 2 !== 0 || total > maxRanges) bad(`held ranges: odd count or over ${maxRanges}`)
+    let prev = 0
+    for (let i = 0; i < ranges.length; i += 2) {
+      const from = ranges[i]
+      const to = ranges[i + 1]
+      // [REJECT] not ascending, disjoint inclusive [from ≥ 1, to ≥ from] within the seq range
+      if (!isSeq(from) || !isSeq(to) || from <= prev || to < from || to > MAX_EVENT_SEQ)
+        bad('held ranges are not ascending, disjoint seq ranges')
+      prev = to as number
+    }
+    held[origin] = ranges as number[]
+  }
+  return { marks, held }
 }

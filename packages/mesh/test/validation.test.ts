@@ -4,6 +4,7 @@ import {
   toGossipVerdict,
   VALIDATION_CODES,
   type ValidationContext,
+  validateCatchupRequest,
   validateEventBytes,
 } from '@nullmesh/mesh'
 import { defaultPolicy } from '@nullmesh/policy'
@@ -320,5 +321,89 @@ describe('gossip validation rules', () => {
       TopicValidatorResult.Reject,
     )
     expect(toGossipVerdict(new Error('internal'))).toBe(TopicValidatorResult.Ignore)
+  })
+})
+
+describe('catch-up request validation [catch-up held ranges]', () => {
+  const a = 'aa'.repeat(32)
+  const b = 'bb'.repeat(32)
+  const check = (frame: unknown, max = 8) => validateCatchupRequest(frame, max)
+  const rejected = (frame: unknown, max = 8) => {
+    try {
+      check(frame, max)
+    } catch (err: unknown) {
+      expect(err).toBeInstanceOf(EventValidationError)
+      return [(err as EventValidationError).code, (err as EventValidationError).action]
+    }
+    return 'accepted'
+  }
+
+  it('reads marks and held ranges; a request of the code before them (marks only) holds nothing past its marks', () => {
+    expect(
+      check([
+        [
+          [a, 2],
+          [b, 0],
+        ],
+        [[b, [2, 4, 7, 7]]],
+      ]),
+    ).toEqual({
+      marks: { [a]: 2, [b]: 0 },
+      held: { [b]: [2, 4, 7, 7] },
+    })
+    expect(check([[[a, 2]]])).toEqual({ marks: { [a]: 2 }, held: {} })
+    expect(check([[], []])).toEqual({ marks: {}, held: {} })
+  })
+
+  it('[REJECT]s a malformed request', () => {
+    const bad = ['ERR_BAD_CATCHUP_REQUEST', 'REJECT']
+    expect(rejected(undefined)).toEqual(bad)
+    expect(rejected({ marks: [] })).toEqual(bad)
+    expect(rejected([[[a, 1]], [], 'extra'])).toEqual(bad)
+    expect(rejected([[[a, -1]]])).toEqual(bad)
+    expect(rejected([[[a, 1.5]]])).toEqual(bad)
+    expect(rejected([[['AA', 1]]])).toEqual(bad)
+    expect(rejected([[['__proto__', 1]]])).toEqual(bad)
+    expect(rejected([[], { [a]: [2, 3] }])).toEqual(bad)
+    expect(rejected([[], [[a, [2]]]])).toEqual(bad) // odd count
+    expect(rejected([[], [[a, [0, 3]]]])).toEqual(bad) // seq 0
+    expect(rejected([[], [[a, [5, 3]]]])).toEqual(bad) // to < from
+    expect(rejected([[], [[a, [2, 5, 5, 8]]]])).toEqual(bad) // overlapping
+    expect(rejected([[], [[a, [6, 8, 2, 3]]]])).toEqual(bad) // not ascending
+    expect(rejected([[], [[a, [2, 2 ** 41]]]])).toEqual(bad) // past the largest seq
+    expect(
+      rejected([
+        [],
+        [
+          [a, [2, 3]],
+          [a, [5, 6]],
+        ],
+      ]),
+    ).toEqual(bad) // an origin twice
+    // more ranges than a request may carry: a bounded answer to compute
+    expect(
+      rejected(
+        [
+          [],
+          [
+            [a, [2, 2, 4, 4]],
+            [b, [2, 2]],
+          ],
+        ],
+        2,
+      ),
+    ).toEqual(bad)
+    expect(
+      rejected(
+        [
+          [],
+          [
+            [a, [2, 2, 4, 4]],
+            [b, [2, 2]],
+          ],
+        ],
+        3,
+      ),
+    ).toBe('accepted')
   })
 })

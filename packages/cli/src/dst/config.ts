@@ -82,6 +82,10 @@ export interface SimCost {
   fsyncs: number
   disseminationDeliveries: number
   disseminationSignatureChecks: number
+  /** catch-up answers, the events they carried, and those the asking peer already held */
+  catchups: number
+  catchupEvents: number
+  catchupEventsHeld: number
 }
 
 export function emptyCost(): SimCost {
@@ -91,6 +95,9 @@ export function emptyCost(): SimCost {
     fsyncs: 0,
     disseminationDeliveries: 0,
     disseminationSignatureChecks: 0,
+    catchups: 0,
+    catchupEvents: 0,
+    catchupEventsHeld: 0,
   }
 }
 

@@ -1,4 +1,4 @@
-import { contiguousMarks, type LoadedState } from '@nullmesh/mesh/core'
+import { type CatchupHave, catchupSummary, type LoadedState } from '@nullmesh/mesh/core'
 import { type Reservation, type SignedAck, type SignedEvent, toHex } from './deps.js'
 
 export interface Rec {
@@ -23,7 +23,7 @@ export class Disk {
   /** readable() and the catch-up marks, kept until the disk changes: a venue re-forming its mesh
    * asks them of every terminal once per peer (O(ledger) each) */
   private readableCache: SignedEvent[] | undefined
-  private marksCache: Record<string, number> | undefined
+  private marksCache: CatchupHave | undefined
 
   private changed(): void {
     this.readableCache = undefined
@@ -94,9 +94,9 @@ export class Disk {
     return out
   }
 
-  /** the per-origin contiguous marks of what is stored (a catch-up request's) */
-  marks(): Record<string, number> {
-    this.marksCache ??= contiguousMarks(this.events())
+  /** the per-origin contiguous marks of what is stored and the seqs held past them (a catch-up request's) */
+  marks(): CatchupHave {
+    this.marksCache ??= catchupSummary(this.events())
     return this.marksCache
   }
 

@@ -282,6 +282,9 @@ export function perPayment(s: DstSummary): Record<string, number> {
     barrierSignatureChecks: per(s.cost.barrierSignatureChecks),
     disseminationDeliveriesPerTerminal: per(s.cost.disseminationDeliveries, n),
     disseminationSignatureChecksPerTerminal: per(s.cost.disseminationSignatureChecks, n),
+    catchups: per(s.cost.catchups),
+    catchupEvents: per(s.cost.catchupEvents),
+    catchupEventsHeld: per(s.cost.catchupEventsHeld),
   }
 }
 

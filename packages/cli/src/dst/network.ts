@@ -118,13 +118,14 @@ export class Network {
   catchupRequest(from: Node, to: Node, initial: boolean): void {
     const p = this.pair(from.i, to.i)
     from.core!.catchupStarted(to.hex, initial)
-    const marks = from.disk.marks()
+    const { marks, held } = from.disk.marks()
     this.sim.at(this.latency(), {
       k: 'catchreq',
       from: from.i,
       to: to.i,
       epoch: this.epoch[p]!,
       marks,
+      held,
       initial,
     })
   }
@@ -197,7 +198,7 @@ export class Network {
       else if (client.up && client.core) client.core.catchupEnded(server.hex, false, ev.initial)
       return
     }
-    const events = eventsAfter(server.disk.readable(), ev.marks, 200_000)
+    const events = eventsAfter(server.disk.readable(), ev.marks, 200_000, ev.held)
     this.sim.at(this.latency() + events.length * 0.01, {
       k: 'catchans',
       to: ev.from,
@@ -221,6 +222,15 @@ export class Network {
           this.sim.check.escape(signed, () => `catch-up ${server.name}→${client.name}`)
       }
     if (ok && client.refill === 1 && ev.frames.length > 0) client.refill = 2
+    if (ok) {
+      this.sim.cost.catchups++
+      this.sim.cost.catchupEvents += ev.frames.length
+      for (const bytes of ev.frames) {
+        const signed = this.sim.byBytes.get(bytes)
+        if (signed !== undefined && client.core.view.known.has(signed.idHex))
+          this.sim.cost.catchupEventsHeld++
+      }
+    }
     if (ok)
       for (let i = 0; i < ev.frames.length; i += CATCHUP_PAGE)
         client.core.catchupBatch(server.hex, ev.frames.slice(i, i + CATCHUP_PAGE))

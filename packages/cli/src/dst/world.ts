@@ -84,6 +84,8 @@ export type Ev =
       to: number
       epoch: number
       marks: Record<string, number>
+      /** seqs the asker holds past its marks (CatchupHave.held) */
+      held: Record<string, number[]>
       initial: boolean
     }
   | {

@@ -1,5 +1,5 @@
 import { MAX_EVENT_BYTES, type SignedEvent, toHex } from '@nullmesh/protocol'
-import { MAX_GOSSIP_BYTES } from '../constants.js'
+import { CATCHUP_MAX_HELD_RANGES, MAX_GOSSIP_BYTES } from '../constants.js'
 import { EventValidationError } from '../errors.js'
 import { validateEventBytes } from '../validation.js'
 import type { MeshCore } from './core.js'
@@ -9,7 +9,7 @@ import * as responder from './responder.js'
 /**
  * Catch-up (anti-entropy) and dissemination, receiving side: events pushed, gossiped or caught
  * up are validated alike and applied to the view; they are written without fsync (no approval
- * waits for them). The serving side reads the store (contiguousMarks / eventsAfter below are the
+ * waits for them). The serving side reads the store (catchupSummary / eventsAfter below are the
  * pure rules the simulator's store uses; the LevelDB ledger implements the same).
  */
 
@@ -113,8 +113,23 @@ function originHex(e: SignedEvent): string {
   return hex
 }
 
-/** per-origin contiguous high-water marks of a set of events */
-export function contiguousMarks(events: Iterable<SignedEvent>): Record<string, number> {
+/**
+ * What a catch-up request states the asker holds: per origin its contiguous mark, and the seqs
+ * it holds past the first gap as ascending inclusive ranges, flat [from, to, from, to, …] (at
+ * most CATCHUP_MAX_HELD_RANGES in all). The answer leaves those out: a peer that missed one event
+ * is sent that event, not everything after it. A range left out of the summary (the cap) only
+ * costs resending it. See docs/protocol.md, "Catch-up (anti-entropy)".
+ */
+export interface CatchupHave {
+  marks: Record<string, number>
+  held: Record<string, number[]>
+}
+
+/** a request's summary of a set of events (the simulator's store; the ledger's catchupSummary) */
+export function catchupSummary(
+  events: Iterable<SignedEvent>,
+  maxRanges = CATCHUP_MAX_HELD_RANGES,
+): CatchupHave {
   const seqs = new Map<string, Set<number>>()
   for (const e of events) {
     const hex = originHex(e)
@@ -123,25 +138,56 @@ export function contiguousMarks(events: Iterable<SignedEvent>): Record<string, n
     else s.add(e.event.seq)
   }
   const marks: Record<string, number> = {}
+  const held: Record<string, number[]> = {}
+  let left = maxRanges
   for (const o of [...seqs.keys()].sort()) {
     const s = seqs.get(o)!
     let m = 0
     while (s.has(m + 1)) m++
     marks[o] = m
+    if (s.size === m || left <= 0) continue
+    const ranges: number[] = []
+    for (const seq of [...s].filter((x) => x > m).sort((a, b) => a - b)) {
+      if (ranges.length > 0 && ranges[ranges.length - 1] === seq - 1) ranges[ranges.length - 1] = seq
+      else if (ranges.length / 2 < left) ranges.push(seq, seq)
+      else break
+    }
+    held[o] = ranges
+    left -= ranges.length / 2
   }
-  return marks
+  return { marks, held }
 }
 
-/** the events above the marks, in (origin, seq) order */
+/** per-origin contiguous high-water marks of a set of events */
+export function contiguousMarks(events: Iterable<SignedEvent>): Record<string, number> {
+  return catchupSummary(events, 0).marks
+}
+
+/** is `seq` in one of these ascending inclusive ranges? */
+function inRanges(ranges: readonly number[] | undefined, seq: number): boolean {
+  if (ranges === undefined) return false
+  let lo = 0
+  let hi = ranges.length / 2 - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (seq < ranges[2 * mid]!) hi = mid - 1
+    else if (seq > ranges[2 * mid + 1]!) lo = mid + 1
+    else return true
+  }
+  return false
+}
+
+/** the events above the marks and outside the held ranges, in (origin, seq) order */
 export function eventsAfter(
   events: Iterable<SignedEvent>,
   marks: Record<string, number>,
   limit = Number.POSITIVE_INFINITY,
+  held: Record<string, readonly number[]> = {},
 ): SignedEvent[] {
   const out: { o: string; e: SignedEvent }[] = []
   for (const e of events) {
     const hex = originHex(e)
-    if (e.event.seq > (marks[hex] ?? 0)) out.push({ o: hex, e })
+    if (e.event.seq > (marks[hex] ?? 0) && !inRanges(held[hex], e.event.seq)) out.push({ o: hex, e })
   }
   out.sort((a, b) => (a.o < b.o ? -1 : a.o > b.o ? 1 : a.e.event.seq - b.e.event.seq))
   return out.slice(0, limit).map((x) => x.e)

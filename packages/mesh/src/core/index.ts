@@ -1,4 +1,4 @@
-export { contiguousMarks, eventsAfter } from './catchup.js'
+export { type CatchupHave, catchupSummary, contiguousMarks, eventsAfter } from './catchup.js'
 export { CoreError, MeshCore } from './core.js'
 export type { LoadedState, Pending } from './recovery.js'
 export type {
