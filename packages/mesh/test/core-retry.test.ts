@@ -1,4 +1,4 @@
-import { decodeEvent, signAck, toHex } from '@nullmesh/protocol'
+import { decodeEvent, type Reservation, type SignedEvent, signAck, toHex } from '@nullmesh/protocol'
 import { describe, expect, it } from 'vitest'
 import type { Effect } from '../src/core/index.js'
 import { coreFixture } from './core-fixture.js'
@@ -88,9 +88,9 @@ describe('core: retries keep the reservation [retry keeps reservation]', () => {
     }
     for (const w of ownWrites()) if (w.event.type === 'release') released.push(toHex(w.event.reservationId))
     expect(released).toEqual([reservation.idHex])
-    const done = effects.find((e) => e.type === 'done') as Extract<Effect, { type: 'done' }> | undefined
-    expect(done?.result.ok).toBe(true)
-    expect((done?.result as { value: { approved: boolean } }).value.approved).toBe(false)
+    const done = effects.find((e) => e.type === 'done') as Extract<Effect, { type: 'done' }>
+    expect(done.result.ok).toBe(true)
+    expect((done.result as { value: { approved: boolean } }).value.approved).toBe(false)
   })
 
   it('refused for a conflict, the reservation is released before the retry (two contenders do not block each other)', () => {
@@ -111,5 +111,27 @@ describe('core: retries keep the reservation [retry keeps reservation]', () => {
     }
     const w = ownWrites()
     expect(w.map((e) => e.event.type)).toEqual(['release'])
+  })
+})
+
+describe('core: no barrier round without time for it [no late round]', () => {
+  it('a decision under an existing reservation (an online attempt falling back) that starts past its deadline declines without a round', () => {
+    const f = coreFixture({ size: 3, me: 0 })
+    for (const peer of [f.hex[1]!, f.hex[2]!]) f.learnFrom(peer)
+    f.effects.length = 0
+    // a reservation of ours, as the online path would hold one
+    f.core.authorize(2, candidate(7))
+    const write = f.effects.find((e): e is Write => e.type === 'write' && e.own)!
+    const reservation = write.records[0]!.event as SignedEvent<Reservation>
+    f.effects.length = 0
+    // its fallback arrives after the deadline (the clock reads 0)
+    f.core.authorize(3, candidate(7), { reservation, deadline: -1 })
+    const sent = f.effects.filter((e) => e.type === 'send' && e.msg.t === 'req')
+    expect(sent).toEqual([])
+    const done = f.effects.find((e) => e.type === 'done' && e.op === 3) as Extract<Effect, { type: 'done' }>
+    expect(done.result.ok).toBe(true)
+    const value = (done.result as { value: { approved: boolean; declineCode: string } }).value
+    expect(value.approved).toBe(false)
+    expect(value.declineCode).toBe('barrier_timeout')
   })
 })

@@ -15,9 +15,9 @@ import {
 import {
   DIAL_RETRY_MS,
   FINISH_MARGIN_MS,
-  RECENT_DURABLE_WINDOW,
   ISOLATION_PROBE_MS,
   ON_DEMAND_DIAL_TIMEOUT_MS,
+  RECENT_DURABLE_WINDOW,
   REFUSED_DIAL_RETRY_MS,
 } from '../constants.js'
 import type { ValidationContext } from '../validation.js'

@@ -426,6 +426,12 @@ export function* authorize(
           )
         }
       }
+      // nothing left for a round (a late start: the online attempt's answer, or a starved loop,
+      // came after the deadline less its reserve): decline now rather than approve late
+      if (timeLeft() <= 0 && !core.mut('no-finish-reserve')) {
+        if (appended !== undefined) kept = res // released by the decline (an online one is voided by its caller)
+        return decline('quorum', 'barrier_timeout', 'no time left in the tap budget for a barrier round')
+      }
       const roundStart = core.mono()
       const round = collect(
         core,
