@@ -18,7 +18,7 @@ export class PointOfSale {
   candidate(p: Payment) {
     return {
       nullifier: p.nullifier,
-      cardKey: this.sim.workload.cards[p.card]!.key,
+      cardKey: this.sim.workload.cardKey(p.card),
       amountMinor: p.amountMinor,
       currency: CURRENCY,
       method: 'contactless' as const,
