@@ -1,4 +1,4 @@
-import { CURRENCY } from './config.js'
+import { CATCHUP_PAGE, CURRENCY } from './config.js'
 import { type SignedEvent, toHex } from './deps.js'
 import { Rng } from './rng.js'
 import type { Sim } from './sim.js'
@@ -6,6 +6,8 @@ import { type Node, originOf, type Payment } from './world.js'
 
 /** share of refill flushes, once a wiped store holds part of its own certified history, that crash */
 const RELEARN_CRASH_RATE = 0.5
+/** chance per fault tick that a terminal with half a page or more of own history loses its disk (aimed) */
+const RELEARN_WIPE_RATE = 0.3
 /** chance per fault tick (100 ms) of the safety phase that the relearned-holds scenario starts */
 const HOLDS_SCENARIO_RATE = 0.3
 
@@ -41,6 +43,7 @@ export class AimedFaults {
       }
     | undefined
   private holdsDone = false
+  private relearnWiped = false
 
   constructor(private readonly sim: Sim) {
     this.crashRng = new Rng((sim.opts.seed ^ 0x72636c72) >>> 0)
@@ -60,16 +63,16 @@ export class AimedFaults {
   // ---- relearn crash --------------------------------------------------------------------------
 
   /** a flush of a wiped terminal's refill: crash it if it holds its own history in part */
-  refillFlushed(node: Node): void {
+  refillFlushed(node: Node): boolean {
     const sim = this.sim
     if (sim.phase !== 'safety' || !sim.opts.faults.has('crash') || !node.up || this.refillsUncut(node.i))
-      return
+      return false
     const wiped = sim.check.wipedAt.get(node.i)
-    if (wiped === undefined || this.crashedFor.get(node.i) === wiped) return
+    if (wiped === undefined || this.crashedFor.get(node.i) === wiped) return false
     let mine = 0
     for (const r of node.disk.durable)
       if (originOf(r.event) === node.hex && r.event.event.seq > mine) mine = r.event.event.seq
-    if (mine === 0) return
+    if (mine === 0) return false
     // an own event of a higher seq that a peer holds: the store lacks part of what it signed
     let missing: SignedEvent | undefined
     for (const other of sim.nodes) {
@@ -81,11 +84,37 @@ export class AimedFaults {
         }
       if (missing !== undefined) break
     }
-    if (missing === undefined || !this.crashRng.chance(RELEARN_CRASH_RATE)) return
+    if (missing === undefined || !this.crashRng.chance(RELEARN_CRASH_RATE)) return false
     this.crashedFor.set(node.i, wiped)
     sim.count('relearn-crash')
     const why = `while relearning: its store has its own events up to seq ${mine}, a peer holds seq ${missing.event.seq}`
     sim.at(0, { k: 'crash', node: node.i, inc: node.inc, why, wipe: false })
+    return true
+  }
+
+  /**
+   * After the holds scenario: a terminal whose own history fills half a catch-up page loses its
+   * disk (its refill then often spans pages, and a crash between their flushes leaves part of it), when
+   * no other terminal is refilling (a refilling peer is no learn source: the lost-disk assumption).
+   */
+  private maybeWipe(): void {
+    const sim = this.sim
+    const f = sim.opts.faults
+    if (!f.has('crash') || !f.has('wipe') || sim.n < 3) return
+    for (const n of sim.nodes) if ((n.refill ?? 0) !== 0 || (n.up && n.core?.view.seqKnown === false)) return
+    const ripe = sim.nodes.filter(
+      (n) =>
+        n.up &&
+        n.core !== undefined &&
+        n.core.view.nextSeq > CATCHUP_PAGE / 2 &&
+        !sim.faults.outages.has(n.i),
+    )
+    if (ripe.length === 0 || !this.crashRng.chance(RELEARN_WIPE_RATE)) return
+    const node = ripe[this.crashRng.int(ripe.length)]!
+    this.relearnWiped = true
+    sim.count('aimed-wipe')
+    sim.terminals.crash(node, 'its disk will be wiped (aimed: its history spans catch-up pages)')
+    sim.at(this.crashRng.range(150, 500), { k: 'restart', node: node.i, wipe: true, connected: true })
   }
 
   // ---- relearned holds ------------------------------------------------------------------------
@@ -97,6 +126,7 @@ export class AimedFaults {
     const h = this.holds
     if (h === undefined) {
       if (!this.holdsDone) this.maybeStart()
+      else if (!this.relearnWiped) this.maybeWipe()
       return
     }
     if (sim.now > h.until) {
@@ -121,7 +151,7 @@ export class AimedFaults {
       sim.at(delay, { k: 'retry', payment: this.payment(node, h.card, amount) })
       delay += this.holdsRng.range(300, 700)
     }
-    h.until = sim.now + 4000
+    h.until = sim.now + 1500
   }
 
   /** an amount within the floor limit (the card cap is two of them) */

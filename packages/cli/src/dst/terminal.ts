@@ -274,6 +274,11 @@ export class Terminals {
     // core relearns its history from several peers (N − q + 1) before it signs again
     const relearning = node.core !== undefined && !node.core.view.seqKnown
     if (node.refill === 2 && node.disk.pending.length === 0 && !relearning) node.refill = 0
+    // the aimed point first (aimed.ts): a store holding part of its own history
+    if ((node.refill ?? 0) !== 0 && this.sim.aim.refillFlushed(node)) {
+      node.refill = 0
+      return
+    }
     if (
       node.refill === 2 &&
       this.sim.phase === 'safety' &&
@@ -287,7 +292,7 @@ export class Terminals {
       this.sim.count('refill-crash')
       const why = 'while refilling its wiped disk from its peers'
       this.sim.at(0, { k: 'crash', node: node.i, inc: ev.inc, why, wipe: false })
-    } else if ((node.refill ?? 0) !== 0) this.sim.aim.refillFlushed(node)
+    }
   }
 
   /** a crash injected at a write */
