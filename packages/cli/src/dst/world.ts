@@ -131,6 +131,7 @@ export type Ev =
   | { at: number; seq: number; k: 'tick'; node: number; inc: number }
   | { at: number; seq: number; k: 'centralUp' }
   | { at: number; seq: number; k: 'crash'; node: number; inc: number; why: string; wipe: boolean }
+  | { at: number; seq: number; k: 'aimed'; what: 'relearn-wipe' | 'relearn-heal'; node: number }
 
 type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 /** an event as scheduled (Sim.at stamps its time and sequence number) */
