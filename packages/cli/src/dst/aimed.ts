@@ -7,7 +7,7 @@ import { type EvOf, type Node, originOf, type Payment } from './world.js'
 /** share of refill flushes, once a wiped store holds part of its own certified history, that crash */
 const RELEARN_CRASH_RATE = 1
 /** chance per fault tick (100 ms), after the holds scenario, that the relearn scenario starts */
-const RELEARN_SCENARIO_RATE = 0.3
+const RELEARN_SCENARIO_RATE = 0.5
 /** chance per fault tick (100 ms) of the safety phase that the relearned-holds scenario starts */
 const HOLDS_SCENARIO_RATE = 0.3
 
@@ -60,7 +60,7 @@ export class AimedFaults {
   constructor(private readonly sim: Sim) {
     this.crashRng = new Rng((sim.opts.seed ^ 0x72636c72) >>> 0)
     this.holdsRng = new Rng((sim.opts.seed ^ 0x686f6c64) >>> 0)
-    this.relearnFirst = new Rng((sim.opts.seed ^ 0x6f726472) >>> 0).chance(0.5)
+    this.relearnFirst = new Rng((sim.opts.seed ^ 0x6f726472) >>> 0).chance(0.6)
   }
 
   /** a terminal the scenario needs with its disk: a crash of it is not a wipe meanwhile */
@@ -139,11 +139,12 @@ export class AimedFaults {
     const quorum = sim.nodes[0]!.core?.quorum ?? Math.floor(sim.n / 2) + 1
     if (sim.venue.groups.size < sim.n || sim.n < 2 * quorum - 1 || quorum < 2) return
     if (!this.crashRng.chance(RELEARN_SCENARIO_RATE)) return
+    // no terminal refilling (a refilling peer is no learn source); one that is down keeps its disk
+    // when it restarts (keepsDisk) and takes no part, nor does one in an outage
     for (const n of sim.nodes)
-      if (!n.up || !n.started || n.core === undefined || !n.core.view.seqKnown || (n.refill ?? 0) !== 0)
+      if ((n.refill ?? 0) !== 0 || (n.up && (!n.started || n.core === undefined || !n.core.view.seqKnown)))
         return
-    // a terminal in an outage (the holds scenario's origin, say) takes no part
-    const ids = sim.nodes.filter((n) => !sim.faults.outages.has(n.i)).map((n) => n.i)
+    const ids = sim.nodes.filter((n) => n.up && !sim.faults.outages.has(n.i)).map((n) => n.i)
     if (ids.length <= quorum) return
     for (let i = ids.length - 1; i > 0; i--) {
       const j = this.crashRng.int(i + 1)
@@ -185,6 +186,12 @@ export class AimedFaults {
     }
     const node = sim.nodes[r.node]!
     if (r.stage !== 'approve' || !node.up || sim.phase !== 'safety') return
+    const quorum = node.core?.quorum ?? Math.floor(sim.n / 2) + 1
+    if (!this.ownSettled(node, [node], quorum - 1)) {
+      // an own event still spreading on its side: a moment later
+      sim.at(this.crashRng.range(20, 60), { k: 'aimed', what: 'relearn-wipe', node: node.i })
+      return
+    }
     r.stage = 'wiped'
     r.until = sim.now + 3000
     sim.count('aimed-wipe')
@@ -222,8 +229,14 @@ export class AimedFaults {
   tick(): void {
     if (this.sim.phase !== 'safety') return
     // one scenario at a time (their wipes must not overlap); the seed's own stream orders them
-    if (this.relearn !== undefined) return this.relearnTick()
-    if (this.holds !== undefined) return this.holdsTick()
+    if (this.relearn !== undefined) {
+      this.relearnTick()
+      return
+    }
+    if (this.holds !== undefined) {
+      this.holdsTick()
+      return
+    }
     if (this.relearnFirst && !this.relearnDone) this.relearnTick()
     if (this.relearn === undefined && !this.holdsDone) this.holdsTick()
     if (this.holds === undefined && this.relearn === undefined && !this.relearnFirst && !this.relearnDone)
@@ -333,7 +346,7 @@ export class AimedFaults {
     // the holder's own events must be held by a terminal it can learn them from (not only by the
     // origin, cut off next): else its lost disk is the residual of "Lost disks", not this case
     const holder = sim.nodes[h.holder]!
-    if (!this.ownHeldBy(holder, [node, holder], 1)) {
+    if (!this.ownSettled(holder, [node, holder], 1)) {
       sim.log(`AIMED relearned holds: lapsed (an own event of ${holder.name} is held only by the origin)`)
       this.end()
       return
@@ -367,7 +380,7 @@ export class AimedFaults {
     )
   }
 
-  /** every durable own event of `node` is held by at least `need` terminals outside `exclude` */
+  /** every durable certified own event of `node` is held by at least `need` terminals outside `exclude` */
   private ownHeldBy(node: Node, exclude: readonly Node[], need: number): boolean {
     const count = new Map<string, number>()
     for (const n of this.sim.nodes) {
@@ -375,9 +388,35 @@ export class AimedFaults {
       for (const e of n.disk.readable())
         if (originOf(e) === node.hex) count.set(e.idHex, (count.get(e.idHex) ?? 0) + 1)
     }
+    // an uncertified one (a reservation no Commit certifies, say) may be reused: the checker's residual
     for (const r of node.disk.durable)
-      if (originOf(r.event) === node.hex && (count.get(r.event.idHex) ?? 0) < need) return false
+      if (
+        originOf(r.event) === node.hex &&
+        (count.get(r.event.idHex) ?? 0) < need &&
+        !this.sim.check.isResidual(r.event.idHex)
+      )
+        return false
     return true
+  }
+
+  /**
+   * At a wipe: the highest own event any other terminal holds is held by at least `need` terminals
+   * outside `exclude`, so its learn sources meet it and its next seq passes every own event that
+   * left it. An event held by a few only could spread later and be certified after the disk was
+   * lost, which no learn quorum sees: outside the lost-disk assumption.
+   */
+  private ownSettled(node: Node, exclude: readonly Node[], need: number): boolean {
+    const learnable = new Map<string, number>()
+    let top: SignedEvent | undefined
+    for (const n of this.sim.nodes) {
+      if (n === node) continue
+      for (const e of n.disk.readable()) {
+        if (originOf(e) !== node.hex) continue
+        if (top === undefined || e.event.seq > top.event.seq) top = e
+        if (!exclude.includes(n)) learnable.set(e.idHex, (learnable.get(e.idHex) ?? 0) + 1)
+      }
+    }
+    return top === undefined || (learnable.get(top.idHex) ?? 0) >= need
   }
 
   /** an aimed crash: its peers notice at once (a rebooted host resets their connections) */

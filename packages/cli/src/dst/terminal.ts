@@ -307,6 +307,8 @@ export class Terminals {
   restart(ev: EvOf<'restart'>): void {
     const node = this.sim.nodes[ev.node]!
     if (node.up) return
+    // a terminal an aimed scenario needs with its disk keeps it (a wipe drawn before it started)
+    if (ev.wipe && this.sim.aim.keepsDisk(node.i)) ev.wipe = false
     if (ev.wipe) {
       node.disk.wipe()
       this.sim.check.wipedAt.set(node.i, this.sim.now)
