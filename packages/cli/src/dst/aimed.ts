@@ -4,9 +4,9 @@ import { Rng } from './rng.js'
 import type { Sim } from './sim.js'
 import { type EvOf, type Node, originOf, type Payment } from './world.js'
 
-/** share of refill flushes, once a wiped store holds part of its own certified history, that crash */
+/** share of refill flushes, once a wiped store lacks a certified own event a peer holds above it, that crash */
 const RELEARN_CRASH_RATE = 1
-/** chance per fault tick (100 ms), after the holds scenario, that the relearn scenario starts */
+/** chance per fault tick (100 ms) of the safety phase that the relearn scenario starts */
 const RELEARN_SCENARIO_RATE = 0.5
 /** chance per fault tick (100 ms) of the safety phase that the relearned-holds scenario starts */
 const HOLDS_SCENARIO_RATE = 0.3
@@ -14,16 +14,21 @@ const HOLDS_SCENARIO_RATE = 0.3
 /**
  * Fault points aimed at the two mechanisms of a lost disk's refill (docs/protocol.md, "Fault points
  * aimed at relearning"). Each draws from its own stream, seeded apart from the main ones and from
- * `sim.aimed`: a seed's schedule is unchanged until one of them fires.
+ * `sim.aimed`: a seed's schedule is unchanged until one of them fires. One scenario runs at a time.
  *
- * - relearn crash: a wiped terminal whose store holds part of its own history, while a peer holds
- *   an own event of a higher seq, crashes at that flush (the relearning mark's case).
+ * - relearn crash (the relearning mark): a wiped terminal whose durable store holds its own events
+ *   up to seq s while a peer holds a certified own event above s crashes at that flush. The relearn
+ *   scenario leads there: a split q | N − q, a terminal commits on its side, loses its disk and
+ *   reboots reaching only the other side, and after the crash restarts still cut off.
  * - relearned holds: the venue splits q | N − q; a fresh card is approved on the q side; as its
  *   origin writes the Commit its cable is pulled (the Commit stays home); one holder of the
- *   approval loses its disk and rejoins the other side; the card is tapped there, for an amount
- *   that with the first passes the card cap. Its quorum meets the certifying one only in the wiped
- *   holder. Only one holder's disk is lost, the other survives and is reachable (a learn source
- *   that knows its history): the assumption of "Holds relearned after a lost disk".
+ *   approval loses its disk and rejoins the other side; the card is tapped there twice, for amounts
+ *   that with the first pass the card cap. That quorum meets the certifying one only in the wiped
+ *   holder.
+ *
+ * Both keep to the lost-disk assumptions: one disk lost per scenario (others' wipes become plain
+ * restarts meanwhile), nobody refilling when it starts, and a wipe only when the highest own event
+ * that left the terminal is held by enough of its learn sources (ownSettled).
  */
 export class AimedFaults {
   private readonly crashRng: Rng
