@@ -72,29 +72,41 @@ describe('deterministic simulation (bounded)', () => {
   }, 60_000)
 
   // docs/protocol.md, "Lost disks": the crash while relearning the simulator found (seed 42 at 5000
-  // steps, seq-signed-twice) passes; without the relearning mark a wiped terminal signs a seq it
-  // had used. The catch is rare and moves with every change to the random streams (seeds 277,
-  // 109, 87, 146 before; after the merges of 2026-12-03 17:10 no seed of 1–300 at 4000 steps
-  // caught it, seed 14 at 6000 steps did; once catch-up answers left out what the asker holds
-  // (shorter answers, other schedules) seeds 7, 87, 137, 176 and 247 of 1–300 at 6000 steps do).
+  // steps, seq-signed-twice) passes. Without the relearning mark a wiped terminal that crashed with
+  // part of its own history refilled signs a seq it had used: the aimed relearn scenario
+  // (packages/cli/src/dst/aimed.ts, its own random stream) reaches it at seed 46.
   it('the relearning mark: seed 42 at 5000 steps holds, its mutant is caught', () => {
     const faults = new Set(FAULTS)
     expect(runSeed({ terminals: 5, seed: 42, steps: 5000, faults }).violation).toBeUndefined()
     const mutations = new Set(['no-relearning-mark'] as const)
-    const caught = runSeed({ terminals: 5, seed: 7, steps: 6000, faults, mutations })
+    const caught = runSeed({ terminals: 5, seed: 46, steps: 4000, faults, mutations })
     expect(caught.violation?.invariant).toBe('seq-signed-twice')
-    expect(runSeed({ terminals: 5, seed: 7, steps: 6000, faults }).violation).toBeUndefined()
+    expect(caught.faults['relearn-crash']).toBe(1)
+    expect(runSeed({ terminals: 5, seed: 46, steps: 4000, faults }).violation).toBeUndefined()
   }, 60_000)
 
-  // docs/protocol.md, "Outages the simulator injects": a terminal whose LAN is down approves alone,
-  // its clock passes the card window; measuring the isolated budget per window (the mutant) lets
-  // it approve past the isolated cap before central confirmed anything (seed 107 at 4000 steps).
-  it('the isolated budget holds until central confirms: seed 107 passes, the mutant isolated-window fails there', () => {
+  // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
+  // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
+  // the card tapped twice on the other side; without the rule the wiped holder acks both taps.
+  it('relearned holds: seed 2 passes, the mutant no-relearned-holds passes the card cap there', () => {
+    const faults = new Set(FAULTS)
+    const mutations = new Set(['no-relearned-holds'] as const)
+    const caught = runSeed({ terminals: 5, seed: 2, steps: 4000, faults, mutations })
+    expect(caught.violation?.invariant).toBe('card-amount-cap')
+    expect(caught.faults['aimed-holds']).toBe(1)
+    expect(runSeed({ terminals: 5, seed: 2, steps: 4000, faults }).violation).toBeUndefined()
+  }, 60_000)
+
+  // docs/protocol.md, "Outages the simulator injects": a terminal cut off approves alone, its clock
+  // passes the card window; measuring the isolated budget per window (the mutant) lets it approve
+  // past the isolated cap before central confirmed anything (seed 71 at 4000 steps, where the cut-off
+  // terminal is the aimed holds scenario's origin; seed 107 before the aimed fault points).
+  it('the isolated budget holds until central confirms: seed 71 passes, the mutant isolated-window fails there', () => {
     const faults = new Set(FAULTS)
     const mutations = new Set(['isolated-window'] as const)
-    const caught = runSeed({ terminals: 5, seed: 107, steps: 4000, faults, mutations })
+    const caught = runSeed({ terminals: 5, seed: 71, steps: 4000, faults, mutations })
     expect(caught.violation?.invariant).toBe('isolated-bound')
-    expect(runSeed({ terminals: 5, seed: 107, steps: 4000, faults }).violation).toBeUndefined()
+    expect(runSeed({ terminals: 5, seed: 71, steps: 4000, faults }).violation).toBeUndefined()
   }, 60_000)
 
   it.each([

@@ -29,6 +29,8 @@ export class Checker {
 
   /** sim time of each terminal's last wiped disk */
   readonly wipedAt = new Map<number, number>()
+  /** the first incarnation after each terminal's last wiped restart (acks given before it died with the disk) */
+  readonly wipedInc = new Map<number, number>()
 
   /** reservations each terminal acked, as the origins received the acks */
   readonly acked = new Map<number, Set<string>>()

@@ -129,6 +129,13 @@ export function restore(
   const byId = new Map<string, Rec>()
   const order: string[] = []
   for (const r of records) {
+    // a Commit stored without its reservation (a refill cut by a crash): the ledger indexes the
+    // reservation it carries, as held when it is our own (indexed start); so does the replay
+    const e = r.event.event
+    if (e.type === 'commit' && toHex(e.reservation.event.origin) === me && !byId.has(e.reservation.idHex)) {
+      byId.set(e.reservation.idHex, { event: e.reservation, held: true })
+      order.push(e.reservation.idHex)
+    }
     const prev = byId.get(r.event.idHex)
     if (prev === undefined) {
       byId.set(r.event.idHex, { ...r })

@@ -52,7 +52,8 @@ export class Faults {
     if (this.sim.mix.crash && r.chance(this.sim.mix.crash)) {
       const node = this.sim.nodes[r.int(this.sim.n)]!
       if (node.up) {
-        const wipe = this.sim.mix.wipe > 0 && r.chance(this.sim.mix.wipe)
+        // (a terminal an aimed scenario needs with its disk keeps it: aimed.ts)
+        const wipe = this.sim.mix.wipe > 0 && r.chance(this.sim.mix.wipe) && !this.sim.aim.keepsDisk(node.i)
         this.sim.terminals.crash(node, wipe ? 'its disk will be wiped' : 'power loss')
         this.sim.at(r.range(200, 5000), { k: 'restart', node: node.i, wipe })
       }
@@ -133,6 +134,7 @@ export class Faults {
   tick(): void {
     if (this.sim.phase === 'safety') this.longOutage()
     if (this.sim.phase === 'safety') this.inject()
+    this.sim.aim.tick()
     this.sim.at(100, { k: 'fault' })
   }
 

@@ -48,7 +48,7 @@ export class Network {
     let delay = this.latency()
     // a lost segment on a stream is retransmitted: late, not lost
     if (this.sim.mix.loss && this.sim.rng.chance(this.sim.mix.loss)) delay += this.sim.rng.range(200, 1000)
-    this.sim.at(delay, { k: 'deliver', to, from, msg, toInc })
+    this.sim.at(delay, { k: 'deliver', to, from, msg, toInc, fromInc: this.sim.nodes[from]!.inc })
     if (msg.t === 'push' && this.sim.mix.dup && this.sim.rng.chance(this.sim.mix.dup)) {
       this.sim.count('dup')
       this.sim.at(delay + this.sim.rng.range(0, 50), { k: 'deliver', to, from, msg, toInc })
@@ -137,7 +137,9 @@ export class Network {
     if (node.inc !== ev.toInc) return
     if (ev.msg.t === 'ans' && ev.msg.ack !== null) {
       const d = decodeAck(ev.msg.ack)
-      if (d.ok && d.value.ack.ok) {
+      // an ack its sender gave before its disk was wiped (a late retransmission) died with the disk
+      const lost = ev.fromInc !== undefined && (this.sim.check.wipedInc.get(ev.from) ?? 0) > ev.fromInc
+      if (d.ok && d.value.ack.ok && !lost) {
         const set = this.sim.check.acked.get(ev.from) ?? new Set<string>()
         set.add(toHex(d.value.ack.reservationId))
         this.sim.check.acked.set(ev.from, set)

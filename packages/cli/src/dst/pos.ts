@@ -18,7 +18,7 @@ export class PointOfSale {
   candidate(p: Payment) {
     return {
       nullifier: p.nullifier,
-      cardKey: this.sim.workload.cards[p.card]!.key,
+      cardKey: this.sim.workload.cardKey(p.card),
       amountMinor: p.amountMinor,
       currency: CURRENCY,
       method: 'contactless' as const,
@@ -315,7 +315,9 @@ export class PointOfSale {
         return
       case 'sync':
         if (marks !== undefined) {
-          node.disk.confirmed[node.hex] = Math.max(node.disk.confirmed[node.hex] ?? 0, marks)
+          // a mark of 0 confirms nothing (central holds none of its events from seq 1: a wiped
+          // terminal's sync, say); the ledger's cursor starts at 1
+          if (marks > 0) node.disk.confirmed[node.hex] = Math.max(node.disk.confirmed[node.hex] ?? 0, marks)
           core.confirmed({ [node.hex]: marks })
         }
         return

@@ -1,4 +1,5 @@
 import type { VenuePolicy } from '@nullmesh/policy'
+import { AimedFaults } from './aimed.js'
 import { Central } from './central.js'
 import { Checker } from './checker.js'
 import {
@@ -71,6 +72,8 @@ export class Sim {
   readonly pos: PointOfSale
   readonly workload: Workload
   readonly faults: Faults
+  /** fault points aimed at a lost disk's refill (aimed.ts), each on its own stream */
+  readonly aim: AimedFaults
   readonly rng: Rng
 
   readonly wl: Rng
@@ -129,6 +132,7 @@ export class Sim {
     this.pos = new PointOfSale(this)
     this.workload = new Workload(this)
     this.faults = new Faults(this)
+    this.aim = new AimedFaults(this)
     // swarm testing: each seed draws its own mix; a fault not selected, or not drawn, is off
     const f = (name: FaultName, lo: number, hi: number) => {
       const on = opts.faults.has(name) && this.rng.chance(0.65)
@@ -291,6 +295,9 @@ export class Sim {
         return
       case 'tick':
         this.terminals.tick(ev)
+        return
+      case 'aimed':
+        this.aim.fire(ev)
         return
     }
   }

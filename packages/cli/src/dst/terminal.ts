@@ -163,6 +163,7 @@ export class Terminals {
           e.sync,
           e.relearning,
         )
+        this.sim.aim.written(node, e.records)
         if (e.sync) {
           // the relearning mark's writes are a start-up cost (a fresh or wiped store), not a payment's
           if (e.relearning === undefined) this.sim.cost.fsyncs++
@@ -183,7 +184,10 @@ export class Terminals {
         ) {
           // before this write's fsync (and before anything else the core does next)
           this.sim.count('crash-mid-write')
-          const wipe = this.sim.mix.wipe > 0 && this.sim.rng.chance(this.sim.mix.wipe / 4)
+          const wipe =
+            this.sim.mix.wipe > 0 &&
+            this.sim.rng.chance(this.sim.mix.wipe / 4) &&
+            !this.sim.aim.keepsDisk(node.i)
           const what =
             e.relearning === undefined
               ? e.records.map((r) => r.event.event.type).join('+')
@@ -270,7 +274,17 @@ export class Terminals {
     // core relearns its history from several peers (N − q + 1) before it signs again
     const relearning = node.core !== undefined && !node.core.view.seqKnown
     if (node.refill === 2 && node.disk.pending.length === 0 && !relearning) node.refill = 0
-    if (node.refill === 2 && this.sim.phase === 'safety' && this.sim.rng.chance(0.5)) {
+    // the aimed point first (aimed.ts): a store holding part of its own history
+    if ((node.refill ?? 0) !== 0 && this.sim.aim.refillFlushed(node)) {
+      node.refill = 0
+      return
+    }
+    if (
+      node.refill === 2 &&
+      this.sim.phase === 'safety' &&
+      this.sim.rng.chance(0.5) &&
+      !this.sim.aim.refillsUncut(node.i)
+    ) {
       // a replaced terminal crashes again while it refills its store from its peers: part of
       // the refill is on disk (what one peer sent, say), the rest lost or never learned
       // (docs/protocol.md, "Lost disks")
@@ -293,16 +307,19 @@ export class Terminals {
   restart(ev: EvOf<'restart'>): void {
     const node = this.sim.nodes[ev.node]!
     if (node.up) return
+    // a terminal an aimed scenario needs with its disk keeps it (a wipe drawn before it started)
+    if (ev.wipe && this.sim.aim.keepsDisk(node.i)) ev.wipe = false
     if (ev.wipe) {
       node.disk.wipe()
       this.sim.check.wipedAt.set(node.i, this.sim.now)
+      this.sim.check.wipedInc.set(node.i, node.inc + 1)
       // its acks die with the disk: the documented lost-disk case, not an ack broken
       this.sim.check.acked.get(node.i)?.clear()
       this.sim.count('wipe')
       node.refill = 1
     }
     this.sim.log(`${node.name} RESTART${ev.wipe ? ' with a wiped disk (same key)' : ''}`)
-    if (ev.wipe && this.sim.phase === 'safety' && this.sim.rng.chance(0.5)) {
+    if (ev.wipe && ev.connected !== true && this.sim.phase === 'safety' && this.sim.rng.chance(0.5)) {
       // a replaced terminal often boots before its network is back, and finds its peers one at a
       // time: it refills its store from the first while it still relearns its history
       this.sim.log(`${node.name} boots cut off from its peers`)

@@ -15,6 +15,13 @@ export class Workload {
 
   readonly cards: { key: Uint8Array }[] = []
 
+  /** cards of aimed fault points (aimed.ts), numbered −1, −2, …: the random draws never pick them */
+  readonly aimedCards: { key: Uint8Array }[] = []
+
+  cardKey(card: number): Uint8Array {
+    return card < 0 ? this.aimedCards[-1 - card]!.key : this.cards[card]!.key
+  }
+
   readonly usedNullifiers: { nullifier: Uint8Array; card: number }[] = []
 
   livenessCore: number[] = []

@@ -70,7 +70,17 @@ export interface OnlineAttempt {
 }
 
 export type Ev =
-  | { at: number; seq: number; k: 'deliver'; to: number; from: number; msg: WireMsg; toInc: number }
+  | {
+      at: number
+      seq: number
+      k: 'deliver'
+      to: number
+      from: number
+      msg: WireMsg
+      toInc: number
+      /** the sender's incarnation (stream messages): an ack it gave before its disk was wiped */
+      fromInc?: number
+    }
   | { at: number; seq: number; k: 'timer'; node: number; inc: number; id: number }
   | { at: number; seq: number; k: 'fsync'; node: number; inc: number; w: number; coreW: number[] }
   | { at: number; seq: number; k: 'flush'; node: number; inc: number; w: number }
@@ -118,11 +128,12 @@ export type Ev =
   | { at: number; seq: number; k: 'retry'; payment: Payment }
   | { at: number; seq: number; k: 'fault' }
   | { at: number; seq: number; k: 'heal'; what: string; a: number; b: number }
-  | { at: number; seq: number; k: 'restart'; node: number; wipe: boolean }
+  | { at: number; seq: number; k: 'restart'; node: number; wipe: boolean; connected?: boolean }
   | { at: number; seq: number; k: 'net' }
   | { at: number; seq: number; k: 'tick'; node: number; inc: number }
   | { at: number; seq: number; k: 'centralUp' }
   | { at: number; seq: number; k: 'crash'; node: number; inc: number; why: string; wipe: boolean }
+  | { at: number; seq: number; k: 'aimed'; what: 'relearn-wipe' | 'relearn-heal'; node: number }
 
 type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 /** an event as scheduled (Sim.at stamps its time and sequence number) */
