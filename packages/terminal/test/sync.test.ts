@@ -128,6 +128,9 @@ describe('sync agent against the real central service', () => {
       // the cursor reached the end of every origin's log
       const t = venue.terminals[i]!
       expect(await t.ledger.confirmedMarks()).toEqual(await t.ledger.highWaterMarks())
+      // the status counters move when a record's write completes, which a reader of the record
+      // (a synchronous LevelDB read) can see a moment before: wait for them
+      await waitFor(() => t.status().settlement.completed === 12, 10_000)
       expect(t.status().queue.count).toBe(0)
       expect(t.status().settlement).toEqual({ forwarded: 0, completed: 12, failed: 0 })
     }
