@@ -922,6 +922,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
             const digests = verifier?.digests(bytes) ?? Promise.resolve([])
             applied = applied.then(async () => {
               const trusted = await digests
+              // one event-loop turn per frame: a terminal catching up a long partition serves its
+              // payment requests between frames, not after the whole catch-up (the digests may have
+              // resolved long ago, and microtasks alone never yield to I/O)
+              await new Promise<void>((r) => setImmediate(r))
               if (failed) return
               this.counts.catchupSignaturesOnWorkers += trusted.length
               received =
