@@ -3,26 +3,14 @@
 // no HTTP API, no central), formed and then left alone; CPU time per second per terminal over a
 // window with no payments. Optionally a V8 CPU profile of each child over a second window.
 // Measures only: nothing here passes or fails on a figure.
-import { randomInt } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { MeshCounters } from '@nullmesh/mesh'
-import { createVenueBundle } from '@nullmesh/policy'
-import { loopbackHost } from '../loopback.js'
-import { peerIdFromEd25519 } from '../peer-id.js'
-import {
-  SCALE_BASE_PORT,
-  SCALE_FORM_BASE_MS,
-  SCALE_FORM_PER_TERMINAL_MS,
-  SCALE_POLICY,
-  SCALE_PORT_SPAN,
-  SCALE_PROCESSES,
-  SCALE_START_TIMEOUT_PER_TERMINAL_MS,
-} from './constants.js'
-import { ScaleProcess, split, waitFormed } from './scale.js'
-import type { ScaleSample, ScaleStarted, ScaleTerminalStatus } from './scale-child.js'
+import { SCALE_FORM_BASE_MS, SCALE_FORM_PER_TERMINAL_MS, SCALE_PROCESSES } from './constants.js'
+import { type ScaleProcess, startScaleVenue, waitFormed } from './scale.js'
+import type { ScaleSample, ScaleTerminalStatus } from './scale-child.js'
 
 /** the idle figure's defaults */
 export const IDLE_SIZES = [5, 25]
@@ -91,36 +79,10 @@ async function idleRun(n: number, init: IdleInit, say: (line: string) => void): 
   const root = await mkdtemp(join(tmpdir(), `nullmesh-bench-idle${n}-`))
   const children: ScaleProcess[] = []
   try {
-    const venueDir = join(root, 'venue')
-    const bundle = await createVenueBundle({
-      outDir: venueDir,
-      terminals: n,
-      venueId: `bench-idle-${n}`,
-      policy: SCALE_POLICY,
+    const { groups, startedAt: t0 } = await startScaleVenue(n, root, children, {
+      name: 'idle',
+      processes: init.processes ?? SCALE_PROCESSES,
     })
-    const port = SCALE_BASE_PORT + randomInt(SCALE_PORT_SPAN)
-    const hostOf = new Map(bundle.roster.map((r, i) => [r.id, loopbackHost(i)]))
-    const everyone = bundle.roster.map(
-      (r) => `/ip4/${hostOf.get(r.id)}/tcp/${port}/p2p/${peerIdFromEd25519(r.publicKey)}`,
-    )
-    const groups = split(n, Math.min(init.processes ?? SCALE_PROCESSES, n))
-    for (let j = 0; j < groups.length; j++) children.push(new ScaleProcess(`idle${n}-p${j + 1}`))
-    await Promise.all(children.map((c) => c.ready))
-    const t0 = performance.now()
-    for (const [j, ids] of groups.entries()) {
-      await children[j]!.call<ScaleStarted>(
-        {
-          cmd: 'start',
-          venueDir,
-          dataRoot: root,
-          ids,
-          hosts: ids.map((id) => hostOf.get(id)!),
-          port,
-          peers: everyone,
-        },
-        SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
-      )
-    }
     await waitFormed(children, n, t0, SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS * n, say, init.signal)
     const formMs = Math.round(performance.now() - t0)
     say(

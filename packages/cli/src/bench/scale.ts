@@ -261,52 +261,74 @@ interface RunOptions {
   signal: AbortSignal | undefined
 }
 
+/**
+ * A venue of `n` terminals in `root`, every terminal on its own loopback address and one port
+ * (each knows every other's address before it starts, as mDNS would tell it on a LAN:
+ * ../loopback.ts), hosted by child processes pushed onto `children` (the caller stops them).
+ * Returns which terminals each process hosts; the venue is started, not yet formed.
+ */
+export async function startScaleVenue(
+  n: number,
+  root: string,
+  children: ScaleProcess[],
+  opts: { name: string; processes: number; say?: (line: string) => void },
+): Promise<{ groups: string[][]; owner: Map<string, ScaleProcess>; startedAt: number }> {
+  const venueDir = join(root, 'venue')
+  const bundle = await createVenueBundle({
+    outDir: venueDir,
+    terminals: n,
+    venueId: `bench-${opts.name}-${n}`,
+    policy: SCALE_POLICY,
+  })
+  const port = SCALE_BASE_PORT + randomInt(SCALE_PORT_SPAN)
+  const hostOf = new Map(bundle.roster.map((r, i) => [r.id, loopbackHost(i)]))
+  const everyone = bundle.roster.map(
+    (r) => `/ip4/${hostOf.get(r.id)}/tcp/${port}/p2p/${peerIdFromEd25519(r.publicKey)}`,
+  )
+  const groups = split(n, Math.min(opts.processes, n))
+  for (let j = 0; j < groups.length; j++) children.push(new ScaleProcess(`${opts.name}${n}-p${j + 1}`))
+  await Promise.all(children.map((c) => c.ready))
+  const owner = new Map<string, ScaleProcess>()
+  const t0 = performance.now()
+  let started = 0
+  for (const [j, ids] of groups.entries()) {
+    const child = children[j]!
+    for (const id of ids) owner.set(id, child)
+    await child.call<ScaleStarted>(
+      {
+        cmd: 'start',
+        venueDir,
+        dataRoot: root,
+        ids,
+        hosts: ids.map((id) => hostOf.get(id)!),
+        port,
+        peers: everyone,
+      },
+      SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
+    )
+    started += ids.length
+    opts.say?.(
+      `    started ${started}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
+    )
+  }
+  return { groups, owner, startedAt: t0 }
+}
+
 async function scaleRun(n: number, opts: RunOptions): Promise<ScaleRun> {
   const load0 = loadavg()[0] ?? 0
   const root = await mkdtemp(join(tmpdir(), `nullmesh-bench-scale${n}-`))
   const children: ScaleProcess[] = []
   try {
-    const venueDir = join(root, 'venue')
-    const bundle = await createVenueBundle({
-      outDir: venueDir,
-      terminals: n,
-      venueId: `bench-scale-${n}`,
-      policy: SCALE_POLICY,
-    })
-    // every terminal on its own loopback address, all on one port: each knows every other's
-    // address before it starts, as mDNS would tell it on a LAN (../loopback.ts)
-    const port = SCALE_BASE_PORT + randomInt(SCALE_PORT_SPAN)
-    const hostOf = new Map(bundle.roster.map((r, i) => [r.id, loopbackHost(i)]))
-    const everyone = bundle.roster.map(
-      (r) => `/ip4/${hostOf.get(r.id)}/tcp/${port}/p2p/${peerIdFromEd25519(r.publicKey)}`,
-    )
-    const groups = split(n, Math.min(opts.processes, n))
-    for (let j = 0; j < groups.length; j++) children.push(new ScaleProcess(`scale${n}-p${j + 1}`))
-    await Promise.all(children.map((c) => c.ready))
-    const owner = new Map<string, ScaleProcess>()
-    const t0 = performance.now()
     const formTimeoutMs = opts.formTimeoutMs ?? SCALE_FORM_BASE_MS + SCALE_FORM_PER_TERMINAL_MS * n
-    let started = 0
-    for (const [j, ids] of groups.entries()) {
-      const child = children[j]!
-      for (const id of ids) owner.set(id, child)
-      await child.call<ScaleStarted>(
-        {
-          cmd: 'start',
-          venueDir,
-          dataRoot: root,
-          ids,
-          hosts: ids.map((id) => hostOf.get(id)!),
-          port,
-          peers: everyone,
-        },
-        SCALE_START_TIMEOUT_PER_TERMINAL_MS * ids.length,
-      )
-      started += ids.length
-      opts.say(
-        `    started ${started}/${n} terminals (${((performance.now() - t0) / 1000).toFixed(1)} s, load ${loadavg()[0]?.toFixed(1)})`,
-      )
-    }
+    const {
+      groups,
+      owner,
+      startedAt: t0,
+    } = await startScaleVenue(n, root, children, {
+      name: 'scale',
+      processes: opts.processes,
+      say: opts.say,
+    })
     const minReadyPeers = await waitFormed(children, n, t0, formTimeoutMs, opts.say, opts.signal)
     const formMs = Math.round(performance.now() - t0)
     opts.say(
