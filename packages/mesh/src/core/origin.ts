@@ -447,25 +447,7 @@ export function* authorize(
       if (outcome.kind === 'quorum') {
         lastAcks = outcome.acks.length
         kept = undefined // committed now, never released
-        const { signed: commit, write } = core.appendOwn({
-          type: 'commit',
-          reservation: res,
-          mode: 'quorum',
-          acks: outcome.acks,
-        })
-        yield { w: 'durable', id: write }
-        core.publish(commit)
-        return {
-          approved: true,
-          decision: 'approved_offline',
-          mode: 'quorum',
-          reservationId: res.idHex,
-          commitId: commit.idHex,
-          seq: commit.event.seq,
-          ts: commit.event.ts,
-          proof: proofFor(core, candidate, 'approved_offline', commit.event.seq, commit.event.ts),
-          barrier: stats(),
-        }
+        return yield* commitApproval(core, candidate, res, 'quorum', outcome.acks, stats)
       }
       lastAcks = outcome.acks
       const reason =
@@ -547,23 +529,31 @@ function* authorizeIsolated(
     }
   }
   const res = existing ?? appendReservation(core, candidate).signed
-  const { signed: commit, write } = core.appendOwn({
-    type: 'commit',
-    reservation: res,
-    mode: 'isolated',
-    acks: [],
-  })
+  return yield* commitApproval(core, candidate, res, 'isolated', [], stats)
+}
+
+/** The Commit of an approval, durable before it is published and answered (quorum or isolated). */
+function* commitApproval(
+  core: MeshCore,
+  candidate: OfflineCandidate,
+  res: SignedEvent<Reservation>,
+  mode: 'quorum' | 'isolated',
+  acks: SignedAck[],
+  stats: () => BarrierStats,
+): Op<OfflineDecision> {
+  const { signed: commit, write } = core.appendOwn({ type: 'commit', reservation: res, mode, acks })
   yield { w: 'durable', id: write }
   core.publish(commit)
+  const decision = mode === 'quorum' ? 'approved_offline' : 'approved_offline_isolated'
   return {
     approved: true,
-    decision: 'approved_offline_isolated',
-    mode: 'isolated',
+    decision,
+    mode,
     reservationId: res.idHex,
     commitId: commit.idHex,
     seq: commit.event.seq,
     ts: commit.event.ts,
-    proof: proofFor(core, candidate, 'approved_offline_isolated', commit.event.seq, commit.event.ts),
+    proof: proofFor(core, candidate, decision, commit.event.seq, commit.event.ts),
     barrier: stats(),
   }
 }
