@@ -32,11 +32,24 @@ describe('core: retries keep the reservation [retry keeps reservation]', () => {
     const timers = () => f.effects.filter((e) => e.type === 'timer') as Extract<Effect, { type: 'timer' }>[]
     const ownWrites = () =>
       f.effects.filter((e): e is Write => e.type === 'write' && e.own).map((e) => e.records[0]!.event)
-    return { ...f, reservation, reqs, timers, ownWrites }
+    /** a peer answers a request of ours with its signed ack (ok) or refusal */
+    const answer = (r: Send, ok: boolean, reason: string): void => {
+      const peer = f.keys[f.hex.indexOf(r.to)]!
+      const ack = signAck(peer, {
+        venue: 'v',
+        acker: peer.publicKey,
+        reservationId: reservation.id,
+        ok,
+        reason,
+        ts: f.wall,
+      })
+      f.core.message(r.to, { t: 'ans', rid: (r.msg as { rid: number }).rid, ack: ack.bytes })
+    }
+    return { ...f, reservation, reqs, timers, ownWrites, answer }
   }
 
   it('after a timeout the same reservation is asked again, and its acks commit it: no Release, no second reservation', () => {
-    const { core, keys, effects, reservation, reqs, timers, ownWrites } = setup()
+    const { core, effects, reservation, reqs, timers, ownWrites, answer } = setup()
     expect(reqs()).toHaveLength(2)
     // the round's timer fires (no peer answered in time), then the back-off's
     for (let i = 0; i < 2; i++) {
@@ -51,18 +64,7 @@ describe('core: retries keep the reservation [retry keeps reservation]', () => {
     for (const r of again) expect(r.msg.t === 'req' && r.msg.bytes).toEqual(reservation.bytes)
     expect(ownWrites()).toEqual([])
     // the peers answer (the acks they gave for the first round, by then durable)
-    for (const r of again) {
-      const peer = keys[r.to === toHex(keys[1]!.publicKey) ? 1 : 2]!
-      const ack = signAck(peer, {
-        venue: 'v',
-        acker: peer.publicKey,
-        reservationId: reservation.id,
-        ok: true,
-        reason: '',
-        ts: 1_700_000_000_000,
-      })
-      core.message(r.to, { t: 'ans', rid: (r.msg as { rid: number }).rid, ack: ack.bytes })
-    }
+    for (const r of again) answer(r, true, '')
     const written = ownWrites()
     expect(written.map((e) => e.event.type)).toEqual(['commit'])
     const commit = decodeEvent(written[0]!.bytes)
@@ -94,21 +96,10 @@ describe('core: retries keep the reservation [retry keeps reservation]', () => {
   })
 
   it('refused for a conflict, the reservation is released before the retry (two contenders do not block each other)', () => {
-    const { core, keys, effects, reservation, reqs, ownWrites } = setup()
+    const { effects, reqs, ownWrites, answer } = setup()
     const first = reqs()
     effects.length = 0
-    for (const r of first) {
-      const peer = keys[r.to === toHex(keys[1]!.publicKey) ? 1 : 2]!
-      const no = signAck(peer, {
-        venue: 'v',
-        acker: peer.publicKey,
-        reservationId: reservation.id,
-        ok: false,
-        reason: 'conflict',
-        ts: 1_700_000_000_000,
-      })
-      core.message(r.to, { t: 'ans', rid: (r.msg as { rid: number }).rid, ack: no.bytes })
-    }
+    for (const r of first) answer(r, false, 'conflict')
     const w = ownWrites()
     expect(w.map((e) => e.event.type)).toEqual(['release'])
   })
