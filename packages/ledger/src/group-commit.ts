@@ -172,10 +172,10 @@ export class GroupCommit {
 }
 
 /**
- * A read inside a write transaction. Where the backend reads synchronously (classic-level's
- * getSync: the memtable and block cache, ~1.5 µs), that beats an async get's thread-pool round
- * trip (~30 µs of CPU, and a wait behind fsyncs in the pool); the transactions read a handful of
- * recently written keys, which are in memory.
+ * A read by key, inside a write transaction or from the ledger's point lookups. Where the backend
+ * reads synchronously (classic-level's getSync: the memtable and block cache, ~1.5 µs), that beats
+ * an async get's thread-pool round trip (~30 µs of CPU, and a wait behind fsyncs in the pool); the
+ * keys read are few and mostly recently written, hence in memory.
  */
 export async function readOne<V>(sublevel: Sublevel<V>, key: string): Promise<V | undefined> {
   return syncReads(sublevel) ? sublevel.getSync(key) : sublevel.get(key)

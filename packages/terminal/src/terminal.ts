@@ -641,7 +641,7 @@ class NullmeshTerminal implements Terminal {
    * the decision's deadline and no longer. Past it the answer leaves first (the key stays in flight,
    * so a retry joins it, until the record is written): an approval's decision is its fsync'd Commit,
    * which recovery answers a retry from; a decline moves no money, and the only thing a crash in that
-   * window loses is its record, so a retry after it is decided afresh (docs/protocol.md, "Tap budget").
+   * window loses is its record, so a retry after it is decided afresh (docs/protocol.md, "Time").
    */
   async #record(
     request: PaymentRequestBody,
