@@ -1,3 +1,4 @@
+import { seqRanges } from '@nullmesh/protocol'
 /**
  * What the ledger keeps in memory per origin so that recordEvent needs no range scan: which
  * seqs are present (all of 1..hwm except the pruned prefix, plus the `above` set past a gap),
@@ -37,22 +38,10 @@ export class OriginState {
    */
   rangesAbove(max: number): number[] {
     if (this.above.size === 0 || max <= 0) return []
-    const seqs = [...this.above].sort((a, b) => a - b)
-    const out: number[] = []
-    let from = seqs[0]!
-    let to = from
-    for (let i = 1; i <= seqs.length; i++) {
-      const s = seqs[i]
-      if (s === to + 1) {
-        to = s
-        continue
-      }
-      out.push(from, to)
-      if (out.length >= 2 * max || s === undefined) break
-      from = s
-      to = s
-    }
-    return out
+    return seqRanges(
+      [...this.above].sort((a, b) => a - b),
+      max,
+    )
   }
 
   /** events stored (not pruned) */

@@ -1,4 +1,4 @@
-import { MAX_EVENT_BYTES, type SignedEvent, toHex } from '@nullmesh/protocol'
+import { MAX_EVENT_BYTES, type SignedEvent, seqRanges, toHex } from '@nullmesh/protocol'
 import { CATCHUP_MAX_HELD_RANGES, MAX_GOSSIP_BYTES } from '../constants.js'
 import { EventValidationError } from '../errors.js'
 import { validateEventBytes } from '../validation.js'
@@ -146,12 +146,10 @@ export function catchupSummary(
     while (s.has(m + 1)) m++
     marks[o] = m
     if (s.size === m || left <= 0) continue
-    const ranges: number[] = []
-    for (const seq of [...s].filter((x) => x > m).sort((a, b) => a - b)) {
-      if (ranges.length > 0 && ranges[ranges.length - 1] === seq - 1) ranges[ranges.length - 1] = seq
-      else if (ranges.length / 2 < left) ranges.push(seq, seq)
-      else break
-    }
+    const ranges = seqRanges(
+      [...s].filter((x) => x > m).sort((a, b) => a - b),
+      left,
+    )
     held[o] = ranges
     left -= ranges.length / 2
   }
