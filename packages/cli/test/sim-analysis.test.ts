@@ -143,6 +143,7 @@ const fact = (over: Partial<CommitFact>): CommitFact => ({
   reservationId: 'r',
   origin: 'o',
   mode: 'quorum',
+  unheld: false,
   nullifier: 'n',
   cardKey: 'k',
   currency: 'EUR',
@@ -220,9 +221,24 @@ describe('ledger analysis', () => {
       fact({ reservationId: 'i2', mode: 'isolated', amountMinor: 300 }),
       fact({ reservationId: 'i3', mode: 'isolated', amountMinor: 5_000, currency: 'USD' }),
       fact({ reservationId: 'q', amountMinor: 9_000 }),
+      fact({ reservationId: 'o', mode: 'online', amountMinor: 9_000 }),
+      // online without a quorum holding it: counted at what it uses of the isolated budget
+      fact({ reservationId: 'u', mode: 'online', unheld: true, amountMinor: 9_000 }),
     ]
-    expect(isolatedApprovedMinor(commits, 'EUR')).toBe(1_000)
-    expect(isolatedApprovedMinor(commits, 'GBP')).toBe(0)
+    const floor = (c: CommitFact) => Math.min(c.amountMinor, 5_000)
+    expect(isolatedApprovedMinor(commits, 'EUR', floor)).toBe(6_000)
+    expect(isolatedApprovedMinor(commits, 'GBP', floor)).toBe(0)
+  })
+
+  it('a credential use approved online with no quorum holding it and again offline is covered by the isolated budget', () => {
+    const d = duplicateApprovals([
+      fact({ reservationId: 'a', nullifier: 'n', mode: 'online', unheld: true }),
+      fact({ reservationId: 'b', nullifier: 'n', mode: 'quorum' }),
+      fact({ reservationId: 'c', nullifier: 'm', mode: 'online' }),
+      fact({ reservationId: 'd', nullifier: 'm', mode: 'quorum' }),
+    ])
+    expect(d.count).toBe(2)
+    expect(d.withoutIsolated).toBe(1)
   })
 
   it('settledNotApproved: completed at central under an id no client saw approved', () => {

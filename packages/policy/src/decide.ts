@@ -68,7 +68,10 @@ function ownShare(state: ExposureState, c: OfflineCandidate) {
   const onlineOnly = r.commitModes.length === 1 && r.commitModes[0] === 'online'
   return {
     counted: onlineOnly ? undefined : r.facts,
-    isolated: r.commitModes.includes('isolated') && !r.confirmed ? r.facts : undefined,
+    isolated:
+      (r.commitModes.includes('isolated') || r.unheldMinor !== undefined) && !r.confirmed
+        ? r.facts
+        : undefined,
   }
 }
 
@@ -239,6 +242,53 @@ export function decideOffline(
       )
     }
   }
+  return APPROVE
+}
+
+/**
+ * The isolated budget an online approval made without a quorum round uses: what a duplicate of
+ * its credential use approved offline elsewhere could cost — at most the offline floor limit, and
+ * nothing in a currency not accepted offline.
+ */
+export function unheldOnlineExposure(policy: VenuePolicy, currency: string, amountMinor: number): number {
+  const limits = currencyLimits(policy, currency)
+  return limits === undefined ? 0 : Math.min(amountMinor, limits.floorLimitMinor)
+}
+
+/**
+ * May this terminal send an online payment to central without a quorum holding its reservation
+ * (none reachable)? Central's dedup does not know offline approvals not synced yet, so such an
+ * approval may duplicate one made elsewhere (docs/protocol.md, "Online without a quorum"). It is
+ * admitted under the isolated rules, counted at unheldOnlineExposure: isolated mode enabled, the
+ * origin's unconfirmed isolated total within isolatedDeviceCapMinor, and the card's isolated
+ * approvals here within maxApprovalsPerCard. Asked before the reservation exists. Pure.
+ */
+export function decideUnheldOnline(
+  policy: VenuePolicy,
+  state: ExposureState,
+  c: Pick<OfflineCandidate, 'origin' | 'cardKey' | 'currency' | 'amountMinor'>,
+): Decision {
+  const exposure = unheldOnlineExposure(policy, c.currency, c.amountMinor)
+  // nothing offline in this currency could duplicate it
+  if (exposure === 0) return APPROVE
+  if (!policy.isolated.enabled)
+    return decline(
+      'quorum_unavailable',
+      'no quorum reachable and isolated mode is disabled: an online payment needs a quorum to hold it',
+    )
+  const limits = currencyLimits(policy, c.currency)!
+  const iso = state.isolatedExposure(c.origin, c.currency).amountMinor
+  if (iso + exposure > limits.isolatedDeviceCapMinor)
+    return decline(
+      'isolated_limit_exceeded',
+      `isolated-mode total ${iso} + ${exposure} ${c.currency} (an online payment no quorum holds) not yet confirmed by central exceeds ${limits.isolatedDeviceCapMinor}`,
+    )
+  const uses = state.isolatedCardCount(c.origin, c.cardKey)
+  if (uses + 1 > policy.isolated.maxApprovalsPerCard)
+    return decline(
+      'isolated_card_used',
+      `card already approved ${uses} time(s) by this terminal without a quorum, not yet confirmed by central (max ${policy.isolated.maxApprovalsPerCard})`,
+    )
   return APPROVE
 }
 

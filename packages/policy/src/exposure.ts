@@ -28,6 +28,11 @@ export interface ExposureRecord {
   commitModes: CommitMode[]
   /** central confirmed (ingested) it: an isolated commit no longer uses its origin's isolated budget */
   confirmed: boolean
+  /**
+   * An online reservation its origin made without a quorum round (no quorum reachable): while
+   * active and not confirmed it uses the origin's isolated budget at this amount (exposeUnheld)
+   */
+  unheldMinor?: number | undefined
 }
 
 export interface ExposureSnapshot {
@@ -59,6 +64,14 @@ export interface ExposureState {
    * A terminal that loses confirmations (e.g. on restart) counts those commits again: the safe side.
    */
   confirmIsolated(reservationId: string): void
+  /**
+   * An online reservation of this origin that no quorum holds (it was made while none was
+   * reachable): while active and not confirmed by central it uses the origin's isolated budget
+   * (isolatedExposure, isolatedCardCount) at `amountMinor` — what a duplicate offline approval of
+   * its credential use elsewhere could cost (docs/protocol.md, "Online without a quorum").
+   * Grow-only like a confirmation: merge keeps the larger amount.
+   */
+  exposeUnheld(reservationId: string, amountMinor: number): void
   merge(other: ExposureState): void
   isActive(reservationId: string): boolean
   /** id of an active reservation with this nullifier (other than `excludeId`), smallest id first */
@@ -97,6 +110,10 @@ interface Entry {
   counted: boolean
   /** indexed in the isolated-mode totals (an isolated commit not confirmed by central) */
   isolated: boolean
+  /** see ExposureRecord.unheldMinor */
+  unheldMinor: number | undefined
+  /** the amount indexed in the isolated-mode totals while `isolated` */
+  isolatedMinor: number
 }
 
 function total(index: WindowIndex | undefined, sinceTs: number): WindowTotal {
@@ -132,6 +149,8 @@ class MemoryExposureState implements ExposureState {
         active: false,
         counted: false,
         isolated: false,
+        unheldMinor: undefined,
+        isolatedMinor: 0,
       }
       this.entries.set(id, e)
     }
@@ -188,18 +207,23 @@ class MemoryExposureState implements ExposureState {
         else MemoryExposureState.unindex(map, key, f)
       }
     }
-    // commits and confirmations are permanent, so an id enters and leaves these at most once
-    const isolated = (e.modes & MODE_BITS.isolated) !== 0 && !e.confirmed
-    if (isolated !== e.isolated) {
-      e.isolated = isolated
+    // An isolated commit enters these once and leaves when central confirms it; an online
+    // reservation made without a quorum round is in them while active (until released, or
+    // confirmed once committed), at its exposure amount rather than its own (exposeUnheld)
+    const isolatedCommit = (e.modes & MODE_BITS.isolated) !== 0
+    const isolated = !e.confirmed && (isolatedCommit || (e.unheldMinor !== undefined && active))
+    const amount = isolatedCommit ? f.amountMinor : (e.unheldMinor ?? 0)
+    if (isolated !== e.isolated || (isolated && amount !== e.isolatedMinor)) {
       const keys: Array<[Map<string, WindowIndex>, string]> = [
         [this.isolatedDevices, `${f.origin}|${f.currency}`],
         [this.isolatedCards, `${f.origin}|${f.cardKey}`],
       ]
       for (const [map, key] of keys) {
-        if (isolated) MemoryExposureState.index(map, key).add(f.ts, f.id, f.amountMinor)
-        else MemoryExposureState.unindex(map, key, f)
+        if (e.isolated) MemoryExposureState.unindex(map, key, f)
+        if (isolated) MemoryExposureState.index(map, key).add(f.ts, f.id, amount)
       }
+      e.isolated = isolated
+      e.isolatedMinor = isolated ? amount : 0
     }
   }
 
@@ -250,6 +274,13 @@ class MemoryExposureState implements ExposureState {
     this.update(e)
   }
 
+  exposeUnheld(reservationId: string, amountMinor: number): void {
+    const e = this.entry(reservationId)
+    if (e.unheldMinor !== undefined && e.unheldMinor >= amountMinor) return
+    e.unheldMinor = amountMinor
+    this.update(e)
+  }
+
   merge(other: ExposureState): void {
     if (other === this) return
     for (const r of other.records()) {
@@ -258,6 +289,8 @@ class MemoryExposureState implements ExposureState {
       if (r.held) e.held = true
       if (r.released) e.released = true
       if (r.confirmed) e.confirmed = true
+      if (r.unheldMinor !== undefined && (e.unheldMinor === undefined || r.unheldMinor > e.unheldMinor))
+        e.unheldMinor = r.unheldMinor
       for (const m of r.commitModes) e.modes |= MODE_BITS[m]
       this.update(e)
     }
@@ -312,6 +345,7 @@ class MemoryExposureState implements ExposureState {
       released: e.released,
       commitModes: MODES.filter((m) => (e.modes & MODE_BITS[m]) !== 0),
       confirmed: e.confirmed,
+      ...(e.unheldMinor === undefined ? {} : { unheldMinor: e.unheldMinor }),
     }
   }
 

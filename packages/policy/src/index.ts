@@ -7,8 +7,10 @@ export {
   decideAck,
   decideOffline,
   decideOnlineAck,
+  decideUnheldOnline,
   type OfflineCandidate,
   originView,
+  unheldOnlineExposure,
 } from './decide.js'
 export * from './errors.js'
 export { EscrowBook, initialShare, type TransferFacts } from './escrow.js'

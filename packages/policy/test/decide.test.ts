@@ -4,11 +4,13 @@ import {
   decideAck,
   decideOffline,
   decideOnlineAck,
+  decideUnheldOnline,
   defaultPolicy,
   type ExposureState,
   type OfflineCandidate,
   originView,
   type PolicyOverrides,
+  unheldOnlineExposure,
   type VenuePolicy,
 } from '@nullmesh/policy'
 import { DECLINE_CODES } from '@nullmesh/protocol'
@@ -480,5 +482,37 @@ describe('decideOnlineAck', () => {
     const before = peer.snapshot()
     decideOnlineAck(policy(), peer, facts(), now)
     expect(peer.snapshot()).toEqual(before)
+  })
+})
+
+describe('decideUnheldOnline: an online payment no quorum holds, under the isolated rules', () => {
+  const c = (over: Partial<OfflineCandidate> = {}) => candidate(over)
+  it('counts min(amount, floor limit), one per card, within the isolated device cap', () => {
+    const p = policy()
+    const limits = p.currencies.EUR!
+    expect(unheldOnlineExposure(p, 'EUR', 10 * limits.floorLimitMinor)).toBe(limits.floorLimitMinor)
+    expect(unheldOnlineExposure(p, 'EUR', 1)).toBe(1)
+    expect(unheldOnlineExposure(p, 'JPY', 1000)).toBe(0)
+    const state = createExposureState()
+    expect(decideUnheldOnline(p, state, c())).toEqual({ approve: true })
+    const first = facts({ amountMinor: 10 * limits.floorLimitMinor })
+    state.addReservation(first, true)
+    state.exposeUnheld(first.id, unheldOnlineExposure(p, 'EUR', first.amountMinor))
+    expect(code(decideUnheldOnline(p, state, c()))).toBe('isolated_card_used')
+    expect(decideUnheldOnline(p, state, c({ cardKey: CARD_2 }))).toEqual({ approve: true })
+    // 5,000 counted + 5,000 more > a cap of 8,000
+    const tight = policy({ currencies: { EUR: { isolatedDeviceCapMinor: 8_000 } } })
+    const big = c({ cardKey: CARD_2, amountMinor: 9_000 })
+    expect(code(decideUnheldOnline(tight, state, big))).toBe('isolated_limit_exceeded')
+    expect(decideUnheldOnline(tight, state, c({ cardKey: CARD_2, amountMinor: 3_000 }))).toEqual({
+      approve: true,
+    })
+    // a currency not accepted offline: nothing offline could duplicate it
+    expect(decideUnheldOnline(p, state, c({ currency: 'JPY' }))).toEqual({ approve: true })
+  })
+
+  it('isolated mode disabled: refused quorum_unavailable', () => {
+    const p = policy({ isolated: { enabled: false } })
+    expect(code(decideUnheldOnline(p, createExposureState(), c()))).toBe('quorum_unavailable')
   })
 })

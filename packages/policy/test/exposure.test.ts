@@ -110,6 +110,38 @@ describe('exposure state: what is active', () => {
     expect(s.isolatedCardCount(ORIGIN_A, CARD_1)).toBe(2)
   })
 
+  it('exposeUnheld: an online reservation no quorum holds uses the isolated budget at its exposure amount while active', () => {
+    const s = createExposureState()
+    const r = facts({ amountMinor: 9000 })
+    s.addReservation(r, true)
+    s.exposeUnheld(r.id, 5000)
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 5000, count: 1 })
+    expect(s.isolatedCardCount(ORIGIN_A, CARD_1)).toBe(1)
+    // approved online: still counted (until central confirms), and no offline cap is used
+    s.addCommit(r, 'online')
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(5000)
+    expect(s.cardExposure(CARD_1, 'EUR', 0).amountMinor).toBe(0)
+    // merge keeps it; confirmation frees it
+    const t = createExposureState()
+    t.merge(s)
+    expect(t.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(5000)
+    s.confirmIsolated(r.id)
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 0, count: 0 })
+    // a declined one (released, never committed) gives it back
+    const d = facts({ amountMinor: 300 })
+    s.addReservation(d, true)
+    s.exposeUnheld(d.id, 300)
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(300)
+    s.addRelease(d.id)
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR').amountMinor).toBe(0)
+    // decided offline in isolated mode under the same reservation: its own amount counts
+    const o = facts({ amountMinor: 2000 })
+    s.addReservation(o, true)
+    s.exposeUnheld(o.id, 2000)
+    s.addCommit(o, 'isolated')
+    expect(s.isolatedExposure(ORIGIN_A, 'EUR')).toEqual({ amountMinor: 2000, count: 1 })
+  })
+
   it('online-only commits hold the nullifier but use no offline cap', () => {
     const s = createExposureState()
     const r = facts()

@@ -1,4 +1,4 @@
-import { initialShare, partitionExposureBound } from '@nullmesh/policy'
+import { initialShare, partitionExposureBound, unheldOnlineExposure } from '@nullmesh/policy'
 import { CURRENCY } from './config.js'
 import { type SignedEvent, toHex } from './deps.js'
 import type { Sim } from './sim.js'
@@ -192,17 +192,16 @@ export class Checker {
       step: this.sim.step,
       isolatedOnline,
     }
-    // no credential use approved twice, unless one of them is an isolated approval (the bounded exposure)
+    // no credential use approved twice, unless one of them is an isolated approval (the bounded
+    // exposure) — an online approval no quorum held counts as one: the isolated budget covers it
     const same = this.approvals.get(p.nullHex) ?? []
     for (const b of same) {
       if (b.mode === 'isolated' || a.mode === 'isolated') continue
       if (b.isolatedOnline || a.isolatedOnline) {
-        // FINDING (reported, not hidden): an online approval at a terminal cut off from its peers
-        // has only central's dedup as a guard, and central does not know offline approvals that
-        // were not synced yet. Central then books the later one as a partition loss.
+        // central's dedup did not know the other (offline, not synced yet): the isolated budget's
         this.sim.count('online-isolated-double-use')
         this.sim.log(
-          `FINDING online-isolated-double-use: ${p.nullHex.slice(0, 6)} approved ${b.mode} by ${this.sim.nodes[b.node]!.name} and ${a.mode} by ${node.name} (online while cut off from the quorum)`,
+          `online-isolated-double-use (counted in the isolated budget): ${p.nullHex.slice(0, 6)} approved ${b.mode} by ${this.sim.nodes[b.node]!.name} and ${a.mode} by ${node.name}`,
         )
         continue
       }
@@ -238,22 +237,37 @@ export class Checker {
         )
     }
     if (mode !== 'online') this.checkEscrowShare(node, a)
-    if (mode === 'isolated') {
+    if (mode === 'isolated' || isolatedOnline) {
+      // the isolated budget: isolated approvals at their amount, online ones no quorum held at
+      // what a duplicate could cost (unheldOnlineExposure), until central confirms them
+      a.isolatedMinor =
+        mode === 'isolated' ? p.amountMinor : unheldOnlineExposure(this.sim.policy, CURRENCY, p.amountMinor)
       const list = this.isolatedByNode.get(node.i) ?? []
       list.push(a)
       this.isolatedByNode.set(node.i, list)
       const mark = this.sim.central.cMarks.get(node.hex) ?? 0
       let open = 0
-      for (const b of list) if (b.seq > mark) open += b.amountMinor
+      let sameCard = 0
+      for (const b of list)
+        if (b.seq > mark) {
+          open += b.isolatedMinor ?? 0
+          if (b.card === p.card) sameCard++
+        }
       if (open > limits.isolatedDeviceCapMinor)
         this.sim.fail(
           'isolated-bound',
-          `${node.name}: ${open} approved in isolated mode and not confirmed by central (cap ${limits.isolatedDeviceCapMinor})`,
+          `${node.name}: ${open} approved in isolated mode or online without a quorum and not confirmed by central (cap ${limits.isolatedDeviceCapMinor})`,
+        )
+      if (sameCard > this.sim.policy.isolated.maxApprovalsPerCard)
+        this.sim.fail(
+          'isolated-bound',
+          `${node.name}: card c${p.card} approved ${sameCard} times in isolated mode or online without a quorum, not confirmed by central (max ${this.sim.policy.isolated.maxApprovalsPerCard})`,
         )
       let total = 0
       for (const l of this.isolatedByNode.values())
         for (const b of l)
-          if (b.seq > (this.sim.central.cMarks.get(this.sim.nodes[b.node]!.hex) ?? 0)) total += b.amountMinor
+          if (b.seq > (this.sim.central.cMarks.get(this.sim.nodes[b.node]!.hex) ?? 0))
+            total += b.isolatedMinor ?? 0
       const bound = partitionExposureBound(this.sim.policy, this.sim.n, CURRENCY)
       if (total > bound)
         this.sim.fail('isolated-bound', `venue: ${total} isolated exposure above the reported bound ${bound}`)

@@ -155,6 +155,8 @@ export interface Approval {
   mode: 'quorum' | 'isolated' | 'online'
   /** an online approval reserved without a quorum round */
   isolatedOnline?: boolean
+  /** what it uses of its terminal's isolated budget (isolated approvals, online ones no quorum held) */
+  isolatedMinor?: number
   node: number
   seq: number
   step: number

@@ -8,6 +8,8 @@ export interface CommitFact {
   /** origin public key hex */
   origin: string
   mode: CommitMode
+  /** an online Commit without acks: sent to central with no quorum holding it (isolated budget) */
+  unheld: boolean
   nullifier: string
   cardKey: string
   currency: string
@@ -37,6 +39,7 @@ export class LedgerUnion {
         reservationId: e.reservation.idHex,
         origin,
         mode: e.mode,
+        unheld: e.mode === 'online' && e.acks.length === 0,
         nullifier: toHex(r.nullifier),
         cardKey: toHex(r.cardKey),
         currency: r.currency,
@@ -65,7 +68,10 @@ export function uniqueReservations(commits: Iterable<CommitFact>): CommitFact[] 
 export interface DuplicateReport {
   /** nullifiers committed for more than one reservation: one credential use approved twice */
   count: number
-  /** of those, nullifiers none of whose approvals was isolated: no partition explains them */
+  /**
+   * of those, nullifiers none of whose approvals was isolated (or online with no quorum holding
+   * it, which the isolated budget covers): no partition explains them
+   */
   withoutIsolated: number
   /** the extra approvals (approvals minus nullifiers) */
   extraApprovals: number
@@ -91,7 +97,7 @@ export function duplicateApprovals(commits: Iterable<CommitFact>): DuplicateRepo
   for (const [nullifier, list] of byNullifier) {
     if (list.length < 2) continue
     report.count++
-    if (!list.some((c) => c.mode === 'isolated')) report.withoutIsolated++
+    if (!list.some((c) => c.mode === 'isolated' || c.unheld)) report.withoutIsolated++
     report.extraApprovals += list.length - 1
     list.sort((a, b) => a.ts - b.ts)
     for (const c of list.slice(1)) report.extraMinor += c.amountMinor
@@ -199,11 +205,21 @@ export function overCountCards(
   return report
 }
 
-/** What isolated mode approved in a currency: the sum of its isolated commits, each reservation once. */
-export function isolatedApprovedMinor(commits: Iterable<CommitFact>, currency: string): number {
+/**
+ * What isolated mode approved in a currency, each reservation once: its isolated commits, and the
+ * online ones no quorum held at what they use of the isolated budget (unheldOnlineExposure).
+ */
+export function isolatedApprovedMinor(
+  commits: Iterable<CommitFact>,
+  currency: string,
+  unheldExposure: (c: CommitFact) => number,
+): number {
   let sum = 0
-  for (const c of uniqueReservations(commits))
-    if (c.mode === 'isolated' && c.currency === currency) sum += c.amountMinor
+  for (const c of uniqueReservations(commits)) {
+    if (c.currency !== currency) continue
+    if (c.mode === 'isolated') sum += c.amountMinor
+    else if (c.unheld) sum += unheldExposure(c)
+  }
   return sum
 }
 

@@ -7,7 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { PAYMENT_STATUSES } from '@nullmesh/central'
 import type { PaymentResponse, TerminalClient } from '@nullmesh/client'
 import { createLedger } from '@nullmesh/ledger'
-import { createVenueBundle, partitionExposureBound, type VenueBundle } from '@nullmesh/policy'
+import {
+  createVenueBundle,
+  partitionExposureBound,
+  unheldOnlineExposure,
+  type VenueBundle,
+} from '@nullmesh/policy'
 import { computeCardKey, fromBase64url, fromHex, toHex, verifyProof } from '@nullmesh/protocol'
 import hdr from 'hdr-histogram-js'
 import { UserError } from '../errors.js'
@@ -997,7 +1002,9 @@ function buildSummary(x: SummaryInput): SimSummary {
     proofBytesMax,
     proofsInvalid,
     isolatedApprovals: modes.isolated,
-    isolatedExposureMinor: isolatedApprovedMinor(commits, currency),
+    isolatedExposureMinor: isolatedApprovedMinor(commits, currency, (c) =>
+      unheldOnlineExposure(policy, c.currency, c.amountMinor),
+    ),
     commitsByMode: modes,
     exposureBoundMinor: partitionExposureBound(policy, bundle.roster.length, currency),
     currency,

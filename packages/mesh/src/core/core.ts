@@ -1,4 +1,11 @@
-import { EscrowBook, effectiveGroupSize, groupQuorum, quorumSize, type VenuePolicy } from '@nullmesh/policy'
+import {
+  EscrowBook,
+  effectiveGroupSize,
+  groupQuorum,
+  quorumSize,
+  unheldOnlineExposure,
+  type VenuePolicy,
+} from '@nullmesh/policy'
 import {
   type Commit,
   CustodianGroups,
@@ -8,6 +15,7 @@ import {
   type NullmeshEvent,
   type Release,
   type Reservation,
+  type SignedAck,
   type SignedEvent,
   signEvent,
   toHex,
@@ -125,6 +133,12 @@ export class MeshCore {
   readonly rounds = new Map<number, origin.Round>()
   readonly parked: responder.Parked[] = []
   readonly ackWaiters = new Map<string, responder.Waiter[]>()
+  /**
+   * The online acks of our online reservations a quorum holds, until their Commit carries them: an
+   * online Commit without acks says no quorum held it (view.ts ownCommit). Lost on restart: a
+   * Commit written after one then counts in the isolated budget, the safe side.
+   */
+  readonly onlineAcks = new Map<string, SignedAck[]>()
 
   constructor(init: CoreInit) {
     this.init = init
@@ -143,6 +157,7 @@ export class MeshCore {
     this.tapBudgetMs = this.policy.tapBudgetMs
     this.view = new View(this.me)
     this.view.escrow = new EscrowBook(this.policy, init.roster.members)
+    this.view.unheldExposure = (f) => unheldOnlineExposure(this.policy, f.currency, f.amountMinor)
     // the mode says whether enough peers are ready for any group quorum; each decision asks
     // about its own card's group (reachGroup)
     this.reach = new Reachability(

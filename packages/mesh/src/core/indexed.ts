@@ -2,13 +2,15 @@ import type { EventLocation, ReservationEntry } from '@nullmesh/ledger'
 import type { ReservationFacts } from '@nullmesh/policy'
 import type { CommitMode, PaymentMethod, SignedAck, SignedEvent } from '@nullmesh/protocol'
 import type { MeshCore } from './core.js'
+import { facts } from './view.js'
 
 /**
  * Start-up from the store's indexes instead of replaying every event: the view is what the
  * replay of recovery.load would build, from what the ledger keeps as point indexes anyway —
  * every stored event's (id, origin, seq), every reservation's record (facts, state, held,
  * commit modes), the acks given for held reservations — so no event body is decoded except our
- * own isolated commits (their seqs decide when central confirmed them). The adapter streams these
+ * own isolated and online commits (their seqs decide when central confirmed them; an online one's
+ * acks, whether it uses the isolated budget). The adapter streams these
  * in chunks, then calls `load` with no events (nextSeq, confirmations, seqKnown) as before.
  */
 
@@ -85,17 +87,23 @@ export function loadReservations(
       // pruned means central confirmed it: no longer in the isolated budget
       if (!entry.bodyStored) view.exposure.confirmIsolated(id)
       else if (origin === view.me) ownIsolated.push(id)
+    } else if (r.modes.includes('online') && origin === view.me && entry.bodyStored) {
+      // its Commit says whether a quorum held it (acks): one without uses the isolated budget
+      ownIsolated.push(id)
     }
   }
   return ownIsolated
 }
 
-/** our own isolated Commits (decoded): the isolated budget they use until central confirms them */
+/**
+ * our own isolated Commits and online ones without acks (decoded): the isolated budget they use
+ * until central confirms them
+ */
 export function loadOwnIsolated(core: MeshCore, commits: SignedEvent[]): void {
   const view = core.view
   for (const c of commits) {
     const e = c.event
-    if (e.type !== 'commit' || e.mode !== 'isolated') continue
-    view.ownIsolated.push({ seq: e.seq, reservationId: e.reservation.idHex, ts: e.reservation.event.ts })
+    if (e.type !== 'commit') continue
+    view.ownCommit(e.mode, e.acks.length, facts(e.reservation), e.seq)
   }
 }

@@ -1,4 +1,4 @@
-import { decideOffline, originView } from '@nullmesh/policy'
+import { decideOffline, decideUnheldOnline, originView, unheldOnlineExposure } from '@nullmesh/policy'
 import {
   type CommitMode,
   createProof,
@@ -288,6 +288,8 @@ export function* authorize(
   // under the same payment identity, and never released here — the caller must void it at
   // central first, since central may have authorised it.
   const existing = opts.reservation
+  // decided offline now: its Commit, if any, is not an online one
+  if (existing !== undefined) core.onlineAcks.delete(existing.idHex)
   // Our own reservation of this decision, kept held after a round that only ran out of time (slow
   // peers, or one still catching up) and asked again as is: its holders answer the retry from the
   // ack they gave, where a new reservation would wait for its fsync and be refused `nullifier_seen`
@@ -585,11 +587,29 @@ export function* reserveOnline(
     core.view.exposure.nullifierHolder(toHex(candidate.nullifier)) !== undefined
   )
     throw new CoreError('ERR_REFUSED', 'this credential use is already held: nullifier_seen')
+  // Without a quorum (really isolated) no peer holds it, and central's dedup does not know offline
+  // approvals of this credential use not synced yet: admitted only within the isolated budget, which
+  // it uses until central confirms it (docs/protocol.md, "Online without a quorum")
+  const unheld = reach === 'isolated' && !core.mut('unheld-online-unbounded')
+  if (unheld) {
+    const verdict = decideUnheldOnline(core.policy, core.view.exposure, {
+      origin: core.me,
+      cardKey: toHex(candidate.cardKey),
+      currency: candidate.currency,
+      amountMinor: candidate.amountMinor,
+    })
+    if (!verdict.approve)
+      throw new CoreError('ERR_REFUSED', `no quorum can hold this online payment: ${verdict.code}`)
+  }
   const { signed: res, write } = appendReservation(core, candidate)
+  if (unheld)
+    core.view.exposure.exposeUnheld(
+      res.idHex,
+      unheldOnlineExposure(core.policy, candidate.currency, candidate.amountMinor),
+    )
   if (!core.mut('send-before-durable')) yield { w: 'durable', id: write }
   // With a quorum reachable, an online payment is held by a quorum before central is asked. A
-  // refusal or a timeout means it is not held: released, never sent to central. Without a quorum
-  // (really isolated) central's nullifier dedup is the guard.
+  // refusal or a timeout means it is not held: released, never sent to central.
   if (reach === 'quorum') {
     const view = originView(core.policy, core.view.exposure, {
       cardKey: toHex(candidate.cardKey),
@@ -617,6 +637,8 @@ export function* reserveOnline(
       publishWhenDurable(core, release, write, res.event.cardKey)
       throw new CoreError('ERR_REFUSED', `the reservation is not held by a quorum: ${code}`)
     }
+    // its Commit carries them: an online Commit without acks counts in the isolated budget
+    core.onlineAcks.set(res.idHex, outcome.acks)
   }
   return res
 }
@@ -628,8 +650,10 @@ export function* completeOnline(
   reason: string,
 ): Op<{ event: SignedEvent; proof: Uint8Array }> {
   const mode: CommitMode = 'online'
+  const acks = core.onlineAcks.get(reservation.idHex) ?? []
+  core.onlineAcks.delete(reservation.idHex)
   const { signed, write } = approved
-    ? core.appendOwn({ type: 'commit', reservation, mode, acks: [] })
+    ? core.appendOwn({ type: 'commit', reservation, mode, acks })
     : core.appendOwn({ type: 'release', reservationId: reservation.id, reason })
   yield { w: 'durable', id: write }
   core.publish(signed, reservation.event.cardKey)

@@ -3,6 +3,7 @@ import type { ReservationFacts } from '@nullmesh/policy'
 import type { CommitMode, PaymentMethod, Reservation, SignedAck, SignedEvent } from '@nullmesh/protocol'
 import type { MeshCore, Op } from './core.js'
 import * as responder from './responder.js'
+import { facts } from './view.js'
 
 /** What the store holds at start, read by the adapter (LevelDB ledger, or the simulator's disk). */
 export interface LoadedState {
@@ -124,7 +125,14 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
   // a single-terminal venue has nothing to learn from: a leftover mark is cleared
   if (core.relearning) learned(core)
   for (const p of pending) {
-    if (p.keepPending && !core.mut('release-pending-online')) continue
+    if (p.keepPending && !core.mut('release-pending-online')) {
+      // whether a quorum held it was not written down: it uses the isolated budget until resolved
+      // with central (the safe side; a Commit with acks afterwards would not count, but the acks
+      // are lost with the restart: view.ts ownCommit)
+      const f = facts(p.reservation)
+      core.view.exposure.exposeUnheld(f.id, core.view.unheldExposure?.(f) ?? 0)
+      continue
+    }
     const { write } = core.appendOwn({
       type: 'release',
       reservationId: p.reservation.id,

@@ -44,6 +44,8 @@ export const MUTATIONS = [
   'no-relearning-mark',
   /** recovery: reservations relearned after a lost disk are not held again (seed 7's card-amount-cap) */
   'no-relearned-holds',
+  /** online path: send to central without a quorum round and without the isolated budget's admission */
+  'unheld-online-unbounded',
 ] as const
 export type MutationName = (typeof MUTATIONS)[number]
 

@@ -4,7 +4,13 @@ import {
   type ExposureState,
   type ReservationFacts,
 } from '@nullmesh/policy'
-import { type Reservation, type SignedAck, type SignedEvent, toHex } from '@nullmesh/protocol'
+import {
+  type CommitMode,
+  type Reservation,
+  type SignedAck,
+  type SignedEvent,
+  toHex,
+} from '@nullmesh/protocol'
 import { IdsAt } from './ids-at.js'
 
 export function facts(signed: SignedEvent<Reservation>): ReservationFacts {
@@ -46,6 +52,12 @@ export class View {
   seqKnown = false
   /** the escrow shares of the venue cap (set by the core): every transfer known is applied */
   escrow: EscrowBook | undefined
+  /**
+   * The isolated budget an own online Commit without acks uses (set by the core from the policy:
+   * unheldOnlineExposure). Such a Commit was approved by central with no quorum holding its
+   * reservation; see docs/protocol.md, "Online without a quorum".
+   */
+  unheldExposure: ((f: ReservationFacts) => number) | undefined
 
   constructor(readonly me: string) {}
 
@@ -69,9 +81,9 @@ export class View {
         this.settled.add(inner.idHex)
         // online commits hold their nullifier (a replay offline is refused) but the policy does
         // not count them toward the offline caps
-        this.exposure.addCommit(facts(inner), e.mode)
-        if (e.mode === 'isolated' && origin === this.me)
-          this.ownIsolated.push({ seq: e.seq, reservationId: inner.idHex, ts: inner.event.ts })
+        const f = facts(inner)
+        this.exposure.addCommit(f, e.mode)
+        if (origin === this.me) this.ownCommit(e.mode, e.acks.length, f, e.seq)
         break
       }
       case 'release': {
@@ -93,6 +105,18 @@ export class View {
         })
         break
     }
+  }
+
+  /**
+   * Our own Commit: an isolated one, or an online one no quorum held (no acks: it was sent to
+   * central without a quorum round), uses the isolated budget until central confirms it.
+   */
+  ownCommit(mode: CommitMode, acks: number, f: ReservationFacts, seq: number): void {
+    if (mode === 'online') {
+      if (acks > 0 || this.unheldExposure === undefined) return
+      this.exposure.exposeUnheld(f.id, this.unheldExposure(f))
+    } else if (mode !== 'isolated') return
+    this.ownIsolated.push({ seq, reservationId: f.id, ts: f.ts })
   }
 
   /** Central confirmed our events up to marks[me]: their isolated approvals stop using the budget. */
