@@ -90,6 +90,30 @@ export class Checker {
   }
 
   /**
+   * A disk is lost: its isolated approvals (and online ones no quorum held) whose Commit no other
+   * disk and not central holds are lost with it — approved, never to settle (docs/protocol.md,
+   * `lost-disk-isolated`). No terminal can count them any more, so they leave its isolated budget:
+   * the bound holds per incarnation of a disk. Those that survive elsewhere are relearned and stay.
+   */
+  diskLost(node: Node): void {
+    const list = this.isolatedByNode.get(node.i)
+    if (list === undefined) return
+    const elsewhere = new Set<string>()
+    for (const other of this.sim.nodes) {
+      if (other === node) continue
+      for (const e of other.disk.readable())
+        if (e.event.type === 'commit') elsewhere.add(e.event.reservation.idHex)
+    }
+    const kept = list.filter((b) => elsewhere.has(b.resId) || this.sim.central.cCommitted.has(b.resId))
+    for (const b of list)
+      if (!kept.includes(b)) {
+        this.sim.count('lost-disk-isolated')
+        this.sim.log(`lost-disk-isolated: ${node.name}'s approval ${b.resId.slice(0, 8)} dies with its disk`)
+      }
+    this.isolatedByNode.set(node.i, kept)
+  }
+
+  /**
    * escrow-share: a terminal's offline approvals in one queue window stay within its escrow share
    * of the venue cap (so the venue total does, as the shares add up to at most the cap). A wiped
    * terminal is left out: the lost-disk residual (docs/protocol.md) covers what it forgets.

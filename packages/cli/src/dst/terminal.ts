@@ -310,6 +310,7 @@ export class Terminals {
     // a terminal an aimed scenario needs with its disk keeps it (a wipe drawn before it started)
     if (ev.wipe && this.sim.aim.keepsDisk(node.i)) ev.wipe = false
     if (ev.wipe) {
+      this.sim.check.diskLost(node)
       node.disk.wipe()
       this.sim.check.wipedAt.set(node.i, this.sim.now)
       this.sim.check.wipedInc.set(node.i, node.inc + 1)
