@@ -74,15 +74,16 @@ describe('deterministic simulation (bounded)', () => {
   // docs/protocol.md, "Lost disks": the crash while relearning the simulator found (seed 42 at 5000
   // steps, seq-signed-twice) passes. Without the relearning mark a wiped terminal that crashed with
   // part of its own history refilled signs a seq it had used: the aimed relearn scenario
-  // (packages/cli/src/dst/aimed.ts, its own random stream) reaches it at seed 46.
+  // (packages/cli/src/dst/aimed.ts, its own random stream) reaches it at seed 24 (46 before acks
+  // stopped waiting for catch-ups moved the schedules).
   it('the relearning mark: seed 42 at 5000 steps holds, its mutant is caught', () => {
     const faults = new Set(FAULTS)
     expect(runSeed({ terminals: 5, seed: 42, steps: 5000, faults }).violation).toBeUndefined()
     const mutations = new Set(['no-relearning-mark'] as const)
-    const caught = runSeed({ terminals: 5, seed: 46, steps: 4000, faults, mutations })
+    const caught = runSeed({ terminals: 5, seed: 24, steps: 4000, faults, mutations })
     expect(caught.violation?.invariant).toBe('seq-signed-twice')
     expect(caught.faults['relearn-crash']).toBe(1)
-    expect(runSeed({ terminals: 5, seed: 46, steps: 4000, faults }).violation).toBeUndefined()
+    expect(runSeed({ terminals: 5, seed: 24, steps: 4000, faults }).violation).toBeUndefined()
   }, 60_000)
 
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a

@@ -125,4 +125,23 @@ describe('core: no barrier round without time for it [no late round]', () => {
     expect(value.approved).toBe(false)
     expect(value.declineCode).toBe('barrier_timeout')
   })
+
+  it('an online reservation whose own fsync stalls past the deadline less the reserve is released and refused, never sent late', () => {
+    const f = coreFixture({ size: 3, me: 0 })
+    for (const peer of [f.hex[1]!, f.hex[2]!]) f.learnFrom(peer)
+    f.effects.length = 0
+    f.core.reserveOnline(4, candidate(5), { deadline: 500 })
+    const write = f.effects.find((e): e is Write => e.type === 'write' && e.own)!
+    const reservation = write.records[0]!.event
+    // the fsync never completes; the deadline's timer (500 less the finishing reserve) fires
+    const timer = f.effects.find((e) => e.type === 'timer') as Extract<Effect, { type: 'timer' }>
+    expect(timer.afterMs).toBeLessThan(500)
+    f.effects.length = 0
+    f.core.timer(timer.id)
+    const done = f.effects.find((e) => e.type === 'done' && e.op === 4) as Extract<Effect, { type: 'done' }>
+    expect(done.result).toMatchObject({ ok: false, code: 'ERR_REFUSED' })
+    expect(f.effects.some((e) => e.type === 'send' && e.msg.t === 'req')).toBe(false)
+    const release = f.effects.find((e): e is Write => e.type === 'write' && e.own)!.records[0]!.event
+    expect(release.event.type === 'release' && toHex(release.event.reservationId)).toBe(reservation.idHex)
+  })
 })

@@ -104,7 +104,7 @@ export class MeshCore {
   readonly tapBudgetMs: number
   /** enrolled peers (public key hex) whose history we caught up with in this run */
   readonly learnedFrom = new Set<string>()
-  /** initial catch-ups running, per peer: acks wait for them */
+  /** initial catch-ups running, per peer (acks no longer wait for them: responder.ts) */
   readonly catchups = new Map<string, number>()
   /** escrow: when we last gave share to a terminal, per `key|currency` (mono ms) */
   readonly gaveAt = new Map<string, number>()

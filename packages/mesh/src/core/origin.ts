@@ -607,7 +607,27 @@ export function* reserveOnline(
       res.idHex,
       unheldOnlineExposure(core.policy, candidate.currency, candidate.amountMinor),
     )
-  if (!core.mut('send-before-durable')) yield { w: 'durable', id: write }
+  if (!core.mut('send-before-durable')) {
+    // a stalled disk must not hold the tap past its deadline (as in authorize): not durable in
+    // time, it is released (sent when durable) and the offline path declines in time
+    const inTime = yield {
+      w: 'durable',
+      id: write,
+      ...(core.mut('no-finish-reserve') ? {} : { until: deadline - core.finishReserveMs() }),
+    }
+    if (inTime === false) {
+      const { signed: release, write: w } = core.appendOwn({
+        type: 'release',
+        reservationId: res.id,
+        reason: 'barrier_timeout',
+      })
+      publishWhenDurable(core, release, w, res.event.cardKey)
+      throw new CoreError(
+        'ERR_REFUSED',
+        'our own reservation was not durable within the tap budget (a slow disk): barrier_timeout',
+      )
+    }
+  }
   // With a quorum reachable, an online payment is held by a quorum before central is asked. A
   // refusal or a timeout means it is not held: released, never sent to central.
   if (reach === 'quorum') {

@@ -60,36 +60,38 @@ function relearning(core: MeshCore): boolean {
 }
 
 export function onRequest(core: MeshCore, from: string, req: Req): void {
-  // a terminal still catching up must not ack against a stale view: it waits a little, then
-  // refuses (the origin retries within its tap budget) rather than ack without the history; one
-  // that has not learned its history yet starts learning it now (dials a learn quorum)
+  // A terminal that has not learned its history (a lost disk, a venue's first start) cannot vouch
+  // for its holds: it starts learning now (dials a learn quorum), waits a little, then refuses
+  // (the origin retries within its tap budget). A catch-up running with some peer is no reason to
+  // wait: what makes an ack safe is what this terminal holds, durably, not what others told it
+  // (docs/protocol.md, "Acks during catch-up").
   const learning = relearning(core)
   if (learning) core.learnHistory(core.policy.barrier.timeoutMs)
-  if (core.catchups.size > 0 || learning) {
+  if (learning) {
     const parked: Parked = { from, ...req, timer: 0 }
     parked.timer = core.after(core.policy.barrier.timeoutMs / 2, () => {
       const i = core.parked.indexOf(parked)
       if (i < 0) return
       core.parked.splice(i, 1)
-      decide(core, from, req, true)
+      decide(core, from, req)
     })
     core.parked.push(parked)
     return
   }
-  decide(core, from, req, false)
+  decide(core, from, req)
 }
 
-/** a catch-up ended or a peer was lost: parked requests are answered once none runs */
+/** our history was learned: parked requests are answered */
 export function wake(core: MeshCore): void {
-  if (core.catchups.size > 0 || relearning(core) || core.parked.length === 0) return
+  if (relearning(core) || core.parked.length === 0) return
   const parked = core.parked.splice(0)
   for (const p of parked) {
     core.cancel(p.timer)
-    decide(core, p.from, p, false)
+    decide(core, p.from, p)
   }
 }
 
-function decide(core: MeshCore, from: string, req: Req, stillCatchingUp: boolean): undefined {
+function decide(core: MeshCore, from: string, req: Req): undefined {
   const now = core.wall()
   if (!core.init.roster.isEnrolled(from, now)) return answer(core, from, req.rid, undefined)
   let signed: SignedEvent
@@ -126,8 +128,6 @@ function decide(core: MeshCore, from: string, req: Req, stillCatchingUp: boolean
   }
   if (reservation.event.policyVersion !== core.policy.version)
     return answer(core, from, req.rid, refuse(core, reservation.id, 'policy_mismatch'))
-  if (stillCatchingUp && core.catchups.size > 0)
-    return answer(core, from, req.rid, refuse(core, reservation.id, 'catching_up'))
   // a terminal relearning after a lost disk cannot vouch for its holds (the ones it gave died with
   // the disk) until a learn quorum taught it: it holds nothing for anyone before that
   if (relearning(core)) return answer(core, from, req.rid, refuse(core, reservation.id, 'catching_up'))
