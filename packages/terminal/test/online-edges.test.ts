@@ -164,4 +164,45 @@ describe('online path edges (real central, real HTTP)', () => {
     expect((await link.payment(res.idHex))?.status).toBe('voided')
     expect(up.status().onlineUnresolved).toBe(0)
   })
+
+  test('[online without a quorum] cut off from its peers but reaching central, a terminal sends online payments within its isolated budget only', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    central = await startCentral(venue)
+    // T1 has signed before (a terminal with an empty ledger signs nothing until it learned its
+    // history from a quorum): one payment while its peers are up
+    const before = await venue.terminals[0]!.pay(payment({ amountMinor: 500 }))
+    expect(before.status, JSON.stringify(before)).toBe('approved_offline')
+    // its peers are down, and central never confirms (sync fails): the budget is not given back
+    await venue.terminals[1]!.stop()
+    await venue.terminals[2]!.stop()
+    const inner = createHttpCentralLink({ url: central.url })
+    const link: CentralLink = {
+      url: central.url,
+      health: (o) => inner.health(o),
+      payment: (id, o) => inner.payment(id, o),
+      denylist: (v, o) => inner.denylist(v, o),
+      authorize: (r, o) => inner.authorize(r, o),
+      void: (r, o) => inner.void(r, o),
+      // answered, but nothing stored: central confirms none of T1's events
+      sync: async () => ({ results: [], payments: [] }),
+    }
+    const t = await restartT1(venue, { central: link })
+    await waitFor(() => t.online && t.status().mesh.mode === 'isolated', 15_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}: online ${t.online}, ${JSON.stringify(t.status().mesh)}`)
+    })
+    // past the probe time after a start (a start is not evidence that the peers are gone):
+    // reachability then knows the quorum unreachable, and the tap budget is left to the payment
+    await new Promise((r) => setTimeout(r, 2_000))
+    const cardA = card()
+    // above the offline floor limit: only central can approve it, and no quorum holds it
+    const first = await t.pay(payment({ cardToken: cardA, amountMinor: 9_000 }))
+    expect(first.status, JSON.stringify(first)).toBe('approved_online')
+    // the same card again (another credential use): it would be a second approval no quorum holds
+    const again = await t.pay(payment({ cardToken: cardA, amountMinor: 1_000 }))
+    expect(again.status, JSON.stringify(again)).toBe('declined_offline')
+    expect(again.declineCode).toBe('isolated_card_used')
+    // another card: within the budget (counted at the floor limit, 5,000 of 20,000)
+    const other = await t.pay(payment({ amountMinor: 9_000 }))
+    expect(other.status, JSON.stringify(other)).toBe('approved_online')
+  })
 })
