@@ -45,7 +45,10 @@ export class NodeChild<Ready extends Record<string, unknown> = Record<string, un
     this.name = opts.name
     this.logPath = opts.logPath
     this.log = createWriteStream(opts.logPath, { flags: 'a' })
-    this.process = spawn(process.execPath, [BIN_PATH, ...opts.args], {
+    // diagnostics: node flags for every child, e.g. NULLMESH_SIM_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"
+    // (NODE_OPTIONS refuses --cpu-prof)
+    const nodeArgs = (process.env.NULLMESH_SIM_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')
+    this.process = spawn(process.execPath, [...nodeArgs, BIN_PATH, ...opts.args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
     })
