@@ -35,6 +35,11 @@ export interface ApiServerInit {
   host: string
   port: number
   token: string
+  /**
+   * when a request read now may have arrived (the terminal's loop-lag clock: a request read after
+   * a busy stretch of the event loop may have waited through it); default: now
+   */
+  arrival?: (now: number) => number
 }
 
 export interface ApiServer {
@@ -123,11 +128,12 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
   })
 
   // when each request reached us: a payment's tap budget counts from there (parsing and validation
-  // under load are part of what the customer waits for)
+  // under load are part of what the customer waits for, and so is a busy loop that read it late)
   const arrivals = new WeakMap<object, number>()
+  const arrival = init.arrival ?? ((now: number) => now)
   const arrivedAt = (req: FastifyRequest): number => arrivals.get(req.raw) ?? performance.now()
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    arrivals.set(req.raw, performance.now())
+    arrivals.set(req.raw, arrival(performance.now()))
     const path = req.url.split('?')[0]!
     if (PUBLIC_ROUTES.has(path) || path === DASHBOARD_PATH || isPublicDashboardPath(path)) return
     const token = browser.token(req)

@@ -102,3 +102,16 @@ export const ANSWER_MARGIN_MS = 150
  * starved loop, against a tap budget of seconds.
  */
 export const LOOP_LAG_RESOLUTION_MS = 50
+
+/**
+ * How overdue the loop-lag tick must be before a request read now is taken to have waited since it
+ * was due (loop-lag.ts, `arrival`): timers fire a few ms late on a healthy loop too.
+ */
+export const LOOP_LAG_STALL_SLACK_MS = 10
+
+/**
+ * How long after a stall ends a request read is still taken to have waited through it (loop-lag.ts,
+ * `arrival`): the overdue tick runs first, the sockets are read in a poll phase shortly after it.
+ * Conservative: a request that really came just after the stall gets a deadline that much earlier.
+ */
+export const LOOP_LAG_READ_WINDOW_MS = 20

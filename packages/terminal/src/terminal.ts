@@ -432,6 +432,7 @@ class NullmeshTerminal implements Terminal {
         host: init.api?.host ?? DEFAULT_API_HOST,
         port: init.api?.port ?? DEFAULT_API_PORT,
         token: this.#token,
+        arrival: (now) => this.#loopLag.arrival(now),
       })
       this.#apiUrl = this.#api.url
     }

@@ -27,3 +27,32 @@ describe('the tap deadline keeps room for a starved event loop [loop lag]', () =
     expect(lag.reserveMs(2_000)).toBe(0)
   }, 20_000)
 })
+
+describe('a request read after a busy stretch is taken to have waited through it [arrival behind a busy loop]', () => {
+  const lag = new LoopLag()
+  afterEach(() => lag.stop())
+
+  it('a tick on time: arrival is now; a tick overdue by a 300 ms stall: arrival is when the tick was due', async () => {
+    expect(lag.arrival(1234)).toBe(1234) // not started: nothing known
+    lag.start()
+    await new Promise((r) => setTimeout(r, 120))
+    const idle = performance.now()
+    expect(lag.arrival(idle)).toBe(idle)
+    const before = performance.now()
+    busy(300)
+    const now = performance.now()
+    const arrived = lag.arrival(now)
+    // the stall began within one tick period of `before`: the request may have waited ≥ 250 ms
+    expect(arrived).toBeLessThanOrEqual(before + 50)
+    expect(now - arrived).toBeGreaterThanOrEqual(250)
+    // the overdue tick runs first; a request read right after it still waited through the stall
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setTimeout(r, 0))
+    const soon = performance.now()
+    if (soon - now < 15) expect(lag.arrival(soon)).toBeLessThanOrEqual(before + 50)
+    // once the loop has run freely for a while, a request is taken as it comes
+    await new Promise((r) => setTimeout(r, 120))
+    const later = performance.now()
+    expect(lag.arrival(later)).toBe(later)
+  })
+})

@@ -1,6 +1,14 @@
+import { Worker } from 'node:worker_threads'
 import type { Terminal } from '@nullmesh/terminal'
 import { afterEach, expect, test } from 'vitest'
-import { payment, startVenue, type TestVenue, waitFor } from './helpers.js'
+import { http, payment, startVenue, TOKEN, type TestVenue, waitFor } from './helpers.js'
+
+const busy = (ms: number): void => {
+  const end = performance.now() + ms
+  while (performance.now() < end) {
+    // this thread's event loop is blocked: nothing reads the sockets meanwhile
+  }
+}
 
 // Issue 10, item 9 (the tap budget): the payment record is written after the decision, and under
 // load that write waited 0.2–1.4 s behind other batches, outside the decision's deadline. The
@@ -103,4 +111,37 @@ test('[tap budget from arrival] the budget counts from when the request arrived,
   // the same payment arriving now is approved
   const now = await t.pay(payment({ offlineBehavior: 'force_offline' }))
   expect(now.status).toBe('approved_offline')
+})
+
+test('[arrival behind a busy loop] a payment read after its terminal was busy for longer than the budget is declined at once, not decided late', async () => {
+  venue = await startVenue(1, { policy: { tapBudgetMs: 400, barrier: { timeoutMs: 200 } } })
+  const t = venue.terminals[0]!
+  // the POS is another thread: its request reaches the socket while this thread's loop is busy
+  const pos = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+     const headers = { authorization: 'Bearer ' + workerData.token, 'content-type': 'application/json' }
+     // warm (fetch loads lazily, the connection is kept): the paid request leaves at once
+     fetch(workerData.url + '/v1/status', { headers }).then((r) => r.text()).then(() => {
+       parentPort.postMessage('sending')
+       return fetch(workerData.url + '/v1/payments', { method: 'POST', headers, body: JSON.stringify(workerData.body) })
+     }).then((r) => r.json()).then((j) => parentPort.postMessage(j), (e) => parentPort.postMessage({ error: String(e) }))`,
+    {
+      eval: true,
+      workerData: { url: t.apiUrl, token: TOKEN, body: payment({ offlineBehavior: 'force_offline' }) },
+    },
+  )
+  try {
+    const answered = new Promise<Record<string, unknown>>((resolve) =>
+      pos.on('message', (m) => (m === 'sending' ? busy(600) : resolve(m as Record<string, unknown>))),
+    )
+    const late = await answered
+    // it waited unread through the busy stretch: no time left in the budget for a barrier round
+    expect(late.status).toBe('declined_offline')
+    expect(late.declineCode).toBe('barrier_timeout')
+    // the same payment with the loop free is approved
+    const r = await http(`${t.apiUrl}/v1/payments`, { body: payment({ offlineBehavior: 'force_offline' }) })
+    expect(r.json.status).toBe('approved_offline')
+  } finally {
+    await pos.terminate()
+  }
 })
