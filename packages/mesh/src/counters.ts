@@ -18,6 +18,8 @@ export interface MeshCounters {
   syncWrites: number
   /** catch-up signatures verified on a worker thread instead of the main thread */
   catchupSignaturesOnWorkers: number
+  /** catch-up events not sent to the workers: already known, or on their way there in another frame */
+  catchupDuplicatesSkipped: number
   /** on-demand dials of custodian-group members the node was not connected to */
   onDemandDials: number
   /** events sent in answers to catch-up requests (what the asker stated it holds is not sent) */
@@ -32,6 +34,7 @@ export function newCounters(): MeshCounters {
     gossipPublished: 0,
     syncWrites: 0,
     catchupSignaturesOnWorkers: 0,
+    catchupDuplicatesSkipped: 0,
     onDemandDials: 0,
     catchupEventsServed: 0,
   }

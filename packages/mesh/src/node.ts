@@ -16,6 +16,7 @@ import {
 } from '@nullmesh/policy'
 import {
   decodeCertificate,
+  eventIdHex,
   type Reservation,
   type SignedEvent,
   type SignedRevocation,
@@ -266,6 +267,11 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   private started = false
   /** catch-up signature verification on worker threads, from start to stop */
   private verifier: CatchupVerifier | undefined
+  /**
+   * Catch-up events on their way through the verify workers, by id → that frame's digests. After a
+   * heal every peer's catch-up sends the same missed events at once; each is verified once.
+   */
+  private readonly verifying = new Map<string, Promise<string[]>>()
   private starting?: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   /** connection pings (liveness.ts), from start to stop */
@@ -919,7 +925,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
               return
             }
             const bytes = frame.filter((b): b is Uint8Array => b instanceof Uint8Array)
-            const digests = verifier?.digests(bytes) ?? Promise.resolve([])
+            const { digests, forget } = this.preverify(verifier, bytes)
             applied = applied.then(async () => {
               const trusted = await digests
               // one event-loop turn per frame: a terminal catching up a long partition serves its
@@ -927,10 +933,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
               // resolved long ago, and microtasks alone never yield to I/O)
               await new Promise<void>((r) => setImmediate(r))
               if (failed) return
-              this.counts.catchupSignaturesOnWorkers += trusted.length
               received =
                 (received ?? 0) + withPreverified(trusted, () => this.core.catchupBatch(peer.keyHex, bytes))
             })
+            applied.then(forget, forget)
           },
           (err) => (err === undefined ? applied.then(resolve, fail) : fail(err)),
         )
@@ -946,6 +952,46 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       this.core.catchupEnded(peer.keyHex, received !== undefined, initial)
     }
     return received
+  }
+
+  /**
+   * A catch-up frame's signatures, verified on the workers ahead of the core: events already known
+   * are left out (the core ignores them before any check), and so are events another catch-up's
+   * frame has sent to the workers already — this frame waits for that frame's digests instead.
+   * `forget` clears this frame's entries once it is applied.
+   */
+  private preverify(
+    verifier: CatchupVerifier | undefined,
+    bytes: Uint8Array[],
+  ): { digests: Promise<string[]>; forget: () => void } {
+    if (verifier === undefined) return { digests: Promise.resolve([]), forget: () => {} }
+    const fresh: Uint8Array[] = []
+    const ids: string[] = []
+    const others = new Set<Promise<string[]>>()
+    for (const b of bytes) {
+      const id = eventIdHex(b)
+      if (this.core.view.known.has(id)) continue
+      const inflight = this.verifying.get(id)
+      if (inflight !== undefined) others.add(inflight)
+      else {
+        fresh.push(b)
+        ids.push(id)
+      }
+    }
+    this.counts.catchupDuplicatesSkipped += bytes.length - fresh.length
+    const own = verifier.digests(fresh)
+    void own.then((d) => {
+      this.counts.catchupSignaturesOnWorkers += d.length
+    })
+    for (const id of ids) this.verifying.set(id, own)
+    const digests =
+      others.size === 0
+        ? own
+        : Promise.all([own, ...others].map((p) => p.catch(() => [] as string[]))).then((all) => all.flat())
+    const forget = (): void => {
+      for (const id of ids) if (this.verifying.get(id) === own) this.verifying.delete(id)
+    }
+    return { digests, forget }
   }
 
   private handleCatchup(stream: Stream, conn: Connection): void {

@@ -141,6 +141,13 @@ describe('mesh on real libp2p sockets (127.0.0.1, static discovery)', () => {
     await waitFor(() => late.node.status().mode === 'quorum', 10_000, 'late joiner in quorum')
     // its signatures were verified on a worker thread, ahead of the core (catchup-verifier.ts)
     expect(late.node.counters().catchupSignaturesOnWorkers).toBeGreaterThan(0)
+    // both peers sent it the same events at once; each signature went to the workers once at most
+    // [catch-up verified once] (twice over without the dedup in node.ts, preverify)
+    let signatures = 0
+    for await (const e of late.ledger.events())
+      signatures += 1 + (e.event.type === 'commit' ? 1 + (e.event as { acks: unknown[] }).acks.length : 0) // a Commit carries its reservation
+    expect(late.node.counters().catchupSignaturesOnWorkers).toBeLessThanOrEqual(signatures)
+    expect(late.node.counters().catchupDuplicatesSkipped).toBeGreaterThan(0)
   })
 
   it('a node stopped and restarted with its data directory rejoins, and its unanswered reservation is released', async () => {
