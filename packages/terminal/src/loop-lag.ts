@@ -1,4 +1,9 @@
-import { LOOP_LAG_READ_WINDOW_MS, LOOP_LAG_RESOLUTION_MS, LOOP_LAG_STALL_SLACK_MS, LOOP_LAG_WINDOW_MS } from './constants.js'
+import {
+  LOOP_LAG_READ_WINDOW_MS,
+  LOOP_LAG_RESOLUTION_MS,
+  LOOP_LAG_STALL_SLACK_MS,
+  LOOP_LAG_WINDOW_MS,
+} from './constants.js'
 
 /**
  * The event loop's recent delay, so a decision on a starved process can keep room for what it
@@ -72,7 +77,8 @@ export class LoopLag {
     const due = this.lastTickAt + LOOP_LAG_RESOLUTION_MS
     if (now - due > LOOP_LAG_STALL_SLACK_MS) return due // still in the busy stretch
     // read just after one
-    if (this.stallSince !== undefined && now - this.stallSeenAt <= LOOP_LAG_READ_WINDOW_MS) return this.stallSince
+    if (this.stallSince !== undefined && now - this.stallSeenAt <= LOOP_LAG_READ_WINDOW_MS)
+      return this.stallSince
     return now
   }
 

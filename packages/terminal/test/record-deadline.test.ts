@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Terminal } from '@nullmesh/terminal'
 import { afterEach, expect, test } from 'vitest'
-import { http, payment, startVenue, TOKEN, type TestVenue, waitFor } from './helpers.js'
+import { http, payment, startVenue, type TestVenue, TOKEN, waitFor } from './helpers.js'
 
 const busy = (ms: number): void => {
   const end = performance.now() + ms
