@@ -288,6 +288,8 @@ function cleanSummary(over: Partial<SimSummary> = {}): SimSummary {
     latencyMs: { p50: 12, p99: 70 },
     maxDecisionMs: 80,
     overBudgetDecisions: 0,
+    maxPosLagMs: 0,
+    overBudgetWithinPosLag: 0,
     maxTerminalDecisionMs: 70,
     overBudgetInTerminal: 0,
     tapBudgetMs: 2_000,

@@ -40,6 +40,10 @@ export interface SimSummary {
   maxDecisionMs: number
   /** taps answered later than the tap budget (the terminal logs each: DEBUG=nullmesh:terminal:slow) */
   overBudgetDecisions: number
+  /** the largest loop delay of the sim's driver (the POS) while a tap was outstanding (pos-lag.ts) */
+  maxPosLagMs: number
+  /** of the taps over the budget, those whose overshoot the driver's own loop delay covers */
+  overBudgetWithinPosLag: number
   /**
    * the longest decision as the terminal timed it (the response's decisionMs: from its handler to
    * its answer); the rest of maxDecisionMs is queueing outside the terminal's code (a starved
@@ -121,7 +125,7 @@ export function formatSummary(s: SimSummary): string {
     `  by kind      ${kinds} (approved/made)`,
     `  declines     ${list(s.declines)}`,
     `  barrier      p50 ${s.barrierMs.p50} ms · p99 ${s.barrierMs.p99} ms · max ${s.barrierMs.max} ms over ${s.barrierMs.count} offline decisions; request latency p50 ${s.latencyMs.p50} ms · p99 ${s.latencyMs.p99} ms`,
-    `  tap time     ${s.maxDecisionMs <= s.tapBudgetMs ? ok(true) : '⚠'} longest tap → decision ${s.maxDecisionMs} ms (tap budget ${s.tapBudgetMs} ms, ${s.overBudgetDecisions} over it); inside the terminal at most ${s.maxTerminalDecisionMs} ms (${s.overBudgetInTerminal} over)`,
+    `  tap time     ${s.maxDecisionMs <= s.tapBudgetMs ? ok(true) : '⚠'} longest tap → decision ${s.maxDecisionMs} ms (tap budget ${s.tapBudgetMs} ms, ${s.overBudgetDecisions} over it); inside the terminal at most ${s.maxTerminalDecisionMs} ms (${s.overBudgetInTerminal} over); the POS's own loop delay up to ${s.maxPosLagMs} ms (${s.overBudgetWithinPosLag} of the taps over the budget by no more than that)`,
     `  proofs       ≤ ${s.proofBytesMax} bytes, ${s.proofsInvalid === 0 ? 'every one verified with its terminal’s key' : `${s.proofsInvalid} FAILED verification`}`,
     `  ledgers      ${Object.entries(s.ledgers.perTerminal)
       .map(([t, n]) => `${t} ${n}`)

@@ -30,6 +30,7 @@ import {
 import { describeExit, NodeChild } from './children.js'
 import { SCENARIOS, type Scenario, type SimOptions } from './options.js'
 import { makePlan, type Plan, type PlannedPayment } from './plan.js'
+import { createPosLag } from './pos-lag.js'
 import { type LiveStats, Progress, type TerminalView } from './progress.js'
 import { LinkProxy } from './proxy.js'
 import { formatSummary, type SimSummary, violations } from './report.js'
@@ -127,6 +128,8 @@ interface Outcome {
   response?: PaymentResponse
   error?: string
   latencyMs: number
+  /** the driver's own loop delay while the tap was outstanding (pos-lag.ts) */
+  posLagMs?: number
 }
 
 interface TerminalProc {
@@ -500,6 +503,7 @@ export async function runSim(
     stats.phase = 'load'
     stats.startedAt = Date.now()
     const outcomes: Outcome[] = []
+    const posLag = createPosLag()
     const byN = new Map<number, Promise<Outcome>>()
     const retries: Array<{ of: number; response?: PaymentResponse; error?: string }> = []
     const inFlight = new Set<Promise<unknown>>()
@@ -508,14 +512,16 @@ export async function runSim(
       void promise.finally(() => inFlight.delete(promise))
       return promise
     }
+    posLag.start()
     const send = async (p: PlannedPayment): Promise<Outcome> => {
       const t = terminals[p.terminal]!
       const start = performance.now()
+      const lag = posLag.begin()
       stats.sent++
       let outcome: Outcome
       try {
         const response = await t.client!.pay(p.request)
-        outcome = { p, response, latencyMs: performance.now() - start }
+        outcome = { p, response, latencyMs: performance.now() - start, posLagMs: posLag.end(lag) }
         if (response.status === 'approved_online') stats.approvedOnline++
         else if (response.status === 'approved_offline') stats.approvedOffline++
         else stats.declined++
@@ -528,6 +534,7 @@ export async function runSim(
           p,
           error: typeof e?.code === 'string' ? e.code : String(e?.message ?? err),
           latencyMs: performance.now() - start,
+          posLagMs: posLag.end(lag),
         }
       }
       stats.answered++
@@ -596,6 +603,7 @@ export async function runSim(
       terminals[i]!.view.partitioned = false
     }
     for (const t of terminals) t.proxy.setUp(true)
+    posLag.stop()
     stats.phase = 'settling'
     const approvedIds = new Set<string>()
     for (const o of outcomes)
@@ -691,6 +699,7 @@ export async function runSim(
             response: o.response,
             error: o.error,
             latencyMs: Math.round(o.latencyMs),
+            posLagMs: o.posLagMs,
           }),
         )
       await writeFile(join(root, 'responses.jsonl'), `${lines.join('\n')}\n`)
@@ -993,6 +1002,10 @@ function buildSummary(x: SummaryInput): SimSummary {
     },
     maxDecisionMs: Math.ceil(outcomes.reduce((m, o) => Math.max(m, o.latencyMs), 0)),
     overBudgetDecisions: outcomes.filter((o) => o.latencyMs > policy.tapBudgetMs).length,
+    maxPosLagMs: outcomes.reduce((m, o) => Math.max(m, o.posLagMs ?? 0), 0),
+    overBudgetWithinPosLag: outcomes.filter(
+      (o) => o.latencyMs > policy.tapBudgetMs && o.latencyMs - (o.posLagMs ?? 0) <= policy.tapBudgetMs,
+    ).length,
     maxTerminalDecisionMs: Math.ceil(x.terminals.reduce((m, t) => Math.max(m, t.view.maxDecisionMs ?? 0), 0)),
     overBudgetInTerminal: x.terminals.reduce(
       (n, t) => n + (t.view.overBudget ?? 0) + (t.view.overBudgetBefore ?? 0),
