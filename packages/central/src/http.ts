@@ -9,6 +9,7 @@ import {
   MAX_EVENTS_LIMIT,
   MAX_PARAM_LENGTH,
   MAX_PAYMENTS_LIMIT,
+  MAX_STATUS_IDS,
   MAX_SYNC_EVENTS,
 } from './constants.js'
 import { registerCentralDashboard } from './dashboard.js'
@@ -266,6 +267,23 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
         }),
       }
     },
+  )
+
+  // many payments' states in one request (a terminal polls its unsettled ones; one GET each made the
+  // polls most of central's requests when a venue's links came back)
+  app.post(
+    '/v1/payments/status',
+    {
+      schema: {
+        body: Type.Object({
+          ids: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), {
+            minItems: 1,
+            maxItems: MAX_STATUS_IDS,
+          }),
+        }),
+      },
+    },
+    async (req) => ({ payments: await service.getPayments(req.body.ids) }),
   )
 
   app.get(

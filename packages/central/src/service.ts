@@ -175,6 +175,8 @@ export interface CentralService {
   /** Attempt every webhook delivery that is due now. */
   flushWebhooks(opts?: AbortOptions): Promise<void>
   getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentView | undefined>
+  /** Several payments at once, unknown ids left out: a terminal's status poll in one request. */
+  getPayments(paymentIds: string[], opts?: AbortOptions): Promise<PaymentView[]>
   listPayments(filter: PaymentFilter, opts?: AbortOptions): Promise<PaymentView[]>
   summary(venueId: string, opts?: AbortOptions): Promise<VenueSummary>
   /** Register an endpoint: http(s) URL, secret ≥ 32 bytes (default generated), event types (default all). */
@@ -425,6 +427,17 @@ class DefaultCentralService implements CentralService {
     this.assertStarted()
     const p = await this.store.getPayment(paymentId, opts)
     return p === undefined ? undefined : toPaymentView(p)
+  }
+
+  async getPayments(paymentIds: string[], opts: AbortOptions = {}): Promise<PaymentView[]> {
+    this.assertStarted()
+    const ids = [...new Set(paymentIds)]
+    if (ids.length === 0) return []
+    const read = await this.store.readSet(
+      { ids: [], events: [], payments: ids, nullifiers: [], releases: [] },
+      opts,
+    )
+    return read.payments.map(toPaymentView)
   }
 
   async listPayments(filter: PaymentFilter, opts: AbortOptions = {}): Promise<PaymentView[]> {

@@ -77,6 +77,21 @@ describe('[no coercion] central HTTP input', () => {
     await bad('GET', '/v1/payments?bogus=1', undefined)
   })
 
+  it('POST /v1/payments/status: ids must be 1–500 hex ids of 64 characters', async () => {
+    const ok = await api(central.url, 'POST', '/v1/payments/status', { ids: ['0'.repeat(64)] })
+    expect(ok.status).toBe(200)
+    expect(ok.body).toEqual({ payments: [] }) // unknown ids are left out, not an error
+    await bad('POST', '/v1/payments/status', { ids: [] }, undefined)
+    await bad('POST', '/v1/payments/status', { ids: ['A'.repeat(64)] }, undefined)
+    await bad('POST', '/v1/payments/status', { ids: '0'.repeat(64) }, undefined)
+    await bad(
+      'POST',
+      '/v1/payments/status',
+      { ids: Array.from({ length: 501 }, () => '0'.repeat(64)) },
+      undefined,
+    )
+  })
+
   it('long path parameters → 400 { code, message }, not the framework’s 414', async () => {
     await bad('GET', `/v1/payments/${'a'.repeat(200)}`, undefined)
     await bad('GET', `/v1/payments/${'a'.repeat(5000)}`, undefined)

@@ -66,6 +66,11 @@ export interface CentralLink {
   sync(events: Uint8Array[], opts?: AbortOptions): Promise<CentralSyncResult>
   /** a payment's settlement state, undefined if central does not know it */
   payment(paymentId: string, opts?: AbortOptions): Promise<CentralPaymentStatus | undefined>
+  /**
+   * several payments' states in one request (at most 500 ids; unknown ones are left out); a central
+   * without it answers 404 (TerminalError, upstreamStatus 404). Optional for test doubles.
+   */
+  payments?(paymentIds: string[], opts?: AbortOptions): Promise<CentralPaymentStatus[]>
   /** the venue's signed deny list document (verified by the caller) */
   denylist(venueId: string, opts?: AbortOptions): Promise<unknown>
   /** the venue's operator revocations (signed documents); optional for test doubles */
@@ -171,6 +176,22 @@ class HttpCentralLink implements CentralLink {
         return undefined
       throw err
     }
+  }
+
+  async payments(paymentIds: string[], opts: AbortOptions = {}): Promise<CentralPaymentStatus[]> {
+    const body = (await this.#request(
+      'POST',
+      'v1/payments/status',
+      { ids: paymentIds },
+      this.#timeoutMs,
+      opts,
+    )) as { payments?: unknown }
+    if (!Array.isArray(body?.payments))
+      throw new TerminalError(
+        'central_unavailable',
+        'central answered /v1/payments/status with an unexpected body',
+      )
+    return body.payments as CentralPaymentStatus[]
   }
 
   async denylist(venueId: string, opts: AbortOptions = {}): Promise<unknown> {

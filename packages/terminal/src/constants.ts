@@ -38,6 +38,9 @@ export const DEFAULT_ONLINE_TIMEOUT_MS = 3_000
 /** Any other request to central (sync batches, deny list, payment status). */
 export const DEFAULT_CENTRAL_TIMEOUT_MS = 10_000
 
+/** Most payment ids in one POST /v1/payments/status (central's bound). */
+export const STATUS_BATCH_MAX = 500
+
 /** Sync agent. */
 export const SYNC_DEFAULTS = Object.freeze({
   /** events per POST /v1/sync (central accepts at most 500) */
@@ -48,7 +51,7 @@ export const SYNC_DEFAULTS = Object.freeze({
   statusPollLimit: 100,
   /** one payment's settlement status is asked for at most this often */
   statusPollMinIntervalMs: 1_000,
-  /** concurrent GET /v1/payments/:id */
+  /** concurrent GET /v1/payments/:id (a central without POST /v1/payments/status) */
   statusPollConcurrency: 4,
   /** deny list refresh interval while online */
   denylistRefreshMs: 30_000,

@@ -3,7 +3,13 @@ import { DOMAIN, type SignedEvent, type SignedRevocation, verifyDocument } from 
 import debug from 'debug'
 import type { CentralLink, CentralPaymentStatus } from './central.js'
 import type { ConnectivityMonitor } from './connectivity.js'
-import { CURSORS, LOG_NAMESPACE, MAX_REMEMBERED_REJECTIONS, SYNC_DEFAULTS } from './constants.js'
+import {
+  CURSORS,
+  LOG_NAMESPACE,
+  MAX_REMEMBERED_REJECTIONS,
+  STATUS_BATCH_MAX,
+  SYNC_DEFAULTS,
+} from './constants.js'
 import { TerminalError } from './errors.js'
 import type { TerminalMetrics } from './metrics.js'
 import { fetchAbandoned, fetchRevocations, ledgerHasNoGap } from './notices.js'
@@ -126,6 +132,8 @@ export class SyncAgent {
   #chain: Promise<unknown> = Promise.resolve()
   #denylistAt = 0
   readonly #polledAt = new Map<string, number>()
+  /** central answers POST /v1/payments/status (until a 404 says otherwise) */
+  #batchStatus = true
   readonly #onChange = (): void => this.kick()
 
   constructor(init: SyncAgentInit) {
@@ -355,6 +363,24 @@ export class SyncAgent {
       .sort((a, b) => a.at - b.at)
       .slice(0, this.#opts.statusPollLimit)
     if (pick.length === 0) return 0
+    const { link } = this.#init
+    if (link.payments !== undefined && this.#batchStatus) {
+      const at = Date.now()
+      for (const c of pick) this.#polledAt.set(c.id, at)
+      try {
+        const statuses: CentralPaymentStatus[] = []
+        for (let i = 0; i < pick.length; i += STATUS_BATCH_MAX) {
+          const ids = pick.slice(i, i + STATUS_BATCH_MAX).map((c) => c.id)
+          statuses.push(...(await link.payments(ids, { signal })))
+        }
+        return this.#init.onStatuses(statuses)
+      } catch (err: unknown) {
+        if (!(err instanceof TerminalError && err.upstreamStatus === 404)) throw err
+        // a central from before POST /v1/payments/status: one GET per payment from now on
+        log('central has no batch status route: polling payments one by one')
+        this.#batchStatus = false
+      }
+    }
     const statuses: CentralPaymentStatus[] = []
     let index = 0
     const worker = async (): Promise<void> => {

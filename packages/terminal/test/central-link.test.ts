@@ -51,6 +51,9 @@ describe('HTTP central link: void', () => {
       declineCode: 'voided',
     })
     expect((await link.payment(reservation.idHex))?.status).toBe('voided')
+    // many at once: known ones answered, unknown ones left out
+    const several = await link.payments([reservation.idHex, 'f'.repeat(64), reservation.idHex])
+    expect(several.map((p) => [p.paymentId, p.status])).toEqual([[reservation.idHex, 'voided']])
 
     const forged = Uint8Array.from(reservation.bytes)
     forged[forged.length - 1] = forged[forged.length - 1]! ^ 1

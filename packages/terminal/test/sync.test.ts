@@ -226,6 +226,58 @@ describe('sync agent against the real central service', () => {
     for (const id of paid) expect(charged.filter((c) => c === id)).toHaveLength(1)
   })
 
+  test('[status poll batched] settlement states are asked for many payments per request; a central without the route is asked one by one', async () => {
+    venue = await startVenue(3, { waitQuorum: true })
+    central = await startCentral(venue)
+    const url = central.url
+    const inner = createHttpCentralLink({ url })
+    const calls = { one: 0, many: [] as number[] }
+    const counting = (batch: boolean): CentralLink => ({
+      url,
+      health: (o) => inner.health(o),
+      authorize: (r, o) => inner.authorize(r, o),
+      void: (r, o) => inner.void(r, o),
+      denylist: (v, o) => inner.denylist(v, o),
+      sync: (e, o) => inner.sync(e, o),
+      payment(id, o) {
+        calls.one++
+        return inner.payment(id, o)
+      },
+      async payments(ids, o) {
+        calls.many.push(ids.length)
+        if (!batch)
+          throw new TerminalError('central_rejected', 'Route POST:/v1/payments/status not found', {
+            upstreamStatus: 404,
+          })
+        return inner.payments!(ids, o)
+      },
+    })
+    for (const batch of [true, false]) {
+      calls.one = 0
+      calls.many = []
+      // payments while T1 has no link: they queue, then settle through the link
+      await venue.terminals[0]!.stop()
+      venue.inits[0] = { ...venue.inits[0]!, central: undefined, centralUrl: undefined }
+      let t1 = await venue.restart(0)
+      const paid: string[] = []
+      for (let i = 0; i < 12; i++) paid.push((await t1.pay(payment({ amountMinor: 300 + i }))).paymentId)
+      await t1.stop()
+      venue.inits[0] = { ...venue.inits[0]!, central: counting(batch), ...FAST }
+      t1 = await venue.restart(0)
+      await waitFor(async () => {
+        for (const id of paid) if ((await t1.payment(id))?.settlement.status !== 'completed') return false
+        return true
+      }, 20_000)
+      if (batch) {
+        expect(calls.one).toBe(0)
+        expect(Math.max(...calls.many)).toBeGreaterThan(1)
+      } else {
+        expect(calls.many).toHaveLength(1) // tried once, then one by one
+        expect(calls.one).toBeGreaterThan(0)
+      }
+    }
+  })
+
   test('online path, force_offline while online, and the deny list', async () => {
     // the longest tap budget and online timeout: central's answer must not time out on a loaded
     // machine (what is tested is the path taken, not its speed)
