@@ -821,11 +821,19 @@ async function centralPayments(
     for (const p of r.payments) out.set(p.paymentId, p)
   }
   const missing = [...wanted].filter((id) => !isCommitted(out.get(id)) && /^[0-9a-f]{64}$/.test(id))
-  for (const id of missing.slice(0, 200)) {
+  // the listings are newest first and capped: ask for the rest by id, 500 at a time
+  for (let i = 0; i < missing.length; i += 500) {
     try {
-      out.set(id, await getJson<CentralPayment>(`${url}/v1/payments/${id}`))
+      const r = await fetch(`${url}/v1/payments/status`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: missing.slice(i, i + 500) }),
+        signal: AbortSignal.timeout(5_000),
+      })
+      if (!r.ok) break
+      for (const p of ((await r.json()) as { payments: CentralPayment[] }).payments) out.set(p.paymentId, p)
     } catch {
-      // not there (404) or not reachable: stays missing
+      break // not reachable: the rest stays missing until the next look
     }
   }
   return out
