@@ -22,7 +22,7 @@ import { CentralError, type RejectCode } from './errors.js'
 import { BatchVerifier, readSetOf } from './ingest-batch.js'
 import type { AuthorizeResult, IssuerAdapter } from './issuer.js'
 import type { Logger } from './logger.js'
-import type { Mutex } from './mutex.js'
+import type { Mutex, RunOptions } from './mutex.js'
 import { revokedAtSigning, revokedCommitViolation } from './revocations.js'
 import { type CentralStore, type ReadSet, type ReadSetRequest, StoreConflict, type StoreOp } from './store.js'
 import {
@@ -37,6 +37,9 @@ import {
 } from './types.js'
 import type { VenueContext, VenueRegistry } from './venues.js'
 import { outboxOpsFor } from './webhooks.js'
+
+/** a customer is waiting on these: ahead of queued sync batches (mutex.ts) */
+const HIGH: RunOptions = { priority: 'high' }
 
 export interface EventResult {
   /** hex sha256 of the event's wire bytes */
@@ -730,7 +733,7 @@ export class Engine {
         return { paymentId: p.paymentId, settle }
       })
       return result
-    })
+    }, HIGH)
     if (settle) {
       const outcome = await this.settleOne(paymentId, opts)
       if (outcome === 'pending')
@@ -783,13 +786,17 @@ export class Engine {
   async void(bytes: Uint8Array, opts: AbortOptions = {}): Promise<VoidResult> {
     const first = await this.mutex.run(
       async () => (await this.unit(opts, (tx) => this.voidStep(tx, bytes, false))).result,
+      HIGH,
     )
     if (first.reverse === undefined) return first.result
     // reversed before it is marked voided: a crash in between leaves a payment that looks charged
     // and is not (the terminal retries the void until answered), never a voided one still charged
     await this.reverseCharge(first.reverse, opts)
     return (
-      await this.mutex.run(async () => (await this.unit(opts, (tx) => this.voidStep(tx, bytes, true))).result)
+      await this.mutex.run(
+        async () => (await this.unit(opts, (tx) => this.voidStep(tx, bytes, true))).result,
+        HIGH,
+      )
     ).result
   }
 
