@@ -43,6 +43,7 @@ export class LoopLag {
     this.timer = undefined
     this.stallSince = undefined
     this.recentP99Ms = 0
+    this.windowMax = 0
   }
 
   private tick(): void {
@@ -82,8 +83,13 @@ export class LoopLag {
     return now
   }
 
-  /** time a decision keeps before its tap deadline for a starved loop: twice the recent delay, ≤ ¼ budget */
+  /**
+   * time a decision keeps before its tap deadline for a starved loop: twice the recent delay, ≤ ¼
+   * budget. The recent delay is the last complete window's or, if larger, the one in progress: a
+   * loop that starves now (a venue healing from a partition) counts at once, not 2 s later.
+   */
   reserveMs(tapBudgetMs: number): number {
-    return Math.min(Math.floor(tapBudgetMs / 4), Math.ceil(2 * this.recentP99Ms))
+    const recent = Math.max(this.recentP99Ms, this.windowMax)
+    return Math.min(Math.floor(tapBudgetMs / 4), Math.ceil(2 * recent))
   }
 }

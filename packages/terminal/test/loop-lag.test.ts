@@ -28,6 +28,21 @@ describe('the tap deadline keeps room for a starved event loop [loop lag]', () =
   }, 20_000)
 })
 
+describe('a stall counts at once [loop lag now]', () => {
+  const lag = new LoopLag()
+  afterEach(() => lag.stop())
+
+  it('one 300 ms stall, long before its 2 s window completes, already keeps room in the next decision', async () => {
+    lag.start()
+    await new Promise((r) => setTimeout(r, 120))
+    expect(lag.reserveMs(2_000)).toBeLessThan(50) // an idle loop reserves (next to) nothing
+    busy(300)
+    await new Promise((r) => setTimeout(r, 60)) // the overdue tick runs
+    expect(lag.recentP99Ms).toBe(0) // no window has completed yet
+    expect(lag.reserveMs(2_000)).toBeGreaterThanOrEqual(400)
+  })
+})
+
 describe('a request read after a busy stretch is taken to have waited through it [arrival behind a busy loop]', () => {
   const lag = new LoopLag()
   afterEach(() => lag.stop())
