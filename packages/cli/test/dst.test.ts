@@ -86,6 +86,16 @@ describe('deterministic simulation (bounded)', () => {
     expect(runSeed({ terminals: 5, seed: 24, steps: 4000, faults }).violation).toBeUndefined()
   }, 60_000)
 
+  // The simulated central refuses events dated beyond its clock + the skew bound, as the daemon's
+  // does (ERR_FUTURE_TS). Without the rule it kept a jumped terminal's events that every peer had
+  // refused, and that terminal, wiped, relearned its history without them and reused their seqs:
+  // seed 3 at 40,000 steps stopped on seq-signed-twice (docs/protocol.md, "Lost disks").
+  it('[central refuses the future] seed 3 at 40,000 steps holds', () => {
+    const r = runSeed({ terminals: 5, seed: 3, steps: 40_000, faults: new Set(FAULTS) })
+    expect(r.faults.jump ?? 0).toBeGreaterThan(0)
+    expect(r.violation).toBeUndefined()
+  }, 120_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

@@ -1,4 +1,4 @@
-import { ONLINE_TIMEOUT_MS } from './config.js'
+import { EPOCH, ONLINE_TIMEOUT_MS } from './config.js'
 import { toHex } from './deps.js'
 import type { Sim } from './sim.js'
 import type { CentralReq, Node } from './world.js'
@@ -30,6 +30,16 @@ export class Central {
 
   readonly cSeqs = new Map<string, Set<number>>()
 
+  /**
+   * dated beyond central's clock by more than the venue's skew: the daemon's central refuses it
+   * (ERR_FUTURE_TS, packages/central/src/engine.ts `checkSignedBy`), as every peer does; a
+   * terminal's sync holds that origin at it and sends it again later. Central's clock is the
+   * simulation's, without skew.
+   */
+  private ahead(ts: number): boolean {
+    return ts > EPOCH + this.sim.now + this.sim.policy.maxClockSkewMs
+  }
+
   send(node: Node, req: CentralReq): void {
     if (this.centralDown || this.centralLinkDown[node.i]) {
       // unreachable: the request fails (the terminal cannot tell whether central got it)
@@ -48,6 +58,7 @@ export class Central {
 
   serve(node: number, req: CentralReq): void {
     let ok = true
+    let rejected = false
     let marks: number | undefined
     let voidStatus: 'voided' | 'committed' = 'voided'
     switch (req.t) {
@@ -55,6 +66,13 @@ export class Central {
         const id = req.res.idHex
         const nullifier = toHex(req.res.event.nullifier)
         const known = this.cOnline.get(id)
+        if (this.ahead(req.res.event.ts)) {
+          // refused as a request (4xx): nothing recorded, nothing charged
+          ok = false
+          rejected = true
+          this.sim.log(`central refused ${id.slice(0, 8)} from ${this.sim.nodes[node]!.name}: dated ahead`)
+          break
+        }
         if (known?.state === 'authorized') ok = true
         else if (known !== undefined) ok = false
         else {
@@ -90,6 +108,11 @@ export class Central {
         for (const ev of req.events) {
           const o = toHex(ev.event.origin)
           this.sim.check.escape(ev, () => 'central')
+          if (
+            this.ahead(ev.event.ts) ||
+            (ev.event.type === 'commit' && this.ahead(ev.event.reservation.event.ts))
+          )
+            continue
           const s = this.cSeqs.get(o)
           if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
           else s.add(ev.event.seq)
@@ -125,6 +148,7 @@ export class Central {
       inc: req.inc,
       req,
       ok,
+      ...(rejected ? { rejected } : {}),
       ...(marks === undefined ? {} : { marks }),
       ...(req.t === 'void' ? { voidStatus } : {}),
     })

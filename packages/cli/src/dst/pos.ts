@@ -332,7 +332,10 @@ export class PointOfSale {
       if (ev.req.t !== 'void') return
     }
     if (ev.unreachable === true) this.centralUnreachable(node, ev.req)
-    else this.centralAnswer(node, ev.req, ev.ok, ev.marks, ev.voidStatus)
+    else if (ev.rejected === true && ev.req.t === 'authorize') {
+      if (node.up && node.core !== undefined && node.inc === ev.req.inc)
+        this.runOnline(node, node.online.rejected(ev.req.res.idHex))
+    } else this.centralAnswer(node, ev.req, ev.ok, ev.marks, ev.voidStatus)
   }
 
   /** an online attempt's pending mark is durable */

@@ -117,6 +117,8 @@ export type Ev =
       inc: number
       req: CentralReq
       ok: boolean
+      /** central refused the request itself (4xx: an authorisation dated ahead of its clock) */
+      rejected?: boolean
       marks?: number
       voidStatus?: 'voided' | 'committed'
       unreachable?: boolean
