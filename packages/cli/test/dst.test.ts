@@ -96,6 +96,16 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.violation).toBeUndefined()
   }, 120_000)
 
+  // The learning argument covers own events certified when the wiped terminal learnt its history;
+  // one a quorum held only later (a Release pushed to one peer that was down, spread from it after
+  // the terminal had learnt) is the stated residual. Judged at the collision it looked certified:
+  // seed 11 at 40,000 steps stopped on seq-signed-twice (checker.ts, certifiedAtLearn).
+  it('[certified when learnt] seed 11 at 40,000 steps: the reuse is the stated residual', () => {
+    const r = runSeed({ terminals: 5, seed: 11, steps: 40_000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+    expect(r.faults['residual-seq-reuse'] ?? 0).toBeGreaterThan(0)
+  }, 120_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

@@ -60,6 +60,9 @@ export class Terminals {
       reservation,
       keepPending: node.disk.markers.has(reservation.idHex),
     }))
+    node.relearnPending = !core.view.seqKnown
+    // what the checker knew at an earlier incarnation's learning says nothing about this one's
+    this.sim.check.certifiedAtLearn.delete(node.i)
     const op = this.opId()
     node.ops.set(op, { kind: 'start' })
     core.start(op, pending)
@@ -243,6 +246,11 @@ export class Terminals {
         return
       case 'peer':
       case 'log':
+        // the core logs the moment it has learnt its own history (recovery.ts, learned)
+        if (e.type === 'log' && node.relearnPending === true && node.core?.view.seqKnown === true) {
+          node.relearnPending = false
+          this.sim.check.learned(node)
+        }
         if (this.sim.opts.trace)
           this.sim.log(
             `${node.name} ${e.type === 'peer' ? `peer ${this.sim.name(e.key)} ${e.state}` : e.message}`,

@@ -55,6 +55,8 @@ export interface Node {
   knownAt: Map<string, number>
   /** own reservations whose first barrier request was sent */
   requested: Set<string>
+  /** this incarnation started without knowing its own history: the checker snapshots it when learnt */
+  relearnPending?: boolean
   /** after a wipe: 1 until a catch-up refills the disk, 2 while the refill is not all on disk */
   refill?: 0 | 1 | 2 | undefined
 }
