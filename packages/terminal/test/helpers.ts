@@ -2,7 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createVenueBundle, type PolicyOverrides, type VenueBundle } from '@nullmesh/policy'
-import { createTerminal, type Terminal, type TerminalInit } from '@nullmesh/terminal'
+import {
+  type CentralLink,
+  createHttpCentralLink,
+  createTerminal,
+  type Terminal,
+  type TerminalInit,
+} from '@nullmesh/terminal'
 
 export const TOKEN = 'test-token-0123456789'
 
@@ -148,4 +154,23 @@ export async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port
   await new Promise((r) => server.close(r))
   return port
+}
+
+/**
+ * The real HTTP link to central with some methods replaced (a recording, failing or counting test
+ * double). The optional notices (revocations, abandoned, checkpoint) are left out, as before.
+ */
+export function wrapCentralLink(url: string, over: Partial<CentralLink> = {}): CentralLink {
+  const inner = createHttpCentralLink({ url })
+  return {
+    url,
+    health: (o) => inner.health(o),
+    authorize: (r, o) => inner.authorize(r, o),
+    void: (r, o) => inner.void(r, o),
+    sync: (e, o) => inner.sync(e, o),
+    payment: (id, o) => inner.payment(id, o),
+    payments: (ids, o) => inner.payments!(ids, o),
+    denylist: (v, o) => inner.denylist(v, o),
+    ...over,
+  }
 }

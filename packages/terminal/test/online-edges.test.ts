@@ -16,7 +16,7 @@ import {
   type TerminalInit,
 } from '@nullmesh/terminal'
 import { afterEach, describe, expect, test } from 'vitest'
-import { card, payment, startVenue, type TestVenue, waitFor } from './helpers.js'
+import { card, payment, startVenue, type TestVenue, waitFor, wrapCentralLink } from './helpers.js'
 
 const FAST = {
   connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
@@ -47,13 +47,7 @@ async function startCentral(v: TestVenue): Promise<CentralService> {
 /** The real link, except that authorize's answer is lost: central decides, the terminal times out. */
 function lostAnswerLink(url: string, seen: string[]): CentralLink {
   const inner = createHttpCentralLink({ url })
-  return {
-    url,
-    health: (o) => inner.health(o),
-    payment: (id, o) => inner.payment(id, o),
-    denylist: (v, o) => inner.denylist(v, o),
-    sync: (e, o) => inner.sync(e, o),
-    void: (r, o) => inner.void(r, o),
+  return wrapCentralLink(url, {
     async authorize(r, o) {
       const answer = await inner.authorize(r)
       seen.push(answer.paymentId)
@@ -65,7 +59,7 @@ function lostAnswerLink(url: string, seen: string[]): CentralLink {
       })
       throw new Error('unreachable')
     },
-  }
+  })
 }
 
 /** T1 again on its data directory, with another link to central, its peers given. */

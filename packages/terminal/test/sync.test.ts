@@ -10,7 +10,7 @@ import {
   type TerminalEvent,
 } from '@nullmesh/terminal'
 import { afterEach, describe, expect, test } from 'vitest'
-import { card, freePort, payment, startVenue, type TestVenue, waitFor } from './helpers.js'
+import { card, freePort, payment, startVenue, type TestVenue, waitFor, wrapCentralLink } from './helpers.js'
 
 const FAST = {
   connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
@@ -24,18 +24,12 @@ interface Recorded {
 /** The HTTP link, recording every sync batch it sends. */
 function recordingLink(url: string, rec: Recorded): CentralLink {
   const inner = createHttpCentralLink({ url })
-  return {
-    url,
-    health: (o) => inner.health(o),
-    authorize: (r, o) => inner.authorize(r, o),
-    void: (r, o) => inner.void(r, o),
-    payment: (id, o) => inner.payment(id, o),
-    denylist: (v, o) => inner.denylist(v, o),
+  return wrapCentralLink(url, {
     async sync(events, o): Promise<CentralSyncResult> {
       rec.batches.push(events)
       return inner.sync(events, o)
     },
-  }
+  })
 }
 
 let venue: TestVenue | undefined
@@ -184,13 +178,7 @@ describe('sync agent against the real central service', () => {
     // T1 restarts with a link that fails: before sending, after central stored (answer lost), twice each
     const inner = createHttpCentralLink({ url })
     let calls = 0
-    const flaky: CentralLink = {
-      url,
-      health: (o) => inner.health(o),
-      authorize: (r, o) => inner.authorize(r, o),
-      void: (r, o) => inner.void(r, o),
-      payment: (id, o) => inner.payment(id, o),
-      denylist: (v, o) => inner.denylist(v, o),
+    const flaky = wrapCentralLink(url, {
       async sync(events, o) {
         calls++
         if (calls === 1 || calls === 3)
@@ -200,7 +188,7 @@ describe('sync agent against the real central service', () => {
           throw new TerminalError('central_unavailable', 'connection reset before the answer')
         return answer
       },
-    }
+    })
     // payments while T1 has no link at all: they queue
     const paid: string[] = []
     for (let i = 0; i < 30; i++)
@@ -232,26 +220,21 @@ describe('sync agent against the real central service', () => {
     const url = central.url
     const inner = createHttpCentralLink({ url })
     const calls = { one: 0, many: [] as number[] }
-    const counting = (batch: boolean): CentralLink => ({
-      url,
-      health: (o) => inner.health(o),
-      authorize: (r, o) => inner.authorize(r, o),
-      void: (r, o) => inner.void(r, o),
-      denylist: (v, o) => inner.denylist(v, o),
-      sync: (e, o) => inner.sync(e, o),
-      payment(id, o) {
-        calls.one++
-        return inner.payment(id, o)
-      },
-      async payments(ids, o) {
-        calls.many.push(ids.length)
-        if (!batch)
-          throw new TerminalError('central_rejected', 'Route POST:/v1/payments/status not found', {
-            upstreamStatus: 404,
-          })
-        return inner.payments!(ids, o)
-      },
-    })
+    const counting = (batch: boolean): CentralLink =>
+      wrapCentralLink(url, {
+        payment(id, o) {
+          calls.one++
+          return inner.payment(id, o)
+        },
+        async payments(ids, o) {
+          calls.many.push(ids.length)
+          if (!batch)
+            throw new TerminalError('central_rejected', 'Route POST:/v1/payments/status not found', {
+              upstreamStatus: 404,
+            })
+          return inner.payments!(ids, o)
+        },
+      })
     for (const batch of [true, false]) {
       calls.one = 0
       calls.many = []
