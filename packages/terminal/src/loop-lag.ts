@@ -11,7 +11,7 @@ import {
  *
  * One timer ticks every LOOP_LAG_RESOLUTION_MS; how late each tick fires is the loop's delay at that
  * moment (a blocked loop, or a process the OS did not run, delays the tick by as long). It gives two
- * things: the largest delay over the last complete window (`recentP99Ms`: with ~40 ticks a window,
+ * things: the largest delay over the last complete window (`recentMaxMs`; with ~40 ticks a window
  * its p99 is its maximum), which sets every tap's deadline earlier; and, for a request read now,
  * whether the tick is overdue — then the loop has been busy since the tick was due, and the request
  * may have been waiting in its socket all that time (`arrival`). A terminal whose loop is idle
@@ -26,7 +26,7 @@ export class LoopLag {
   private stallSince: number | undefined
   private stallSeenAt = 0
   /** the largest tick delay over the last complete window, in ms */
-  recentP99Ms = 0
+  recentMaxMs = 0
 
   start(): void {
     if (this.timer !== undefined) return
@@ -42,7 +42,7 @@ export class LoopLag {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
     this.stallSince = undefined
-    this.recentP99Ms = 0
+    this.recentMaxMs = 0
     this.windowMax = 0
   }
 
@@ -58,7 +58,7 @@ export class LoopLag {
     }
     if (late > this.windowMax) this.windowMax = late
     if (now - this.windowStart >= LOOP_LAG_WINDOW_MS) {
-      this.recentP99Ms = this.windowMax
+      this.recentMaxMs = this.windowMax
       this.windowMax = 0
       this.windowStart = now
     }
@@ -89,7 +89,7 @@ export class LoopLag {
    * loop that starves now (a venue healing from a partition) counts at once, not 2 s later.
    */
   reserveMs(tapBudgetMs: number): number {
-    const recent = Math.max(this.recentP99Ms, this.windowMax)
+    const recent = Math.max(this.recentMaxMs, this.windowMax)
     return Math.min(Math.floor(tapBudgetMs / 4), Math.ceil(2 * recent))
   }
 }

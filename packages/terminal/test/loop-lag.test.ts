@@ -20,7 +20,7 @@ describe('the tap deadline keeps room for a starved event loop [loop lag]', () =
       busy(300)
       await new Promise((r) => setTimeout(r, 20))
     }
-    expect(lag.recentP99Ms).toBeGreaterThan(100)
+    expect(lag.recentMaxMs).toBeGreaterThan(100)
     expect(lag.reserveMs(2_000)).toBeGreaterThanOrEqual(200)
     expect(lag.reserveMs(2_000)).toBeLessThanOrEqual(500)
     lag.stop()
@@ -38,7 +38,7 @@ describe('a stall counts at once [loop lag now]', () => {
     expect(lag.reserveMs(2_000)).toBeLessThan(50) // an idle loop reserves (next to) nothing
     busy(300)
     await new Promise((r) => setTimeout(r, 60)) // the overdue tick runs
-    expect(lag.recentP99Ms).toBe(0) // no window has completed yet
+    expect(lag.recentMaxMs).toBe(0) // no window has completed yet
     expect(lag.reserveMs(2_000)).toBeGreaterThanOrEqual(400)
   })
 })
@@ -60,11 +60,10 @@ describe('a request read after a busy stretch is taken to have waited through it
     // the stall began within one tick period of `before`: the request may have waited ≥ 250 ms
     expect(arrived).toBeLessThanOrEqual(before + 50)
     expect(now - arrived).toBeGreaterThanOrEqual(250)
-    // the overdue tick runs first; a request read right after it still waited through the stall
-    await new Promise((r) => setImmediate(r))
+    // the overdue tick runs first; a request read right after it (5 ms after the stall ended: the
+    // read time is given, so a late timer on a loaded machine cannot skip the check) still waited
     await new Promise((r) => setTimeout(r, 0))
-    const soon = performance.now()
-    if (soon - now < 15) expect(lag.arrival(soon)).toBeLessThanOrEqual(before + 50)
+    expect(lag.arrival(now + 5)).toBeLessThanOrEqual(before + 50)
     // once the loop has run freely for a while, a request is taken as it comes
     await new Promise((r) => setTimeout(r, 120))
     const later = performance.now()
