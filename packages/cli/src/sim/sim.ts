@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PAYMENT_STATUSES } from '@nullmesh/central'
+import { MAX_STATUS_IDS, PAYMENT_STATUSES } from '@nullmesh/central'
 import type { PaymentResponse, TerminalClient } from '@nullmesh/client'
 import { createLedger } from '@nullmesh/ledger'
 import {
@@ -821,13 +821,13 @@ async function centralPayments(
     for (const p of r.payments) out.set(p.paymentId, p)
   }
   const missing = [...wanted].filter((id) => !isCommitted(out.get(id)) && /^[0-9a-f]{64}$/.test(id))
-  // the listings are newest first and capped: ask for the rest by id, 500 at a time
-  for (let i = 0; i < missing.length; i += 500) {
+  // the listings are newest first and capped: ask for the rest by id, as many as central takes at once
+  for (let i = 0; i < missing.length; i += MAX_STATUS_IDS) {
     try {
       const r = await fetch(`${url}/v1/payments/status`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ ids: missing.slice(i, i + 500) }),
+        body: JSON.stringify({ ids: missing.slice(i, i + MAX_STATUS_IDS) }),
         signal: AbortSignal.timeout(5_000),
       })
       if (!r.ok) break
