@@ -7,6 +7,11 @@ export const DEFAULT_PORT = 0
 export const MAX_SYNC_EVENTS = 500
 /** Upper bound of payment ids in one POST /v1/payments/status request (a terminal's status poll). */
 export const MAX_STATUS_IDS = 500
+/**
+ * Most events one GET /v1/terminals/:key/events page returns (a terminal that lost its disk takes
+ * its own events back from central before it signs again).
+ */
+export const MAX_ORIGIN_EVENTS_PAGE = 1_000
 /** Enough for MAX_SYNC_EVENTS events of the protocol's maximum size, base64url-encoded, plus JSON. */
 export const MAX_BODY_BYTES = 12 * 1024 * 1024
 /** Longest base64url string one event may take (MAX_EVENT_BYTES = 16 KiB → 21,846 chars). */

@@ -7,6 +7,7 @@ import {
   MAX_BODY_BYTES,
   MAX_EVENT_BASE64_LENGTH,
   MAX_EVENTS_LIMIT,
+  MAX_ORIGIN_EVENTS_PAGE,
   MAX_PARAM_LENGTH,
   MAX_PAYMENTS_LIMIT,
   MAX_STATUS_IDS,
@@ -284,6 +285,23 @@ export function buildHttpApp(init: HttpAppInit): FastifyInstance {
       },
     },
     async (req) => ({ payments: await service.getPayments(req.body.ids) }),
+  )
+
+  // one terminal's own events, for the terminal that lost its disk (docs/protocol.md, "Lost disks");
+  // open like the other read routes: every terminal of the venue holds the same signed events
+  app.get(
+    '/v1/terminals/:key/events',
+    {
+      schema: {
+        params: Type.Object({ key: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
+        querystring: Type.Object({
+          after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_ORIGIN_EVENTS_PAGE })),
+        }),
+      },
+    },
+    async (req) =>
+      service.originEvents(req.params.key, req.query.after ?? 0, req.query.limit ?? MAX_ORIGIN_EVENTS_PAGE),
   )
 
   app.get(

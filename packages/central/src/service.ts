@@ -16,6 +16,7 @@ import {
   DEFAULT_PORT,
   DEFAULT_SETTLE_INTERVAL_MS,
   DENYLIST_DOMAIN,
+  MAX_ORIGIN_EVENTS_PAGE,
   MAX_SYNC_EVENTS,
 } from './constants.js'
 import {
@@ -178,6 +179,17 @@ export interface CentralService {
   /** Several payments at once, unknown ids left out: a terminal's status poll in one request. */
   getPayments(paymentIds: string[], opts?: AbortOptions): Promise<PaymentView[]>
   listPayments(filter: PaymentFilter, opts?: AbortOptions): Promise<PaymentView[]>
+  /**
+   * One terminal's own events (wire bytes, base64url) with seq > afterSeq, in seq order, at most
+   * `limit`; `next` is the seq to ask after when the page was full. A terminal that lost its disk
+   * takes them back before it signs again (docs/protocol.md, "Lost disks").
+   */
+  originEvents(
+    origin: string,
+    afterSeq: number,
+    limit: number,
+    opts?: AbortOptions,
+  ): Promise<{ events: string[]; next: number | null }>
   summary(venueId: string, opts?: AbortOptions): Promise<VenueSummary>
   /** Register an endpoint: http(s) URL, secret ≥ 32 bytes (default generated), event types (default all). */
   addWebhook(endpoint: WebhookCreate, opts?: AbortOptions): Promise<WebhookRegistration>
@@ -438,6 +450,21 @@ class DefaultCentralService implements CentralService {
       opts,
     )
     return read.payments.map(toPaymentView)
+  }
+
+  async originEvents(
+    origin: string,
+    afterSeq: number,
+    limit: number,
+    opts: AbortOptions = {},
+  ): Promise<{ events: string[]; next: number | null }> {
+    this.assertStarted()
+    const page = Math.min(Math.max(1, limit), MAX_ORIGIN_EVENTS_PAGE)
+    const rows = await this.store.listOriginEvents(origin, afterSeq, page, opts)
+    return {
+      events: rows.map((r) => r.bytes),
+      next: rows.length === page ? rows[rows.length - 1]!.seq : null,
+    }
   }
 
   async listPayments(filter: PaymentFilter, opts: AbortOptions = {}): Promise<PaymentView[]> {

@@ -637,6 +637,21 @@ class SqlCentralStore implements CentralStore {
     return readSet(this.sql, req, { toEvent, toPayment })
   }
 
+  async listOriginEvents(
+    origin: string,
+    afterSeq: number,
+    limit: number,
+    opts: AbortOptions = {},
+  ): Promise<StoredEvent[]> {
+    throwIfAborted(opts.signal)
+    // the primary key (origin, seq) serves it as one index range
+    const r = await this.sql.query(
+      'SELECT * FROM events WHERE origin = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [origin, afterSeq, limit],
+    )
+    return r.rows.map(toEvent)
+  }
+
   async countEvents(opts: AbortOptions = {}): Promise<number> {
     throwIfAborted(opts.signal)
     const r = await this.sql.query<{ n: unknown }>('SELECT count(*) AS n FROM events')

@@ -162,6 +162,16 @@ export interface CentralStore {
   /** what a sync batch will read, in a few queries instead of several per event */
   readSet(req: ReadSetRequest, opts?: AbortOptions): Promise<ReadSet>
   countEvents(opts?: AbortOptions): Promise<number>
+  /**
+   * one origin's events with seq > afterSeq, in seq order, at most `limit` (a terminal that lost its
+   * disk takes its own events back before it signs again: docs/protocol.md, "Lost disks")
+   */
+  listOriginEvents(
+    origin: string,
+    afterSeq: number,
+    limit: number,
+    opts?: AbortOptions,
+  ): Promise<StoredEvent[]>
 
   getPayment(paymentId: string, opts?: AbortOptions): Promise<PaymentRecord | undefined>
   /** newest (queuedAt) first, at most filter.limit */

@@ -1,6 +1,6 @@
 import { type CentralService, createCentralService, createSimulatedIssuer } from '@nullmesh/central'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { api, b64, TempDirs, VenueFixture } from './fixtures/helpers.js'
+import { api, b64, hex, TempDirs, VenueFixture } from './fixtures/helpers.js'
 
 // Issue 17, item 4: no route coerces a body's types (a string for an array, a number for a string,
 // one element for a scalar) or silently drops unknown fields, and every 4xx is `{ code, message }`.
@@ -90,6 +90,37 @@ describe('[no coercion] central HTTP input', () => {
       { ids: Array.from({ length: 501 }, () => '0'.repeat(64)) },
       undefined,
     )
+  })
+
+  it('GET /v1/terminals/:key/events: one terminal’s own events back, paged in seq order [own events]', async () => {
+    const t = venue.t(1)
+    const other = venue.t(2)
+    const key = hex(t.key.publicKey)
+    const a = venue.pay(t)
+    const b = venue.pay(t)
+    const theirs = venue.pay(other)
+    const sent = [a.reservation, a.commit, b.reservation, b.commit, theirs.reservation]
+    const r = await api(central.url, 'POST', '/v1/sync', { events: sent.map(b64) })
+    expect(r.status).toBe(200)
+    const all = await api(central.url, 'GET', `/v1/terminals/${key}/events`)
+    expect(all.status).toBe(200)
+    expect(all.body).toEqual({
+      events: [a.reservation, a.commit, b.reservation, b.commit].map(b64),
+      next: null,
+    })
+    const p1 = await api(central.url, 'GET', `/v1/terminals/${key}/events?after=0&limit=3`)
+    expect(p1.body.events).toEqual([a.reservation, a.commit, b.reservation].map(b64))
+    expect(p1.body.next).toBe(b.reservation.event.seq)
+    const p2 = await api(central.url, 'GET', `/v1/terminals/${key}/events?after=${p1.body.next}&limit=3`)
+    expect(p2.body).toEqual({ events: [b64(b.commit)], next: null })
+    // a key central holds nothing of: an empty page, not an error
+    const none = await api(central.url, 'GET', `/v1/terminals/${'0'.repeat(64)}/events`)
+    expect(none.body).toEqual({ events: [], next: null })
+    await bad('GET', `/v1/terminals/${key.toUpperCase()}/events`, undefined)
+    await bad('GET', `/v1/terminals/${key}/events?limit=0`, undefined)
+    await bad('GET', `/v1/terminals/${key}/events?limit=1001`, undefined)
+    await bad('GET', `/v1/terminals/${key}/events?after=-1`, undefined)
+    await bad('GET', `/v1/terminals/${key}/events?after=x`, undefined)
   })
 
   it('long path parameters → 400 { code, message }, not the framework’s 414', async () => {

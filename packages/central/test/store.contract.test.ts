@@ -167,6 +167,27 @@ for (const backend of backends) {
       expect(await store.countEvents()).toBe(before + 1)
     })
 
+    it('listOriginEvents pages one origin’s events in seq order past a seq, others left out', async () => {
+      const origin = hex(32)
+      const other = hex(32)
+      // stored out of order, with a gap at 3 and another origin's events interleaved
+      const mine = [5, 1, 4, 2, 12].map((seq) => event({ origin, seq }))
+      await store.apply([
+        ...mine.map((e) => ({ op: 'putEvent' as const, event: e })),
+        { op: 'putEvent', event: event({ origin: other, seq: 2 }) },
+      ])
+      const seqs = async (after: number, limit: number) =>
+        (await store.listOriginEvents(origin, after, limit)).map((e) => e.seq)
+      expect(await seqs(0, 100)).toEqual([1, 2, 4, 5, 12])
+      expect(await seqs(0, 2)).toEqual([1, 2])
+      expect(await seqs(2, 2)).toEqual([4, 5])
+      expect(await seqs(5, 2)).toEqual([12])
+      expect(await seqs(12, 2)).toEqual([])
+      expect(await store.listOriginEvents(hex(32), 0, 10)).toEqual([])
+      const first = (await store.listOriginEvents(origin, 0, 1))[0]
+      expect(first).toEqual(mine[1])
+    })
+
     it('knownEventIds answers which ids of a batch are stored, in one call', async () => {
       const a = event()
       const b = event()
