@@ -57,6 +57,7 @@ import { MeshCore } from './core/core.js'
 import type { Pending } from './core/recovery.js'
 import type {
   Effect,
+  EventSource,
   MeshMode,
   OfflineCandidate,
   OfflineDecision,
@@ -115,6 +116,12 @@ export interface MeshInit {
   abandoned?: string[]
   /** worker threads verifying catch-up frames ahead of the core (default: cores − 1, ≥ 1; 0 inline) */
   catchupVerifyThreads?: number
+  /**
+   * Our own events that central kept, page by page (wire bytes), for a terminal that lost its disk:
+   * it signs nothing until they are applied or the source failed (docs/protocol.md, "Lost disks").
+   * Without it a lost disk is relearned from peers only.
+   */
+  refillOwn?: (opts: { signal: AbortSignal }) => AsyncIterable<Uint8Array[]>
 }
 
 export interface MeshStatus {
@@ -144,12 +151,17 @@ export interface MeshStatus {
    * enough peers: it signs nothing until then (docs/protocol.md, "Lost disks")
    */
   historyKnown: boolean
+  /**
+   * our own events taken back from central while relearning (a lost disk): 'awaiting' until
+   * central answered or could not be asked; 'none' when no refill was needed or possible
+   */
+  centralRefill: 'none' | 'awaiting' | 'done'
 }
 
 export interface MeshEvents {
   mode: CustomEvent<{ mode: MeshMode }>
   peer: CustomEvent<{ peerId: string; id: string; state: 'ready' | 'disconnected' }>
-  event: CustomEvent<{ event: SignedEvent; source: 'self' | 'gossip' | 'catchup' | 'barrier' }>
+  event: CustomEvent<{ event: SignedEvent; source: EventSource }>
 }
 
 export interface MeshNode extends TypedEventTarget<MeshEvents> {
@@ -262,6 +274,8 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
   /** when each op started (tracing only) */
   private readonly opStarted = new Map<number, number>()
   private readonly coreTimers = new Map<number, NodeJS.Timeout>()
+  /** the refill of our own events from central in progress (aborted by stop) */
+  private refillAbort: AbortController | undefined
   /** own durable writes not yet answered: stop() waits for them before the caller closes the ledger */
   private readonly writing = new Set<Promise<unknown>>()
   private started = false
@@ -319,6 +333,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       clock: { wall: () => this.now(), mono: () => performance.now() },
       rng: Math.random,
       effects: (e) => this.effect(e),
+      centralRefill: init.refillOwn !== undefined,
     })
     this.protocols = protocolIds(this.bundle.venueId)
     this.topic = gossipTopic(this.bundle.venueId)
@@ -444,6 +459,9 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           queueMicrotask(() => this.emit('peer', { peerId: member.peerId, id: member.id, state: e.state }))
         return
       }
+      case 'refill':
+        this.refill()
+        return
       case 'event':
         queueMicrotask(() => this.emit('event', { event: e.event, source: e.source }))
         return
@@ -451,6 +469,35 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
         log('%s', e.message)
         return
     }
+  }
+
+  /** our own events back from central after a lost disk (effect `refill`; recovery.ts) */
+  private refill(): void {
+    const source = this.init.refillOwn
+    if (source === undefined) {
+      queueMicrotask(() => this.core.refillEnded(false))
+      return
+    }
+    const ac = new AbortController()
+    this.refillAbort = ac
+    void (async () => {
+      let events = 0
+      try {
+        for await (const page of source({ signal: ac.signal })) {
+          if (ac.signal.aborted) return
+          events += this.core.refillBatch(page)
+        }
+        if (ac.signal.aborted) return
+        log('took %d own events back from central', events)
+        this.core.refillEnded(true)
+      } catch (err: unknown) {
+        if (ac.signal.aborted) return
+        log('own events from central: %s (learning from peers only)', (err as Error).message)
+        this.core.refillEnded(false)
+      } finally {
+        if (this.refillAbort === ac) this.refillAbort = undefined
+      }
+    })()
   }
 
   /**
@@ -686,6 +733,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     this.starting = undefined
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    this.refillAbort?.abort()
     this.liveness?.stop()
     this.liveness = undefined
     await this.rejoin?.stop() // issue 15 hook: before the caller closes the ledger
@@ -737,6 +785,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
       exposureBoundMinor: currencies[0] === undefined ? 0 : (exposureBounds[currencies[0]] ?? 0),
       events: this.core.view.known.size,
       historyKnown: this.core.view.seqKnown,
+      centralRefill: this.core.refill,
     }
   }
 

@@ -12,12 +12,16 @@ export function coreFixture(opts: {
   me: number
   wall?: number
   mutations?: ReadonlySet<MutationName>
+  /** a central keeps our synced events (CoreInit.centralRefill) */
+  centralRefill?: boolean
 }) {
   const keys: KeyPair[] = Array.from({ length: opts.size }, (_, i) =>
     keyPairFromSeed(new Uint8Array(32).fill(i + 1)),
   )
   const hex = keys.map((k) => toHex(k.publicKey))
   const effects: Effect[] = []
+  /** `refill` effects asked for (kept apart: the fixture drops other effects as it goes) */
+  let refills = 0
   const wall = opts.wall ?? 1_700_000_000_000
   const core = new MeshCore({
     venueId: 'v',
@@ -26,7 +30,11 @@ export function coreFixture(opts: {
     roster: { size: opts.size, members: hex, isEnrolled: (k) => hex.includes(k) },
     clock: { wall: () => wall, mono: () => 0 },
     rng: () => 0.5,
-    effects: (e) => effects.push(e),
+    effects: (e) => {
+      if (e.type === 'refill') refills++
+      effects.push(e)
+    },
+    ...(opts.centralRefill === undefined ? {} : { centralRefill: opts.centralRefill }),
     ...(opts.mutations === undefined ? {} : { mutations: opts.mutations }),
   })
   /** the relearning mark's writes (set, then cleared once learned) made durable; other effects dropped */
@@ -47,5 +55,5 @@ export function coreFixture(opts: {
   core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: 1 })
   core.start(1, [])
   marks()
-  return { core, keys, hex, effects, wall, marks, learnFrom }
+  return { core, keys, hex, effects, wall, marks, learnFrom, refills: () => refills }
 }

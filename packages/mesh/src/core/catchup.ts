@@ -76,6 +76,38 @@ export function batch(core: MeshCore, _key: string, frames: Uint8Array[]): numbe
 }
 
 /**
+ * One page of our own events that central kept (a lost disk's refill, recovery.ts): validated and
+ * applied like a catch-up. Only our own events, and only while we have not learned: once we sign
+ * again a late page could only repeat what we know, or contradict what we signed since.
+ */
+export function refillBatch(core: MeshCore, frames: Uint8Array[]): number {
+  if (core.view.seqKnown || core.refill !== 'awaiting') return 0
+  const valid: { event: SignedEvent; held: boolean }[] = []
+  const ctx = core.validationContext()
+  for (const bytes of frames) {
+    try {
+      const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
+      if (toHex(signed.event.origin) !== core.me) {
+        core.log('central refill: an event of another origin ignored')
+        continue
+      }
+      if (core.view.known.has(signed.idHex)) continue
+      const held = heldOnRelearn(core, signed)
+      core.view.apply(signed, held)
+      valid.push({ event: signed, held })
+    } catch (err: unknown) {
+      if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
+        core.log(`central refill: event rejected: ${(err as Error).message}`)
+    }
+  }
+  if (valid.length > 0) {
+    core.write(valid, { sync: false, own: false })
+    for (const { event } of valid) core.out({ type: 'event', event, source: 'central' })
+  }
+  return valid.length
+}
+
+/**
  * A catch-up finished. After the initial one (the one behind a hello) succeeded, the peer counts
  * toward the quorum, and once a quorum of peers taught us our own history we may sign again.
  */
@@ -93,7 +125,7 @@ export function ended(core: MeshCore, key: string, ok: boolean, initial: boolean
     // (intersection, not counting ourselves: a lost disk holds nothing; counting ourselves let a
     // wiped terminal of 5 learn from 2 peers that missed its certified seq 1, DST seed 14); with
     // custodian groups see docs/protocol.md ("Custodian groups", lost disks)
-    if (!core.view.seqKnown && core.learnedFrom.size >= core.learnQuorum) recovery.learned(core)
+    recovery.maybeLearned(core)
     core.out({ type: 'peer', key, state: 'ready' })
     core.updateMode()
   }

@@ -114,6 +114,11 @@ export class MeshCore {
   relearning = false
   /** the relearning mark is being cleared (recovery.learned) */
   clearing = false
+  /**
+   * our own events back from central after a lost disk (init.centralRefill): 'awaiting' holds our
+   * learning back until central answered or could not be asked (recovery.ts)
+   */
+  refill: 'none' | 'awaiting' | 'done' = 'none'
   /** moving average of recent barrier rounds (ms), sizing the retry back-off */
   recentBarrierMs = 5
   /** moving average of recent durable writes (ms): the time a decision keeps to finish */
@@ -539,6 +544,16 @@ export class MeshCore {
 
   catchupEnded(key: string, ok: boolean, initial: boolean): void {
     catchup.ended(this, key, ok, initial)
+  }
+
+  /** one page of our own events from central (effect `refill`): returns how many were new */
+  refillBatch(frames: Uint8Array[]): number {
+    return catchup.refillBatch(this, frames)
+  }
+
+  /** the refill from central ended: every page given (ok) or central could not be asked */
+  refillEnded(ok: boolean): void {
+    recovery.refillEnded(this, ok)
   }
 
   setPartitioned(partitioned: boolean): void {

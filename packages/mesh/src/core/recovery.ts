@@ -71,6 +71,30 @@ export function load(core: MeshCore, state: LoadedState): void {
 }
 
 /**
+ * Learned once a quorum of peers taught us (catchup.ts) **and** central gave back the own events it
+ * kept, or could not be asked. Peers alone miss an own event that reached no peer: an isolated
+ * approval synced to central before the disk was lost (simulator seed 14 at 40,000 steps signed
+ * its seq again, and central refused the new events as ERR_SEQ_CONFLICT).
+ */
+export function maybeLearned(core: MeshCore): void {
+  if (core.view.seqKnown || core.learnedFrom.size < core.learnQuorum) return
+  if (core.refill === 'awaiting') return
+  learned(core)
+}
+
+/** the refill from central ended (ok: every page was given; otherwise central could not be asked) */
+export function refillEnded(core: MeshCore, ok: boolean): void {
+  if (core.refill !== 'awaiting') return
+  core.refill = 'done'
+  core.log(
+    ok
+      ? `own events taken back from central: next seq ${core.view.nextSeq}`
+      : 'central could not give our own events back: learning from peers only',
+  )
+  maybeLearned(core)
+}
+
+/**
  * Our own history was learned from a quorum (catchup.ts). With the relearning mark set, we sign
  * nothing until what was learned is durable and the mark is durably cleared: the first write
  * syncs every earlier (unsynced) write of the refill; the mark is cleared only after it, so a
@@ -118,6 +142,11 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
     if (!core.relearning && !core.mut('no-relearning-mark')) {
       core.relearning = true
       yield { w: 'durable', id: core.write([], { sync: true, own: false, relearning: true }) }
+    }
+    // and ask central for the own events it kept (learning waits for its answer: maybeLearned)
+    if (core.init.centralRefill === true && core.refill === 'none' && !core.mut('no-central-refill')) {
+      core.refill = 'awaiting'
+      core.out({ type: 'refill' })
     }
     core.updateMode()
     return released

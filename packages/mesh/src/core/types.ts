@@ -42,6 +42,8 @@ export const MUTATIONS = [
   'transfer-before-durable',
   /** recovery: no durable "relearning" mark, so a crash while relearning leaves a store trusted as intact */
   'no-relearning-mark',
+  /** recovery: a terminal relearning after a lost disk signs without its own events central kept */
+  'no-central-refill',
   /** recovery: reservations relearned after a lost disk are not held again (seed 7's card-amount-cap) */
   'no-relearned-holds',
   /** online path: send to central without a quorum round and without the isolated budget's admission */
@@ -85,6 +87,13 @@ export interface CoreInit {
    * simulator: a card's group is computed once, not once per core). Default: the core's own.
    */
   groups?: CustodianGroups
+  /**
+   * A central service keeps this terminal's synced events. A terminal that relearns its history
+   * after a lost disk then also takes its own events back from central (effect `refill`) before it
+   * signs: an isolated approval synced to central before the disk was lost may be held by no peer
+   * (docs/protocol.md, "Lost disks"). Default false: no central.
+   */
+  centralRefill?: boolean
 }
 
 /** Barrier messages between cores (the adapter maps them onto the barrier stream's frames). */
@@ -137,7 +146,7 @@ export type OpResult =
   | { ok: true; value: unknown }
   | { ok: false; code: 'ERR_REFUSED' | 'ERR_ABORTED' | 'ERR_WRITE'; message: string }
 
-export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier'
+export type EventSource = 'self' | 'gossip' | 'catchup' | 'barrier' | 'central'
 
 /**
  * What the core asks its environment to do. `write` completes with `durable(id)` (sync writes
@@ -166,3 +175,8 @@ export type Effect =
   | { type: 'peer'; key: string; state: 'ready' | 'disconnected' }
   | { type: 'event'; event: SignedEvent; source: EventSource }
   | { type: 'log'; message: string }
+  /**
+   * take our own events back from central (a lost disk): answer with `refillBatch(frames)` for
+   * each page and `refillEnded(ok)` (ok false: central could not be asked; learning goes on without)
+   */
+  | { type: 'refill' }

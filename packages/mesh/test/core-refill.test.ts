@@ -1,0 +1,126 @@
+import { type Commit, type Reservation, type SignedEvent, signEvent } from '@nullmesh/protocol'
+import { describe, expect, it } from 'vitest'
+import { MUTATIONS, type MutationName } from '../src/core/index.js'
+import { coreFixture } from './core-fixture.js'
+
+const T0 = 1_700_000_000_000
+
+/**
+ * A terminal that lost its disk learns its own history from a quorum of peers, and also takes back
+ * the own events central kept. Peers alone miss an isolated approval that was synced to central
+ * and never reached a peer: the simulator (seed 14 at 40,000 steps) saw a wiped terminal sign
+ * that approval's seqs again, and central refuses such events as ERR_SEQ_CONFLICT, so whatever it
+ * approved on them never settles (docs/protocol.md, "Lost disks").
+ */
+describe('core: own events from central before signing after a lost disk [central refill]', () => {
+  function fixture(opts: { mutations?: ReadonlySet<MutationName> } = {}) {
+    const f = coreFixture({ size: 5, me: 0, wall: T0, centralRefill: true, ...opts })
+    const k = f.keys[0]!
+    /** an isolated approval at seqs 41 and 42 that only central holds */
+    const reservation = signEvent(k, {
+      type: 'reservation',
+      venue: 'v',
+      origin: k.publicKey,
+      seq: 41,
+      ts: T0 - 60_000,
+      nullifier: new Uint8Array(32).fill(7),
+      cardKey: new Uint8Array(16).fill(7),
+      amountMinor: 900,
+      currency: 'EUR',
+      method: 'contactless',
+      policyVersion: 1,
+    }) as SignedEvent<Reservation>
+    const commit = signEvent(k, {
+      type: 'commit',
+      venue: 'v',
+      origin: k.publicKey,
+      seq: 42,
+      ts: T0 - 60_000,
+      reservation,
+      mode: 'isolated',
+      acks: [],
+    }) as SignedEvent<Commit>
+    const learnQuorum = () => {
+      for (const peer of f.hex.slice(1, 4)) f.learnFrom(peer)
+    }
+    return { ...f, reservation, commit, learnQuorum }
+  }
+
+  it('waits for central after a quorum of peers taught it, then signs past what central kept', () => {
+    const f = fixture()
+    expect(f.refills()).toBe(1)
+    f.learnQuorum()
+    // three peers are enough for a certified event, not for one only central holds
+    expect(f.core.view.seqKnown).toBe(false)
+    expect(f.core.refillBatch([f.reservation.bytes, f.commit.bytes])).toBe(2)
+    // what came back is written to the store (without fsync: the relearning mark covers it)
+    const written = f.effects.flatMap((e) => (e.type === 'write' ? e.records.map((r) => r.event.idHex) : []))
+    expect(written).toEqual([f.reservation.idHex, f.commit.idHex])
+    f.core.refillEnded(true)
+    f.marks()
+    f.marks()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(43)
+    // the approval counts in the view as it did before the disk was lost
+    expect(f.core.view.known.has(f.commit.idHex)).toBe(true)
+  })
+
+  it('central answering first still waits for the peers', () => {
+    const f = fixture()
+    f.core.refillBatch([f.reservation.bytes])
+    f.core.refillEnded(true)
+    f.marks()
+    expect(f.core.view.seqKnown).toBe(false)
+    f.learnQuorum()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(42)
+  })
+
+  it('a central that cannot be asked does not hold learning back (the residual stated in the docs)', () => {
+    const f = fixture()
+    f.learnQuorum()
+    f.core.refillEnded(false)
+    f.marks()
+    f.marks()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(1)
+  })
+
+  it('only our own events are taken; a page after learning is ignored', () => {
+    const f = fixture()
+    const k = f.keys[2]!
+    const theirs = signEvent(k, {
+      type: 'reservation',
+      venue: 'v',
+      origin: k.publicKey,
+      seq: 99,
+      ts: T0 - 1_000,
+      nullifier: new Uint8Array(32).fill(9),
+      cardKey: new Uint8Array(16).fill(9),
+      amountMinor: 100,
+      currency: 'EUR',
+      method: 'contactless',
+      policyVersion: 1,
+    })
+    expect(f.core.refillBatch([theirs.bytes, new Uint8Array([1, 2, 3])])).toBe(0)
+    f.core.refillEnded(true)
+    f.learnQuorum()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.refillBatch([f.reservation.bytes])).toBe(0)
+    expect(f.core.view.nextSeq).toBe(1)
+  })
+
+  it('mutant no-central-refill: learns from the peers alone and would sign seq 1 again', () => {
+    expect(MUTATIONS).toContain('no-central-refill')
+    const f = fixture({ mutations: new Set<MutationName>(['no-central-refill']) })
+    expect(f.refills()).toBe(0)
+    f.learnQuorum()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(1)
+  })
+
+  it('an intact store asks central for nothing', () => {
+    const f = coreFixture({ size: 5, me: 0, wall: T0, centralRefill: false })
+    expect(f.refills()).toBe(0)
+  })
+})
