@@ -1,4 +1,4 @@
-import { toBase64url } from '@nullmesh/protocol'
+import { fromBase64url, toBase64url } from '@nullmesh/protocol'
 import { DEFAULT_CENTRAL_TIMEOUT_MS, DEFAULT_ONLINE_TIMEOUT_MS } from './constants.js'
 import { TerminalError } from './errors.js'
 
@@ -71,6 +71,17 @@ export interface CentralLink {
    * without it answers 404 (TerminalError, upstreamStatus 404). Optional for test doubles.
    */
   payments?(paymentIds: string[], opts?: AbortOptions): Promise<CentralPaymentStatus[]>
+  /**
+   * one page of a terminal's own events central keeps (wire bytes), seq > afterSeq in seq order;
+   * `next` is the seq to ask after when more may follow. A terminal that lost its disk takes them
+   * back before it signs (docs/protocol.md, "Lost disks"). Optional for test doubles; a central
+   * without it answers 404 (TerminalError, upstreamStatus 404).
+   */
+  ownEvents?(
+    originHex: string,
+    afterSeq: number,
+    opts?: AbortOptions,
+  ): Promise<{ events: Uint8Array[]; next: number | null }>
   /** the venue's signed deny list document (verified by the caller) */
   denylist(venueId: string, opts?: AbortOptions): Promise<unknown>
   /** the venue's operator revocations (signed documents); optional for test doubles */
@@ -192,6 +203,31 @@ class HttpCentralLink implements CentralLink {
         'central answered /v1/payments/status with an unexpected body',
       )
     return body.payments as CentralPaymentStatus[]
+  }
+
+  async ownEvents(
+    originHex: string,
+    afterSeq: number,
+    opts: AbortOptions = {},
+  ): Promise<{ events: Uint8Array[]; next: number | null }> {
+    const body = (await this.#request(
+      'GET',
+      `v1/terminals/${encodeURIComponent(originHex)}/events?after=${afterSeq}`,
+      undefined,
+      this.#timeoutMs,
+      opts,
+    )) as { events?: unknown; next?: unknown }
+    const next = body?.next
+    if (
+      !Array.isArray(body?.events) ||
+      !body.events.every((e) => typeof e === 'string') ||
+      (next !== null && (typeof next !== 'number' || !Number.isSafeInteger(next) || next <= afterSeq))
+    )
+      throw new TerminalError(
+        'central_unavailable',
+        'central answered /v1/terminals/:key/events with an unexpected body',
+      )
+    return { events: (body.events as string[]).map((e) => fromBase64url(e)), next: next as number | null }
   }
 
   async denylist(venueId: string, opts: AbortOptions = {}): Promise<unknown> {

@@ -118,3 +118,10 @@ export const LOOP_LAG_STALL_SLACK_MS = 10
  * Conservative: a request that really came just after the stall gets a deadline that much earlier.
  */
 export const LOOP_LAG_READ_WINDOW_MS = 20
+
+/**
+ * A terminal that lost its disk takes its own events back from central before it signs
+ * (docs/protocol.md, "Lost disks"). It asks once; the first page may take this long (a silent
+ * central delays its learning by at most this much), an unreachable central ends it at once.
+ */
+export const CENTRAL_REFILL_FIRST_TIMEOUT_MS = 2_000

@@ -42,6 +42,8 @@ export {
 } from './constants.js'
 export type { TerminalErrorCode } from './errors.js'
 export { TERMINAL_ERROR_STATUS, TerminalError } from './errors.js'
+export type { CentralRefillInit } from './refill.js'
+export { centralRefill } from './refill.js'
 export type { PaymentBody, PaymentRequestBody, PaymentResponseBody, StatusBody } from './schemas.js'
 export {
   BarrierSchema,

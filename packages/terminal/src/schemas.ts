@@ -147,6 +147,12 @@ export const StatusSchema = Type.Object(
               'false while a terminal with an empty ledger has not learned its own history from enough peers: it approves nothing until then',
           }),
         ),
+        centralRefill: Type.Optional(
+          literals(
+            ['none', 'awaiting', 'done'] as const,
+            'a terminal with an empty ledger takes its own events back from central too: awaiting until central answered or could not be reached',
+          ),
+        ),
       },
       { additionalProperties: false },
     ),

@@ -38,6 +38,7 @@ import { LoopLag } from './loop-lag.js'
 import { TerminalMetrics } from './metrics.js'
 import { VenueNotices } from './notices.js'
 import { type Candidate, OnlinePayments, type Outcome, type SettlementStatus } from './online.js'
+import { type CentralRefillInit, centralRefill } from './refill.js'
 import {
   type PaymentBody,
   type PaymentRequestBody,
@@ -76,6 +77,8 @@ export interface TerminalInit {
   centralUrl?: string
   /** a CentralLink of your own (tests, other transports); takes precedence over centralUrl */
   central?: CentralLink
+  /** the refill of a lost disk's own events from central (waits and retries; refill.ts) */
+  refill?: CentralRefillInit
   /**
    * mesh (default): offline payments go through the commit-before-accept barrier.
    * floor-limit-only: benchmark comparison, each terminal decides alone on its own approvals
@@ -354,7 +357,20 @@ class NullmeshTerminal implements Terminal {
       },
     )
     this.#online = online
+    const link =
+      init.central ??
+      (init.centralUrl === undefined || init.centralUrl === ''
+        ? undefined
+        : createHttpCentralLink({
+            url: init.centralUrl,
+            authorizeTimeoutMs: init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
+          }))
+    const ownEvents = link?.ownEvents?.bind(link)
     const mesh = createMeshNode({
+      // a lost disk: our own events central kept come back before we sign (docs/protocol.md)
+      ...(ownEvents === undefined
+        ? {}
+        : { refillOwn: centralRefill(ownEvents, this.#publicKeyHex, init.refill) }),
       // issue 17: revocations and abandoned reservations accepted by earlier runs
       revocations: notices.revocationDocs(),
       abandoned: notices.abandonedIds(),
@@ -383,14 +399,6 @@ class NullmeshTerminal implements Terminal {
       { terminal: init.id },
     )
 
-    const link =
-      init.central ??
-      (init.centralUrl === undefined || init.centralUrl === ''
-        ? undefined
-        : createHttpCentralLink({
-            url: init.centralUrl,
-            authorizeTimeoutMs: init.onlineTimeoutMs ?? DEFAULT_ONLINE_TIMEOUT_MS,
-          }))
     if (link !== undefined) {
       this.#link = link
       const monitor = new ConnectivityMonitor((o) => link.health(o), init.connectivity)
@@ -902,6 +910,7 @@ class NullmeshTerminal implements Terminal {
         groupSize: s.groupSize,
         groupsWithoutQuorum: s.groupsWithoutQuorum,
         historyKnown: s.historyKnown,
+        centralRefill: s.centralRefill,
       },
       queue: this.#counters.queueSummary(),
       exposureBoundMinor: s.exposureBoundMinor,

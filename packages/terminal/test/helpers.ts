@@ -170,6 +170,7 @@ export function wrapCentralLink(url: string, over: Partial<CentralLink> = {}): C
     sync: (e, o) => inner.sync(e, o),
     payment: (id, o) => inner.payment(id, o),
     payments: (ids, o) => inner.payments!(ids, o),
+    ownEvents: (k, a, o) => inner.ownEvents!(k, a, o),
     denylist: (v, o) => inner.denylist(v, o),
     ...over,
   }
