@@ -106,6 +106,22 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.faults['residual-seq-reuse'] ?? 0).toBeGreaterThan(0)
   }, 120_000)
 
+  // A wiped terminal takes its own events back from central before it signs (recovery.ts). Its
+  // peers cannot give back an isolated approval that only central held: seed 14 at 40,000 steps
+  // re-signed its seqs (central refuses them: ERR_SEQ_CONFLICT, the approvals on them never
+  // settle). The aimed central-only scenario (aimed.ts) reaches that path at seed 5 in 12,000 steps.
+  it('[central refill] seed 14 at 40,000 steps holds; without the refill seed 5 signs a seq twice', () => {
+    const faults = new Set(FAULTS)
+    expect(runSeed({ terminals: 5, seed: 14, steps: 40_000, faults }).violation).toBeUndefined()
+    const mutations = new Set(['no-central-refill'] as const)
+    const caught = runSeed({ terminals: 5, seed: 5, steps: 12_000, faults, mutations })
+    expect(caught.violation?.invariant).toBe('seq-signed-twice')
+    expect(caught.faults['aimed-central']).toBe(1)
+    const clean = runSeed({ terminals: 5, seed: 5, steps: 12_000, faults })
+    expect(clean.violation).toBeUndefined()
+    expect(clean.faults['aimed-central']).toBe(1)
+  }, 120_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

@@ -10,6 +10,8 @@ const RELEARN_CRASH_RATE = 1
 const RELEARN_SCENARIO_RATE = 0.5
 /** chance per fault tick (100 ms) of the safety phase that the relearned-holds scenario starts */
 const HOLDS_SCENARIO_RATE = 0.3
+/** chance per fault tick (100 ms) of the safety phase that the central-only scenario starts */
+const CENTRAL_SCENARIO_RATE = 0.3
 
 /**
  * Fault points aimed at the two mechanisms of a lost disk's refill (docs/protocol.md, "Fault points
@@ -26,7 +28,12 @@ const HOLDS_SCENARIO_RATE = 0.3
  *   that with the first pass the card cap. That quorum meets the certifying one only in the wiped
  *   holder.
  *
- * Both keep to the lost-disk assumptions: one disk lost per scenario (others' wipes become plain
+ * - central only (the refill from central): a terminal W cut off from every peer, not from central,
+ *   approves a fresh card under the isolated rules; once central holds that approval (W synced it)
+ *   and no peer does, W's disk is lost and it reboots connected. Its peers cannot give the approval
+ *   back: without the refill it signs its seqs again (seed 14 at 40,000 steps found it).
+ *
+ * All keep to the lost-disk assumptions: one disk lost per scenario (others' wipes become plain
  * restarts meanwhile), nobody refilling when it starts, and a wipe only when the highest own event
  * that left the terminal is held by enough of its learn sources (ownSettled).
  */
@@ -59,6 +66,13 @@ export class AimedFaults {
       }
     | undefined
   private relearnDone = false
+  private readonly centralRng: Rng
+  private central:
+    | { stage: 'approve' | 'committed' | 'wiped'; node: number; card: number; commit?: string; until: number }
+    | undefined
+  private centralDone = false
+  /** a seed that tries the central-only scenario before the other two (its own stream) */
+  private readonly centralFirst: boolean
   /** which scenario a seed tries first */
   private readonly relearnFirst: boolean
 
@@ -66,17 +80,114 @@ export class AimedFaults {
     this.crashRng = new Rng((sim.opts.seed ^ 0x72636c72) >>> 0)
     this.holdsRng = new Rng((sim.opts.seed ^ 0x686f6c64) >>> 0)
     this.relearnFirst = new Rng((sim.opts.seed ^ 0x6f726472) >>> 0).chance(0.6)
+    this.centralRng = new Rng((sim.opts.seed ^ 0x636e746c) >>> 0)
+    this.centralFirst = new Rng((sim.opts.seed ^ 0x63667374) >>> 0).chance(0.3)
   }
 
   /** a terminal the scenario needs with its disk: a crash of it is not a wipe meanwhile */
   keepsDisk(i: number): boolean {
+    if (this.central !== undefined) return this.central.node !== i
     if (this.relearn !== undefined) return this.relearn.node !== i
     return this.holds !== undefined && this.holds.holder !== i
   }
 
   /** the scenario's wiped holder: its refill is not cut by a crash meanwhile (the scenario needs it up) */
   refillsUncut(i: number): boolean {
-    return (this.holds !== undefined && this.holds.holder === i) || this.relearn?.node === i
+    return (
+      (this.holds !== undefined && this.holds.holder === i) ||
+      this.relearn?.node === i ||
+      this.central?.node === i
+    )
+  }
+
+  // ---- central only ---------------------------------------------------------------------------
+
+  /** the central-only scenario: start it, or move it on (see the class comment) */
+  private centralTick(): void {
+    const sim = this.sim
+    const c = this.central
+    if (c === undefined) {
+      if (!this.centralDone) this.centralStart()
+      return
+    }
+    const node = sim.nodes[c.node]!
+    if (sim.now > c.until) {
+      sim.log(`AIMED central only: ${c.stage === 'wiped' ? 'done' : 'lapsed'}`)
+      this.centralEnd()
+      return
+    }
+    if (c.stage !== 'committed' || !node.up || c.commit === undefined) return
+    // central holds the approval and no peer does: the disk is lost now
+    if (![...(sim.central.cEvents.get(node.hex)?.values() ?? [])].some((e) => e.idHex === c.commit)) return
+    for (const other of sim.nodes)
+      if (other !== node && other.disk.readable().some((e) => e.idHex === c.commit)) {
+        sim.log('AIMED central only: lapsed (a peer holds the approval)')
+        this.centralEnd()
+        return
+      }
+    c.stage = 'wiped'
+    c.until = sim.now + 5000
+    sim.count('aimed-central')
+    this.crashNow(node, 'its disk will be wiped (aimed: an isolated approval only central holds)')
+    this.centralHeal(c.node)
+    sim.at(this.centralRng.range(150, 400), { k: 'restart', node: c.node, wipe: true, connected: true })
+  }
+
+  private centralStart(): void {
+    const sim = this.sim
+    const f = sim.opts.faults
+    if (!f.has('partition') || !f.has('crash') || !f.has('wipe') || sim.n < 3) return
+    if (!this.centralRng.chance(CENTRAL_SCENARIO_RATE)) return
+    // nobody refilling (a refilling peer is no learn source); a terminal down keeps its disk
+    // meanwhile (keepsDisk), one in an outage takes no part
+    for (const n of sim.nodes) if ((n.refill ?? 0) !== 0 || (n.up && n.core?.view.seqKnown === false)) return
+    if (sim.central.centralDown) return
+    const node = sim.nodes[this.centralRng.int(sim.n)]!
+    if (!node.up || !node.started || node.core === undefined || sim.faults.outages.has(node.i)) return
+    const quorum = node.core.quorum
+    // its history so far learnable from its peers: only the approval below is not
+    if (sim.central.centralLinkDown[node.i] || !this.ownHeldBy(node, [node], quorum - 1)) return
+    sim.workload.aimedCards.push({ key: this.centralRng.bytes(16) })
+    const card = -sim.workload.aimedCards.length
+    this.central = { stage: 'approve', node: node.i, card, until: sim.now + 10_000 }
+    sim.log(`AIMED central only: ${node.name} cut off from its peers (not from central)`)
+    for (let j = 0; j < sim.n; j++) if (j !== node.i) this.cut(node.i, j)
+    // tapped as soon as the isolated rules apply (the probe time after the quorum was lost), for a
+    // small amount: the workload's own taps there use up the isolated budget meanwhile
+    const cur = sim.policy.currencies[CURRENCY]!
+    const amount = Math.min(500, cur.isolatedFloorLimitMinor)
+    sim.log(`AIMED central only: card c${card} tapped at ${node.name} (${amount})`)
+    sim.at(this.centralRng.range(1550, 1700), {
+      k: 'retry',
+      payment: this.payment(node.i, card, amount, this.centralRng),
+    })
+  }
+
+  /** a fault's links healed: the central-only scenario's terminal stays cut off from its peers */
+  healed(): void {
+    const c = this.central
+    if (c === undefined || c.stage === 'wiped') return
+    const sim = this.sim
+    for (let j = 0; j < sim.n; j++)
+      if (j !== c.node && sim.net.linkDown[c.node * sim.n + j] === 0) this.cut(c.node, j)
+  }
+
+  /** the cut terminal's links come back (not those of a terminal in an outage) */
+  private centralHeal(i: number): void {
+    const sim = this.sim
+    for (let j = 0; j < sim.n; j++) {
+      if (j === i || sim.faults.outages.has(j)) continue
+      sim.net.linkDown[i * sim.n + j] = 0
+      sim.net.linkDown[j * sim.n + i] = 0
+    }
+    sim.net.netDirty = true
+  }
+
+  private centralEnd(): void {
+    const c = this.central
+    if (c !== undefined && c.stage !== 'wiped') this.centralHeal(c.node)
+    this.central = undefined
+    this.centralDone = true
   }
 
   // ---- relearn crash --------------------------------------------------------------------------
@@ -201,7 +312,9 @@ export class AimedFaults {
     r.until = sim.now + 3000
     sim.count('aimed-wipe')
     this.crashNow(node, 'its disk will be wiped (aimed: it approved on its side of a split)')
-    // it reboots where only the other side is reachable
+    // it reboots where only the other side is reachable, and not central either (the venue's
+    // uplink is on the side it left): else central gives its own events back (recovery.ts)
+    sim.central.centralLinkDown[r.node] = 1
     for (const j of r.first) if (j !== r.node) this.cut(r.node, j)
     for (const j of r.other) {
       sim.net.linkDown[r.node * sim.n + j] = 0
@@ -223,6 +336,7 @@ export class AimedFaults {
         sim.net.linkDown[a * sim.n + b] = 0
       }
     sim.net.netDirty = true
+    if (!sim.faults.outages.has(r.node)) sim.central.centralLinkDown[r.node] = 0
     sim.log('AIMED relearn: the split heals')
     this.relearn = undefined
     this.relearnDone = true
@@ -233,7 +347,12 @@ export class AimedFaults {
   /** every fault tick of the safety phase: start the scenario, or move it on */
   tick(): void {
     if (this.sim.phase !== 'safety') return
-    // one scenario at a time (their wipes must not overlap); the seed's own stream orders them
+    // one scenario at a time (their wipes must not overlap); the seed's own stream orders them;
+    // the central-only one comes after the other two
+    if (this.central !== undefined || (this.centralFirst && !this.centralDone)) {
+      this.centralTick()
+      return
+    }
     if (this.relearn !== undefined) {
       this.relearnTick()
       return
@@ -246,6 +365,8 @@ export class AimedFaults {
     if (this.relearn === undefined && !this.holdsDone) this.holdsTick()
     if (this.holds === undefined && this.relearn === undefined && !this.relearnFirst && !this.relearnDone)
       this.relearnTick()
+    if (this.holds === undefined && this.relearn === undefined && this.holdsDone && this.relearnDone)
+      this.centralTick()
   }
 
   private holdsTick(): void {
@@ -333,6 +454,21 @@ export class AimedFaults {
 
   /** a terminal asked for a write: the scenario's origin writing its approval's Commit */
   written(node: Node, records: readonly { event: SignedEvent }[]): void {
+    const c = this.central
+    if (c !== undefined && c.stage === 'approve' && node.i === c.node) {
+      const key = toHex(this.sim.workload.cardKey(c.card))
+      const commit = records.find(
+        (x) => x.event.event.type === 'commit' && toHex(x.event.event.reservation.event.cardKey) === key,
+      )
+      if (commit !== undefined) {
+        c.stage = 'committed'
+        c.commit = commit.event.idHex
+        this.sim.log(
+          `AIMED central only: ${node.name} approved the card alone; waiting for central to hold it`,
+        )
+      }
+      return
+    }
     const r = this.relearn
     if (
       r !== undefined &&

@@ -1,5 +1,5 @@
-import { EPOCH, ONLINE_TIMEOUT_MS } from './config.js'
-import { toHex } from './deps.js'
+import { CENTRAL_REFILL_LATENCY_MS, EPOCH, ONLINE_TIMEOUT_MS } from './config.js'
+import { type SignedEvent, toHex } from './deps.js'
 import type { Sim } from './sim.js'
 import type { CentralReq, Node } from './world.js'
 
@@ -30,6 +30,9 @@ export class Central {
 
   readonly cSeqs = new Map<string, Set<number>>()
 
+  /** the events central stores, per origin and seq (a wiped terminal takes its own back) */
+  readonly cEvents = new Map<string, Map<number, SignedEvent>>()
+
   /**
    * dated beyond central's clock by more than the venue's skew: the daemon's central refuses it
    * (ERR_FUTURE_TS, packages/central/src/engine.ts `checkSignedBy`), as every peer does; a
@@ -41,6 +44,22 @@ export class Central {
   }
 
   send(node: Node, req: CentralReq): void {
+    if (req.t === 'refill') {
+      // fixed delays, no loss or lateness drawn (config.ts: seeds keep their schedules); a refill
+      // that meets an unreachable central fails like any request
+      const down = this.centralDown || this.centralLinkDown[node.i] === 1
+      if (down)
+        this.sim.at(CENTRAL_REFILL_LATENCY_MS, {
+          k: 'centralAns',
+          node: node.i,
+          inc: node.inc,
+          req,
+          ok: false,
+          unreachable: true,
+        })
+      else this.sim.at(CENTRAL_REFILL_LATENCY_MS, { k: 'central', node: node.i, req })
+      return
+    }
     if (this.centralDown || this.centralLinkDown[node.i]) {
       // unreachable: the request fails (the terminal cannot tell whether central got it)
       this.sim.at(ONLINE_TIMEOUT_MS / 2, {
@@ -62,6 +81,13 @@ export class Central {
     let marks: number | undefined
     let voidStatus: 'voided' | 'committed' = 'voided'
     switch (req.t) {
+      case 'refill': {
+        const mine = this.cEvents.get(this.sim.nodes[node]!.hex)
+        const events = mine === undefined ? [] : [...mine.values()].sort((a, b) => a.event.seq - b.event.seq)
+        this.sim.log(`central gives ${events.length} own events back to ${this.sim.nodes[node]!.name}`)
+        this.sim.at(CENTRAL_REFILL_LATENCY_MS, { k: 'centralAns', node, inc: req.inc, req, ok: true, events })
+        return
+      }
       case 'authorize': {
         const id = req.res.idHex
         const nullifier = toHex(req.res.event.nullifier)
@@ -116,6 +142,10 @@ export class Central {
           const s = this.cSeqs.get(o)
           if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
           else s.add(ev.event.seq)
+          // the first event stored at (origin, seq) stays (the daemon's central: ERR_SEQ_CONFLICT)
+          let byOrigin = this.cEvents.get(o)
+          if (byOrigin === undefined) this.cEvents.set(o, (byOrigin = new Map()))
+          if (!byOrigin.has(ev.event.seq)) byOrigin.set(ev.event.seq, ev)
           if (ev.event.type === 'commit') {
             const rid = ev.event.reservation.idHex
             if (!this.cCommitted.has(rid)) this.cCommitted.set(rid, ev.event.mode)

@@ -328,7 +328,8 @@ export class Checker {
 
   /**
    * Own events of each wiped terminal that were certified when it learnt its history: held by a
-   * quorum of disks (a reservation: committed somewhere, or at central). The learning argument
+   * quorum of disks (a reservation: committed somewhere), or given back by central's refill (its
+   * own events central held, whatever their kind: recovery.ts). The learning argument
    * (docs/protocol.md, "Lost disks") covers exactly these; an event that reached a quorum only
    * after the terminal had learnt (pushed to one peer that was down, say, and spread from it
    * later) is the stated residual, which `isResidual` alone, judged at the collision, misses
@@ -348,10 +349,15 @@ export class Checker {
         holders.set(e.idHex, (holders.get(e.idHex) ?? 0) + 1)
         own.set(e.idHex, e)
       }
-    const certified = new Set<string>()
+    // what central gave back before it learnt is learnt as surely as what a quorum holds; a
+    // refill that failed (central unreachable) leaves what only central held to the residual
+    const refilled = node.refilledIds ?? new Set<string>()
+    for (const e of this.sim.central.cEvents.get(node.hex)?.values() ?? [])
+      if (refilled.has(e.idHex) && e.event.type === 'commit') committed.add(e.event.reservation.idHex)
+    const certified = new Set<string>(refilled)
     for (const [id, n] of holders) {
       const e = own.get(id)!
-      if (committed.has(id) || this.sim.central.cCommitted.has(id)) certified.add(id)
+      if (committed.has(id)) certified.add(id)
       else if (e.event.type !== 'reservation' && n >= quorum) certified.add(id)
     }
     this.certifiedAtLearn.set(node.i, certified)
@@ -360,7 +366,7 @@ export class Checker {
   /** a wiped terminal learnt its history while this own event of its was not certified */
   private uncertifiedWhenLearnt(origin: number, id: string): boolean {
     const certified = this.certifiedAtLearn.get(origin)
-    return certified !== undefined && !certified.has(id) && !this.sim.central.cCommitted.has(id)
+    return certified !== undefined && !certified.has(id)
   }
 
   /** nothing settles at central that no client saw approved (answers recoverable from a durable commit count) */

@@ -122,6 +122,14 @@ export const EPOCH = 1_750_000_000_000
 export const CURRENCY = 'EUR'
 export const ONLINE_TIMEOUT_MS = 800
 /**
+ * A wiped terminal's refill of its own events from central: asked once, given up without an answer
+ * after TIMEOUT ms (the daemon's CENTRAL_REFILL_FIRST_TIMEOUT_MS). Fixed delays: no draw from the
+ * rng, so seeds without a wiped disk keep their schedules.
+ */
+export const CENTRAL_REFILL_TIMEOUT_MS = 2_000
+/** one way to central and back for a refill (fixed: see above) */
+export const CENTRAL_REFILL_LATENCY_MS = 3
+/**
  * Events per catch-up page, each written by the core on its own (production pages hold up to
  * CATCHUP_BATCH = 256 events; the simulator's histories are shorter): a crash between the flushes
  * of two pages leaves a store refilled in part.

@@ -161,6 +161,8 @@ export class Faults {
     }
     // other heals do not end an outage
     if (this.sim.phase === 'safety') for (const i of [...this.outages].sort((x, y) => x - y)) this.cutOff(i)
+    // nor the cut of an aimed scenario's terminal
+    this.sim.aim.healed()
     this.sim.net.netDirty = true
   }
 

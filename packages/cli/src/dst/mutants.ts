@@ -19,25 +19,32 @@ export interface MutantResult {
  */
 export const MUTANT_MIN_TERMINALS: Partial<Record<AnyMutation, number>> = { 'ack-outside-group': 9 }
 
+/**
+ * Steps a mutant's path needs: the central-only scenario (aimed.ts) starts after another aimed
+ * scenario ended and takes a few simulated seconds (a cut, the isolated probe time, a sync, a wipe).
+ */
+export const MUTANT_MIN_STEPS: Partial<Record<AnyMutation, number>> = { 'no-central-refill': 12_000 }
+
 export function runMutant(
   name: AnyMutation,
   opts: { maxSeeds: number; steps: number; terminals: number; firstSeed?: number },
 ): MutantResult {
   const mutations = Object.freeze(new Set<AnyMutation>([name]))
   const terminals = Math.max(opts.terminals, MUTANT_MIN_TERMINALS[name] ?? 0)
+  const steps = Math.max(opts.steps, MUTANT_MIN_STEPS[name] ?? 0)
   const first = opts.firstSeed ?? 1
   for (let k = 0; k < opts.maxSeeds; k++) {
     const r = runSeed({
       terminals,
       seed: first + k,
-      steps: opts.steps,
+      steps,
       faults: new Set(FAULTS),
       mutations,
     })
     if (r.violation === undefined) continue
     // a seed that fails without the mutation too says nothing about the mutation (e.g. an open
     // finding): not a catch
-    const clean = runSeed({ terminals, seed: first + k, steps: opts.steps, faults: new Set(FAULTS) })
+    const clean = runSeed({ terminals, seed: first + k, steps, faults: new Set(FAULTS) })
     if (clean.violation !== undefined) continue
     return { name, caught: true, seeds: k + 1, violation: r.violation }
   }

@@ -284,6 +284,7 @@ export class PointOfSale {
     if (req.t === 'authorize' && node.inc === req.inc)
       this.runOnline(node, node.online.unanswered(req.res.idHex))
     if (req.t === 'void') this.runOnline(node, node.online.voidFailed(req.resId))
+    if (req.t === 'refill' && node.inc === req.inc) this.sim.terminals.refillFailed(node, req.attempt)
   }
 
   centralAnswer(
@@ -292,10 +293,14 @@ export class PointOfSale {
     ok: boolean,
     marks: number | undefined,
     voidStatus: 'voided' | 'committed' | undefined,
+    events?: SignedEvent[],
   ): void {
     if (!node.up || node.core === undefined) return
     const core = node.core
     switch (req.t) {
+      case 'refill':
+        if (node.inc === req.inc) this.sim.terminals.refillAnswered(node, req.attempt, events ?? [])
+        return
       case 'authorize':
         if (node.inc !== req.inc) return
         this.runOnline(
@@ -335,7 +340,7 @@ export class PointOfSale {
     else if (ev.rejected === true && ev.req.t === 'authorize') {
       if (node.up && node.core !== undefined && node.inc === ev.req.inc)
         this.runOnline(node, node.online.rejected(ev.req.res.idHex))
-    } else this.centralAnswer(node, ev.req, ev.ok, ev.marks, ev.voidStatus)
+    } else this.centralAnswer(node, ev.req, ev.ok, ev.marks, ev.voidStatus, ev.events)
   }
 
   /** an online attempt's pending mark is durable */

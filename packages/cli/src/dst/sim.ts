@@ -296,6 +296,9 @@ export class Sim {
       case 'tick':
         this.terminals.tick(ev)
         return
+      case 'refill':
+        this.terminals.refillStep(ev)
+        return
       case 'aimed':
         this.aim.fire(ev)
         return

@@ -1,6 +1,6 @@
 import { type Effect, MeshCore, type MutationName } from '@nullmesh/mesh/core'
-import { EPOCH, VENUE } from './config.js'
-import { toHex } from './deps.js'
+import { CATCHUP_PAGE, CENTRAL_REFILL_TIMEOUT_MS, EPOCH, VENUE } from './config.js'
+import { type SignedEvent, toHex } from './deps.js'
 import { restore } from './disk.js'
 import type { Sim } from './sim.js'
 import { type EvOf, type Node, originOf } from './world.js'
@@ -43,6 +43,8 @@ export class Terminals {
       rng: () => this.sim.rng.next(),
       effects: (e) => this.effect(node, inc, e),
       groups: this.sim.venue.groups,
+      // central keeps what terminals sync: a wiped terminal takes its own events back (recovery.ts)
+      centralRefill: true,
       ...(this.sim.opts.mutations === undefined
         ? {}
         : { mutations: this.sim.opts.mutations as ReadonlySet<MutationName> }),
@@ -61,6 +63,8 @@ export class Terminals {
       keepPending: node.disk.markers.has(reservation.idHex),
     }))
     node.relearnPending = !core.view.seqKnown
+    node.central = undefined
+    node.refilledIds = undefined
     // what the checker knew at an earlier incarnation's learning says nothing about this one's
     this.sim.check.certifiedAtLearn.delete(node.i)
     const op = this.opId()
@@ -244,6 +248,14 @@ export class Terminals {
       case 'mode':
         this.sim.log(`${node.name} mode ${e.mode}`)
         return
+      case 'refill': {
+        // the daemon's refill source (packages/terminal/src/refill.ts): central asked once
+        const attempt = (this.refills = (this.refills ?? 0) + 1)
+        node.central = { attempt }
+        this.sim.central.send(node, { t: 'refill', inc: node.inc, attempt })
+        this.sim.at(CENTRAL_REFILL_TIMEOUT_MS, { k: 'refill', node: node.i, inc, attempt })
+        return
+      }
       case 'peer':
       case 'log':
         // the core logs the moment it has learnt its own history (recovery.ts, learned)
@@ -257,6 +269,35 @@ export class Terminals {
           )
         return
     }
+  }
+
+  /** the refill failed (central unreachable, or no answer in time): learning goes on without */
+  refillFailed(node: Node, attempt: number): void {
+    const c = node.central
+    if (!node.up || node.core === undefined || c === undefined || c.attempt !== attempt) return
+    node.central = undefined
+    this.sim.log(`${node.name} could not take its own events back from central`)
+    node.core.refillEnded(false)
+  }
+
+  /** central answered the refill: every own event it holds, in seq order */
+  refillAnswered(node: Node, attempt: number, events: SignedEvent[]): void {
+    const c = node.central
+    if (!node.up || node.core === undefined || c === undefined || c.attempt !== attempt) return
+    node.central = undefined
+    node.refilledIds = new Set(events.map((e) => e.idHex))
+    for (let i = 0; i < events.length; i += CATCHUP_PAGE)
+      node.core.refillBatch(events.slice(i, i + CATCHUP_PAGE).map((e) => e.bytes))
+    node.core.refillEnded(true)
+  }
+
+  /** refills asked for (numbers each one) */
+  private refills: number | undefined
+
+  /** the refill's timeout */
+  refillStep(ev: EvOf<'refill'>): void {
+    const node = this.sim.nodes[ev.node]!
+    if (node.inc === ev.inc) this.refillFailed(node, ev.attempt)
   }
 
   /** a core timer fires */
