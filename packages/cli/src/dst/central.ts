@@ -143,8 +143,8 @@ export class Central {
           if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
           else s.add(ev.event.seq)
           // the first event stored at (origin, seq) stays (the daemon's central: ERR_SEQ_CONFLICT)
-          let byOrigin = this.cEvents.get(o)
-          if (byOrigin === undefined) this.cEvents.set(o, (byOrigin = new Map()))
+          const byOrigin = this.cEvents.get(o) ?? new Map<number, SignedEvent>()
+          this.cEvents.set(o, byOrigin)
           if (!byOrigin.has(ev.event.seq)) byOrigin.set(ev.event.seq, ev)
           if (ev.event.type === 'commit') {
             const rid = ev.event.reservation.idHex

@@ -250,7 +250,8 @@ export class Terminals {
         return
       case 'refill': {
         // the daemon's refill source (packages/terminal/src/refill.ts): central asked once
-        const attempt = (this.refills = (this.refills ?? 0) + 1)
+        this.refills = (this.refills ?? 0) + 1
+        const attempt = this.refills
         node.central = { attempt }
         this.sim.central.send(node, { t: 'refill', inc: node.inc, attempt })
         this.sim.at(CENTRAL_REFILL_TIMEOUT_MS, { k: 'refill', node: node.i, inc, attempt })
