@@ -110,6 +110,45 @@ describe('core: own events from central before signing after a lost disk [centra
     expect(f.core.view.nextSeq).toBe(1)
   })
 
+  it('own events dated in our clock’s future (the clock went back since) still count', () => {
+    const f = fixture()
+    const k = f.keys[0]!
+    const ahead = signEvent(k, {
+      type: 'reservation',
+      venue: 'v',
+      origin: k.publicKey,
+      seq: 77,
+      ts: T0 + 10 * 60_000, // ten minutes past our clock now, far beyond the skew bound
+      nullifier: new Uint8Array(32).fill(3),
+      cardKey: new Uint8Array(16).fill(3),
+      amountMinor: 400,
+      currency: 'EUR',
+      method: 'contactless',
+      policyVersion: 1,
+    })
+    expect(f.core.refillBatch([ahead.bytes])).toBe(1)
+    f.core.refillEnded(true)
+    f.learnQuorum()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(78)
+    // a peer's event that far ahead is still refused (a catch-up validates alike)
+    const peer = f.keys[1]!
+    const theirs = signEvent(peer, {
+      type: 'reservation',
+      venue: 'v',
+      origin: peer.publicKey,
+      seq: 5,
+      ts: T0 + 10 * 60_000,
+      nullifier: new Uint8Array(32).fill(4),
+      cardKey: new Uint8Array(16).fill(4),
+      amountMinor: 400,
+      currency: 'EUR',
+      method: 'contactless',
+      policyVersion: 1,
+    })
+    expect(f.core.receive(theirs.bytes)).toBeDefined()
+  })
+
   it('mutant no-central-refill: learns from the peers alone and would sign seq 1 again', () => {
     expect(MUTATIONS).toContain('no-central-refill')
     const f = fixture({ mutations: new Set<MutationName>(['no-central-refill']) })

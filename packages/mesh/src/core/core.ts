@@ -252,6 +252,7 @@ export class MeshCore {
       idAt: (o, seq) => this.view.idsAt.get(o, seq),
       reservationOrigin: (id) => this.view.reservationOrigin.get(id),
       escrowShare: (k, currency) => this.view.escrow!.share(k, currency),
+      self: this.me,
     }
   }
 
