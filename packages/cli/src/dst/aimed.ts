@@ -454,6 +454,8 @@ export class AimedFaults {
 
   /** a terminal asked for a write: the scenario's origin writing its approval's Commit */
   written(node: Node, records: readonly { event: SignedEvent }[]): void {
+    // no new cuts once the run heals (liveness, then the drain: sim.ts)
+    if (this.sim.phase !== 'safety') return
     const c = this.central
     if (c !== undefined && c.stage === 'approve' && node.i === c.node) {
       const key = toHex(this.sim.workload.cardKey(c.card))

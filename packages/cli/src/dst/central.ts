@@ -39,7 +39,7 @@ export class Central {
    * terminal's sync holds that origin at it and sends it again later. Central's clock is the
    * simulation's, without skew.
    */
-  private ahead(ts: number): boolean {
+  ahead(ts: number): boolean {
     return ts > EPOCH + this.sim.now + this.sim.policy.maxClockSkewMs
   }
 
@@ -152,12 +152,17 @@ export class Central {
             this.cNullifier.set(toHex(ev.event.reservation.event.nullifier), rid)
           }
         }
-        const o = this.sim.nodes[node]!.hex
-        const s = this.cSeqs.get(o) ?? new Set<number>()
-        let m = this.cMarks.get(o) ?? 0
-        while (s.has(m + 1)) m++
-        this.cMarks.set(o, m)
-        marks = m
+        // contiguous marks of every origin the batch carried (forwarded events too); the answer
+        // gives the sender its own
+        const origins = new Set(req.events.map((ev) => toHex(ev.event.origin)))
+        origins.add(this.sim.nodes[node]!.hex)
+        for (const o of [...origins].sort()) {
+          const s = this.cSeqs.get(o) ?? new Set<number>()
+          let m = this.cMarks.get(o) ?? 0
+          while (s.has(m + 1)) m++
+          this.cMarks.set(o, m)
+        }
+        marks = this.cMarks.get(this.sim.nodes[node]!.hex) ?? 0
         break
       }
     }

@@ -127,6 +127,10 @@ export const ONLINE_TIMEOUT_MS = 800
  * rng, so seeds without a wiped disk keep their schedules.
  */
 export const CENTRAL_REFILL_TIMEOUT_MS = 2_000
+/** the end of a run: everything healed, ledgers sync until this much simulated time passed */
+export const DRAIN_MS = 10_000
+/** peers' events a terminal forwards to central in one sync, after its own */
+export const FORWARD_PER_SYNC = 200
 /** one way to central and back for a refill (fixed: see above) */
 export const CENTRAL_REFILL_LATENCY_MS = 3
 /**

@@ -1,5 +1,6 @@
 export type { OfflineDecision as OfflineDecisionLike } from '@nullmesh/mesh/core'
 export {
+  type Commit,
   CustodianGroups,
   decodeAck,
   issueCertificate,

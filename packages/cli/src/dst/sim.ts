@@ -3,6 +3,7 @@ import { AimedFaults } from './aimed.js'
 import { Central } from './central.js'
 import { Checker } from './checker.js'
 import {
+  DRAIN_MS,
   emptyCost,
   type FaultName,
   type SimCost,
@@ -398,8 +399,17 @@ export class Sim {
         'liveness',
         `no approval within ${limit / 1000} s with a healed quorum ${this.workload.livenessCore.map((i) => `T${i + 1}`).join(',')}`,
       )
-    // drain: pending voids reach central, commits are synced
-    const end = this.now + 6000
+    // drain: everything heals (every link, every terminal back up with its disk), pending voids
+    // reach central and every ledger syncs, so every answered approval can settle (checkSettlement)
+    this.faults.outages.clear()
+    this.net.linkDown.fill(0)
+    this.central.centralLinkDown.fill(0)
+    for (const node of this.nodes) {
+      node.jump = 0
+      if (!node.up) this.at(10, { k: 'restart', node: node.i, wipe: false })
+    }
+    this.net.netDirty = true
+    const end = this.now + DRAIN_MS
     while (this.now < end && this.q.size > 0) this.next()
   }
 }

@@ -1,5 +1,5 @@
 import { type Effect, MeshCore, type MutationName } from '@nullmesh/mesh/core'
-import { CATCHUP_PAGE, CENTRAL_REFILL_TIMEOUT_MS, EPOCH, VENUE } from './config.js'
+import { CATCHUP_PAGE, CENTRAL_REFILL_TIMEOUT_MS, EPOCH, FORWARD_PER_SYNC, VENUE } from './config.js'
 import { type SignedEvent, toHex } from './deps.js'
 import { restore } from './disk.js'
 import type { Sim } from './sim.js'
@@ -411,13 +411,26 @@ export class Terminals {
     const peer = node.core.antiEntropyPeer()
     if (peer !== undefined && this.sim.rng.chance(0.3))
       this.sim.net.catchupRequest(node, this.sim.nodes[this.sim.venue.index.get(peer)!]!, false)
-    const mark = this.sim.central.cMarks.get(node.hex) ?? 0
-    const own = node.disk
-      .readable()
-      .filter((e) => originOf(e) === node.hex && e.event.seq > mark)
-      .sort((x, y) => x.event.seq - y.event.seq)
+    const marks = this.sim.central.cMarks
+    const own: SignedEvent[] = []
+    const others: SignedEvent[] = []
+    for (const e of node.disk.readable()) {
+      const o = originOf(e)
+      if (e.event.seq <= (marks.get(o) ?? 0)) continue
+      if (o === node.hex) own.push(e)
+      else others.push(e)
+    }
+    own.sort((x, y) => x.event.seq - y.event.seq)
+    // every terminal forwards what central lacks of its peers' events too, as the daemon's sync
+    // agent does (own first): an approval settles whichever ledger reaches central
+    others.sort((x, y) => (x.idHex < y.idHex ? -1 : x.idHex > y.idHex ? 1 : 0))
+    others.sort((x, y) => x.event.seq - y.event.seq)
     if (own.length > 0 || this.sim.rng.chance(0.2))
-      this.sim.central.send(node, { t: 'sync', events: own, inc: node.inc })
+      this.sim.central.send(node, {
+        t: 'sync',
+        events: others.length === 0 ? own : [...own, ...others.slice(0, FORWARD_PER_SYNC)],
+        inc: node.inc,
+      })
     // voids of pending online attempts (again if the last one went unanswered)
     this.sim.pos.runOnline(node, node.online.tick(this.sim.now))
     this.sim.at(this.sim.rng.range(800, 2500), { k: 'tick', node: node.i, inc: node.inc })
