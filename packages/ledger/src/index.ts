@@ -192,6 +192,8 @@ export interface Ledger {
 
   /** Contiguous high-water mark per origin: the largest s such that 1..s were all recorded. */
   highWaterMarks(opts?: AbortOptions): Promise<Record<string, number>>
+  /** Largest seq recorded per origin, past any gap (≥ its high-water mark). */
+  maxSeqs(opts?: AbortOptions): Promise<Record<string, number>>
   /**
    * The marks and the seqs held above them (at most `maxRanges` ranges in all, the lowest of each
    * origin first), read at one instant.

@@ -429,6 +429,10 @@ export class NullmeshLedger implements Ledger {
     return this.#run(opts.signal, async () => this.#marks((s) => (s.maxSeq > 0 ? s.hwm : undefined)))
   }
 
+  maxSeqs(opts: AbortOptions = {}): Promise<Record<string, number>> {
+    return this.#run(opts.signal, async () => this.#marks((s) => (s.maxSeq > 0 ? s.maxSeq : undefined)))
+  }
+
   catchupSummary(maxRanges: number, opts: AbortOptions = {}): Promise<CatchupSummary> {
     return this.#run(opts.signal, async () => {
       const marks = this.#marks((s) => (s.maxSeq > 0 ? s.hwm : undefined))

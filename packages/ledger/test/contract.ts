@@ -125,6 +125,17 @@ export function ledgerContract(backend: Backend): void {
         for (const r of results) if (!r.inserted) expect(r.conflict).toBe(kept)
       })
 
+      it('maxSeqs: the largest seq per origin past a gap, the high-water mark stays contiguous', async () => {
+        const a = new Origin()
+        await ledger.recordEvent(a.reservation())
+        await ledger.recordEvent(a.reservation())
+        await ledger.recordEvent(a.reservation({ seq: 5 }))
+        expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 2 })
+        expect(await ledger.maxSeqs()).toEqual({ [a.hex]: 5 })
+        await reopen()
+        expect(await ledger.maxSeqs()).toEqual({ [a.hex]: 5 })
+      })
+
       it('records the embedded reservation of a Commit when absent', async () => {
         const a = new Origin()
         const r = a.reservation()

@@ -134,6 +134,12 @@ export class SyncAgent {
   readonly #polledAt = new Map<string, number>()
   /** central answers POST /v1/payments/status (until a 404 says otherwise) */
   #batchStatus = true
+  /**
+   * Per origin, past a hole of this ledger (a seq it lacks): the highest seq up to which central
+   * acknowledged every event held here, and the holes below it. In memory: after a restart what
+   * lies past a hole is sent once more (central answers `duplicate`).
+   */
+  readonly #past = new Map<string, { through: number; holes: Set<number> }>()
   readonly #onChange = (): void => this.kick()
 
   constructor(init: SyncAgentInit) {
@@ -250,24 +256,47 @@ export class SyncAgent {
       statuses: 0,
     }
     const confirmed = await ledger.confirmedMarks({ signal })
-    const hwm = await ledger.highWaterMarks({ signal })
-    // contiguous events only: one past a gap waits until the gap is filled (catch-up fills it)
+    // past gaps: a seq this ledger lacks does not stop its origin (below)
+    const hwm = await ledger.maxSeqs({ signal })
+    // Per origin in seq order from the confirmed mark. A seq this ledger lacks is passed over (a
+    // hole), not waited at: catch-up may fill it later (it is sent then), but it may never come —
+    // an own event that died with its origin's disk before it left (the simulator: a wiped
+    // terminal's later approvals never reached central while every ledger waited at its hole).
+    // Central takes events in any order. The confirmed mark (the durable cursor) stays contiguous;
+    // what central acknowledged past a hole is remembered in memory (#past), so it is not resent
+    // every round.
     const next = new Map<string, number>()
-    for (const [o, h] of Object.entries(hwm))
-      if (h > (confirmed[o] ?? 0)) next.set(o, (confirmed[o] ?? 0) + 1)
+    for (const [o, h] of Object.entries(hwm)) {
+      const c = confirmed[o] ?? 0
+      const past = this.#past.get(o)
+      if (past !== undefined && past.through <= c) this.#past.delete(o)
+      const start = Math.max(c, this.#past.get(o)?.through ?? 0) + 1
+      if (h >= start || (this.#past.get(o)?.holes.size ?? 0) > 0) next.set(o, start)
+    }
     const origins = [...next.keys()].sort((a, b) => (a === self ? -1 : b === self ? 1 : a < b ? -1 : 1))
     const held = new Set<string>()
+    /** holes retried this round (filled by catch-up since, or still missing) */
+    const retried = new Set<string>()
     for (;;) {
-      const batch: { origin: string; seq: number; event: SignedEvent }[] = []
+      const batch: { origin: string; seq: number; event: SignedEvent; hole: boolean }[] = []
       for (const o of origins) {
         if (held.has(o)) continue
+        const past = this.#past.get(o)
+        if (past !== undefined && !retried.has(o)) {
+          retried.add(o)
+          for (const seq of [...past.holes].sort((x, y) => x - y)) {
+            const event = await ledger.getEventAt(o, seq, { signal })
+            if (event !== undefined) batch.push({ origin: o, seq, event, hole: true })
+          }
+        }
         let seq = next.get(o)!
         while (seq <= hwm[o]! && batch.length < this.#opts.batchSize) {
           const event = await ledger.getEventAt(o, seq, { signal })
-          if (event === undefined) break
-          batch.push({ origin: o, seq, event })
+          if (event === undefined) this.#pastOf(o, confirmed[o] ?? 0).holes.add(seq)
+          else batch.push({ origin: o, seq, event, hole: false })
           seq++
         }
+        next.set(o, seq)
         if (batch.length >= this.#opts.batchSize) break
       }
       if (batch.length === 0) break
@@ -279,8 +308,8 @@ export class SyncAgent {
       result.batches++
       result.sent += batch.length
       const byId = new Map(answer.results.map((r) => [r.id, r]))
-      const marks: Record<string, number> = {}
       const rejected: string[] = []
+      const touched = new Set<string>()
       let progressed = false
       for (const item of batch) {
         if (held.has(item.origin)) continue
@@ -308,11 +337,25 @@ export class SyncAgent {
           held.add(item.origin)
           continue
         }
-        marks[item.origin] = item.seq
-        next.set(item.origin, item.seq + 1)
+        const past = this.#pastOf(item.origin, confirmed[item.origin] ?? 0)
+        if (item.hole) past.holes.delete(item.seq)
+        else past.through = Math.max(past.through, item.seq)
+        touched.add(item.origin)
         progressed = true
       }
       if (rejected.length > 0) await this.#rememberRejected(rejected)
+      // the durable cursor: contiguous, up to the first hole still open
+      const marks: Record<string, number> = {}
+      for (const o of touched) {
+        const past = this.#past.get(o)!
+        let m = confirmed[o] ?? 0
+        while (m < past.through && !past.holes.has(m + 1)) m++
+        if (m > (confirmed[o] ?? 0)) {
+          marks[o] = m
+          confirmed[o] = m
+        }
+        if (past.holes.size === 0 && past.through <= m) this.#past.delete(o)
+      }
       if (Object.keys(marks).length > 0) {
         await ledger.markConfirmed(marks, { signal })
         this.#init.onConfirmed?.(marks)
@@ -331,6 +374,15 @@ export class SyncAgent {
         result.rejected,
       )
     return result
+  }
+
+  #pastOf(origin: string, confirmed: number): { through: number; holes: Set<number> } {
+    let past = this.#past.get(origin)
+    if (past === undefined) {
+      past = { through: confirmed, holes: new Set() }
+      this.#past.set(origin, past)
+    }
+    return past
   }
 
   async #rememberRejected(entries: string[]): Promise<void> {

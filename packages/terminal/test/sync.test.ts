@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { type CentralService, createCentralService } from '@nullmesh/central'
-import { fromBase64url, fromHex, toHex, verifyProof } from '@nullmesh/protocol'
+import { loadTerminalKey } from '@nullmesh/policy'
+import { fromBase64url, fromHex, signEvent, toHex, verifyProof } from '@nullmesh/protocol'
 import {
   type CentralLink,
   type CentralSyncResult,
@@ -345,5 +347,50 @@ describe('sync agent against the real central service', () => {
     const confirmed = await t1.ledger.confirmedMarks()
     expect(confirmed).toEqual(await t1.ledger.highWaterMarks())
     expect(await t1.ledger.reservationState(during.paymentId)).toBe('committed')
+  })
+  test('[past a hole] events past a seq this ledger lacks still reach central; the hole is sent once filled', async () => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    venue = await startVenue(2, { init: () => ({ central: wrapCentralLink(url), ...FAST }) })
+    central = await startCentral(venue, port)
+    // T2 is gone (its disk lost, say); its events live on in T1's ledger, all but seq 3, which
+    // never left T2 and died with its disk: no ledger will ever hold it
+    await venue.terminals[1]!.stop()
+    const t1 = venue.terminals[0]!
+    const key = await loadTerminalKey(venue.bundle.dir, 'T2')
+    const origin = toHex(key.publicKey)
+    const sign = (seq: number) =>
+      signEvent(key, {
+        type: 'reservation',
+        venue: venue!.bundle.venueId,
+        origin: key.publicKey,
+        seq,
+        ts: Date.now(),
+        nullifier: randomBytes(32),
+        cardKey: randomBytes(16),
+        amountMinor: 500,
+        currency: 'EUR',
+        method: 'contactless',
+        policyVersion: venue!.bundle.policy.version,
+      })
+    const events = [1, 2, 3, 4, 5].map(sign)
+    for (const e of events) if (e.event.seq !== 3) await t1.ledger.recordEvent(e)
+    await t1.syncNow()
+    const atCentral = async (seq: number) => (await central!.store.getEvent(origin, seq)) !== undefined
+    expect([
+      await atCentral(1),
+      await atCentral(2),
+      await atCentral(3),
+      await atCentral(4),
+      await atCentral(5),
+    ]).toEqual([true, true, false, true, true])
+    // the durable cursor stays before the hole; what lies past it is not sent again
+    expect((await t1.ledger.confirmedMarks())[origin]).toBe(2)
+    expect((await t1.syncNow()).sent).toBe(0)
+    // catch-up brings seq 3 after all: it is sent, and the cursor passes the whole run
+    await t1.ledger.recordEvent(events[2]!)
+    await t1.syncNow()
+    expect(await atCentral(3)).toBe(true)
+    expect((await t1.ledger.confirmedMarks())[origin]).toBe(5)
   })
 })
