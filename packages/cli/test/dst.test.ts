@@ -134,6 +134,16 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.violation).toBeUndefined()
   }, 60_000)
 
+  // docs/protocol.md, "Sync past a hole": seed 111 leaves a hole in T1's log that no ledger will
+  // fill (seq 7 died with T1's disk, seq 8 reached its peers). With each origin's sync stopped at
+  // its first gap (the daemon's old rule) T1's later approvals never reached central; every
+  // approval must settle. The daemon's side: packages/terminal/test/sync.test.ts "[past a hole]".
+  it('[sync past a hole] seed 111 at 4000 steps: every approval settles', () => {
+    const r = runSeed({ terminals: 5, seed: 111, steps: 4000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+    expect(r.faults.wipe ?? 0).toBeGreaterThan(0)
+  }, 60_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

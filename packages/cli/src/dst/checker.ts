@@ -403,6 +403,19 @@ export class Checker {
           continue
         }
       }
+      if (process.env.DST_UNSETTLED && held !== undefined) {
+        const o = originOf(held)
+        const mark = c.cMarks.get(o) ?? 0
+        const anywhere = (seq: number) =>
+          this.sim.nodes
+            .filter((n) =>
+              [...n.disk.all()].some((r) => originOf(r.event) === o && r.event.event.seq === seq),
+            )
+            .map((n) => n.name)
+        this.sim.log(
+          `UNSETTLED ${id.slice(0, 8)} origin ${this.sim.name(o)} commit seq ${held.event.seq} central mark ${mark}; seq ${mark + 1} held by [${anywhere(mark + 1)}], central has it: ${c.cEvents.get(o)?.has(mark + 1)}; wiped: ${this.wipedAt.get(this.sim.venue.index.get(o)!)}`,
+        )
+      }
       this.sim.fail(
         'approval-unsettled',
         `an approval answered to a client (${id.slice(0, 8)}) is not at central after every ledger synced (its Commit ${held === undefined ? 'on no disk' : 'on a disk'})`,

@@ -422,7 +422,8 @@ export class Terminals {
     }
     own.sort((x, y) => x.event.seq - y.event.seq)
     // every terminal forwards what central lacks of its peers' events too, as the daemon's sync
-    // agent does (own first): an approval settles whichever ledger reaches central
+    // agent does (own first): an approval settles whichever ledger reaches central; a seq this
+    // disk lacks does not stop an origin (the daemon's "sync past a hole", sync.ts)
     others.sort((x, y) => (x.idHex < y.idHex ? -1 : x.idHex > y.idHex ? 1 : 0))
     others.sort((x, y) => x.event.seq - y.event.seq)
     if (own.length > 0 || this.sim.rng.chance(0.2))
