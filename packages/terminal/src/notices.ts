@@ -67,18 +67,6 @@ export async function fetchAbandoned(t: NoticeTarget, signal: AbortSignal | unde
   return v.value.payload.reservations
 }
 
-/**
- * May this ledger claim it flushed everything it held? Only without a gap: an event past a gap is
- * held back from central until catch-up fills the gap (sync sends contiguous events only).
- */
-export async function ledgerHasNoGap(ledger: Ledger, signal: AbortSignal | undefined): Promise<boolean> {
-  const hwm = await ledger.highWaterMarks(signal === undefined ? {} : { signal })
-  for (const [origin, mark] of Object.entries(hwm)) {
-    if ((await ledger.nextSeq(origin, signal === undefined ? {} : { signal })) !== mark + 1) return false
-  }
-  return true
-}
-
 /** Persisted JSON list in a ledger cursor (unreadable → empty: central sends it again). */
 export async function readCursorList<T>(ledger: Ledger, name: string): Promise<T[]> {
   const raw = await ledger.getCursor(name)

@@ -12,7 +12,7 @@ import {
 } from './constants.js'
 import { TerminalError } from './errors.js'
 import type { TerminalMetrics } from './metrics.js'
-import { fetchAbandoned, fetchRevocations, ledgerHasNoGap } from './notices.js'
+import { fetchAbandoned, fetchRevocations } from './notices.js'
 
 const log = debug(`${LOG_NAMESPACE}:sync`)
 
@@ -448,14 +448,14 @@ export class SyncAgent {
   }
 
   /**
-   * Issue 17, item 5: after a round that left nothing behind (no origin held, no gap), tell central
+   * Issue 17, item 5: after a round that left nothing behind (no origin held), tell central
    * the ledger flushed everything it held when the round began. Central abandons a reservation
    * only once every enrolled, non-revoked terminal has checkpointed past it.
    */
   async #checkpoint(result: SyncRoundResult, at: number, signal: AbortSignal | undefined): Promise<void> {
-    const { link, ledger, signCheckpoint } = this.#init
+    const { link, signCheckpoint } = this.#init
+    // a hole in the ledger does not matter: what lies past it was sent too ("Sync past a hole")
     if (signCheckpoint === undefined || link.checkpoint === undefined || result.held.length > 0) return
-    if (!(await ledgerHasNoGap(ledger, signal))) return
     try {
       await link.checkpoint(signCheckpoint(at), signal === undefined ? {} : { signal })
     } catch (err: unknown) {

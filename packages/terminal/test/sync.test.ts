@@ -351,7 +351,7 @@ describe('sync agent against the real central service', () => {
   test('[past a hole] events past a seq this ledger lacks still reach central; the hole is sent once filled', async () => {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
-    venue = await startVenue(2, { init: () => ({ central: wrapCentralLink(url), ...FAST }) })
+    venue = await startVenue(2, { init: () => ({ centralUrl: url, ...FAST }) })
     central = await startCentral(venue, port)
     // T2 is gone (its disk lost, say); its events live on in T1's ledger, all but seq 3, which
     // never left T2 and died with its disk: no ledger will ever hold it
@@ -375,6 +375,7 @@ describe('sync agent against the real central service', () => {
       })
     const events = [1, 2, 3, 4, 5].map(sign)
     for (const e of events) if (e.event.seq !== 3) await t1.ledger.recordEvent(e)
+    const holeAt = Date.now()
     await t1.syncNow()
     const atCentral = async (seq: number) => (await central!.store.getEvent(origin, seq)) !== undefined
     expect([
@@ -386,6 +387,11 @@ describe('sync agent against the real central service', () => {
     ]).toEqual([true, true, false, true, true])
     // the durable cursor stays before the hole; what lies past it is not sent again
     expect((await t1.ledger.confirmedMarks())[origin]).toBe(2)
+    // and the ledger may checkpoint: everything it holds reached central (abandonment needs every
+    // live ledger's checkpoint, so a hole must not keep it from sending one)
+    const checkpoints = await central.store.listCheckpoints(venue.bundle.venueId)
+    const mine = checkpoints.find((c) => c.terminal === t1.publicKeyHex)
+    expect(mine?.at).toBeGreaterThanOrEqual(holeAt)
     expect((await t1.syncNow()).sent).toBe(0)
     // catch-up brings seq 3 after all: it is sent, and the cursor passes the whole run
     await t1.ledger.recordEvent(events[2]!)
