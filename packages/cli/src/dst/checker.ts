@@ -421,6 +421,7 @@ export class Checker {
         `an approval answered to a client (${id.slice(0, 8)}) is not at central after every ledger synced (its Commit ${held === undefined ? 'on no disk' : 'on a disk'})`,
       )
     }
+    this.checkHolds()
     const settled: string[] = []
     for (const [id, o] of this.sim.central.cOnline) if (o.state === 'authorized') settled.push(id)
     for (const id of this.sim.central.cCommitted.keys()) settled.push(id)
@@ -448,6 +449,45 @@ export class Checker {
         'settled-unapproved',
         `central settles ${id.slice(0, 8)} but no client saw it approved and no terminal holds it pending`,
       )
+    }
+  }
+
+  /**
+   * No hold leaks after quiescence: at the end (everything healed, drained) a reservation a live
+   * terminal still holds as in flight — neither its Commit nor its Release known there — must be
+   * one whose settlement exists and has not reached it yet (`hold-lag`: anti-entropy is periodic),
+   * an online attempt its origin keeps pending until voided (`hold-online-pending`), or one of an
+   * origin whose disk was lost (`hold-origin-wiped`: it is not released by its learned-back origin;
+   * central's abandonment frees it, which the simulator does not model). Anything else never
+   * frees its card's headroom and nullifier: `hold-leak`.
+   */
+  checkHolds(): void {
+    const settledSomewhere = new Set<string>()
+    for (const node of this.sim.nodes)
+      for (const r of node.disk.all()) {
+        const e = r.event.event
+        if (e.type === 'commit') settledSomewhere.add(e.reservation.idHex)
+        if (e.type === 'release') settledSomewhere.add(toHex(e.reservationId))
+      }
+    for (const node of this.sim.nodes) {
+      if (!node.up || node.core === undefined) continue
+      for (const id of [...node.core.view.inflight].sort()) {
+        const origin = this.sim.venue.index.get(node.core.view.reservationOrigin.get(id) ?? '')
+        const o = origin === undefined ? undefined : this.sim.nodes[origin]
+        let kind: string
+        if (settledSomewhere.has(id) || this.sim.central.cCommitted.has(id)) kind = 'hold-lag'
+        else if (o !== undefined && (o.disk.markers.has(id) || o.online.has(id))) kind = 'hold-online-pending'
+        else if (o !== undefined && this.wipedAt.has(o.i)) kind = 'hold-origin-wiped'
+        else {
+          this.sim.fail(
+            'hold-leak',
+            `${node.name} still holds ${id.slice(0, 8)} after the drain: no Commit or Release of it anywhere, its origin ${o?.name ?? '?'} kept its disk and has no online attempt pending`,
+          )
+          return
+        }
+        this.sim.count(kind)
+        if (process.env.DST_UNSETTLED) this.sim.log(`HOLD ${kind} ${id.slice(0, 8)} at ${node.name}`)
+      }
     }
   }
 }
