@@ -1,5 +1,6 @@
 import { CENTRAL_REFILL_LATENCY_MS, EPOCH, ONLINE_TIMEOUT_MS } from './config.js'
 import { type SignedEvent, toHex } from './deps.js'
+import { Rng } from './rng.js'
 import type { Sim } from './sim.js'
 import type { CentralReq, Node } from './world.js'
 
@@ -11,7 +12,11 @@ import type { CentralReq, Node } from './world.js'
 export class Central {
   constructor(private readonly sim: Sim) {
     this.centralLinkDown = new Uint8Array(sim.n)
+    this.refillRng = new Rng((sim.opts.seed ^ 0x72666c6c) >>> 0)
   }
+
+  /** lateness of refill answers: a stream of its own, so the main schedule is unchanged */
+  private readonly refillRng: Rng
 
   centralDown = false
 
@@ -84,8 +89,29 @@ export class Central {
       case 'refill': {
         const mine = this.cEvents.get(this.sim.nodes[node]!.hex)
         const events = mine === undefined ? [] : [...mine.values()].sort((a, b) => a.event.seq - b.event.seq)
-        this.sim.log(`central gives ${events.length} own events back to ${this.sim.nodes[node]!.name}`)
-        this.sim.at(CENTRAL_REFILL_LATENCY_MS, { k: 'centralAns', node, inc: req.inc, req, ok: true, events })
+        // in seeds with late central answers, some refills answer after the terminal gave up on
+        // them (it learns from its peers alone then: the residual of "Lost disks")
+        // (only after a lost disk, where it matters, and not for the terminal an aimed scenario
+        // refills: aimed.ts needs it to learn promptly)
+        const late =
+          (this.sim.mix['central-late'] ?? 0) > 0 &&
+          this.sim.check.wipedAt.has(node) &&
+          !this.sim.aim.refillsUncut(node) &&
+          this.refillRng.chance(0.25)
+            ? this.refillRng.range(1500, 3000)
+            : 0
+        if (late > 0) this.sim.count('refill-late')
+        this.sim.log(
+          `central gives ${events.length} own events back to ${this.sim.nodes[node]!.name}${late > 0 ? ` (${Math.round(late)} ms late)` : ''}`,
+        )
+        this.sim.at(CENTRAL_REFILL_LATENCY_MS + late, {
+          k: 'centralAns',
+          node,
+          inc: req.inc,
+          req,
+          ok: true,
+          events,
+        })
         return
       }
       case 'authorize': {
