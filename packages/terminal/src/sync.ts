@@ -275,16 +275,21 @@ export class SyncAgent {
     }
     const origins = [...next.keys()].sort((a, b) => (a === self ? -1 : b === self ? 1 : a < b ? -1 : 1))
     const held = new Set<string>()
-    /** holes retried this round (filled by catch-up since, or still missing) */
-    const retried = new Set<string>()
+    /** holes looked at again this round (filled by catch-up since, or still missing), per origin */
+    const retried = new Map<string, Set<number>>()
     for (;;) {
       const batch: { origin: string; seq: number; event: SignedEvent; hole: boolean }[] = []
       for (const o of origins) {
         if (held.has(o)) continue
         const past = this.#past.get(o)
-        if (past !== undefined && !retried.has(o)) {
-          retried.add(o)
+        if (past !== undefined && past.holes.size > 0) {
+          // a gap catch-up is filling may be thousands of seqs: batches stay within batchSize
+          const seen = retried.get(o) ?? new Set<number>()
+          retried.set(o, seen)
           for (const seq of [...past.holes].sort((x, y) => x - y)) {
+            if (batch.length >= this.#opts.batchSize) break
+            if (seen.has(seq)) continue
+            seen.add(seq)
             const event = await ledger.getEventAt(o, seq, { signal })
             if (event !== undefined) batch.push({ origin: o, seq, event, hole: true })
           }

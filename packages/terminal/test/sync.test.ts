@@ -398,5 +398,15 @@ describe('sync agent against the real central service', () => {
     await t1.syncNow()
     expect(await atCentral(3)).toBe(true)
     expect((await t1.ledger.confirmedMarks())[origin]).toBe(5)
+    // a long gap (a terminal that missed 600 events) filled at once: sent in batches within the
+    // batch size, never one request above central's 500
+    const later = Array.from({ length: 602 }, (_, i) => sign(6 + i))
+    await t1.ledger.recordEvent(later[601]!)
+    await t1.syncNow()
+    expect(await atCentral(607)).toBe(true)
+    await t1.ledger.recordEvents(later.slice(0, 601))
+    await t1.syncNow()
+    expect((await t1.ledger.confirmedMarks())[origin]).toBe(607)
+    expect(await atCentral(300)).toBe(true)
   })
 })
