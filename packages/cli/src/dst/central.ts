@@ -33,8 +33,6 @@ export class Central {
 
   readonly cMarks = new Map<string, number>()
 
-  readonly cSeqs = new Map<string, Set<number>>()
-
   /** the events central stores, per origin and seq (a wiped terminal takes its own back) */
   readonly cEvents = new Map<string, Map<number, SignedEvent>>()
 
@@ -49,25 +47,12 @@ export class Central {
   }
 
   send(node: Node, req: CentralReq): void {
-    if (req.t === 'refill') {
-      // fixed delays, no loss or lateness drawn (config.ts: seeds keep their schedules); a refill
-      // that meets an unreachable central fails like any request
-      const down = this.centralDown || this.centralLinkDown[node.i] === 1
-      if (down)
-        this.sim.at(CENTRAL_REFILL_LATENCY_MS, {
-          k: 'centralAns',
-          node: node.i,
-          inc: node.inc,
-          req,
-          ok: false,
-          unreachable: true,
-        })
-      else this.sim.at(CENTRAL_REFILL_LATENCY_MS, { k: 'central', node: node.i, req })
-      return
-    }
+    // a refill has fixed delays, no loss or lateness drawn from the main stream (config.ts: seeds
+    // keep their schedules); it fails like any request when central is unreachable
+    const refill = req.t === 'refill'
     if (this.centralDown || this.centralLinkDown[node.i]) {
       // unreachable: the request fails (the terminal cannot tell whether central got it)
-      this.sim.at(ONLINE_TIMEOUT_MS / 2, {
+      this.sim.at(refill ? CENTRAL_REFILL_LATENCY_MS : ONLINE_TIMEOUT_MS / 2, {
         k: 'centralAns',
         node: node.i,
         inc: node.inc,
@@ -75,6 +60,10 @@ export class Central {
         ok: false,
         unreachable: true,
       })
+      return
+    }
+    if (refill) {
+      this.sim.at(CENTRAL_REFILL_LATENCY_MS, { k: 'central', node: node.i, req })
       return
     }
     this.sim.at(this.sim.net.latency() * 3, { k: 'central', node: node.i, req })
@@ -165,9 +154,6 @@ export class Central {
             (ev.event.type === 'commit' && this.ahead(ev.event.reservation.event.ts))
           )
             continue
-          const s = this.cSeqs.get(o)
-          if (s === undefined) this.cSeqs.set(o, new Set([ev.event.seq]))
-          else s.add(ev.event.seq)
           // the first event stored at (origin, seq) stays (the daemon's central: ERR_SEQ_CONFLICT)
           const byOrigin = this.cEvents.get(o) ?? new Map<number, SignedEvent>()
           this.cEvents.set(o, byOrigin)
@@ -183,9 +169,9 @@ export class Central {
         const origins = new Set(req.events.map((ev) => toHex(ev.event.origin)))
         origins.add(this.sim.nodes[node]!.hex)
         for (const o of [...origins].sort()) {
-          const s = this.cSeqs.get(o) ?? new Set<number>()
+          const s = this.cEvents.get(o)
           let m = this.cMarks.get(o) ?? 0
-          while (s.has(m + 1)) m++
+          while (s?.has(m + 1)) m++
           this.cMarks.set(o, m)
         }
         marks = this.cMarks.get(this.sim.nodes[node]!.hex) ?? 0

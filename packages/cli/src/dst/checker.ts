@@ -375,66 +375,29 @@ export class Checker {
 
   /** nothing settles at central that no client saw approved (answers recoverable from a durable commit count) */
   checkSettlement(): void {
-    // every answered approval settles at central: at the end of a run (everything healed, every
-    // ledger synced: sim.ts, the drain) central holds it — but for the stated residuals, counted
-    for (const id of [...this.approvedRes].sort()) {
-      const c = this.sim.central
-      if (c.cCommitted.has(id) || c.cOnline.get(id)?.state === 'authorized') continue
-      if (this.lostWithDisk.has(id)) continue // counted as lost-disk-isolated
-      let held: SignedEvent<Commit> | undefined
-      for (const node of this.sim.nodes)
-        for (const r of node.disk.all())
-          if (r.event.event.type === 'commit' && r.event.event.reservation.idHex === id)
-            held = r.event as SignedEvent<Commit>
-      if (held !== undefined) {
-        const e = held.event
-        // dated ahead of central's clock (a jumped clock): central takes it once its time comes
-        if (c.ahead(e.ts) || c.ahead(e.reservation.event.ts)) {
-          this.sim.count('unsettled-dated-ahead')
-          continue
-        }
-        // its seq, or its reservation's, went to another event of a wiped origin first: the
-        // residual seq reuse of "Lost disks" (counted residual-seq-reuse), refused as ERR_SEQ_CONFLICT
-        const o = originOf(held)
-        const taken = (seq: number, eid: string) =>
-          c.cEvents.get(o)?.get(seq) !== undefined && c.cEvents.get(o)?.get(seq)?.idHex !== eid
-        if (taken(e.seq, held.idHex) || taken(e.reservation.event.seq, id)) {
-          this.sim.count('unsettled-seq-reused')
-          continue
-        }
+    // what every disk holds, read once for the three end-of-run checks: Commits by reservation,
+    // and the reservations a Commit or Release settles
+    const commitOnDisk = new Map<string, SignedEvent<Commit>>()
+    const settledOnDisk = new Set<string>()
+    for (const node of this.sim.nodes)
+      for (const r of node.disk.all()) {
+        const e = r.event.event
+        if (e.type === 'commit') {
+          commitOnDisk.set(e.reservation.idHex, r.event as SignedEvent<Commit>)
+          settledOnDisk.add(e.reservation.idHex)
+        } else if (e.type === 'release') settledOnDisk.add(toHex(e.reservationId))
       }
-      if (process.env.DST_UNSETTLED && held !== undefined) {
-        const o = originOf(held)
-        const mark = c.cMarks.get(o) ?? 0
-        const anywhere = (seq: number) =>
-          this.sim.nodes
-            .filter((n) =>
-              [...n.disk.all()].some((r) => originOf(r.event) === o && r.event.event.seq === seq),
-            )
-            .map((n) => n.name)
-        this.sim.log(
-          `UNSETTLED ${id.slice(0, 8)} origin ${this.sim.name(o)} commit seq ${held.event.seq} central mark ${mark}; seq ${mark + 1} held by [${anywhere(mark + 1)}], central has it: ${c.cEvents.get(o)?.has(mark + 1)}; wiped: ${this.wipedAt.get(this.sim.venue.index.get(o)!)}`,
-        )
-      }
-      this.sim.fail(
-        'approval-unsettled',
-        `an approval answered to a client (${id.slice(0, 8)}) is not at central after every ledger synced (its Commit ${held === undefined ? 'on no disk' : 'on a disk'})`,
-      )
-    }
-    this.checkHolds()
+    this.checkApprovalsSettled(commitOnDisk)
+    this.checkHolds(settledOnDisk)
     const settled: string[] = []
     for (const [id, o] of this.sim.central.cOnline) if (o.state === 'authorized') settled.push(id)
     for (const id of this.sim.central.cCommitted.keys()) settled.push(id)
     for (const id of settled.sort()) {
-      if (this.approvedRes.has(id)) continue
+      if (this.approvedRes.has(id) || commitOnDisk.has(id)) continue
       let pendingSomewhere = false
-      let committed = false
-      for (const node of this.sim.nodes) {
+      for (const node of this.sim.nodes)
         if (node.disk.markers.has(id) || node.online.has(id)) pendingSomewhere = true
-        for (const r of node.disk.all())
-          if (r.event.event.type === 'commit' && r.event.event.reservation.idHex === id) committed = true
-      }
-      if (pendingSomewhere || committed) continue
+      if (pendingSomewhere) continue
       const online = this.sim.central.cOnline.get(id)
       if (online?.origin !== undefined && (this.wipedAt.get(online.origin) ?? -1) > (online.at ?? 0)) {
         // FINDING (reported, not hidden): the origin's disk was lost with the online attempt pending
@@ -453,6 +416,47 @@ export class Checker {
   }
 
   /**
+   * Every answered approval settles at central: at the end of a run (everything healed, every
+   * ledger synced: sim.ts, the drain) central holds it — but for the stated residuals, counted.
+   */
+  private checkApprovalsSettled(commitOnDisk: ReadonlyMap<string, SignedEvent<Commit>>): void {
+    const c = this.sim.central
+    for (const id of [...this.approvedRes].sort()) {
+      if (c.cCommitted.has(id) || c.cOnline.get(id)?.state === 'authorized') continue
+      if (this.lostWithDisk.has(id)) continue // counted as lost-disk-isolated
+      const held = commitOnDisk.get(id)
+      if (held === undefined) {
+        this.sim.fail(
+          'approval-unsettled',
+          `an approval answered to a client (${id.slice(0, 8)}) is not at central and its Commit is on no disk`,
+        )
+      }
+      const e = held.event
+      // dated ahead of central's clock (a jumped clock): central takes it once its time comes
+      if (c.ahead(e.ts) || c.ahead(e.reservation.event.ts)) {
+        this.sim.count('unsettled-dated-ahead')
+        continue
+      }
+      // its seq, or its reservation's, went to another event of a wiped origin first: the
+      // residual seq reuse of "Lost disks" (counted residual-seq-reuse), refused as ERR_SEQ_CONFLICT
+      const o = originOf(held)
+      const stored = c.cEvents.get(o)
+      const taken = (seq: number, eid: string) => {
+        const at = stored?.get(seq)
+        return at !== undefined && at.idHex !== eid
+      }
+      if (taken(e.seq, held.idHex) || taken(e.reservation.event.seq, id)) {
+        this.sim.count('unsettled-seq-reused')
+        continue
+      }
+      this.sim.fail(
+        'approval-unsettled',
+        `an approval answered to a client (${id.slice(0, 8)}) is not at central after every ledger synced: its Commit (${this.sim.name(o)} seq ${e.seq}) is on a disk, central's mark for ${this.sim.name(o)} is ${c.cMarks.get(o) ?? 0}`,
+      )
+    }
+  }
+
+  /**
    * No hold leaks after quiescence: at the end (everything healed, drained) a reservation a live
    * terminal still holds as in flight — neither its Commit nor its Release known there — must be
    * one whose settlement exists and has not reached it yet (`hold-lag`: anti-entropy is periodic),
@@ -461,21 +465,14 @@ export class Checker {
    * central's abandonment frees it, which the simulator does not model). Anything else never
    * frees its card's headroom and nullifier: `hold-leak`.
    */
-  checkHolds(): void {
-    const settledSomewhere = new Set<string>()
-    for (const node of this.sim.nodes)
-      for (const r of node.disk.all()) {
-        const e = r.event.event
-        if (e.type === 'commit') settledSomewhere.add(e.reservation.idHex)
-        if (e.type === 'release') settledSomewhere.add(toHex(e.reservationId))
-      }
+  private checkHolds(settledOnDisk: ReadonlySet<string>): void {
     for (const node of this.sim.nodes) {
       if (!node.up || node.core === undefined) continue
       for (const id of [...node.core.view.inflight].sort()) {
         const origin = this.sim.venue.index.get(node.core.view.reservationOrigin.get(id) ?? '')
         const o = origin === undefined ? undefined : this.sim.nodes[origin]
         let kind: string
-        if (settledSomewhere.has(id) || this.sim.central.cCommitted.has(id)) kind = 'hold-lag'
+        if (settledOnDisk.has(id) || this.sim.central.cCommitted.has(id)) kind = 'hold-lag'
         else if (o !== undefined && (o.disk.markers.has(id) || o.online.has(id))) kind = 'hold-online-pending'
         else if (o !== undefined && this.wipedAt.has(o.i)) kind = 'hold-origin-wiped'
         else {
@@ -483,10 +480,8 @@ export class Checker {
             'hold-leak',
             `${node.name} still holds ${id.slice(0, 8)} after the drain: no Commit or Release of it anywhere, its origin ${o?.name ?? '?'} kept its disk and has no online attempt pending`,
           )
-          return
         }
         this.sim.count(kind)
-        if (process.env.DST_UNSETTLED) this.sim.log(`HOLD ${kind} ${id.slice(0, 8)} at ${node.name}`)
       }
     }
   }

@@ -284,7 +284,7 @@ export class PointOfSale {
     if (req.t === 'authorize' && node.inc === req.inc)
       this.runOnline(node, node.online.unanswered(req.res.idHex))
     if (req.t === 'void') this.runOnline(node, node.online.voidFailed(req.resId))
-    if (req.t === 'refill' && node.inc === req.inc) this.sim.terminals.refillFailed(node, req.attempt)
+    if (req.t === 'refill' && node.inc === req.inc) this.sim.terminals.refillFailed(node)
   }
 
   centralAnswer(
@@ -299,7 +299,7 @@ export class PointOfSale {
     const core = node.core
     switch (req.t) {
       case 'refill':
-        if (node.inc === req.inc) this.sim.terminals.refillAnswered(node, req.attempt, events ?? [])
+        if (node.inc === req.inc) this.sim.terminals.refillAnswered(node, events ?? [])
         return
       case 'authorize':
         if (node.inc !== req.inc) return

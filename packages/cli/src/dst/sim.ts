@@ -298,7 +298,7 @@ export class Sim {
         this.terminals.tick(ev)
         return
       case 'refill':
-        this.terminals.refillStep(ev)
+        this.terminals.refillTimeout(ev)
         return
       case 'aimed':
         this.aim.fire(ev)

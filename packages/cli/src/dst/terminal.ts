@@ -63,7 +63,7 @@ export class Terminals {
       keepPending: node.disk.markers.has(reservation.idHex),
     }))
     node.relearnPending = !core.view.seqKnown
-    node.central = undefined
+    node.refilling = false
     node.refilledIds = undefined
     // what the checker knew at an earlier incarnation's learning says nothing about this one's
     this.sim.check.certifiedAtLearn.delete(node.i)
@@ -250,11 +250,10 @@ export class Terminals {
         return
       case 'refill': {
         // the daemon's refill source (packages/terminal/src/refill.ts): central asked once
-        this.refills = (this.refills ?? 0) + 1
-        const attempt = this.refills
-        node.central = { attempt }
-        this.sim.central.send(node, { t: 'refill', inc: node.inc, attempt })
-        this.sim.at(CENTRAL_REFILL_TIMEOUT_MS, { k: 'refill', node: node.i, inc, attempt })
+        // (the core asks once per start: the incarnation tells a late answer from a current one)
+        node.refilling = true
+        this.sim.central.send(node, { t: 'refill', inc: node.inc })
+        this.sim.at(CENTRAL_REFILL_TIMEOUT_MS, { k: 'refill', node: node.i, inc })
         return
       }
       case 'peer':
@@ -273,32 +272,27 @@ export class Terminals {
   }
 
   /** the refill failed (central unreachable, or no answer in time): learning goes on without */
-  refillFailed(node: Node, attempt: number): void {
-    const c = node.central
-    if (!node.up || node.core === undefined || c === undefined || c.attempt !== attempt) return
-    node.central = undefined
+  refillFailed(node: Node): void {
+    if (!node.up || node.core === undefined || node.refilling !== true) return
+    node.refilling = false
     this.sim.log(`${node.name} could not take its own events back from central`)
     node.core.refillEnded(false)
   }
 
   /** central answered the refill: every own event it holds, in seq order */
-  refillAnswered(node: Node, attempt: number, events: SignedEvent[]): void {
-    const c = node.central
-    if (!node.up || node.core === undefined || c === undefined || c.attempt !== attempt) return
-    node.central = undefined
+  refillAnswered(node: Node, events: SignedEvent[]): void {
+    if (!node.up || node.core === undefined || node.refilling !== true) return
+    node.refilling = false
     node.refilledIds = new Set(events.map((e) => e.idHex))
     for (let i = 0; i < events.length; i += CATCHUP_PAGE)
       node.core.refillBatch(events.slice(i, i + CATCHUP_PAGE).map((e) => e.bytes))
     node.core.refillEnded(true)
   }
 
-  /** refills asked for (numbers each one) */
-  private refills: number | undefined
-
   /** the refill's timeout */
-  refillStep(ev: EvOf<'refill'>): void {
+  refillTimeout(ev: EvOf<'refill'>): void {
     const node = this.sim.nodes[ev.node]!
-    if (node.inc === ev.inc) this.refillFailed(node, ev.attempt)
+    if (node.inc === ev.inc) this.refillFailed(node)
   }
 
   /** a core timer fires */
@@ -424,8 +418,7 @@ export class Terminals {
     // every terminal forwards what central lacks of its peers' events too, as the daemon's sync
     // agent does (own first): an approval settles whichever ledger reaches central; a seq this
     // disk lacks does not stop an origin (the daemon's "sync past a hole", sync.ts)
-    others.sort((x, y) => (x.idHex < y.idHex ? -1 : x.idHex > y.idHex ? 1 : 0))
-    others.sort((x, y) => x.event.seq - y.event.seq)
+    others.sort((x, y) => x.event.seq - y.event.seq || (x.idHex < y.idHex ? -1 : x.idHex > y.idHex ? 1 : 0))
     if (own.length > 0 || this.sim.rng.chance(0.2))
       this.sim.central.send(node, {
         t: 'sync',

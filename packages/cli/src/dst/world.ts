@@ -59,8 +59,8 @@ export interface Node {
   relearnPending?: boolean
   /** after a wipe: 1 until a catch-up refills the disk, 2 while the refill is not all on disk */
   refill?: 0 | 1 | 2 | undefined
-  /** the refill of own events from central in flight (core effect `refill`), numbered */
-  central?: { attempt: number } | undefined
+  /** the refill of own events from central (core effect `refill`) is in flight */
+  refilling?: boolean
   /** own event ids central gave back to this incarnation (the checker counts them as learnt) */
   refilledIds?: Set<string> | undefined
 }
@@ -142,7 +142,7 @@ export type Ev =
   | { at: number; seq: number; k: 'net' }
   | { at: number; seq: number; k: 'tick'; node: number; inc: number }
   /** a refill from central still unanswered is given up */
-  | { at: number; seq: number; k: 'refill'; node: number; inc: number; attempt: number }
+  | { at: number; seq: number; k: 'refill'; node: number; inc: number }
   | { at: number; seq: number; k: 'centralUp' }
   | { at: number; seq: number; k: 'crash'; node: number; inc: number; why: string; wipe: boolean }
   | { at: number; seq: number; k: 'aimed'; what: 'relearn-wipe' | 'relearn-heal'; node: number }
@@ -157,7 +157,7 @@ export type CentralReq =
   | { t: 'authorize'; res: SignedEvent<Reservation>; inc: number }
   | { t: 'void'; resId: string; res: SignedEvent<Reservation>; inc: number }
   | { t: 'sync'; events: SignedEvent[]; inc: number }
-  | { t: 'refill'; inc: number; attempt: number }
+  | { t: 'refill'; inc: number }
 
 export interface Approval {
   resId: string
