@@ -14,6 +14,8 @@ export function coreFixture(opts: {
   mutations?: ReadonlySet<MutationName>
   /** a central keeps our synced events (CoreInit.centralRefill) */
   centralRefill?: boolean
+  /** the store's next own seq (default 1: an empty store, so the core must learn its history) */
+  nextSeq?: number
 }) {
   const keys: KeyPair[] = Array.from({ length: opts.size }, (_, i) =>
     keyPairFromSeed(new Uint8Array(32).fill(i + 1)),
@@ -52,7 +54,7 @@ export function coreFixture(opts: {
     marks()
     marks()
   }
-  core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: 1 })
+  core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: opts.nextSeq ?? 1 })
   core.start(1, [])
   marks()
   return { core, keys, hex, effects, wall, marks, learnFrom, refills: () => refills }

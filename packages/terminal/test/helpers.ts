@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type CentralService, createCentralService } from '@nullmesh/central'
 import { createVenueBundle, type PolicyOverrides, type VenueBundle } from '@nullmesh/policy'
 import {
   type CentralLink,
@@ -11,6 +12,29 @@ import {
 } from '@nullmesh/terminal'
 
 export const TOKEN = 'test-token-0123456789'
+
+/** Connectivity and sync paced for tests: a lost or regained central is noticed within ~250 ms. */
+export const FAST = {
+  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
+  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
+}
+
+/** A real central service for the venue, on 127.0.0.1 (port 0: any), settling every 50 ms. */
+export async function startCentral(
+  v: { dir: string; bundle: VenueBundle },
+  port = 0,
+  name = 'central',
+): Promise<CentralService> {
+  const c = createCentralService({
+    dataDir: join(v.dir, name),
+    venues: [v.bundle],
+    listen: { host: '127.0.0.1', port },
+    settleIntervalMs: 50,
+    adminToken: 'admin-token',
+  })
+  await c.start()
+  return c
+}
 
 export interface TestVenue {
   dir: string

@@ -2,7 +2,7 @@
 // central said yes, a crash with an online attempt pending. One tap has one payment identity, and
 // a payment the terminal declined is never left charged.
 import { join } from 'node:path'
-import { type CentralService, createCentralService } from '@nullmesh/central'
+import type { CentralService } from '@nullmesh/central'
 import { createLedger } from '@nullmesh/ledger'
 import { createMeshNode } from '@nullmesh/mesh'
 import { loadTerminalKey } from '@nullmesh/policy'
@@ -16,12 +16,16 @@ import {
   type TerminalInit,
 } from '@nullmesh/terminal'
 import { afterEach, describe, expect, test } from 'vitest'
-import { card, payment, startVenue, type TestVenue, waitFor, wrapCentralLink } from './helpers.js'
-
-const FAST = {
-  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
-  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
-}
+import {
+  card,
+  FAST,
+  payment,
+  startCentral,
+  startVenue,
+  type TestVenue,
+  waitFor,
+  wrapCentralLink,
+} from './helpers.js'
 
 let venue: TestVenue | undefined
 let central: CentralService | undefined
@@ -31,18 +35,6 @@ afterEach(async () => {
   venue = undefined
   central = undefined
 })
-
-async function startCentral(v: TestVenue): Promise<CentralService> {
-  const c = createCentralService({
-    dataDir: join(v.dir, 'central'),
-    venues: [v.bundle],
-    listen: { host: '127.0.0.1', port: 0 },
-    settleIntervalMs: 50,
-    adminToken: 'admin-token',
-  })
-  await c.start()
-  return c
-}
 
 /** The real link, except that authorize's answer is lost: central decides, the terminal times out. */
 function lostAnswerLink(url: string, seen: string[]): CentralLink {

@@ -1,14 +1,8 @@
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { type CentralService, createCentralService } from '@nullmesh/central'
+import type { CentralService } from '@nullmesh/central'
 import { createTerminal } from '@nullmesh/terminal'
 import { afterEach, describe, expect, test } from 'vitest'
-import { freePort, payment, startVenue, type TestVenue, waitFor } from './helpers.js'
-
-const FAST = {
-  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
-  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
-}
+import { FAST, freePort, payment, startCentral, startVenue, type TestVenue, waitFor } from './helpers.js'
 
 let venue: TestVenue | undefined
 let central: CentralService | undefined
@@ -31,13 +25,7 @@ describe('lost disk: own events from central [central refill]', () => {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
     venue = await startVenue(3, { init: () => ({ centralUrl: url, ...FAST }) })
-    central = createCentralService({
-      dataDir: join(venue.dir, 'central'),
-      venues: [venue.bundle],
-      listen: { host: '127.0.0.1', port },
-      settleIntervalMs: 50,
-    })
-    await central.start()
+    central = await startCentral(venue, port)
     const t1 = venue.terminals[0]!
     await waitFor(() => t1.online, 10_000)
     const first = await t1.pay(payment({ amountMinor: 800, offlineBehavior: 'force_offline' }))

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
-import { type CentralService, createCentralService } from '@nullmesh/central'
+import type { CentralService } from '@nullmesh/central'
 import { loadTerminalKey } from '@nullmesh/policy'
 import { fromBase64url, fromHex, signEvent, toHex, verifyProof } from '@nullmesh/protocol'
 import {
@@ -12,12 +11,17 @@ import {
   type TerminalEvent,
 } from '@nullmesh/terminal'
 import { afterEach, describe, expect, test } from 'vitest'
-import { card, freePort, payment, startVenue, type TestVenue, waitFor, wrapCentralLink } from './helpers.js'
-
-const FAST = {
-  connectivity: { initialDelayMs: 50, maxDelayMs: 250, probeIntervalMs: 250, probeTimeoutMs: 500 },
-  sync: { intervalMs: 100, statusPollMinIntervalMs: 100 },
-}
+import {
+  card,
+  FAST,
+  freePort,
+  payment,
+  startCentral,
+  startVenue,
+  type TestVenue,
+  waitFor,
+  wrapCentralLink,
+} from './helpers.js'
 
 interface Recorded {
   batches: Uint8Array[][]
@@ -42,18 +46,6 @@ afterEach(async () => {
   venue = undefined
   central = undefined
 })
-
-async function startCentral(v: TestVenue, port = 0, name = 'central'): Promise<CentralService> {
-  const c = createCentralService({
-    dataDir: join(v.dir, name),
-    venues: [v.bundle],
-    listen: { host: '127.0.0.1', port },
-    settleIntervalMs: 50,
-    adminToken: 'admin-token',
-  })
-  await c.start()
-  return c
-}
 
 function collect(t: Terminal): TerminalEvent[] {
   const events: TerminalEvent[] = []
