@@ -256,8 +256,8 @@ export class SyncAgent {
       statuses: 0,
     }
     const confirmed = await ledger.confirmedMarks({ signal })
-    // past gaps: a seq this ledger lacks does not stop its origin (below)
-    const hwm = await ledger.maxSeqs({ signal })
+    // each origin's largest seq, past gaps: a seq this ledger lacks does not stop it (below)
+    const top = await ledger.maxSeqs({ signal })
     // Per origin in seq order from the confirmed mark. A seq this ledger lacks is passed over (a
     // hole), not waited at: catch-up may fill it later (it is sent then), but it may never come —
     // an own event that died with its origin's disk before it left (the simulator: a wiped
@@ -266,7 +266,7 @@ export class SyncAgent {
     // what central acknowledged past a hole is remembered in memory (#past), so it is not resent
     // every round.
     const next = new Map<string, number>()
-    for (const [o, h] of Object.entries(hwm)) {
+    for (const [o, h] of Object.entries(top)) {
       const c = confirmed[o] ?? 0
       const past = this.#past.get(o)
       if (past !== undefined && past.through <= c) this.#past.delete(o)
@@ -295,7 +295,7 @@ export class SyncAgent {
           }
         }
         let seq = next.get(o)!
-        while (seq <= hwm[o]! && batch.length < this.#opts.batchSize) {
+        while (seq <= top[o]! && batch.length < this.#opts.batchSize) {
           const event = await ledger.getEventAt(o, seq, { signal })
           if (event === undefined) this.#pastOf(o, confirmed[o] ?? 0).holes.add(seq)
           else batch.push({ origin: o, seq, event, hole: false })

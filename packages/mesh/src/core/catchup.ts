@@ -55,24 +55,7 @@ export function started(core: MeshCore, key: string, initial: boolean): void {
 
 /** one frame of a catch-up answer: validated and applied; returns how many were new */
 export function batch(core: MeshCore, _key: string, frames: Uint8Array[]): number {
-  const valid: { event: SignedEvent; held: boolean }[] = []
-  const ctx = core.validationContext()
-  for (const bytes of frames) {
-    try {
-      const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
-      const held = heldOnRelearn(core, signed)
-      core.view.apply(signed, held)
-      valid.push({ event: signed, held })
-    } catch (err: unknown) {
-      if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
-        core.log(`catch-up event rejected: ${(err as Error).message}`)
-    }
-  }
-  if (valid.length > 0) {
-    core.write(valid, { sync: false, own: false })
-    for (const { event } of valid) core.out({ type: 'event', event, source: 'catchup' })
-  }
-  return valid.length
+  return applyFrames(core, frames, 'catchup')
 }
 
 /**
@@ -82,27 +65,39 @@ export function batch(core: MeshCore, _key: string, frames: Uint8Array[]): numbe
  */
 export function refillBatch(core: MeshCore, frames: Uint8Array[]): number {
   if (core.view.seqKnown || core.refill !== 'awaiting') return 0
+  return applyFrames(core, frames, 'central', (signed) => toHex(signed.event.origin) === core.me)
+}
+
+/**
+ * Validate and apply events that arrived in bulk (written without fsync: no approval waits for
+ * them); an event `accept` refuses is left out. Returns how many were new.
+ */
+function applyFrames(
+  core: MeshCore,
+  frames: Uint8Array[],
+  source: 'catchup' | 'central',
+  accept?: (signed: SignedEvent) => boolean,
+): number {
   const valid: { event: SignedEvent; held: boolean }[] = []
   const ctx = core.validationContext()
   for (const bytes of frames) {
     try {
       const signed = validateEventBytes(ctx, bytes, MAX_EVENT_BYTES)
-      if (toHex(signed.event.origin) !== core.me) {
-        core.log('central refill: an event of another origin ignored')
+      if (accept !== undefined && !accept(signed)) {
+        core.log(`${source} event of another origin left out`)
         continue
       }
-      if (core.view.known.has(signed.idHex)) continue
       const held = heldOnRelearn(core, signed)
       core.view.apply(signed, held)
       valid.push({ event: signed, held })
     } catch (err: unknown) {
       if (!(err instanceof EventValidationError) || err.action !== 'IGNORE')
-        core.log(`central refill: event rejected: ${(err as Error).message}`)
+        core.log(`${source} event rejected: ${(err as Error).message}`)
     }
   }
   if (valid.length > 0) {
     core.write(valid, { sync: false, own: false })
-    for (const { event } of valid) core.out({ type: 'event', event, source: 'central' })
+    for (const { event } of valid) core.out({ type: 'event', event, source })
   }
   return valid.length
 }
