@@ -167,6 +167,9 @@ describe('[fuzz] decoders of untrusted bytes', () => {
         now: NOW,
         maxClockSkewMs: 30_000,
         quorum: 2,
+        // the original commit itself reaches the quorum-certificate check, which asks the card's
+        // custodian group (missing here, the test threw a TypeError whenever fast-check drew it)
+        group: () => ({ members: [...enrolled].sort(), has: (m) => enrolled.has(m) }),
         policy: defaultPolicy(VENUE),
         isEnrolled: (k) => enrolled.has(k),
         isKnown: () => false,
