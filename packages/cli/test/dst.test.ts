@@ -144,6 +144,15 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.faults.wipe ?? 0).toBeGreaterThan(0)
   }, 60_000)
 
+  // docs/protocol.md, invariant table, `liveness`: seed 805's random core held T5, which had to
+  // relearn its history, with T2 and T4 left down: T5 acked nothing (it had 2 of the 3 peers it
+  // must hear), so the core declined every payment for 30 s. Such a core is healed whole now.
+  it('[liveness with a relearner] seed 805 at 4000 steps: a core that must relearn is healed whole', () => {
+    const r = runSeed({ terminals: 5, seed: 805, steps: 4000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+    expect(r.faults['liveness-relearner']).toBe(1)
+  }, 60_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

@@ -13,7 +13,7 @@ import {
   VENUE,
   type Violation,
 } from './config.js'
-import { type SignedEvent, setDecodeMemo, setSignatureScheme, setVerifyMemo } from './deps.js'
+import { type SignedEvent, setDecodeMemo, setSignatureScheme, setVerifyMemo, toHex } from './deps.js'
 import { Disk } from './disk.js'
 import { Faults } from './faults.js'
 import { Network } from './network.js'
@@ -363,6 +363,17 @@ export class Sim {
    * Liveness: heal a quorum-sized core of terminals (and central), stop injecting faults, reset
    * clocks; fresh payments at the core must be approved again within a bounded time.
    */
+  /** whether a terminal signs again once started: up, its core says so; down, its disk will */
+  knowsHistory(node: Node): boolean {
+    if (node.up && node.core !== undefined) return node.core.view.seqKnown
+    // as restore() and the core's recovery judge the disk at the next start
+    if (node.disk.relearning) return false
+    return node.disk.durable.some(
+      ({ event: { event: e } }) =>
+        toHex(e.type === 'commit' ? e.reservation.event.origin : e.origin) === node.hex,
+    )
+  }
+
   liveness(): void {
     this.phase = 'liveness'
     const quorum = this.nodes[0]!.core?.quorum ?? Math.floor(this.n / 2) + 1
@@ -371,7 +382,14 @@ export class Sim {
       const j = this.rng.int(i + 1)
       ;[ids[i], ids[j]] = [ids[j]!, ids[i]!]
     }
-    this.workload.livenessCore = ids.slice(0, quorum).sort((a, b) => a - b)
+    const core = ids.slice(0, quorum)
+    // A terminal that must relearn its history (a lost disk, a cut relearning) acks nothing until
+    // N − q + 1 peers have taught it (docs/protocol.md, "Lost disks"): in a quorum-sized core it
+    // has q − 1 peers, fewer than it needs whenever the rest stay down, so that core cannot decide
+    // by the protocol's own rules (seed 805). Then every terminal is healed instead.
+    const relearner = core.some((i) => !this.knowsHistory(this.nodes[i]!))
+    if (relearner) this.count('liveness-relearner')
+    this.workload.livenessCore = (relearner ? ids : core).sort((a, b) => a - b)
     this.log(
       `LIVENESS core ${this.workload.livenessCore.map((i) => `T${i + 1}`).join(',')}: healed, no more faults`,
     )
