@@ -153,6 +153,15 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.faults['liveness-relearner']).toBe(1)
   }, 60_000)
 
+  // docs/protocol.md, `lost-disk-quorum`: seed 1551 cuts T4 off from its peers and its uplink as it
+  // commits a quorum approval, then wipes T4: the Commit dies with the disk, counted as the residual
+  // (not a violation), and every other approval still settles.
+  it('[lost-disk-quorum] seed 1551 at 4000 steps: a Commit only its wiped origin held is the counted residual', () => {
+    const r = runSeed({ terminals: 5, seed: 1551, steps: 4000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+    expect(r.faults['lost-disk-quorum']).toBe(1)
+  }, 60_000)
+
   // docs/protocol.md, "Holds relearned after a lost disk": the aimed holds scenario (aimed.ts) has a
   // card approved on one side of a split, its origin cut off as it commits, one holder wiped, and
   // the card tapped twice on the other side; without the rule the wiped holder acks both taps.

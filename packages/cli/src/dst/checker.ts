@@ -95,31 +95,38 @@ export class Checker {
   }
 
   /**
-   * A disk is lost: its isolated approvals (and online ones no quorum held) whose Commit no other
-   * disk and not central holds are lost with it — approved, never to settle (docs/protocol.md,
-   * `lost-disk-isolated`). No terminal can count them any more, so they leave its isolated budget:
-   * the bound holds per incarnation of a disk. Those that survive elsewhere are relearned and stay.
+   * A disk is lost: its offline approvals whose Commit no other disk and not central holds are lost
+   * with it — approved, never to settle (docs/protocol.md, `lost-disk-isolated` and
+   * `lost-disk-quorum`: a quorum approval's decision, too, lives only on its origin's disk until its
+   * Commit leaves). No terminal can count the isolated ones any more, so they leave its isolated
+   * budget: the bound holds per incarnation of a disk. Those that survive elsewhere are relearned.
    */
-  /** approvals whose only Commit died with a disk (lost-disk-isolated): they never settle */
+  /** approvals whose only Commit died with a disk: they never settle */
   readonly lostWithDisk = new Set<string>()
 
   diskLost(node: Node): void {
-    const list = this.isolatedByNode.get(node.i)
-    if (list === undefined) return
+    const offline = this.offlineByNode.get(node.i) ?? []
+    const isolated = this.isolatedByNode.get(node.i) ?? []
+    if (offline.length === 0 && isolated.length === 0) return
+    const c = this.sim.central
     const elsewhere = new Set<string>()
     for (const other of this.sim.nodes) {
       if (other === node) continue
       for (const e of other.disk.readable())
         if (e.event.type === 'commit') elsewhere.add(e.event.reservation.idHex)
     }
-    const kept = list.filter((b) => elsewhere.has(b.resId) || this.sim.central.cCommitted.has(b.resId))
-    for (const b of list)
-      if (!kept.includes(b)) {
-        this.lostWithDisk.add(b.resId)
-        this.sim.count('lost-disk-isolated')
-        this.sim.log(`lost-disk-isolated: ${node.name}'s approval ${b.resId.slice(0, 8)} dies with its disk`)
-      }
-    this.isolatedByNode.set(node.i, kept)
+    const survives = (id: string) => elsewhere.has(id) || c.cCommitted.has(id)
+    for (const b of [...isolated, ...offline]) {
+      if (survives(b.resId) || this.lostWithDisk.has(b.resId)) continue
+      this.lostWithDisk.add(b.resId)
+      const kind = b.mode === 'isolated' || b.isolatedOnline ? 'isolated' : 'quorum'
+      this.sim.count(`lost-disk-${kind}`)
+      this.sim.log(`lost-disk-${kind}: ${node.name}'s approval ${b.resId.slice(0, 8)} dies with its disk`)
+    }
+    this.isolatedByNode.set(
+      node.i,
+      isolated.filter((b) => survives(b.resId)),
+    )
   }
 
   /**
@@ -423,7 +430,7 @@ export class Checker {
     const c = this.sim.central
     for (const id of [...this.approvedRes].sort()) {
       if (c.cCommitted.has(id) || c.cOnline.get(id)?.state === 'authorized') continue
-      if (this.lostWithDisk.has(id)) continue // counted as lost-disk-isolated
+      if (this.lostWithDisk.has(id)) continue // counted as lost-disk-isolated or lost-disk-quorum
       const held = commitOnDisk.get(id)
       if (held === undefined) {
         this.sim.fail(
