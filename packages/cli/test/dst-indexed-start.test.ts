@@ -57,6 +57,7 @@ function viewOf(core: MeshCore, members: string[]) {
     nextSeq: v.nextSeq,
     seqKnown: v.seqKnown,
     relearning: core.relearning,
+    learnedThrough: core.learnedThrough,
     exposure: v.exposure
       .snapshot()
       .records.map((r) => ({ ...r, held: r.held && !r.released, commitModes: [...r.commitModes].sort() }))
@@ -96,12 +97,15 @@ describe('start-up from the ledger indexes equals the simulator replay, on store
           }
           if (Object.keys(disk.confirmed).length > 0) await ledger.markConfirmed(disk.confirmed)
           if (disk.relearning) await ledger.setRelearning(true)
+          else if (disk.learnedThrough > 0)
+            await ledger.setRelearning(false, { learnedThrough: disk.learnedThrough })
           // the simulator's own restart (dst/disk.ts restore), not a copy of it
           const replay = coreFor(disk)
           replay.load(
             restore(disk.records, toHex(disk.key.publicKey), {
               confirmed: disk.confirmed,
               relearning: disk.relearning,
+              learnedThrough: disk.learnedThrough,
             }).state,
           )
           const fromIndexes = coreFor(disk)

@@ -153,6 +153,19 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.faults['liveness-relearner']).toBe(1)
   }, 60_000)
 
+  // docs/protocol.md, "Lost disks": an own reservation learned back without its Commit is kept held
+  // at start. Seed 2449: T1 approved card c6 (its Commit pushed to T4 and T5), was wiped, relearned
+  // the reservation from T2, T3 and T5 (T5 had lost its unsynced copy of the Commit, T4 was down),
+  // restarted, and released it as never approved: the card's headroom came back and a later tap
+  // passed the card cap (10,300 of 10,000).
+  it('[relearned reservation kept] seed 2449 at 4000 steps holds; releasing relearned reservations passes the card cap', () => {
+    const faults = new Set(FAULTS)
+    expect(runSeed({ terminals: 5, seed: 2449, steps: 4000, faults }).violation).toBeUndefined()
+    const mutations = new Set(['release-relearned'] as const)
+    const caught = runSeed({ terminals: 5, seed: 2449, steps: 4000, faults, mutations })
+    expect(caught.violation?.invariant).toBe('card-amount-cap')
+  }, 60_000)
+
   // docs/protocol.md, `lost-disk-quorum`: seed 1551 cuts T4 off from its peers and its uplink as it
   // commits a quorum approval, then wipes T4: the Commit dies with the disk, counted as the residual
   // (not a violation), and every other approval still settles.

@@ -24,6 +24,12 @@ export const DEFAULT_PRUNE_SYNC = false
 export const DEFAULT_RELEARNING_SYNC = true
 /** Cursor that holds the mesh's relearning mark while a lost disk is refilled from peers. */
 export const RELEARNING_CURSOR = 'mesh/relearning'
+/**
+ * Cursor that holds the largest own seq learned back after a lost disk (set when the relearning
+ * mark is cleared): own reservations up to it were not written by this store, so one without a
+ * Commit here may still have been approved (its Commit held elsewhere) and is never released at start.
+ */
+export const LEARNED_THROUGH_CURSOR = 'mesh/learned-through'
 
 /** Events deleted per batch while pruning (each batch holds that origin's write lock). */
 export const PRUNE_BATCH_SIZE = 500

@@ -23,6 +23,11 @@ import { NullmeshLedger } from './ledger.js'
 export { LedgerError, type LedgerErrorCode } from './errors.js'
 export type { GroupCommitStats } from './group-commit.js'
 
+/** Clearing the relearning mark: the largest own seq learned back (kept with it, never lowered). */
+export interface RelearningOptions {
+  learnedThrough?: number
+}
+
 export interface LedgerInit {
   /** directory of the LevelDB database (created if missing); a label for the memory backend */
   path: string
@@ -240,7 +245,9 @@ export interface Ledger {
    * Set or clear the relearning mark (fsync'd by default), after every call made before it has
    * finished: once durable, so is every write those calls made.
    */
-  setRelearning(on: boolean, opts?: SyncOptions): Promise<void>
+  setRelearning(on: boolean, opts?: SyncOptions & RelearningOptions): Promise<void>
+  /** The largest own seq learned back after a lost disk (`setRelearning(false, { learnedThrough })`), 0 if none. */
+  learnedThrough(opts?: AbortOptions): Promise<number>
 
   /** Central confirmed every event of these origins up to seq (inclusive). Marks only move up. */
   markConfirmed(marks: Record<string, number>, opts?: SyncOptions): Promise<void>

@@ -12,6 +12,7 @@ import {
   HELD_ACKS_CHUNK,
   KEY_END,
   KEY_SEPARATOR,
+  LEARNED_THROUGH_CURSOR,
   LOG_NAMESPACE,
   MAX_SEQ,
   PRUNE_BATCH_SIZE,
@@ -36,6 +37,7 @@ import type {
   RecordEventOptions,
   RecordManyResult,
   RecordResult,
+  RelearningOptions,
   ReservationEntry,
   ReservationState,
   ReservationSummary,
@@ -54,7 +56,15 @@ import {
 } from './keys.js'
 import { KeyedLocks } from './locks.js'
 import { OriginState } from './origins.js'
-import { type DelOptions, del, openStore, type PutOptions, type RootDatabase, type Store } from './store.js'
+import {
+  type BatchOptions,
+  type DelOptions,
+  del,
+  openStore,
+  type PutOptions,
+  type RootDatabase,
+  type Store,
+} from './store.js'
 import { WriteTxn } from './writer.js'
 
 const log = debug(LOG_NAMESPACE)
@@ -719,15 +729,41 @@ export class NullmeshLedger implements Ledger {
     )
   }
 
-  setRelearning(on: boolean, opts: SyncOptions = {}): Promise<void> {
+  setRelearning(on: boolean, opts: SyncOptions & RelearningOptions = {}): Promise<void> {
+    const through = opts.learnedThrough
+    if (through !== undefined && (on || !Number.isSafeInteger(through) || through < 0)) {
+      return Promise.reject(
+        new LedgerError(
+          'ERR_INVALID_ARGUMENT',
+          'learnedThrough is a seq ≥ 0, given when the mark is cleared',
+        ),
+      )
+    }
     // the calls already running (an unsynced refill among them): this write's fsync must cover theirs
     const earlier = [...this.#inflight]
     return this.#run(opts.signal, async (store) => {
       await Promise.allSettled(earlier)
       const sync = opts.sync ?? DEFAULT_RELEARNING_SYNC
       if (on) await store.cursors.put(RELEARNING_CURSOR, '1', { sync } as PutOptions<string>)
-      else await store.cursors.del(RELEARNING_CURSOR, { sync } as DelOptions)
+      else if (through === undefined) await store.cursors.del(RELEARNING_CURSOR, { sync } as DelOptions)
+      else {
+        // one atomic batch: a store without the mark always knows what it learned back
+        const before = Number((await readOne(store.cursors, LEARNED_THROUGH_CURSOR)) ?? 0)
+        await store.cursors.batch(
+          [
+            { type: 'del', key: RELEARNING_CURSOR },
+            { type: 'put', key: LEARNED_THROUGH_CURSOR, value: String(Math.max(before, through)) },
+          ],
+          { sync } as BatchOptions,
+        )
+      }
     })
+  }
+
+  learnedThrough(opts: AbortOptions = {}): Promise<number> {
+    return this.#run(opts.signal, async (store) =>
+      Number((await readOne(store.cursors, LEARNED_THROUGH_CURSOR)) ?? 0),
+    )
   }
 
   markConfirmed(marks: Record<string, number>, opts: SyncOptions = {}): Promise<void> {

@@ -502,6 +502,24 @@ export function ledgerContract(backend: Backend): void {
         expect(await ledger.relearning()).toBe(false)
         expect(await ledger.highWaterMarks()).toEqual({ [a.hex]: 30 })
       })
+
+      it('keeps what was learned back with the cleared mark, across a reopen, never lowered', async () => {
+        expect(await ledger.learnedThrough()).toBe(0)
+        await ledger.setRelearning(true)
+        await ledger.setRelearning(false, { learnedThrough: 61 })
+        await reopen()
+        expect(await ledger.relearning()).toBe(false)
+        expect(await ledger.learnedThrough()).toBe(61)
+        await ledger.setRelearning(true)
+        await ledger.setRelearning(false, { learnedThrough: 4 })
+        expect(await ledger.learnedThrough()).toBe(61)
+        await expect(ledger.setRelearning(true, { learnedThrough: 5 })).rejects.toMatchObject({
+          code: 'ERR_INVALID_ARGUMENT',
+        })
+        await expect(ledger.setRelearning(false, { learnedThrough: -1 })).rejects.toMatchObject({
+          code: 'ERR_INVALID_ARGUMENT',
+        })
+      })
     })
 
     describe('confirmation and pruning', () => {

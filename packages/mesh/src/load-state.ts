@@ -58,6 +58,8 @@ export async function loadFromIndexes(
     nextSeq: await ledger.nextSeq(core.me, { signal }),
     // a refill from a quorum after a lost disk that did not finish: learn again (recovery.ts)
     relearning: await ledger.relearning({ signal }),
+    // own reservations up to it were learned back: start() keeps them held (recovery.ts)
+    learnedThrough: await ledger.learnedThrough({ signal }),
   })
   return { events, reservations }
 }

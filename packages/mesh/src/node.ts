@@ -417,7 +417,7 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
           .catch((err: unknown) => log('publish failed: %o', err))
         return
       case 'write':
-        this.write(e.id, e.records, e.sync, e.own, e.relearning)
+        this.write(e.id, e.records, e.sync, e.own, e.relearning, e.learnedThrough)
         return
       case 'timer': {
         const t = setTimeout(() => {
@@ -508,7 +508,14 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
    * writes batches in submission order. The relearning mark (recovery.ts) is ordered by the
    * ledger after every earlier write.
    */
-  private write(id: number, records: WriteRecord[], sync: boolean, own: boolean, relearning?: boolean): void {
+  private write(
+    id: number,
+    records: WriteRecord[],
+    sync: boolean,
+    own: boolean,
+    relearning?: boolean,
+    learnedThrough?: number,
+  ): void {
     if (!sync) {
       const p =
         records.length === 1
@@ -522,7 +529,10 @@ class NullmeshNode extends TypedEventEmitter<MeshEvents> implements MeshNode {
     }
     const durable: Promise<unknown> =
       relearning !== undefined
-        ? this.ledger.setRelearning(relearning, { sync: true })
+        ? this.ledger.setRelearning(relearning, {
+            sync: true,
+            ...(learnedThrough === undefined ? {} : { learnedThrough }),
+          })
         : Promise.all(
             records.map((r) =>
               this.ledger.recordEvent(r.event, {

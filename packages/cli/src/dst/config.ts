@@ -57,6 +57,8 @@ export interface SimDisk {
   records: { event: SignedEvent; held: boolean; ackGiven?: SignedAck | undefined }[]
   confirmed: Record<string, number>
   relearning: boolean
+  /** the largest own seq a finished relearning took back */
+  learnedThrough: number
   venueId: string
   policy: VenuePolicy
   members: string[]

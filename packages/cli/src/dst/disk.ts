@@ -10,9 +10,17 @@ export interface Rec {
 /** A disk: a log of records; writes not yet made durable are lost on a crash. */
 export class Disk {
   durable: Rec[] = []
-  pending: { w: number; recs: Rec[]; sync: boolean; relearning?: boolean | undefined }[] = []
+  pending: {
+    w: number
+    recs: Rec[]
+    sync: boolean
+    relearning?: boolean | undefined
+    learnedThrough?: number | undefined
+  }[] = []
   /** the core's "relearning" mark, as durable (a write in the log like any other) */
   relearning = false
+  /** the largest own seq a finished relearning took back (the ledger's cursor beside the mark) */
+  learnedThrough = 0
   /** online attempts sent to central (the terminal's `online pending` cursor), durable at once */
   markers = new Set<string>()
   confirmed: Record<string, number> = {}
@@ -30,10 +38,10 @@ export class Disk {
     this.marksCache = undefined
   }
 
-  append(recs: Rec[], sync: boolean, relearning?: boolean): number {
+  append(recs: Rec[], sync: boolean, relearning?: boolean, learnedThrough?: number): number {
     const w = this.nextW++
     this.changed()
-    this.pending.push({ w, recs, sync, relearning })
+    this.pending.push({ w, recs, sync, relearning, learnedThrough })
     if (this.cache !== undefined)
       for (const r of recs)
         if (!this.cacheIds.has(r.event.idHex)) {
@@ -50,6 +58,8 @@ export class Disk {
       const p = this.pending.shift()!
       this.durable.push(...p.recs)
       if (p.relearning !== undefined) this.relearning = p.relearning
+      if (p.learnedThrough !== undefined)
+        this.learnedThrough = Math.max(this.learnedThrough, p.learnedThrough)
     }
   }
 
@@ -64,6 +74,7 @@ export class Disk {
     this.durable = []
     this.pending = []
     this.relearning = false
+    this.learnedThrough = 0
     this.markers = new Set()
     this.confirmed = {}
     this.cache = undefined
@@ -124,7 +135,7 @@ export class Disk {
 export function restore(
   records: readonly Rec[],
   me: string,
-  opts: { confirmed: Record<string, number>; relearning: boolean },
+  opts: { confirmed: Record<string, number>; relearning: boolean; learnedThrough?: number },
 ): { state: LoadedState; ownPending: SignedEvent<Reservation>[] } {
   const byId = new Map<string, Rec>()
   const order: string[] = []
@@ -163,6 +174,7 @@ export function restore(
       confirmedMarks: { ...opts.confirmed },
       nextSeq,
       relearning: opts.relearning,
+      learnedThrough: opts.learnedThrough ?? 0,
     },
     ownPending: recs
       .map((r) => r.event)

@@ -339,6 +339,7 @@ export class Sim {
               records: [...n.disk.durable],
               confirmed: { ...n.disk.confirmed },
               relearning: n.disk.relearning,
+              learnedThrough: n.disk.learnedThrough,
               venueId: VENUE,
               policy: this.policy,
               members: [...this.venue.hex],

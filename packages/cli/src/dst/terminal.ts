@@ -56,6 +56,7 @@ export class Terminals {
     const { state, ownPending } = restore(node.disk.durable, node.hex, {
       confirmed: node.disk.confirmed,
       relearning: node.disk.relearning,
+      learnedThrough: node.disk.learnedThrough,
     })
     core.load(state)
     const pending = ownPending.map((reservation) => ({
@@ -169,6 +170,7 @@ export class Terminals {
           e.records.map((r) => ({ event: r.event, held: r.held, ackGiven: r.ackGiven })),
           e.sync,
           e.relearning,
+          e.learnedThrough,
         )
         this.sim.aim.written(node, e.records)
         if (e.sync) {

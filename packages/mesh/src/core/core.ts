@@ -112,6 +112,11 @@ export class MeshCore {
   private internalOp = 0
   /** our store is being refilled from a quorum after a lost disk: its "relearning" mark is set */
   relearning = false
+  /**
+   * the largest own seq learned back after a lost disk (durable with the cleared relearning mark):
+   * own reservations up to it without a Commit here are kept at start, not released (recovery.ts)
+   */
+  learnedThrough = 0
   /** the relearning mark is being cleared (recovery.learned) */
   clearing = false
   /**
@@ -199,7 +204,10 @@ export class MeshCore {
   }
 
   /** ask for records to be written; sync writes complete with durable(id) and run `then` */
-  write(records: WriteRecord[], opts: { sync: boolean; own: boolean; relearning?: boolean }): number {
+  write(
+    records: WriteRecord[],
+    opts: { sync: boolean; own: boolean; relearning?: boolean; learnedThrough?: number },
+  ): number {
     const id = this.nextWrite++
     if (opts.sync) {
       this.writes.set(id, [])
@@ -212,6 +220,7 @@ export class MeshCore {
       sync: opts.sync,
       own: opts.own,
       ...(opts.relearning === undefined ? {} : { relearning: opts.relearning }),
+      ...(opts.learnedThrough === undefined ? {} : { learnedThrough: opts.learnedThrough }),
     })
     return id
   }

@@ -16,6 +16,8 @@ export interface LoadedState {
   nextSeq: number
   /** the store's durable "relearning" mark: a refill from a quorum after a lost disk did not finish */
   relearning?: boolean | undefined
+  /** the largest own seq a finished relearning took back (0: none) */
+  learnedThrough?: number | undefined
 }
 
 export interface Pending {
@@ -66,6 +68,7 @@ export function load(core: MeshCore, state: LoadedState): void {
   // relearning mark is neither: a refill from a quorum (written without fsync) was cut by a crash,
   // so whatever own events it holds say nothing about our high-water mark: learn again.
   core.relearning = state.relearning === true && !core.mut('no-relearning-mark')
+  core.learnedThrough = Math.max(core.learnedThrough, state.learnedThrough ?? 0)
   view.seqKnown =
     (view.nextSeq > 1 && !core.relearning) || core.rosterQuorum <= 1 || core.mut('reuse-seq-after-wipe')
 }
@@ -111,10 +114,13 @@ export function learned(core: MeshCore): void {
         core.clearing = false // the next catch-up that ends tries again
         return
       }
-      const cleared = core.write([], { sync: true, own: false, relearning: false })
+      // what was learned back is kept with the cleared mark: start() must not release those
+      const through = core.view.nextSeq - 1
+      const cleared = core.write([], { sync: true, own: false, relearning: false, learnedThrough: through })
       core.onDurable(cleared, (done) => {
         core.clearing = false
         core.relearning = !done
+        if (done) core.learnedThrough = Math.max(core.learnedThrough, through)
         if (done) learned(core)
       })
     })
@@ -127,9 +133,14 @@ export function learned(core: MeshCore): void {
 }
 
 /**
- * Recovery on start: our own reservations without Commit or Release were never answered
- * "approved". An offline one is released. One that was sent to central (keepPending) may have
- * been authorised there: it stays pending until central has been asked (the terminal voids it).
+ * Recovery on start: our own reservations without Commit or Release that this store wrote were
+ * never answered "approved" (the Commit is durable here before the answer). An offline one is
+ * released. One that was sent to central (keepPending) may have been authorised there: it stays
+ * pending until central has been asked (the terminal voids it). One learned back after a lost disk
+ * (seq ≤ learnedThrough) says nothing by lacking a Commit here: its Commit may be held only by peers
+ * outside the learn quorum, or have died with the old disk after the answer. Releasing it freed the
+ * card's headroom of an approved payment (simulator seed 2449): it is kept held, as a dead
+ * terminal's reservation is, until its Commit arrives or central abandons it.
  */
 export function* start(core: MeshCore, pending: Pending[]): Op<number> {
   core.reach.quorumLostAt = core.mono()
@@ -154,6 +165,10 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
   // a single-terminal venue has nothing to learn from: a leftover mark is cleared
   if (core.relearning) learned(core)
   for (const p of pending) {
+    if (p.reservation.event.seq <= core.learnedThrough && !core.mut('release-relearned')) {
+      core.log(`own reservation seq ${p.reservation.event.seq} learned back without its outcome: kept held`)
+      continue
+    }
     if (p.keepPending && !core.mut('release-pending-online')) {
       // whether a quorum held it was not written down: it uses the isolated budget until resolved
       // with central (the safe side; a Commit with acks afterwards would not count, but the acks

@@ -46,6 +46,8 @@ export const MUTATIONS = [
   'no-central-refill',
   /** recovery: reservations relearned after a lost disk are not held again (seed 7's card-amount-cap) */
   'no-relearned-holds',
+  /** recovery: own reservations learned back after a lost disk, without a Commit here, released at start (seed 2449's card-amount-cap) */
+  'release-relearned',
   /** online path: send to central without a quorum round and without the isolated budget's admission */
   'unheld-online-unbounded',
 ] as const
@@ -166,6 +168,8 @@ export type Effect =
       sync: boolean
       own: boolean
       relearning?: boolean | undefined
+      /** with relearning false: the largest own seq learned back, kept with the cleared mark */
+      learnedThrough?: number | undefined
     }
   | { type: 'timer'; id: number; afterMs: number }
   /** connect to this enrolled peer within timeoutMs; answered with dialEnded(key, result) */
