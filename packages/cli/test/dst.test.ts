@@ -164,7 +164,19 @@ describe('deterministic simulation (bounded)', () => {
     const mutations = new Set(['release-relearned'] as const)
     const caught = runSeed({ terminals: 5, seed: 2449, steps: 4000, faults, mutations })
     expect(caught.violation?.invariant).toBe('card-amount-cap')
+    // the same release, at seed 2616, went out with a seq the next start signed again
+    expect(runSeed({ terminals: 5, seed: 2616, steps: 4000, faults }).violation).toBeUndefined()
+    const again = runSeed({ terminals: 5, seed: 2616, steps: 4000, faults, mutations })
+    expect(again.violation?.invariant).toBe('seq-signed-twice')
   }, 60_000)
+
+  // The liveness phase heals its core for good: the central-only scenario re-cut its terminal at
+  // every heal event, in the liveness phase too (seed 66 at 40,000 steps: T3, a core member, cut
+  // again 55 ms after the heal; the core approved nothing for 30 s).
+  it('[liveness keeps its core healed] seed 66 at 40,000 steps holds', () => {
+    const r = runSeed({ terminals: 5, seed: 66, steps: 40_000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+  }, 120_000)
 
   // docs/protocol.md, `lost-disk-quorum`: seed 1551 cuts T4 off from its peers and its uplink as it
   // commits a quorum approval, then wipes T4: the Commit dies with the disk, counted as the residual
