@@ -178,6 +178,16 @@ describe('deterministic simulation (bounded)', () => {
     expect(r.violation).toBeUndefined()
   }, 120_000)
 
+  // The checker dates an event's escape by when it left its origin: seed 481's T3 sent Release seq
+  // 12 just before a crash that wiped its disk, the message arrived 560 ms later (after the wipe)
+  // and no one kept it; the relearned T3 signed seq 12 again — the residual of "Lost disks", which
+  // the checker took for a violation while it dated the escape by the arrival.
+  it('[escape dated by its send] seed 481 at 4000 steps: a seq reused after an in-flight event is the counted residual', () => {
+    const r = runSeed({ terminals: 5, seed: 481, steps: 4000, faults: new Set(FAULTS) })
+    expect(r.violation).toBeUndefined()
+    expect(r.faults['residual-seq-reuse']).toBe(1)
+  }, 60_000)
+
   // docs/protocol.md, `lost-disk-quorum`: seed 1551 cuts T4 off from its peers and its uplink as it
   // commits a quorum approval, then wipes T4: the Commit dies with the disk, counted as the residual
   // (not a violation), and every other approval still settles.

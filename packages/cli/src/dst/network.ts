@@ -147,8 +147,14 @@ export class Network {
     }
     if (ev.msg.t === 'req' || ev.msg.t === 'push') {
       const signed = this.sim.byBytes.get(ev.msg.bytes)
+      // sent by an incarnation whose disk was wiped since (in flight across the crash): it left
+      // its origin before the wipe, whenever it arrives
+      const sentBefore =
+        ev.fromInc !== undefined && (this.sim.check.wipedInc.get(ev.from) ?? 0) > ev.fromInc
+          ? this.sim.check.wipedAt.get(ev.from)
+          : undefined
       if (signed !== undefined)
-        this.sim.check.escape(signed, () => `${this.sim.nodes[ev.from]!.name}→${node.name}`)
+        this.sim.check.escape(signed, () => `${this.sim.nodes[ev.from]!.name}→${node.name}`, sentBefore)
     }
     if (this.sim.opts.trace)
       this.sim.log(
