@@ -146,11 +146,11 @@ describe('deterministic simulation (bounded)', () => {
 
   // docs/protocol.md, invariant table, `liveness`: seed 805's random core held T5, which had to
   // relearn its history, with T2 and T4 left down: T5 acked nothing (it had 2 of the 3 peers it
-  // must hear), so the core declined every payment for 30 s. Such a core is healed whole now.
-  it('[liveness with a relearner] seed 805 at 4000 steps: a core that must relearn is healed whole', () => {
+  // must hear), so the core declined every payment for 30 s. The core is drawn from terminals that
+  // know their history now (all are healed when fewer than a quorum do).
+  it('[liveness with a relearner] seed 805 at 4000 steps: the core is drawn from terminals that know their history', () => {
     const r = runSeed({ terminals: 5, seed: 805, steps: 4000, faults: new Set(FAULTS) })
     expect(r.violation).toBeUndefined()
-    expect(r.faults['liveness-relearner']).toBe(1)
   }, 60_000)
 
   // docs/protocol.md, "Lost disks": an own reservation learned back without its Commit is kept held

@@ -12,6 +12,8 @@ const RELEARN_SCENARIO_RATE = 0.5
 const HOLDS_SCENARIO_RATE = 0.3
 /** chance per fault tick (100 ms) of the safety phase that the central-only scenario starts */
 const CENTRAL_SCENARIO_RATE = 0.3
+/** chance per fault tick (100 ms) of the safety phase that the relearned-outcome scenario starts */
+const OUTCOME_SCENARIO_RATE = 0.3
 
 /**
  * Fault points aimed at the two mechanisms of a lost disk's refill (docs/protocol.md, "Fault points
@@ -32,6 +34,13 @@ const CENTRAL_SCENARIO_RATE = 0.3
  *   approves a fresh card under the isolated rules; once central holds that approval (W synced it)
  *   and no peer does, W's disk is lost and it reboots connected. Its peers cannot give the approval
  *   back: without the refill it signs its seqs again (seed 14 at 40,000 steps found it).
+ *
+ * - relearned outcome (an own reservation learned back without its Commit, kept held at start):
+ *   once the other three are done, a fresh card is approved at O; as O writes the Commit its cable is
+ *   pulled (the Commit stays home), then O's disk is lost; O reboots connected and relearns the
+ *   reservation from its holders, without the Commit; once it has learned it restarts (its disk
+ *   kept), and the card is tapped twice elsewhere for amounts that with the first pass the card
+ *   cap. A start that released the reservation as never approved frees its headroom.
  *
  * All keep to the lost-disk assumptions: one disk lost per scenario (others' wipes become plain
  * restarts meanwhile), nobody refilling when it starts, and a wipe only when the highest own event
@@ -71,6 +80,16 @@ export class AimedFaults {
     | { stage: 'approve' | 'committed' | 'wiped'; node: number; card: number; commit?: string; until: number }
     | undefined
   private centralDone = false
+  private readonly outcomeRng: Rng
+  private outcome:
+    | {
+        stage: 'approve' | 'committed' | 'wiped' | 'restarted' | 'tapped'
+        node: number
+        card: number
+        until: number
+      }
+    | undefined
+  private outcomeDone = false
   /** a seed that tries the central-only scenario before the other two (its own stream) */
   private readonly centralFirst: boolean
   /** which scenario a seed tries first */
@@ -82,10 +101,12 @@ export class AimedFaults {
     this.relearnFirst = new Rng((sim.opts.seed ^ 0x6f726472) >>> 0).chance(0.6)
     this.centralRng = new Rng((sim.opts.seed ^ 0x636e746c) >>> 0)
     this.centralFirst = new Rng((sim.opts.seed ^ 0x63667374) >>> 0).chance(0.3)
+    this.outcomeRng = new Rng((sim.opts.seed ^ 0x6f75746d) >>> 0)
   }
 
   /** a terminal the scenario needs with its disk: a crash of it is not a wipe meanwhile */
   keepsDisk(i: number): boolean {
+    if (this.outcome !== undefined) return this.outcome.node !== i
     if (this.central !== undefined) return this.central.node !== i
     if (this.relearn !== undefined) return this.relearn.node !== i
     return this.holds !== undefined && this.holds.holder !== i
@@ -96,7 +117,8 @@ export class AimedFaults {
     return (
       (this.holds !== undefined && this.holds.holder === i) ||
       this.relearn?.node === i ||
-      this.central?.node === i
+      this.central?.node === i ||
+      this.outcome?.node === i
     )
   }
 
@@ -190,6 +212,107 @@ export class AimedFaults {
     if (c !== undefined && c.stage !== 'wiped') this.centralHeal(c.node)
     this.central = undefined
     this.centralDone = true
+  }
+
+  // ---- relearned outcome ----------------------------------------------------------------------
+
+  /** the relearned-outcome scenario: start it, or move it on (see the class comment) */
+  private outcomeTick(): void {
+    const sim = this.sim
+    const o = this.outcome
+    if (o === undefined) {
+      if (!this.outcomeDone) this.outcomeStart()
+      return
+    }
+    const node = sim.nodes[o.node]!
+    if (sim.now > o.until) {
+      sim.log(`AIMED relearned outcome: ${o.stage === 'tapped' ? 'done' : 'lapsed'}`)
+      this.outcomeEnd()
+      return
+    }
+    const quorum = sim.nodes[0]!.core?.quorum ?? Math.floor(sim.n / 2) + 1
+    if (o.stage === 'committed') {
+      // the approval answered, its Commit home only: the disk is lost once every other own event
+      // that left it is held by enough learn sources (the lost-disk assumption)
+      if (!node.up || !this.ownSettled(node, [node], quorum - 1)) return
+      o.stage = 'wiped'
+      o.until = sim.now + 6000
+      sim.count('aimed-outcome')
+      this.crashNow(node, "its disk will be wiped (aimed: its approval's Commit never left)")
+      this.outcomeHeal(o.node)
+      sim.at(this.outcomeRng.range(150, 400), { k: 'restart', node: o.node, wipe: true, connected: true })
+      return
+    }
+    if (o.stage === 'wiped') {
+      // relearned (the reservation from its holders, not the Commit): a restart, its disk kept
+      if (!node.up || !node.started || node.core?.view.seqKnown !== true || (node.refill ?? 0) !== 0) return
+      o.stage = 'restarted'
+      this.crashNow(node, 'restarted after relearning (aimed)')
+      sim.at(this.outcomeRng.range(150, 400), { k: 'restart', node: o.node, wipe: false, connected: true })
+      return
+    }
+    if (o.stage === 'restarted') {
+      if (!node.up || !node.started) return
+      // the card tapped twice elsewhere: together within the cap, past it with the first approval
+      const others = sim.nodes.filter((n) => n !== node && n.up && n.started).map((n) => n.i)
+      if (others.length === 0) return
+      o.stage = 'tapped'
+      o.until = sim.now + 1500
+      let delay = this.outcomeRng.range(100, 300)
+      for (let k = 0; k < 2; k++) {
+        const at = others[this.outcomeRng.int(others.length)]!
+        const amount = this.amount(this.outcomeRng)
+        sim.log(`AIMED relearned outcome: card c${o.card} tapped again at T${at + 1} (${amount})`)
+        sim.at(delay, { k: 'retry', payment: this.payment(at, o.card, amount, this.outcomeRng) })
+        delay += this.outcomeRng.range(300, 700)
+      }
+    }
+  }
+
+  private outcomeStart(): void {
+    const sim = this.sim
+    const f = sim.opts.faults
+    if (!f.has('crash') || !f.has('wipe')) return
+    const quorum = sim.nodes[0]!.core?.quorum ?? Math.floor(sim.n / 2) + 1
+    if (sim.venue.groups.size < sim.n || sim.n < 2 * quorum - 1 || quorum < 2) return
+    if (!this.outcomeRng.chance(OUTCOME_SCENARIO_RATE)) return
+    // nobody refilling or relearning, no outage; the origin and a quorum of others up and knowing
+    // their history (its learn sources later)
+    const knows = (n: Node) => n.up && n.started && n.core !== undefined && n.core.view.seqKnown
+    for (const n of sim.nodes) if ((n.refill ?? 0) !== 0 || (n.up && n.core?.view.seqKnown === false)) return
+    if (sim.faults.outages.size > 0) return
+    const node = sim.nodes[this.outcomeRng.int(sim.n)]!
+    if (!knows(node) || sim.nodes.filter((n) => n !== node && knows(n)).length < quorum) return
+    if (!this.ownHeldBy(node, [node], quorum - 1)) return
+    sim.workload.aimedCards.push({ key: this.outcomeRng.bytes(16) })
+    const card = -sim.workload.aimedCards.length
+    const amount = this.amount(this.outcomeRng)
+    this.outcome = { stage: 'approve', node: node.i, card, until: sim.now + 2000 }
+    sim.log(`AIMED relearned outcome: card c${card} tapped at ${node.name} (${amount})`)
+    sim.at(this.outcomeRng.range(50, 300), {
+      k: 'retry',
+      payment: this.payment(node.i, card, amount, this.outcomeRng),
+    })
+  }
+
+  /** the scenario's terminal is plugged back in (not a terminal's own outage) */
+  private outcomeHeal(i: number): void {
+    const sim = this.sim
+    sim.faults.outages.delete(i)
+    for (let j = 0; j < sim.n; j++) {
+      if (j === i || sim.faults.outages.has(j)) continue
+      sim.net.linkDown[i * sim.n + j] = 0
+      sim.net.linkDown[j * sim.n + i] = 0
+    }
+    sim.central.centralLinkDown[i] = 0
+    sim.net.netDirty = true
+  }
+
+  private outcomeEnd(): void {
+    const o = this.outcome
+    if (o !== undefined && o.stage === 'committed') this.outcomeHeal(o.node)
+    this.outcome = undefined
+    this.outcomeDone = true
   }
 
   // ---- relearn crash --------------------------------------------------------------------------
@@ -349,6 +472,16 @@ export class AimedFaults {
   /** every fault tick of the safety phase: start the scenario, or move it on */
   tick(): void {
     if (this.sim.phase !== 'safety') return
+    if (this.outcome !== undefined) {
+      this.outcomeTick()
+      return
+    }
+    // the relearned-outcome scenario once the other three are done (a seed's schedule is unchanged
+    // until then: it needs long seeds, MUTANT_MIN_STEPS)
+    if (this.holdsDone && this.relearnDone && this.centralDone && !this.outcomeDone) {
+      this.outcomeTick()
+      if (this.outcome !== undefined) return
+    }
     // one scenario at a time (their wipes must not overlap); the seed's own stream orders them;
     // the central-only one comes after the other two
     if (this.central !== undefined || (this.centralFirst && !this.centralDone)) {
@@ -404,10 +537,10 @@ export class AimedFaults {
   }
 
   /** an amount within the floor limit (the card cap is two of them) */
-  private amount(): number {
+  private amount(rng = this.holdsRng): number {
     const cur = this.sim.policy.currencies[CURRENCY]!
     const hi = Math.min(cur.floorLimitMinor, cur.cardCapMinor / 2)
-    return Math.floor((hi * (0.8 + this.holdsRng.next() * 0.2)) / 100) * 100
+    return Math.floor((hi * (0.8 + rng.next() * 0.2)) / 100) * 100
   }
 
   private maybeStart(): void {
@@ -458,6 +591,18 @@ export class AimedFaults {
   written(node: Node, records: readonly { event: SignedEvent }[]): void {
     // no new cuts once the run heals (liveness, then the drain: sim.ts)
     if (this.sim.phase !== 'safety') return
+    const o = this.outcome
+    if (o !== undefined && o.stage === 'approve' && node.i === o.node && this.commits(records, o.card)) {
+      // its cable is pulled as it commits: the Commit stays home (no peer, no central)
+      const sim = this.sim
+      o.stage = 'committed'
+      o.until = sim.now + 3000
+      sim.log(`AIMED relearned outcome: ${node.name} cut off as it commits the card's approval`)
+      sim.faults.outages.add(node.i)
+      for (let j = 0; j < sim.n; j++) if (j !== node.i) this.cut(node.i, j)
+      sim.central.centralLinkDown[node.i] = 1
+      return
+    }
     const c = this.central
     if (c !== undefined && c.stage === 'approve' && node.i === c.node) {
       const key = toHex(this.sim.workload.cardKey(c.card))

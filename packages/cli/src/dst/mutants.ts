@@ -23,7 +23,11 @@ export const MUTANT_MIN_TERMINALS: Partial<Record<AnyMutation, number>> = { 'ack
  * Steps a mutant's path needs: the central-only scenario (aimed.ts) starts after another aimed
  * scenario ended and takes a few simulated seconds (a cut, the isolated probe time, a sync, a wipe).
  */
-export const MUTANT_MIN_STEPS: Partial<Record<AnyMutation, number>> = { 'no-central-refill': 12_000 }
+export const MUTANT_MIN_STEPS: Partial<Record<AnyMutation, number>> = {
+  'no-central-refill': 12_000,
+  // the relearned-outcome scenario runs once the other three are done
+  'release-relearned': 40_000,
+}
 
 export function runMutant(
   name: AnyMutation,

@@ -383,14 +383,15 @@ export class Sim {
       const j = this.rng.int(i + 1)
       ;[ids[i], ids[j]] = [ids[j]!, ids[i]!]
     }
-    const core = ids.slice(0, quorum)
     // A terminal that must relearn its history (a lost disk, a cut relearning) acks nothing until
     // N − q + 1 peers have taught it (docs/protocol.md, "Lost disks"): in a quorum-sized core it
-    // has q − 1 peers, fewer than it needs whenever the rest stay down, so that core cannot decide
-    // by the protocol's own rules (seed 805). Then every terminal is healed instead.
-    const relearner = core.some((i) => !this.knowsHistory(this.nodes[i]!))
+    // has q − 1, fewer than it needs whenever the rest stay down, so such a core cannot decide by
+    // the protocol's own rules (seed 805). The core is drawn from the terminals that know their
+    // history; with fewer than a quorum of them, every terminal is healed instead.
+    const knowing = ids.filter((i) => this.knowsHistory(this.nodes[i]!))
+    const relearner = knowing.length < quorum
     if (relearner) this.count('liveness-relearner')
-    this.workload.livenessCore = (relearner ? ids : core).sort((a, b) => a - b)
+    this.workload.livenessCore = (relearner ? ids : knowing.slice(0, quorum)).sort((a, b) => a - b)
     this.log(
       `LIVENESS core ${this.workload.livenessCore.map((i) => `T${i + 1}`).join(',')}: healed, no more faults`,
     )
