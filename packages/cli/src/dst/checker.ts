@@ -376,14 +376,35 @@ export class Checker {
    */
   readonly certifiedAtLearn = new Map<number, Set<string>>()
 
-  learned(node: Node): void {
+  /**
+   * Own events (not reservations) of a terminal that starts to relearn, held by a quorum of disks
+   * then. The argument promises what a quorum held when the learning began; what reaches a quorum
+   * only while it learns may reach its sources after they answered (seed 2193: T1's Release seq 5,
+   * in flight across T1's wiping crash, spread to a third disk during T1's second of learning).
+   */
+  readonly heldAtLearnStart = new Map<number, Set<string>>()
+
+  learnStarts(node: Node): void {
     const quorum = this.sim.nodes[0]!.core?.quorum ?? Math.floor(this.sim.n / 2) + 1
-    /** own event id → disks holding it (a reservation: or an isolated Commit carrying it) */
+    this.heldAtLearnStart.set(
+      node.i,
+      new Set([...this.ownHolders(node).holders].filter(([, n]) => n >= quorum).map(([id]) => id)),
+    )
+  }
+
+  /**
+   * Per own event of `node`, the disks holding it (a reservation: or an isolated Commit carrying it),
+   * and the reservations a quorum's (or online) Commit certifies.
+   */
+  private ownHolders(node: Node): {
+    holders: Map<string, number>
+    own: Map<string, SignedEvent>
+    committed: Set<string>
+    isolated: Set<string>
+  } {
     const holders = new Map<string, number>()
     const own = new Map<string, SignedEvent>()
-    /** reservations a quorum's (or online) Commit certifies */
     const committed = new Set<string>()
-    /** own reservations with an isolated Commit: certified only as any event is, by a quorum of disks */
     const isolated = new Set<string>()
     for (const other of this.sim.nodes) {
       const here = new Set<string>()
@@ -403,6 +424,15 @@ export class Checker {
       }
       for (const id of here) holders.set(id, (holders.get(id) ?? 0) + 1)
     }
+    return { holders, own, committed, isolated }
+  }
+
+  learned(node: Node): void {
+    const quorum = this.sim.nodes[0]!.core?.quorum ?? Math.floor(this.sim.n / 2) + 1
+    const atStart = this.heldAtLearnStart.get(node.i)
+    // an isolated Commit certifies nothing (no acks): its reservation counts as any event, by the
+    // disks holding it — since the learning began (atStart)
+    const { holders, own, committed, isolated } = this.ownHolders(node)
     // what central gave back before it learnt is learnt as surely as what a quorum holds; a
     // refill that failed (central unreachable) leaves what only central held to the residual
     const refilled = node.refilledIds ?? new Set<string>()
@@ -412,7 +442,12 @@ export class Checker {
     for (const [id, n] of holders) {
       const e = own.get(id)!
       if (committed.has(id)) certified.add(id)
-      else if (n >= quorum && (e.event.type !== 'reservation' || isolated.has(id))) certified.add(id)
+      else if (
+        n >= quorum &&
+        (e.event.type !== 'reservation' || isolated.has(id)) &&
+        (atStart?.has(id) ?? true)
+      )
+        certified.add(id)
     }
     this.certifiedAtLearn.set(node.i, certified)
   }

@@ -64,6 +64,7 @@ export class Terminals {
       keepPending: node.disk.markers.has(reservation.idHex),
     }))
     node.relearnPending = !core.view.seqKnown
+    if (node.relearnPending) this.sim.check.learnStarts(node)
     node.refilling = false
     node.refilledIds = undefined
     // what the checker knew at an earlier incarnation's learning says nothing about this one's
