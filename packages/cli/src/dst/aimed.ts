@@ -278,7 +278,7 @@ export class AimedFaults {
     if (!this.outcomeRng.chance(OUTCOME_SCENARIO_RATE)) return
     // nobody refilling or relearning, no outage; the origin and a quorum of others up and knowing
     // their history (its learn sources later)
-    const knows = (n: Node) => n.up && n.started && n.core !== undefined && n.core.view.seqKnown
+    const knows = (n: Node) => n.up && n.started && n.core?.view.seqKnown === true
     for (const n of sim.nodes) if ((n.refill ?? 0) !== 0 || (n.up && n.core?.view.seqKnown === false)) return
     if (sim.faults.outages.size > 0) return
     const node = sim.nodes[this.outcomeRng.int(sim.n)]!
