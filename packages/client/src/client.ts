@@ -1,4 +1,4 @@
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from './constants.js'
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, TAP_AT_HEADER } from './constants.js'
 import { TerminalApiError } from './errors.js'
 import { SseParser } from './sse.js'
 import {
@@ -27,6 +27,11 @@ export interface CallOptions {
   signal?: AbortSignal
   /** overrides the client's timeout for this call */
   timeoutMs?: number
+}
+
+export interface PayOptions extends CallOptions {
+  /** when the card was tapped, ms since the epoch (default: now, as pay() is called) */
+  tappedAt?: number
 }
 
 export interface EventsOptions {
@@ -64,9 +69,16 @@ export class TerminalClient {
     this.#fetch = init.fetch ?? globalThis.fetch.bind(globalThis)
   }
 
-  /** `POST /v1/payments`: one decision. Retrying with the same idempotencyKey returns the first decision. */
-  async pay(body: PaymentRequest, opts: CallOptions = {}): Promise<PaymentResponse> {
-    return this.#json<PaymentResponse>('POST', 'v1/payments', opts, body)
+  /**
+   * `POST /v1/payments`: one decision. Retrying with the same idempotencyKey returns the first
+   * decision. Sends the tap's time (`tappedAt`, default now) so the terminal's tap budget counts
+   * from the tap, not from when it read the request.
+   */
+  async pay(body: PaymentRequest, opts: PayOptions = {}): Promise<PaymentResponse> {
+    const tappedAt = Math.floor(opts.tappedAt ?? Date.now())
+    return this.#json<PaymentResponse>('POST', 'v1/payments', opts, body, {
+      [TAP_AT_HEADER]: String(tappedAt),
+    })
   }
 
   /** `GET /v1/payments/:id`: the decision and its settlement state. */
@@ -141,12 +153,19 @@ export class TerminalClient {
     }
   }
 
-  async #json<T>(method: 'GET' | 'POST', path: string, opts: CallOptions, body?: unknown): Promise<T> {
+  async #json<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    opts: CallOptions,
+    body?: unknown,
+    extra: Record<string, string> = {},
+  ): Promise<T> {
     opts.signal?.throwIfAborted()
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs
     const timeout = AbortSignal.timeout(timeoutMs)
     const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
     const headers: Record<string, string> = {
+      ...extra,
       authorization: `Bearer ${this.#token}`,
       accept: 'application/json',
     }

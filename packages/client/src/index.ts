@@ -5,9 +5,9 @@
  * dependencies (global fetch). See the README for an example.
  */
 
-export type { CallOptions, EventsOptions, TerminalClientInit } from './client.js'
+export type { CallOptions, EventsOptions, PayOptions, TerminalClientInit } from './client.js'
 export { TerminalClient } from './client.js'
-export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from './constants.js'
+export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, TAP_AT_HEADER } from './constants.js'
 export { TerminalApiError } from './errors.js'
 export type { SseMessage } from './sse.js'
 export { SseParser } from './sse.js'

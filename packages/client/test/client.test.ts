@@ -7,6 +7,7 @@ import {
   type PaymentRequest,
   type PaymentResponse,
   SseParser,
+  TAP_AT_HEADER,
   TerminalApiError,
   TerminalClient,
   type TerminalEvent,
@@ -19,6 +20,7 @@ import {
   PaymentResponseSchema,
   PaymentSchema,
   StatusSchema,
+  TAP_AT_HEADER as TERMINAL_TAP_AT_HEADER,
   type Terminal,
 } from '@nullmesh/terminal'
 import { Value } from '@sinclair/typebox/value'
@@ -125,6 +127,25 @@ describe('TerminalClient against a running terminal', () => {
 
     const stranger = new TerminalClient({ url: terminal.apiUrl, token: 'nope' })
     await expect(stranger.status()).rejects.toMatchObject({ code: 'unauthorized', status: 401 })
+  })
+
+  test('pay() sends the tap time (TAP_AT_HEADER); the terminal counts its decision from it', async () => {
+    expect(TAP_AT_HEADER).toBe(TERMINAL_TAP_AT_HEADER)
+    const sent: string[] = []
+    const spy = new TerminalClient({
+      url: terminal.apiUrl,
+      token: TOKEN,
+      fetch: (input, init) => {
+        sent.push(String(new Headers(init?.headers).get(TAP_AT_HEADER)))
+        return fetch(input, init)
+      },
+    })
+    const before = terminal.status().decisions.maxMs
+    const tappedAt = Date.now() - 600
+    const r = await spy.pay(request({ offlineBehavior: 'force_offline' }), { tappedAt })
+    expect(r.status).toBe('approved_offline')
+    expect(sent).toEqual([String(tappedAt)])
+    expect(terminal.status().decisions.maxMs).toBeGreaterThanOrEqual(Math.max(before, 600))
   })
 
   test('AbortSignal: the caller’s reason is thrown as is', async () => {

@@ -11,7 +11,13 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify'
 import { clientErrorHandler } from './client-error.js'
-import { API_BODY_LIMIT_BYTES, LOG_NAMESPACE, SSE_KEEPALIVE_MS, SSE_RETRY_MS } from './constants.js'
+import {
+  API_BODY_LIMIT_BYTES,
+  LOG_NAMESPACE,
+  SSE_KEEPALIVE_MS,
+  SSE_RETRY_MS,
+  TAP_AT_HEADER,
+} from './constants.js'
 import { createDashboardAuth, registerTerminalDashboard } from './dashboard.js'
 import { TerminalError } from './errors.js'
 import {
@@ -40,6 +46,12 @@ export interface ApiServerInit {
    * a busy stretch of the event loop may have waited through it); default: now
    */
   arrival?: (now: number) => number
+  /**
+   * the tap's time on this process's performance clock, from a POS-claimed tap time (epoch ms,
+   * `nullmesh-tap-at`) and the arrival: never after the arrival, never earlier than the terminal
+   * allows (terminal.ts); default: the arrival
+   */
+  tappedAt?: (arrival: number, claimedEpochMs: number) => number
 }
 
 export interface ApiServer {
@@ -131,9 +143,27 @@ export async function startApiServer(terminal: NullmeshTerminal, init: ApiServer
   // under load are part of what the customer waits for, and so is a busy loop that read it late)
   const arrivals = new WeakMap<object, number>()
   const arrival = init.arrival ?? ((now: number) => now)
+  const tappedAt = init.tappedAt ?? ((a: number) => a)
   const arrivedAt = (req: FastifyRequest): number => arrivals.get(req.raw) ?? performance.now()
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    arrivals.set(req.raw, arrival(performance.now()))
+    let at = arrival(performance.now())
+    const claimed = req.headers[TAP_AT_HEADER]
+    if (claimed !== undefined) {
+      const ms = typeof claimed === 'string' && /^[0-9]{1,16}$/.test(claimed) ? Number(claimed) : Number.NaN
+      if (!Number.isSafeInteger(ms))
+        return sendError(
+          reply,
+          new TerminalError(
+            'invalid_request',
+            `${TAP_AT_HEADER} must be the tap time in ms since the epoch`,
+            {
+              field: TAP_AT_HEADER,
+            },
+          ),
+        )
+      at = tappedAt(at, ms)
+    }
+    arrivals.set(req.raw, at)
     const path = req.url.split('?')[0]!
     if (PUBLIC_ROUTES.has(path) || path === DASHBOARD_PATH || isPublicDashboardPath(path)) return
     const token = browser.token(req)

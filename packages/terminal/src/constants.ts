@@ -120,6 +120,20 @@ export const LOOP_LAG_STALL_SLACK_MS = 10
 export const LOOP_LAG_READ_WINDOW_MS = 20
 
 /**
+ * Request header a POS may send with a payment: when the card was tapped, in ms since the epoch on
+ * its clock (the same clock when the POS app runs on the terminal, an NTP-synced one on the LAN).
+ * The tap budget counts from then when that is earlier than the request's arrival here: the wait
+ * before this process read it (its socket behind a starved CPU) is part of what the customer
+ * waits for, and only the POS saw it begin.
+ */
+export const TAP_AT_HEADER = 'nullmesh-tap-at'
+/**
+ * At most this share of the tap budget is taken back from a claimed tap time: a POS whose clock
+ * is behind shortens every decision by at most half the budget, it cannot make them all decline.
+ */
+export const MAX_TAP_AGE_SHARE = 0.5
+
+/**
  * A terminal that lost its disk takes its own events back from central before it signs
  * (docs/protocol.md, "Lost disks"). It asks once; the first page may take this long (a silent
  * central delays its learning by at most this much), an unreachable central ends it at once.

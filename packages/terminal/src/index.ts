@@ -38,7 +38,9 @@ export {
   DEFAULT_API_PORT,
   DEFAULT_ONLINE_TIMEOUT_MS,
   LEDGER_DIR,
+  MAX_TAP_AGE_SHARE,
   SYNC_DEFAULTS,
+  TAP_AT_HEADER,
 } from './constants.js'
 export type { TerminalErrorCode } from './errors.js'
 export { TERMINAL_ERROR_STATUS, TerminalError } from './errors.js'
@@ -70,4 +72,4 @@ export type {
   TerminalEventType,
   TerminalInit,
 } from './terminal.js'
-export { createTerminal } from './terminal.js'
+export { createTerminal, tapTime } from './terminal.js'

@@ -30,6 +30,7 @@ import {
   DEFAULT_ONLINE_TIMEOUT_MS,
   LEDGER_DIR,
   LOG_NAMESPACE,
+  MAX_TAP_AGE_SHARE,
 } from './constants.js'
 import { TerminalError } from './errors.js'
 import { FloorLimit } from './floor-limit.js'
@@ -441,6 +442,8 @@ class NullmeshTerminal implements Terminal {
         port: init.api?.port ?? DEFAULT_API_PORT,
         token: this.#token,
         arrival: (now) => this.#loopLag.arrival(now),
+        tappedAt: (arrival, claimed) =>
+          tapTime(arrival, claimed, Date.now() - performance.now(), this.#mesh!.tapBudgetMs),
       })
       this.#apiUrl = this.#api.url
     }
@@ -965,3 +968,20 @@ export function createTerminal(init: TerminalInit): Terminal {
 }
 
 export type { NullmeshTerminal }
+
+/**
+ * The tap's time on the performance clock (`nullmesh-tap-at`): the POS's claim, mapped through
+ * `epochOffset` (Date.now() − performance.now()), when earlier than the request's arrival; never
+ * more than MAX_TAP_AGE_SHARE of the budget before it (a POS clock behind), and a claim from the
+ * future changes nothing (a POS clock ahead).
+ */
+export function tapTime(
+  arrival: number,
+  claimedEpochMs: number,
+  epochOffset: number,
+  tapBudgetMs: number,
+): number {
+  const claimed = claimedEpochMs - epochOffset
+  if (!(claimed < arrival)) return arrival
+  return Math.max(claimed, arrival - Math.floor(tapBudgetMs * MAX_TAP_AGE_SHARE))
+}

@@ -147,9 +147,10 @@ export async function http(
     body?: unknown
     rawBody?: string
     contentType?: string
+    headers?: Record<string, string>
   } = {},
 ) {
-  const headers: Record<string, string> = {}
+  const headers: Record<string, string> = { ...opts.headers }
   if (opts.token !== null) headers.authorization = `Bearer ${opts.token ?? TOKEN}`
   let body: string | undefined
   if (opts.rawBody !== undefined) body = opts.rawBody
