@@ -189,6 +189,21 @@ describe('deterministic simulation (bounded)', () => {
     }
   }, 60_000)
 
+  // Three terminals (q = 2, one acker per approval), found by the runs of 2026-12-05. Seed 1: T3's
+  // online reservation seq 110 was in flight across the crash that wiped T3 and arrived after the
+  // relearned T3 had signed seq 110 again — the event seen second left first, and it is the
+  // original (uncertified: the counted residual). Seed 255: the aimed holds scenario wipes T3, the
+  // card approval's one acker, and later T2, its origin, whose Commit never left: no disk holds the
+  // approval any more (lost-disk-forgotten), and the card's later approvals are judged without it.
+  it('[three terminals] seeds 1 and 255: an original seen second, and an approval every holder lost', () => {
+    const one = runSeed({ terminals: 3, seed: 1, steps: 4000, faults: new Set(FAULTS) })
+    expect(one.violation).toBeUndefined()
+    expect(one.faults['residual-seq-reuse']).toBe(1)
+    const two = runSeed({ terminals: 3, seed: 255, steps: 4000, faults: new Set(FAULTS) })
+    expect(two.violation).toBeUndefined()
+    expect(two.faults['lost-disk-forgotten']).toBe(1)
+  }, 60_000)
+
   // docs/protocol.md, `lost-disk-isolated-minority`: seed 62's T5 approved three payments in
   // isolated mode (clock far ahead: refused by its peers) that reached T3 alone; wiped, T5 learned
   // from three others and missed them. The checker counted them in the new incarnation's budget

@@ -25,7 +25,7 @@ export class Checker {
   readonly isolatedByNode = new Map<number, Approval[]>()
 
   /** by (origin index, seq) as one number: a string key would be built for every frame delivered */
-  readonly escaped = new Map<number, { id: string; at: number }>()
+  readonly escaped = new Map<number, { id: string; at: number; ev: SignedEvent }>()
 
   /** sim time of each terminal's last wiped disk */
   readonly wipedAt = new Map<number, number>()
@@ -65,15 +65,26 @@ export class Checker {
   escape(ev: SignedEvent, where: () => string, sentBefore?: number): void {
     const origin = this.sim.venue.index.get(originOf(ev)) ?? -1
     const num = (origin + 1) * 2 ** 41 + ev.event.seq
-    const first = this.escaped.get(num)
+    // a message its sender sent before its disk was wiped left it then (seed 481: T3's Release,
+    // in flight across T3's crash, arrived after the wipe and was held nowhere)
+    const at = sentBefore === undefined ? this.sim.now : sentBefore - 1
+    let first = this.escaped.get(num)
     if (first === undefined) {
-      // a message its sender sent before its disk was wiped left it then (seed 481: T3's Release,
-      // in flight across T3's crash, arrived after the wipe and was held nowhere)
-      this.escaped.set(num, { id: ev.idHex, at: sentBefore === undefined ? this.sim.now : sentBefore - 1 })
+      this.escaped.set(num, { id: ev.idHex, at, ev })
       return
     }
+    if (first.id === ev.idHex) return
+    let seen = ev
+    if (at < first.at) {
+      // the event seen second left first (3 terminals, seed 1: T3's online reservation seq 110, in
+      // flight across T3's wiping crash, arrived after the new incarnation had signed seq 110
+      // again): the one that left earlier is the original whose certification decides
+      seen = first.ev
+      first = { id: ev.idHex, at, ev }
+      this.escaped.set(num, first)
+    }
     const prev = first.id
-    if (prev === ev.idHex) return
+    ev = seen
     const key = `${originOf(ev)}:${ev.event.seq}`
     const wipedSince = (this.wipedAt.get(origin) ?? -1) > first.at
     if (
@@ -96,6 +107,26 @@ export class Checker {
       )
   }
 
+  /** lost quorum approvals whose reservation no disk but `lost`'s holds any more are forgotten */
+  private forget(lost: Node): void {
+    if (this.lostQuorum.size === 0) return
+    const held = new Set<string>()
+    for (const other of this.sim.nodes) {
+      if (other === lost) continue
+      for (const e of other.disk.readable())
+        held.add(e.event.type === 'commit' ? e.event.reservation.idHex : e.idHex)
+    }
+    for (const [id, b] of this.lostQuorum) {
+      if (held.has(id)) continue
+      this.lostQuorum.delete(id)
+      this.forgotten.add(id)
+      this.sim.count('lost-disk-forgotten')
+      this.sim.log(
+        `lost-disk-forgotten: ${this.sim.nodes[b.node]!.name}'s approval ${id.slice(0, 8)} (card c${b.card}, ${b.amountMinor}) is held by no disk any more`,
+      )
+    }
+  }
+
   /**
    * A disk is lost: its offline approvals whose Commit no other disk and not central holds are lost
    * with it — approved, never to settle (docs/protocol.md, `lost-disk-isolated` and
@@ -105,8 +136,18 @@ export class Checker {
    */
   /** approvals whose only Commit died with a disk: they never settle */
   readonly lostWithDisk = new Set<string>()
+  /** quorum approvals lost with their origin's disk whose reservation some other disk still holds */
+  private readonly lostQuorum = new Map<string, Approval>()
+  /**
+   * Quorum approvals the venue forgot: their Commit died with the origin's disk and every disk that
+   * held the reservation was lost too (3 terminals, seed 255: T3, the one acker, wiped, then T2, the
+   * origin). No terminal can count them in the card's caps any more; they never settle either — the
+   * whole amount is the counted loss (`lost-disk-forgotten`), so the caps are checked without them.
+   */
+  readonly forgotten = new Set<string>()
 
   diskLost(node: Node): void {
+    this.forget(node)
     const offline = this.offlineByNode.get(node.i) ?? []
     const isolated = this.isolatedByNode.get(node.i) ?? []
     if (offline.length === 0 && isolated.length === 0) return
@@ -129,7 +170,9 @@ export class Checker {
       const kind = b.mode === 'isolated' || b.isolatedOnline ? 'isolated' : 'quorum'
       this.sim.count(`lost-disk-${kind}`)
       this.sim.log(`lost-disk-${kind}: ${node.name}'s approval ${b.resId.slice(0, 8)} dies with its disk`)
+      if (kind === 'quorum') this.lostQuorum.set(b.resId, b)
     }
+    this.forget(node)
     // one held only by a minority may be missed by the relearning (seed 62 at 40,000 steps: three
     // isolated approvals held by T3 alone): it still settles, but the next incarnation's budget
     // cannot count it — the bound holds per incarnation of a disk
@@ -278,7 +321,7 @@ export class Checker {
       let amount = 0
       let count = 0
       for (const b of list)
-        if (b.ts >= a.ts - this.sim.policy.cardWindowMs) {
+        if (b.ts >= a.ts - this.sim.policy.cardWindowMs && !this.forgotten.has(b.resId)) {
           amount += b.amountMinor
           count++
         }
