@@ -16,6 +16,8 @@ export function coreFixture(opts: {
   centralRefill?: boolean
   /** the store's next own seq (default 1: an empty store, so the core must learn its history) */
   nextSeq?: number
+  /** leave the relearning mark's first fsync pending (start() waits on it) */
+  holdMark?: boolean
 }) {
   const keys: KeyPair[] = Array.from({ length: opts.size }, (_, i) =>
     keyPairFromSeed(new Uint8Array(32).fill(i + 1)),
@@ -56,6 +58,6 @@ export function coreFixture(opts: {
   }
   core.load({ events: [], pruned: [], confirmedMarks: {}, nextSeq: opts.nextSeq ?? 1 })
   core.start(1, [])
-  marks()
+  if (opts.holdMark !== true) marks()
   return { core, keys, hex, effects, wall, marks, learnFrom, refills: () => refills }
 }

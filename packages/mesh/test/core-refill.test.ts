@@ -30,7 +30,7 @@ function signedReservation(key: KeyPair, seq: number, ts: number, fill: number):
  * approved on them never settles (docs/protocol.md, "Lost disks").
  */
 describe('core: own events from central before signing after a lost disk [central refill]', () => {
-  function fixture(opts: { mutations?: ReadonlySet<MutationName> } = {}) {
+  function fixture(opts: { mutations?: ReadonlySet<MutationName>; holdMark?: boolean } = {}) {
     const f = coreFixture({ size: 5, me: 0, wall: T0, centralRefill: true, ...opts })
     const k = f.keys[0]!
     /** an isolated approval at seqs 41 and 42 that only central holds */
@@ -68,6 +68,28 @@ describe('core: own events from central before signing after a lost disk [centra
     expect(f.core.view.nextSeq).toBe(43)
     // the approval counts in the view as it did before the disk was lost
     expect(f.core.view.known.has(f.commit.idHex)).toBe(true)
+  })
+
+  it('peers that teach it while its relearning mark is being written still wait for central [refill before the mark]', () => {
+    // simulator seed 3394: a quorum of catch-ups ended during the mark's fsync; the refill was
+    // asked only after it, too late to hold learning back, and the terminal signed seq 9 again
+    const f = fixture({ holdMark: true })
+    for (const peer of f.hex.slice(1, 4)) {
+      f.core.peerConnected(peer)
+      f.core.peerVerified(peer)
+      f.core.catchupStarted(peer, true)
+      f.core.catchupEnded(peer, true, true)
+    }
+    f.marks()
+    f.marks()
+    expect(f.refills()).toBe(1)
+    expect(f.core.view.seqKnown).toBe(false)
+    expect(f.core.refillBatch([f.reservation.bytes, f.commit.bytes])).toBe(2)
+    f.core.refillEnded(true)
+    f.marks()
+    f.marks()
+    expect(f.core.view.seqKnown).toBe(true)
+    expect(f.core.view.nextSeq).toBe(43)
   })
 
   it('central answering first still waits for the peers', () => {
