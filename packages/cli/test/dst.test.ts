@@ -204,6 +204,24 @@ describe('deterministic simulation (bounded)', () => {
     expect(two.faults['lost-disk-forgotten']).toBe(1)
   }, 60_000)
 
+  // Seeds 3301–6300 (2026-12-05). 3394: the aimed central-only scenario's wiped T2 learned from
+  // peers during its relearning mark's fsync, before it had asked central (the refill came too late
+  // to hold learning back) and signed the seq of the isolated approval central held — fixed in
+  // recovery.ts. 5015: the same approval's seq reused after a refill central could not answer and a
+  // later restart with the disk — the stated residual, which the checker forgot at that restart.
+  // 4320: a Commit that had reached one peer when its origin was wiped, and that peer was wiped
+  // next — lost-disk-quorum, which the checker only looked for at the origin's wipe.
+  it('[lost disks, 2026-12-05] seeds 3394, 5015 and 4320 at 4000 steps', () => {
+    const faults = new Set(FAULTS)
+    expect(runSeed({ terminals: 5, seed: 3394, steps: 4000, faults }).violation).toBeUndefined()
+    const reuse = runSeed({ terminals: 5, seed: 5015, steps: 4000, faults })
+    expect(reuse.violation).toBeUndefined()
+    expect(reuse.faults['residual-seq-reuse']).toBeGreaterThan(0)
+    const lost = runSeed({ terminals: 5, seed: 4320, steps: 4000, faults })
+    expect(lost.violation).toBeUndefined()
+    expect(lost.faults['lost-disk-quorum']).toBe(1)
+  }, 60_000)
+
   // docs/protocol.md, `lost-disk-isolated-minority`: seed 62's T5 approved three payments in
   // isolated mode (clock far ahead: refused by its peers) that reached T3 alone; wiped, T5 learned
   // from three others and missed them. The checker counted them in the new incarnation's budget

@@ -146,7 +146,41 @@ export class Checker {
    */
   readonly forgotten = new Set<string>()
 
+  /**
+   * Approvals whose origin lost its disk while another disk still held the Commit: that disk may be
+   * lost too before the Commit spreads or reaches central (seed 4320 at 5 terminals: T1's Commit
+   * had reached T5 alone when T1 was wiped, and T5 was wiped 0.4 s later) — the same loss.
+   */
+  private readonly commitElsewhere = new Map<string, Approval>()
+
+  /** approvals in `commitElsewhere` whose Commit no disk but `lost`'s and not central holds */
+  private lostElsewhere(lost: Node): void {
+    if (this.commitElsewhere.size === 0) return
+    const held = new Set<string>()
+    for (const other of this.sim.nodes) {
+      if (other === lost) continue
+      for (const e of other.disk.readable())
+        if (e.event.type === 'commit') held.add(e.event.reservation.idHex)
+    }
+    for (const [id, b] of this.commitElsewhere) {
+      if (held.has(id) || this.sim.central.cCommitted.has(id)) continue
+      this.commitElsewhere.delete(id)
+      this.lost(b, `${lost.name}'s disk, the last to hold it`)
+    }
+  }
+
+  private lost(b: Approval, where: string): void {
+    this.lostWithDisk.add(b.resId)
+    const kind = b.mode === 'isolated' || b.isolatedOnline ? 'isolated' : 'quorum'
+    this.sim.count(`lost-disk-${kind}`)
+    this.sim.log(
+      `lost-disk-${kind}: ${this.sim.nodes[b.node]!.name}'s approval ${b.resId.slice(0, 8)} dies with ${where}`,
+    )
+    if (kind === 'quorum') this.lostQuorum.set(b.resId, b)
+  }
+
   diskLost(node: Node): void {
+    this.lostElsewhere(node)
     this.forget(node)
     const offline = this.offlineByNode.get(node.i) ?? []
     const isolated = this.isolatedByNode.get(node.i) ?? []
@@ -165,12 +199,9 @@ export class Checker {
     // what its next incarnation is sure to relearn: q − 1 other holders meet any N − q + 1 sources
     const relearnt = (id: string) => (holders.get(id) ?? 0) >= quorum - 1 || c.cCommitted.has(id)
     for (const b of [...isolated, ...offline]) {
-      if (survives(b.resId) || this.lostWithDisk.has(b.resId)) continue
-      this.lostWithDisk.add(b.resId)
-      const kind = b.mode === 'isolated' || b.isolatedOnline ? 'isolated' : 'quorum'
-      this.sim.count(`lost-disk-${kind}`)
-      this.sim.log(`lost-disk-${kind}: ${node.name}'s approval ${b.resId.slice(0, 8)} dies with its disk`)
-      if (kind === 'quorum') this.lostQuorum.set(b.resId, b)
+      if (this.lostWithDisk.has(b.resId)) continue
+      if (!survives(b.resId)) this.lost(b, 'its disk')
+      else if (!c.cCommitted.has(b.resId)) this.commitElsewhere.set(b.resId, b)
     }
     this.forget(node)
     // one held only by a minority may be missed by the relearning (seed 62 at 40,000 steps: three

@@ -67,8 +67,10 @@ export class Terminals {
     if (node.relearnPending) this.sim.check.learnStarts(node)
     node.refilling = false
     node.refilledIds = undefined
-    // what the checker knew at an earlier incarnation's learning says nothing about this one's
-    this.sim.check.certifiedAtLearn.delete(node.i)
+    // what the checker knew at an earlier learning says nothing about a new one's; a restart with
+    // its disk keeps it (seed 5015: a wiped T1 learned from peers alone, central unreachable, then
+    // restarted with its disk and reused the seq of an approval only central held — the residual)
+    if (node.relearnPending) this.sim.check.certifiedAtLearn.delete(node.i)
     const op = this.opId()
     node.ops.set(op, { kind: 'start' })
     core.start(op, pending)
