@@ -100,12 +100,13 @@ describe('deterministic simulation (bounded)', () => {
   // one a quorum held only later (a Release pushed to one peer that was down, spread from it after
   // the terminal had learnt) is the stated residual. Judged at the collision it looked certified:
   // seed 11 at 40,000 steps stopped on seq-signed-twice (checker.ts, certifiedAtLearn).
-  it('[certified when learnt] seed 11 at 40,000 steps holds; seed 35 reuses seqs only as the stated residual', () => {
+  it('[certified when learnt] seed 11 at 40,000 steps holds; seed 81 reuses seqs only as the stated residual', () => {
     // (since terminals forward their peers' events to central, central gives seed 11's Release back
-    // to the wiped terminal and it reuses nothing; seed 35 at 4000 steps still reaches the residual)
+    // to the wiped terminal and it reuses nothing; seed 81 at 4000 steps still reaches the residual
+    // — seed 35 did until a wiped terminal waited for its refill from its first step, 2026-12-05)
     const r = runSeed({ terminals: 5, seed: 11, steps: 40_000, faults: new Set(FAULTS) })
     expect(r.violation).toBeUndefined()
-    const residual = runSeed({ terminals: 5, seed: 35, steps: 4000, faults: new Set(FAULTS) })
+    const residual = runSeed({ terminals: 5, seed: 81, steps: 4000, faults: new Set(FAULTS) })
     expect(residual.violation).toBeUndefined()
     expect(residual.faults['residual-seq-reuse'] ?? 0).toBeGreaterThan(0)
   }, 120_000)
@@ -221,6 +222,21 @@ describe('deterministic simulation (bounded)', () => {
     expect(lost.violation).toBeUndefined()
     expect(lost.faults['lost-disk-quorum']).toBe(1)
   }, 60_000)
+
+  // Three terminals at 40,000 steps (2026-12-05). Seed 195: T1's isolated approvals outlived its
+  // lost disk on one peer, which lost its disk too before T1 relearned: T1's new incarnation could
+  // not count them (lost-disk-isolated-minority, judged when its learning begins). Seed 188: the
+  // liveness core's clocks were 32 s apart, beyond the 30 s skew bound, so each refused the other's
+  // reservations; the liveness phase sets such clocks right (liveness-clock-set).
+  it('[three terminals, long] seeds 195 and 188 at 40,000 steps', () => {
+    const faults = new Set(FAULTS)
+    const minority = runSeed({ terminals: 3, seed: 195, steps: 40_000, faults })
+    expect(minority.violation).toBeUndefined()
+    expect(minority.faults['lost-disk-isolated-minority']).toBeGreaterThan(0)
+    const clocks = runSeed({ terminals: 3, seed: 188, steps: 40_000, faults })
+    expect(clocks.violation).toBeUndefined()
+    expect(clocks.faults['liveness-clock-set']).toBe(1)
+  }, 120_000)
 
   // docs/protocol.md, `lost-disk-isolated-minority`: seed 62's T5 approved three payments in
   // isolated mode (clock far ahead: refused by its peers) that reached T3 alone; wiped, T5 learned

@@ -458,11 +458,38 @@ export class Checker {
    */
   readonly heldAtLearnStart = new Map<number, Set<string>>()
 
+  /**
+   * Isolated approvals of a relearning terminal's earlier incarnation that its learning is sure to
+   * meet: their Commit is on its own store, or on q − 1 other disks when the learning begins. What
+   * a minority held then (a holder lost its disk after the origin's, seed 195 at 3 terminals and
+   * 40,000 steps) is `lost-disk-isolated-minority`, unless central's refill gives it back.
+   */
+  private readonly isolatedAtLearnStart = new Map<number, Set<string>>()
+
   learnStarts(node: Node): void {
     const quorum = this.sim.nodes[0]!.core?.quorum ?? Math.floor(this.sim.n / 2) + 1
     this.heldAtLearnStart.set(
       node.i,
       new Set([...this.ownHolders(node).holders].filter(([, n]) => n >= quorum).map(([id]) => id)),
+    )
+    const isolated = this.isolatedByNode.get(node.i) ?? []
+    if (isolated.length === 0) return
+    const own = new Set<string>()
+    const others = new Map<string, number>()
+    for (const other of this.sim.nodes)
+      for (const e of other.disk.readable()) {
+        if (e.event.type !== 'commit') continue
+        const id = e.event.reservation.idHex
+        if (other === node) own.add(id)
+        else others.set(id, (others.get(id) ?? 0) + 1)
+      }
+    this.isolatedAtLearnStart.set(
+      node.i,
+      new Set(
+        isolated
+          .filter((b) => own.has(b.resId) || (others.get(b.resId) ?? 0) >= quorum - 1)
+          .map((b) => b.resId),
+      ),
     )
   }
 
@@ -509,7 +536,9 @@ export class Checker {
     const { holders, own, committed, isolated } = this.ownHolders(node)
     // what central gave back before it learnt is learnt as surely as what a quorum holds; a
     // refill that failed (central unreachable) leaves what only central held to the residual
-    const refilled = node.refilledIds ?? new Set<string>()
+    const mine = [...(this.sim.central.cEvents.get(node.hex)?.values() ?? [])]
+    const refilled =
+      node.refillAsked === true ? (node.refilledIds ?? new Set<string>()) : new Set(mine.map((e) => e.idHex))
     for (const e of this.sim.central.cEvents.get(node.hex)?.values() ?? [])
       if (refilled.has(e.idHex) && e.event.type === 'commit') committed.add(e.event.reservation.idHex)
     const certified = new Set<string>(refilled)
@@ -524,6 +553,25 @@ export class Checker {
         certified.add(id)
     }
     this.certifiedAtLearn.set(node.i, certified)
+    const sure = this.isolatedAtLearnStart.get(node.i)
+    this.isolatedAtLearnStart.delete(node.i)
+    if (sure !== undefined) {
+      const back = new Set<string>()
+      for (const e of this.sim.central.cEvents.get(node.hex)?.values() ?? [])
+        if (refilled.has(e.idHex)) back.add(e.event.type === 'commit' ? e.event.reservation.idHex : e.idHex)
+      const kept: Approval[] = []
+      for (const b of this.isolatedByNode.get(node.i) ?? []) {
+        if (sure.has(b.resId) || back.has(b.resId)) {
+          kept.push(b)
+          continue
+        }
+        this.sim.count('lost-disk-isolated-minority')
+        this.sim.log(
+          `lost-disk-isolated-minority: ${node.name}'s approval ${b.resId.slice(0, 8)} held by a minority when it began to relearn`,
+        )
+      }
+      this.isolatedByNode.set(node.i, kept)
+    }
   }
 
   /** a wiped terminal learnt its history while this own event of its was not certified */

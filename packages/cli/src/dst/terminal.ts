@@ -66,6 +66,7 @@ export class Terminals {
     node.relearnPending = !core.view.seqKnown
     if (node.relearnPending) this.sim.check.learnStarts(node)
     node.refilling = false
+    node.refillAsked = false
     node.refilledIds = undefined
     // what the checker knew at an earlier learning says nothing about a new one's; a restart with
     // its disk keeps it (seed 5015: a wiped T1 learned from peers alone, central unreachable, then
@@ -257,6 +258,7 @@ export class Terminals {
         // the daemon's refill source (packages/terminal/src/refill.ts): central asked once
         // (the core asks once per start: the incarnation tells a late answer from a current one)
         node.refilling = true
+        node.refillAsked = true
         this.sim.central.send(node, { t: 'refill', inc: node.inc })
         this.sim.at(CENTRAL_REFILL_TIMEOUT_MS, { k: 'refill', node: node.i, inc })
         return

@@ -63,6 +63,9 @@ export interface Node {
   refilling?: boolean
   /** own event ids central gave back to this incarnation (the checker counts them as learnt) */
   refilledIds?: Set<string> | undefined
+  /** this incarnation asked central for its own events (a core that never asks is judged as if
+   * central had given them all back: the refill is the protocol's, its absence no residual) */
+  refillAsked?: boolean
 }
 
 export interface OnlineAttempt {

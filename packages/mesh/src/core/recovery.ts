@@ -147,15 +147,14 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
   core.started = true
   let released = 0
   if (!core.view.seqKnown) {
-    // Ask central for the own events it kept (learning waits for its answer: maybeLearned) —
-    // before anything is awaited: peers may teach us while the mark below is being written, and a
-    // refill not yet awaited then would not hold learning back (simulator seed 3394: a quorum of
-    // catch-ups ended during the mark's fsync, the terminal learned from peers alone, ignored the
-    // isolated approval central gave back and signed its seq again).
-    if (core.init.centralRefill === true && core.refill === 'none' && !core.mut('no-central-refill')) {
-      core.refill = 'awaiting'
-      core.out({ type: 'refill' })
-    }
+    // We ask central for the own events it kept, and learning waits for its answer (maybeLearned)
+    // from now on, before anything is awaited: peers may teach us while the mark below is being
+    // written, and a refill not yet awaited then would not hold learning back (simulator seed
+    // 3394: a quorum of catch-ups ended during the mark's fsync, the terminal learned from peers
+    // alone, ignored the isolated approval central gave back and signed its seq again).
+    const refill =
+      core.init.centralRefill === true && core.refill === 'none' && !core.mut('no-central-refill')
+    if (refill) core.refill = 'awaiting'
     // A store we cannot trust for our high-water mark: mark it durably before anything is learned
     // (learned() clears the mark). Its own reservations, if any, were learned back, not written by
     // us: they are not released (docs/protocol.md, "lost-disk-online-pending" says why).
@@ -163,6 +162,7 @@ export function* start(core: MeshCore, pending: Pending[]): Op<number> {
       core.relearning = true
       yield { w: 'durable', id: core.write([], { sync: true, own: false, relearning: true }) }
     }
+    if (refill) core.out({ type: 'refill' })
     core.updateMode()
     return released
   }
