@@ -227,8 +227,11 @@ describe('deterministic simulation (bounded)', () => {
   // lost disk on one peer, which lost its disk too before T1 relearned: T1's new incarnation could
   // not count them (lost-disk-isolated-minority, judged when its learning begins). Seed 188: the
   // liveness core's clocks were 32 s apart, beyond the 30 s skew bound, so each refused the other's
-  // reservations; the liveness phase sets such clocks right (liveness-clock-set).
-  it('[three terminals, long] seeds 195 and 188 at 40,000 steps', () => {
+  // reservations; the liveness phase sets such clocks right (liveness-clock-set). Seed 285: every
+  // disk of the venue lost, some twice — approvals no disk holds are forgotten, not counted in the
+  // card caps. Seed 70: the liveness core's escrow shares were spent within the window, so every
+  // offline payment is declined venue_cap_exceeded: the policy, not a stall.
+  it('[three terminals, long] seeds 195, 188, 285 and 70 at 40,000 steps', () => {
     const faults = new Set(FAULTS)
     const minority = runSeed({ terminals: 3, seed: 195, steps: 40_000, faults })
     expect(minority.violation).toBeUndefined()
@@ -236,6 +239,12 @@ describe('deterministic simulation (bounded)', () => {
     const clocks = runSeed({ terminals: 3, seed: 188, steps: 40_000, faults })
     expect(clocks.violation).toBeUndefined()
     expect(clocks.faults['liveness-clock-set']).toBe(1)
+    const forgotten = runSeed({ terminals: 3, seed: 285, steps: 40_000, faults })
+    expect(forgotten.violation).toBeUndefined()
+    expect(forgotten.faults['lost-disk-forgotten']).toBeGreaterThan(0)
+    const spent = runSeed({ terminals: 3, seed: 70, steps: 40_000, faults })
+    expect(spent.violation).toBeUndefined()
+    expect(spent.faults['liveness-venue-cap-spent']).toBe(1)
   }, 120_000)
 
   // docs/protocol.md, `lost-disk-isolated-minority`: seed 62's T5 approved three payments in

@@ -218,6 +218,9 @@ export class PointOfSale {
           `${node.name} #${p!.id} ${d.approved ? 'APPROVED' : 'declined'} ${d.mode}${d.approved ? '' : ` ${d.declineCode}`} res ${d.reservationId?.slice(0, 8) ?? '-'}`,
         )
         node.inflight.delete(p!.id)
+        if (!d.approved && this.sim.phase === 'liveness')
+          this.sim.livenessCapStreak =
+            d.declineCode === 'venue_cap_exceeded' ? this.sim.livenessCapStreak + 1 : 0
         if (d.approved) {
           const facts = core.view.exposure.get(d.reservationId!)?.facts
           this.sim.check.approve(node, p!, d.reservationId!, facts?.ts ?? 0, d.mode, d.seq)
