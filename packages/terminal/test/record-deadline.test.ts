@@ -116,23 +116,32 @@ test('[tap budget from arrival] the budget counts from when the request arrived,
 test('[arrival behind a busy loop] a payment read after its terminal was busy for longer than the budget is declined at once, not decided late', async () => {
   venue = await startVenue(1, { policy: { tapBudgetMs: 400, barrier: { timeoutMs: 200 } } })
   const t = venue.terminals[0]!
-  // the POS is another thread: its request reaches the socket while this thread's loop is busy
+  // the POS is another thread: its request reaches the socket while this thread's loop is busy.
+  // It sends only once this thread has started to be busy (a shared flag it waits on): sent on a
+  // message instead, the request could be read before the message was, and be decided in time
+  const go = new Int32Array(new SharedArrayBuffer(4))
   const pos = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads')
      const headers = { authorization: 'Bearer ' + workerData.token, 'content-type': 'application/json' }
      // warm (fetch loads lazily, the connection is kept): the paid request leaves at once
      fetch(workerData.url + '/v1/status', { headers }).then((r) => r.text()).then(() => {
-       parentPort.postMessage('sending')
+       parentPort.postMessage('ready')
+       Atomics.wait(workerData.go, 0, 0)
        return fetch(workerData.url + '/v1/payments', { method: 'POST', headers, body: JSON.stringify(workerData.body) })
      }).then((r) => r.json()).then((j) => parentPort.postMessage(j), (e) => parentPort.postMessage({ error: String(e) }))`,
     {
       eval: true,
-      workerData: { url: t.apiUrl, token: TOKEN, body: payment({ offlineBehavior: 'force_offline' }) },
+      workerData: { url: t.apiUrl, token: TOKEN, go, body: payment({ offlineBehavior: 'force_offline' }) },
     },
   )
   try {
     const answered = new Promise<Record<string, unknown>>((resolve) =>
-      pos.on('message', (m) => (m === 'sending' ? busy(600) : resolve(m as Record<string, unknown>))),
+      pos.on('message', (m) => {
+        if (m !== 'ready') return resolve(m as Record<string, unknown>)
+        Atomics.store(go, 0, 1)
+        Atomics.notify(go, 0)
+        busy(600)
+      }),
     )
     const late = await answered
     // it waited unread through the busy stretch: no time left in the budget for a barrier round
