@@ -4,6 +4,24 @@ import { perPayment, runMany } from '../src/dst/main.js'
 import { runMutant } from '../src/dst/mutants.js'
 import { FAULTS, runSeed } from '../src/dst/sim.js'
 
+/**
+ * A pinned seed runs clean, and the counted fault it pins was reached (`count`: exactly, or
+ * 'some': at least once) — a seed whose schedule moved away from its scenario fails here.
+ */
+function pinned(
+  terminals: number,
+  seed: number,
+  steps: number,
+  fault?: string,
+  count: number | 'some' = 'some',
+) {
+  const r = runSeed({ terminals, seed, steps, faults: new Set(FAULTS) })
+  expect(r.violation, `seed ${seed} at ${terminals} terminals`).toBeUndefined()
+  if (fault === undefined) return
+  if (count === 'some') expect(r.faults[fault], `seed ${seed}: ${fault}`).toBeGreaterThan(0)
+  else expect(r.faults[fault], `seed ${seed}: ${fault}`).toBe(count)
+}
+
 /** Bounded deterministic-simulation runs; long runs are `npm run dst` / `npm run dst:mutants`. */
 describe('deterministic simulation (bounded)', () => {
   it('50 seeds at 5 terminals with every fault: no invariant violated', () => {
@@ -197,12 +215,8 @@ describe('deterministic simulation (bounded)', () => {
   // card approval's one acker, and later T2, its origin, whose Commit never left: no disk holds the
   // approval any more (lost-disk-forgotten), and the card's later approvals are judged without it.
   it('[three terminals] seeds 1 and 255: an original seen second, and an approval every holder lost', () => {
-    const one = runSeed({ terminals: 3, seed: 1, steps: 4000, faults: new Set(FAULTS) })
-    expect(one.violation).toBeUndefined()
-    expect(one.faults['residual-seq-reuse']).toBe(1)
-    const two = runSeed({ terminals: 3, seed: 255, steps: 4000, faults: new Set(FAULTS) })
-    expect(two.violation).toBeUndefined()
-    expect(two.faults['lost-disk-forgotten']).toBe(1)
+    pinned(3, 1, 4000, 'residual-seq-reuse', 1)
+    pinned(3, 255, 4000, 'lost-disk-forgotten', 1)
   }, 60_000)
 
   // Seeds 3301–6300 (2026-12-05). 3394: the aimed central-only scenario's wiped T2 learned from
@@ -213,14 +227,9 @@ describe('deterministic simulation (bounded)', () => {
   // 4320: a Commit that had reached one peer when its origin was wiped, and that peer was wiped
   // next — lost-disk-quorum, which the checker only looked for at the origin's wipe.
   it('[lost disks, 2026-12-05] seeds 3394, 5015 and 4320 at 4000 steps', () => {
-    const faults = new Set(FAULTS)
-    expect(runSeed({ terminals: 5, seed: 3394, steps: 4000, faults }).violation).toBeUndefined()
-    const reuse = runSeed({ terminals: 5, seed: 5015, steps: 4000, faults })
-    expect(reuse.violation).toBeUndefined()
-    expect(reuse.faults['residual-seq-reuse']).toBeGreaterThan(0)
-    const lost = runSeed({ terminals: 5, seed: 4320, steps: 4000, faults })
-    expect(lost.violation).toBeUndefined()
-    expect(lost.faults['lost-disk-quorum']).toBe(1)
+    pinned(5, 3394, 4000)
+    pinned(5, 5015, 4000, 'residual-seq-reuse')
+    pinned(5, 4320, 4000, 'lost-disk-quorum', 1)
   }, 60_000)
 
   // Three terminals at 40,000 steps (2026-12-05). Seed 195: T1's isolated approvals outlived its
@@ -232,19 +241,10 @@ describe('deterministic simulation (bounded)', () => {
   // card caps. Seed 70: the liveness core's escrow shares were spent within the window, so every
   // offline payment is declined venue_cap_exceeded: the policy, not a stall.
   it('[three terminals, long] seeds 195, 188, 285 and 70 at 40,000 steps', () => {
-    const faults = new Set(FAULTS)
-    const minority = runSeed({ terminals: 3, seed: 195, steps: 40_000, faults })
-    expect(minority.violation).toBeUndefined()
-    expect(minority.faults['lost-disk-isolated-minority']).toBeGreaterThan(0)
-    const clocks = runSeed({ terminals: 3, seed: 188, steps: 40_000, faults })
-    expect(clocks.violation).toBeUndefined()
-    expect(clocks.faults['liveness-clock-set']).toBe(1)
-    const forgotten = runSeed({ terminals: 3, seed: 285, steps: 40_000, faults })
-    expect(forgotten.violation).toBeUndefined()
-    expect(forgotten.faults['lost-disk-forgotten']).toBeGreaterThan(0)
-    const spent = runSeed({ terminals: 3, seed: 70, steps: 40_000, faults })
-    expect(spent.violation).toBeUndefined()
-    expect(spent.faults['liveness-venue-cap-spent']).toBe(1)
+    pinned(3, 195, 40_000, 'lost-disk-isolated-minority')
+    pinned(3, 188, 40_000, 'liveness-clock-set', 1)
+    pinned(3, 285, 40_000, 'lost-disk-forgotten')
+    pinned(3, 70, 40_000, 'liveness-venue-cap-spent', 1)
   }, 120_000)
 
   // docs/protocol.md, `lost-disk-isolated-minority`: seed 62's T5 approved three payments in

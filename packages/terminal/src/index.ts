@@ -63,6 +63,7 @@ export {
   StatusSchema,
 } from './schemas.js'
 export type { Denylist, SyncOptions, SyncRoundResult } from './sync.js'
+export { tapTime } from './tap-time.js'
 export type {
   AbortOptions,
   DecisionMode,
@@ -72,4 +73,4 @@ export type {
   TerminalEventType,
   TerminalInit,
 } from './terminal.js'
-export { createTerminal, tapTime } from './terminal.js'
+export { createTerminal } from './terminal.js'

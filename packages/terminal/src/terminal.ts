@@ -30,7 +30,6 @@ import {
   DEFAULT_ONLINE_TIMEOUT_MS,
   LEDGER_DIR,
   LOG_NAMESPACE,
-  MAX_TAP_AGE_SHARE,
 } from './constants.js'
 import { TerminalError } from './errors.js'
 import { FloorLimit } from './floor-limit.js'
@@ -50,6 +49,7 @@ import {
 import { settledBy } from './settled-by.js'
 import { advances, SettlementCounters, settlementOf } from './settlement.js'
 import { type Denylist, SyncAgent, type SyncOptions, type SyncRoundResult } from './sync.js'
+import { tapTime } from './tap-time.js'
 import { resolveToken } from './token.js'
 
 const log = debug(LOG_NAMESPACE)
@@ -968,20 +968,3 @@ export function createTerminal(init: TerminalInit): Terminal {
 }
 
 export type { NullmeshTerminal }
-
-/**
- * The tap's time on the performance clock (`nullmesh-tap-at`): the POS's claim, mapped through
- * `epochOffset` (Date.now() − performance.now()), when earlier than the request's arrival; never
- * more than MAX_TAP_AGE_SHARE of the budget before it (a POS clock behind), and a claim from the
- * future changes nothing (a POS clock ahead).
- */
-export function tapTime(
-  arrival: number,
-  claimedEpochMs: number,
-  epochOffset: number,
-  tapBudgetMs: number,
-): number {
-  const claimed = claimedEpochMs - epochOffset
-  if (!(claimed < arrival)) return arrival
-  return Math.max(claimed, arrival - Math.floor(tapBudgetMs * MAX_TAP_AGE_SHARE))
-}

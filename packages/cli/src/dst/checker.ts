@@ -107,14 +107,28 @@ export class Checker {
       )
   }
 
-  /** quorum approvals whose reservation no disk but `lost`'s holds any more are forgotten */
-  private forget(lost: Node): void {
-    const held = new Set<string>()
+  /**
+   * What the disks other than `lost` hold, by reservation id: `any` (the reservation, or a Commit
+   * carrying it) and `committed` (a Commit of it).
+   */
+  private heldElsewhere(lost: Node): { any: Set<string>; committed: Set<string> } {
+    const any = new Set<string>()
+    const committed = new Set<string>()
     for (const other of this.sim.nodes) {
       if (other === lost) continue
-      for (const e of other.disk.readable())
-        held.add(e.event.type === 'commit' ? e.event.reservation.idHex : e.idHex)
+      for (const e of other.disk.readable()) {
+        if (e.event.type !== 'commit') any.add(e.idHex)
+        else {
+          any.add(e.event.reservation.idHex)
+          committed.add(e.event.reservation.idHex)
+        }
+      }
     }
+    return { any, committed }
+  }
+
+  /** quorum approvals whose reservation no disk but `lost`'s holds any more are forgotten */
+  private forget(held: Set<string>): void {
     for (const list of this.quorumByCard.values())
       for (const b of list) {
         const id = b.resId
@@ -157,14 +171,7 @@ export class Checker {
   private readonly commitElsewhere = new Map<string, Approval>()
 
   /** approvals in `commitElsewhere` whose Commit no disk but `lost`'s and not central holds */
-  private lostElsewhere(lost: Node): void {
-    if (this.commitElsewhere.size === 0) return
-    const held = new Set<string>()
-    for (const other of this.sim.nodes) {
-      if (other === lost) continue
-      for (const e of other.disk.readable())
-        if (e.event.type === 'commit') held.add(e.event.reservation.idHex)
-    }
+  private lostElsewhere(lost: Node, held: Set<string>): void {
     for (const [id, b] of this.commitElsewhere) {
       if (held.has(id) || this.sim.central.cCommitted.has(id)) continue
       this.commitElsewhere.delete(id)
@@ -182,8 +189,9 @@ export class Checker {
   }
 
   diskLost(node: Node): void {
-    this.lostElsewhere(node)
-    this.forget(node)
+    const elsewhere = this.heldElsewhere(node)
+    this.lostElsewhere(node, elsewhere.committed)
+    this.forget(elsewhere.any)
     const offline = this.offlineByNode.get(node.i) ?? []
     const isolated = this.isolatedByNode.get(node.i) ?? []
     if (offline.length === 0 && isolated.length === 0) return
@@ -205,7 +213,6 @@ export class Checker {
       if (!survives(b.resId)) this.lost(b, 'its disk')
       else if (!c.cCommitted.has(b.resId)) this.commitElsewhere.set(b.resId, b)
     }
-    this.forget(node)
     // one held only by a minority may be missed by the relearning (seed 62 at 40,000 steps: three
     // isolated approvals held by T3 alone): it still settles, but the next incarnation's budget
     // cannot count it — the bound holds per incarnation of a disk
@@ -541,8 +548,15 @@ export class Checker {
     const mine = [...(this.sim.central.cEvents.get(node.hex)?.values() ?? [])]
     const refilled =
       node.refillAsked === true ? (node.refilledIds ?? new Set<string>()) : new Set(mine.map((e) => e.idHex))
-    for (const e of this.sim.central.cEvents.get(node.hex)?.values() ?? [])
-      if (refilled.has(e.idHex) && e.event.type === 'commit') committed.add(e.event.reservation.idHex)
+    /** what came back from central, by reservation id (the reservation, or a Commit carrying it) */
+    const back = new Set<string>()
+    for (const e of mine) {
+      if (!refilled.has(e.idHex)) continue
+      if (e.event.type === 'commit') {
+        committed.add(e.event.reservation.idHex)
+        back.add(e.event.reservation.idHex)
+      } else back.add(e.idHex)
+    }
     const certified = new Set<string>(refilled)
     for (const [id, n] of holders) {
       const e = own.get(id)!
@@ -558,9 +572,6 @@ export class Checker {
     const sure = this.isolatedAtLearnStart.get(node.i)
     this.isolatedAtLearnStart.delete(node.i)
     if (sure !== undefined) {
-      const back = new Set<string>()
-      for (const e of this.sim.central.cEvents.get(node.hex)?.values() ?? [])
-        if (refilled.has(e.idHex)) back.add(e.event.type === 'commit' ? e.event.reservation.idHex : e.idHex)
       const kept: Approval[] = []
       for (const b of this.isolatedByNode.get(node.i) ?? []) {
         if (sure.has(b.resId) || back.has(b.resId)) {
